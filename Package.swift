@@ -1,0 +1,33 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Loom",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "loom", targets: ["loom"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries.
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        // Data path: tensors and .npy files -> ONNX runtime -> tangermeme functions -> product engine.
+        .target(name: "LoomTensor"),
+        .target(name: "LoomONNX", dependencies: ["LoomTensor", "COpenBLAS"]),
+        .target(name: "LoomFunctions", dependencies: ["LoomTensor", "LoomONNX"]),
+        .target(name: "LoomProduct", dependencies: ["LoomTensor", "LoomONNX", "LoomFunctions"]),
+        .executableTarget(name: "loom", dependencies: [
+            "LoomTensor", "LoomONNX", "LoomFunctions", "LoomProduct",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        // Tests.
+        .target(name: "LoomTestSupport", dependencies: ["LoomTensor"], path: "Tests/LoomTestSupport"),
+        .testTarget(name: "LoomTensorTests", dependencies: ["LoomTensor", "LoomTestSupport"]),
+        .testTarget(name: "LoomONNXTests", dependencies: ["LoomONNX", "LoomTensor", "LoomTestSupport"]),
+        .testTarget(name: "LoomProductTests", dependencies: ["LoomProduct", "LoomFunctions", "LoomONNX", "LoomTensor", "LoomTestSupport"]),
+        .testTarget(name: "LoomCLITests", dependencies: ["LoomTensor", "LoomTestSupport"]),
+    ]
+)

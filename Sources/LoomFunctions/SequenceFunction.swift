@@ -1,0 +1,17 @@
+import LoomONNX
+
+/// A function tangermeme applies to a model over a batch: predict, marginalize, ...
+public protocol SequenceFunction: Sendable {
+    /// Applies the function to one batch and returns its nested outputs, batch axis first.
+    func apply(model: ONNXModel, batch: Batch) throws -> OutputTree
+}
+
+/// tangermeme's `predict`: the model's outputs for the batch.
+public struct Predict: SequenceFunction {
+    public init() {}
+
+    public func apply(model: ONNXModel, batch: Batch) throws -> OutputTree {
+        let outputs = try model.run([batch.x] + batch.args)
+        return outputs.count == 1 ? .leaf(outputs[0]) : .list(outputs.map { .leaf($0) })
+    }
+}

@@ -1,0 +1,84 @@
+import LoomTensor
+
+/// numpy-style broadcasting of two shapes.
+func broadcastShape(_ a: [Int], _ b: [Int]) throws -> [Int] {
+    let rank = max(a.count, b.count)
+    var out = [Int](repeating: 1, count: rank)
+    for i in 0..<rank {
+        let da = i < rank - a.count ? 1 : a[i - (rank - a.count)]
+        let db = i < rank - b.count ? 1 : b[i - (rank - b.count)]
+        guard da == db || da == 1 || db == 1 else {
+            throw KernelError("shapes \(a) and \(b) cannot be broadcast together")
+        }
+        out[i] = da == 1 ? db : da
+    }
+    return out
+}
+
+/// The strides to read a tensor of `shape` as if it had `target` shape (0 on broadcast axes).
+func broadcastStrides(_ shape: [Int], to target: [Int]) -> [Int] {
+    let own = shape.rowMajorStrides
+    let pad = target.count - shape.count
+    return (0..<target.count).map { i in
+        i < pad ? 0 : (shape[i - pad] == 1 ? 0 : own[i - pad])
+    }
+}
+
+/// Applies `op` element-wise with broadcasting.
+@inline(__always)
+func broadcastBinary<T: Sendable>(_ a: Tensor<T>, _ b: Tensor<T>, _ op: (T, T) -> T) throws -> Tensor<T> {
+    if a.shape == b.shape {
+        return Tensor(shape: a.shape) { out in
+            a.storage.withUnsafeBufferPointer { pa in
+                b.storage.withUnsafeBufferPointer { pb in
+                    for i in 0..<out.count { out[i] = op(pa[i], pb[i]) }
+                }
+            }
+        }
+    }
+    let shape = try broadcastShape(a.shape, b.shape)
+    if b.count == 1 {
+        let v = b.storage[0]
+        return Tensor(shape: shape) { out in
+            a.storage.withUnsafeBufferPointer { pa in for i in 0..<out.count { out[i] = op(pa[i], v) } }
+        }
+    }
+    if a.count == 1 {
+        let v = a.storage[0]
+        return Tensor(shape: shape) { out in
+            b.storage.withUnsafeBufferPointer { pb in for i in 0..<out.count { out[i] = op(v, pb[i]) } }
+        }
+    }
+    let sa = broadcastStrides(a.shape, to: shape)
+    let sb = broadcastStrides(b.shape, to: shape)
+    let rank = shape.count
+    let inner = shape[rank - 1]
+    let ia = sa[rank - 1], ib = sb[rank - 1]
+    let outer = shape.elementCount / max(inner, 1)
+    return Tensor(shape: shape) { out in
+        guard out.count > 0 else { return }
+        a.storage.withUnsafeBufferPointer { pa in
+            b.storage.withUnsafeBufferPointer { pb in
+                var index = [Int](repeating: 0, count: rank)
+                var offA = 0, offB = 0, o = 0
+                for _ in 0..<outer {
+                    var ja = offA, jb = offB
+                    for _ in 0..<inner {
+                        out[o] = op(pa[ja], pb[jb])
+                        o += 1; ja += ia; jb += ib
+                    }
+                    // Advance the odometer over the outer axes.
+                    var axis = rank - 2
+                    while axis >= 0 {
+                        index[axis] += 1
+                        offA += sa[axis]; offB += sb[axis]
+                        if index[axis] < shape[axis] { break }
+                        offA -= sa[axis] * shape[axis]; offB -= sb[axis] * shape[axis]
+                        index[axis] = 0
+                        axis -= 1
+                    }
+                }
+            }
+        }
+    }
+}

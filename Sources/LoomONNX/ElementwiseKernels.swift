@@ -1,0 +1,142 @@
+import LoomTensor
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Add, Sub, Mul, Div and Pow, with broadcasting, on float32 or int64.
+struct BinaryKernel: Kernel {
+    enum Op: Sendable { case add, sub, mul, div, pow }
+    let op: Op
+
+    func run(_ inputs: [Value?]) throws -> [Value] {
+        let a = try inputs.required(0, "A"), b = try inputs.required(1, "B")
+        switch (a, b) {
+        case (.float(let x), .float(let y)):
+            switch op {
+            case .add: return [.float(try broadcastBinary(x, y, +))]
+            case .sub: return [.float(try broadcastBinary(x, y, -))]
+            case .mul: return [.float(try broadcastBinary(x, y, *))]
+            case .div: return [.float(try broadcastBinary(x, y, /))]
+            case .pow: return [.float(try broadcastBinary(x, y) { powf($0, $1) })]
+            }
+        case (.int64(let x), .int64(let y)):
+            switch op {
+            case .add: return [.int64(try broadcastBinary(x, y, &+))]
+            case .sub: return [.int64(try broadcastBinary(x, y, &-))]
+            case .mul: return [.int64(try broadcastBinary(x, y, &*))]
+            case .div:
+                if y.storage.contains(0) { throw KernelError("integer division by zero") }
+                return [.int64(try broadcastBinary(x, y, /))]
+            case .pow:
+                return [.int64(try broadcastBinary(x, y) { Int64(pow(Double($0), Double($1))) })]
+            }
+        case (.float(let x), .int64(let y)) where op == .pow:
+            return [.float(try broadcastBinary(x, Tensor(shape: y.shape, storage: y.storage.map { Float($0) })) { powf($0, $1) })]
+        default:
+            throw KernelError("inputs have different types (\(a.typeName) and \(b.typeName))")
+        }
+    }
+}
+
+/// Element-wise functions of one float32 tensor.
+struct UnaryKernel: Kernel {
+    enum Op: Sendable { case relu, sigmoid, tanh, exp, log, neg, abs, sqrt, softplus }
+    let op: Op
+
+    func run(_ inputs: [Value?]) throws -> [Value] {
+        let v = try inputs.required(0, "X")
+        if case .int64(let t) = v {
+            switch op {
+            case .neg: return [.int64(Tensor(shape: t.shape, storage: t.storage.map { 0 &- $0 }))]
+            case .abs: return [.int64(Tensor(shape: t.shape, storage: t.storage.map { Swift.abs($0) }))]
+            case .relu: return [.int64(Tensor(shape: t.shape, storage: t.storage.map { Swift.max($0, 0) }))]
+            default: throw KernelError("input must be float32, got int64")
+            }
+        }
+        let x = try v.float("X")
+        return [.float(Tensor(shape: x.shape) { out in
+            x.storage.withUnsafeBufferPointer { p in
+                let n = out.count
+                switch op {
+                case .relu: for i in 0..<n { out[i] = p[i] > 0 ? p[i] : 0 }
+                case .sigmoid: for i in 0..<n { out[i] = 1 / (1 + expf(-p[i])) }
+                case .tanh: for i in 0..<n { out[i] = tanhf(p[i]) }
+                case .exp: for i in 0..<n { out[i] = expf(p[i]) }
+                case .log: for i in 0..<n { out[i] = logf(p[i]) }
+                case .neg: for i in 0..<n { out[i] = -p[i] }
+                case .abs: for i in 0..<n { out[i] = Swift.abs(p[i]) }
+                case .sqrt: for i in 0..<n { out[i] = sqrtf(p[i]) }
+                case .softplus: for i in 0..<n { out[i] = p[i] > 20 ? p[i] : log1pf(expf(p[i])) }
+                }
+            }
+        })]
+    }
+}
+
+/// Identity (and Dropout at inference): passes its input through.
+struct IdentityKernel: Kernel {
+    func run(_ inputs: [Value?]) throws -> [Value] { [try inputs.required(0, "input")] }
+}
+
+/// Softmax along one axis (opset 13+), or over the flattened trailing axes (before opset 13).
+struct SoftmaxKernel: Kernel {
+    let axis: Int
+    let flattenTrailing: Bool
+
+    init(attributes: Attributes, opset: Int) throws {
+        flattenTrailing = opset < 13
+        axis = try attributes.int("axis", default: opset < 13 ? 1 : -1)
+    }
+
+    func run(_ inputs: [Value?]) throws -> [Value] {
+        let x = try inputs.required(0, "input").float("input")
+        let a = try normalizeAxis(axis, rank: x.rank)
+        let outer = Array(x.shape[..<a]).elementCount
+        let length = flattenTrailing ? Array(x.shape[a...]).elementCount : x.shape[a]
+        let inner = flattenTrailing ? 1 : Array(x.shape[(a + 1)...]).elementCount
+        return [.float(Tensor(shape: x.shape) { out in
+            x.storage.withUnsafeBufferPointer { p in
+                for o in 0..<outer {
+                    for i in 0..<inner {
+                        let base = o * length * inner + i
+                        var m = -Float.infinity
+                        for k in 0..<length { m = Swift.max(m, p[base + k * inner]) }
+                        var sum: Float = 0
+                        for k in 0..<length {
+                            let e = expf(p[base + k * inner] - m)
+                            out[base + k * inner] = e
+                            sum += e
+                        }
+                        for k in 0..<length { out[base + k * inner] /= sum }
+                    }
+                }
+            }
+        })]
+    }
+}
+
+/// Converts between float32 and int64 (the two types Loom's values carry).
+struct CastKernel: Kernel {
+    let toFloat: Bool
+
+    init(attributes: Attributes) throws {
+        let to = try attributes.int("to")
+        switch to {
+        case 1, 10, 11: toFloat = true   // float, float16, double: all carried as float32
+        case 2, 3, 4, 5, 6, 7, 9, 12, 13: toFloat = false
+        default: throw KernelError("Cast to data type \(to) is not supported")
+        }
+    }
+
+    func run(_ inputs: [Value?]) throws -> [Value] {
+        switch (try inputs.required(0, "input"), toFloat) {
+        case (.float(let t), true): return [.float(t)]
+        case (.int64(let t), false): return [.int64(t)]
+        case (.int64(let t), true): return [.float(Tensor(shape: t.shape, storage: t.storage.map { Float($0) }))]
+        case (.float(let t), false):
+            return [.int64(Tensor(shape: t.shape, storage: t.storage.map { $0.isFinite ? Int64($0.rounded(.towardZero)) : 0 }))]
+        }
+    }
+}

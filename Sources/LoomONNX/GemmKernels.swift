@@ -1,0 +1,97 @@
+import COpenBLAS
+import LoomTensor
+
+/// Gemm: `alpha * op(A) * op(B) + beta * C`, through `cblas_sgemm`.
+struct GemmKernel: Kernel {
+    let alpha: Float, beta: Float
+    let transA: Bool, transB: Bool
+
+    init(attributes: Attributes) throws {
+        alpha = try attributes.float("alpha", default: 1)
+        beta = try attributes.float("beta", default: 1)
+        transA = try attributes.int("transA", default: 0) != 0
+        transB = try attributes.int("transB", default: 0) != 0
+    }
+
+    func run(_ inputs: [Value?]) throws -> [Value] {
+        let a = try inputs.required(0, "A").float("A"), b = try inputs.required(1, "B").float("B")
+        guard a.rank == 2, b.rank == 2 else { throw KernelError("A and B must be 2-D, got \(a.shape) and \(b.shape)") }
+        let m = transA ? a.shape[1] : a.shape[0], k = transA ? a.shape[0] : a.shape[1]
+        let kb = transB ? b.shape[1] : b.shape[0], n = transB ? b.shape[0] : b.shape[1]
+        guard k == kb else { throw KernelError("A \(a.shape) and B \(b.shape) do not fit (inner extents \(k) and \(kb))") }
+        var out: Tensor<Float>
+        var betaUsed: Float = 0
+        if let c = try inputs.optional(2)?.float("C"), beta != 0 {
+            _ = try broadcastShape(c.shape, [m, n])
+            guard c.rank <= 2 else { throw KernelError("C must broadcast to (\(m), \(n)), got \(c.shape)") }
+            out = try broadcastBinary(Tensor(shape: [m, n], repeating: 0), c, { $1 })
+            betaUsed = beta
+        } else {
+            out = Tensor(shape: [m, n], repeating: 0)
+        }
+        guard m > 0, n > 0 else { return [.float(out)] }
+        a.storage.withUnsafeBufferPointer { pa in
+            b.storage.withUnsafeBufferPointer { pb in
+                out.storage.withUnsafeMutableBufferPointer { pc in
+                    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                                Int32(m), Int32(n), Int32(k), alpha, pa.baseAddress, Int32(a.shape[1]),
+                                pb.baseAddress, Int32(b.shape[1]), betaUsed, pc.baseAddress, Int32(n))
+                }
+            }
+        }
+        return [.float(out)]
+    }
+}
+
+/// MatMul with numpy semantics: batched over leading axes with broadcasting.
+struct MatMulKernel: Kernel {
+    func run(_ inputs: [Value?]) throws -> [Value] {
+        var a = try inputs.required(0, "A").float("A"), b = try inputs.required(1, "B").float("B")
+        let aVector = a.rank == 1, bVector = b.rank == 1
+        if aVector { a = a.reshaped([1, a.shape[0]]) }
+        if bVector { b = b.reshaped([b.shape[0], 1]) }
+        guard a.rank >= 2, b.rank >= 2 else { throw KernelError("scalar operands are not allowed") }
+        let m = a.shape[a.rank - 2], k = a.shape[a.rank - 1]
+        let kb = b.shape[b.rank - 2], n = b.shape[b.rank - 1]
+        guard k == kb else { throw KernelError("A \(a.shape) and B \(b.shape) do not fit (inner extents \(k) and \(kb))") }
+        let batchA = Array(a.shape.dropLast(2)), batchB = Array(b.shape.dropLast(2))
+        let batch = try broadcastShape(batchA, batchB)
+        var outShape = batch + [m, n]
+        let count = batch.elementCount
+        var out = Tensor<Float>(shape: outShape, repeating: 0)
+        if count > 0 && m > 0 && n > 0 {
+            let strideA = broadcastStrides(batchA, to: batch), strideB = broadcastStrides(batchB, to: batch)
+            // B shared by every batch entry: one sgemm over all rows of A.
+            let foldA = batchB.elementCount == 1 && batchA == batch
+            a.storage.withUnsafeBufferPointer { pa in
+                b.storage.withUnsafeBufferPointer { pb in
+                    out.storage.withUnsafeMutableBufferPointer { pc in
+                        if foldA {
+                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(count * m), Int32(n), Int32(k), 1,
+                                        pa.baseAddress, Int32(k), pb.baseAddress, Int32(n), 0, pc.baseAddress, Int32(n))
+                            return
+                        }
+                        var index = [Int](repeating: 0, count: batch.count)
+                        for i in 0..<count {
+                            var oa = 0, ob = 0
+                            for (axis, v) in index.enumerated() { oa += v * strideA[axis]; ob += v * strideB[axis] }
+                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1,
+                                        pa.baseAddress! + oa * m * k, Int32(k), pb.baseAddress! + ob * k * n, Int32(n), 0,
+                                        pc.baseAddress! + i * m * n, Int32(n))
+                            var axis = batch.count - 1
+                            while axis >= 0 {
+                                index[axis] += 1
+                                if index[axis] < batch[axis] { break }
+                                index[axis] = 0
+                                axis -= 1
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if aVector { outShape.remove(at: outShape.count - 2) }
+        if bVector { outShape.removeLast() }
+        return [.float(out.reshaped(outShape))]
+    }
+}

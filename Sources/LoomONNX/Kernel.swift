@@ -1,0 +1,28 @@
+import LoomTensor
+
+/// One operator, configured from its node's attributes, ready to run.
+///
+/// Kernels are built once at load time (where attribute errors surface) and are
+/// stateless afterwards, so one model can run on several threads.
+protocol Kernel: Sendable {
+    /// Computes the node's outputs from its inputs; an absent optional input is nil.
+    func run(_ inputs: [Value?]) throws -> [Value]
+}
+
+extension Array where Element == Value? {
+    /// The input at `index`, or an error if it is missing.
+    func required(_ index: Int, _ name: String) throws -> Value {
+        guard index < count, let v = self[index] else { throw KernelError("input \(index) (\(name)) is missing") }
+        return v
+    }
+
+    /// The input at `index` if present.
+    func optional(_ index: Int) -> Value? { index < count ? self[index] : nil }
+}
+
+/// Normalizes a possibly negative axis against a rank.
+func normalizeAxis(_ axis: Int, rank: Int) throws -> Int {
+    let a = axis < 0 ? axis + rank : axis
+    guard a >= 0 && a < rank else { throw KernelError("axis \(axis) is out of range for rank \(rank)") }
+    return a
+}

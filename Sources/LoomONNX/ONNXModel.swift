@@ -1,0 +1,135 @@
+import LoomTensor
+
+/// An ONNX model compiled for Loom's interpreter: every kernel built, every value given a slot.
+///
+/// Compilation refuses, at load time, any model Loom cannot run: an unsupported
+/// operator, a bad attribute, a value used before it is produced. Running is then
+/// a walk over a flat list of steps; values are dropped after their last use.
+public final class ONNXModel: Sendable {
+    struct Step: Sendable {
+        let kernel: any Kernel
+        let inputs: [Int?]
+        let outputs: [Int]
+        /// Slots whose last reader is this step, freed after it runs.
+        let frees: [Int]
+        let name: String
+        let op: String
+    }
+
+    /// The parsed file.
+    public let file: ModelFile
+    let steps: [Step]
+    let slotCount: Int
+    let constantSlots: [(Int, Value)]
+    let inputSlots: [Int]
+    let outputSlots: [Int]
+
+    /// The model file's path.
+    public var path: String { file.path }
+    /// The inputs the caller feeds, in order.
+    public var inputs: [ModelFile.IOInfo] { file.inputs }
+    /// The outputs, in order.
+    public var outputs: [ModelFile.IOInfo] { file.outputs }
+
+    /// Loads and compiles a model file.
+    public convenience init(path: String) throws {
+        try self.init(file: ModelFile(path: path))
+    }
+
+    /// Compiles a parsed model.
+    public init(file: ModelFile) throws {
+        self.file = file
+        let path = file.path
+        if let bad = file.unsupportedNodes.first {
+            let others = Set(file.unsupportedNodes.map(\.opType)).subtracting([bad.opType]).sorted()
+            let more = others.isEmpty ? "" : " (also unsupported: \(others.joined(separator: ", ")))"
+            let domain = bad.domain.isEmpty || bad.domain == "ai.onnx" ? "" : " from domain '\(bad.domain)'"
+            throw ONNXError(file: path, kind: .unsupportedOp, node: bad.name, op: bad.opType,
+                            detail: "operator \(bad.opType)\(domain) is not supported by Loom\(more); `loom inspect \(path)` lists what is")
+        }
+        var slots: [String: Int] = [:]
+        func slot(_ name: String) -> Int {
+            if let s = slots[name] { return s }
+            let s = slots.count
+            slots[name] = s
+            return s
+        }
+        var constantSlots: [(Int, Value)] = []
+        for (name, value) in file.constants.sorted(by: { $0.key < $1.key }) { constantSlots.append((slot(name), value)) }
+        let inputSlots = file.inputs.map { slot($0.name) }
+        var defined = Set(constantSlots.map(\.0)).union(inputSlots)
+
+        var built: [(kernel: any Kernel, inputs: [Int?], outputs: [Int], name: String, op: String)] = []
+        for (i, node) in file.graph.nodes.enumerated() {
+            let name = file.nodes[i].name
+            if node.opType == "Constant" { continue }
+            let attrs = Attributes(node.attributes, opset: file.opset)
+            let kernel: any Kernel
+            do { kernel = try OpRegistry.builders[node.opType]!(attrs, file.opset) } catch {
+                throw ONNXError(file: path, kind: .invalidModel, node: name, op: node.opType, detail: "\(error)")
+            }
+            var ins: [Int?] = []
+            for input in node.inputs {
+                if input.isEmpty { ins.append(nil); continue }
+                guard let s = slots[input], defined.contains(s) else {
+                    throw ONNXError(file: path, kind: .invalidModel, node: name, op: node.opType,
+                                    detail: "reads '\(input)' before any node produces it (the graph is not in topological order or is incomplete)")
+                }
+                ins.append(s)
+            }
+            let outs = node.outputs.map { slot($0) }
+            defined.formUnion(outs)
+            built.append((kernel, ins, outs, name, node.opType))
+        }
+        var outputSlots: [Int] = []
+        for o in file.outputs {
+            guard let s = slots[o.name], defined.contains(s) else {
+                throw ONNXError(file: path, kind: .invalidModel, detail: "graph output '\(o.name)' is never produced")
+            }
+            outputSlots.append(s)
+        }
+        guard !outputSlots.isEmpty else { throw ONNXError(file: path, kind: .invalidModel, detail: "the graph has no outputs") }
+        // Liveness: free each computed value after its last reader (constants and outputs stay).
+        let pinned = Set(constantSlots.map(\.0)).union(outputSlots)
+        var lastUse: [Int: Int] = [:]
+        for (i, step) in built.enumerated() { for s in step.inputs.compactMap({ $0 }) { lastUse[s] = i } }
+        var frees = [[Int]](repeating: [], count: built.count)
+        for (s, i) in lastUse where !pinned.contains(s) { frees[i].append(s) }
+        steps = built.enumerated().map { i, b in Step(kernel: b.kernel, inputs: b.inputs, outputs: b.outputs, frees: frees[i], name: b.name, op: b.op) }
+        slotCount = slots.count
+        self.constantSlots = constantSlots
+        self.inputSlots = inputSlots
+        self.outputSlots = outputSlots
+    }
+
+    /// Runs the graph on float32 inputs (in ``inputs`` order) and returns its outputs as float32.
+    public func run(_ feeds: [Tensor<Float>]) throws -> [Tensor<Float>] {
+        guard feeds.count == inputSlots.count else {
+            throw ONNXError(file: path, kind: .inputMismatch,
+                            detail: "the model takes \(inputSlots.count) inputs (\(inputs.map(\.name).joined(separator: ", "))), \(feeds.count) were given")
+        }
+        var env = [Value?](repeating: nil, count: slotCount)
+        for (s, v) in constantSlots { env[s] = v }
+        for (s, t) in zip(inputSlots, feeds) { env[s] = .float(t) }
+        for step in steps {
+            let args = step.inputs.map { $0.flatMap { env[$0] } }
+            let results: [Value]
+            do { results = try step.kernel.run(args) } catch {
+                throw ONNXError(file: path, kind: .runtime, node: step.name, op: step.op,
+                                detail: "\(error) (input shapes \(args.map { $0.map { "\($0.shape)" } ?? "none" }.joined(separator: ", ")))")
+            }
+            guard results.count >= step.outputs.count else {
+                throw ONNXError(file: path, kind: .runtime, node: step.name, op: step.op,
+                                detail: "produced \(results.count) outputs, the graph expects \(step.outputs.count)")
+            }
+            for (s, v) in zip(step.outputs, results) { env[s] = v }
+            for s in step.frees { env[s] = nil }
+        }
+        return outputSlots.map { s in
+            switch env[s]! {
+            case .float(let t): t
+            case .int64(let t): Tensor(shape: t.shape, storage: t.storage.map { Float($0) })
+            }
+        }
+    }
+}

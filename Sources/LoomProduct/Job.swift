@@ -1,0 +1,102 @@
+import LoomFunctions
+import LoomONNX
+import LoomTensor
+
+/// A job ready to run: the model compiled, the inputs loaded and checked, the function built.
+///
+/// Loading does every check that can fail before any result is written: files,
+/// dtypes, shapes, the index space, the model's inputs against the args, the
+/// function's options. What is left to fail at run time is what only running shows.
+public final class Job: Sendable {
+    /// The job as the user gave it.
+    public let spec: JobSpec
+    /// The compiled model.
+    public let model: ONNXModel
+    /// X, the args and the index space.
+    public let inputs: JobInputs
+    /// The function applied to each batch.
+    public let function: any SequenceFunction
+    /// The cut into shards.
+    public let plan: ShardPlan
+    /// SHA-256 of X's and each arg's file contents.
+    public let inputDigests: [String]
+    /// The job's identity: a hash of the model, the inputs, the mode, the function and its options, and the batch size.
+    public let id: String
+    /// The shapes and dtypes of the input files, for the manifest.
+    public let inputDescriptions: [InputDescription]
+
+    /// An input file as the manifest records it.
+    public struct InputDescription: Codable, Sendable, Equatable {
+        public var path: String
+        public var shape: [Int]
+        public var dtype: String
+        public var sha256: String
+    }
+
+    /// Loads and checks everything a job needs.
+    public init(spec: JobSpec) throws {
+        self.spec = spec
+        _ = try Alphabet(parsing: spec.function.alphabet)
+        let x = try NpyArray.read(path: spec.xPath)
+        let args = try spec.argPaths.map { try NpyArray.read(path: $0) }
+        let alphabet = try Alphabet(parsing: spec.function.alphabet)
+        let inputs = try JobInputs(x: x.floatTensor(), args: args.map { $0.floatTensor() }, mode: spec.mode,
+                                   alphabetSize: alphabet.count, xName: spec.xPath, argNames: spec.argPaths)
+        let model = try ONNXModel(path: spec.modelPath)
+        try Job.checkModelInputs(model, inputs: inputs, spec: spec)
+        if spec.function.requiresOneHot { try inputs.checkOneHot() }
+        self.function = try spec.function.makeFunction(sequenceLength: inputs.sequenceLength)
+        self.plan = try ShardPlan(examples: inputs.space.count, batchSize: spec.batchSize)
+        self.model = model
+        self.inputs = inputs
+        let files = [(spec.xPath, x)] + zip(spec.argPaths, args).map { ($0, $1) }
+        let digests = files.map { _, a in
+            var h = SHA256()
+            h.update("\(a.dtype.rawValue)\(a.shape)")
+            h.update(a.data)
+            return h.finalize()
+        }
+        self.inputDigests = digests
+        self.inputDescriptions = zip(files, digests).map { f, d in
+            InputDescription(path: f.0, shape: f.1.shape, dtype: f.1.dtype.numpyName, sha256: d)
+        }
+        var h = SHA256()
+        h.update("loom-job-v1\n")
+        h.update("model \(model.file.sha256)\n")
+        for d in digests { h.update("input \(d)\n") }
+        h.update("mode \(spec.mode.rawValue)\nbatch \(spec.batchSize)\n")
+        h.update("function \(spec.function.canonicalText)\n")
+        self.id = h.finalize()
+    }
+
+    /// Refuses a model whose inputs do not fit X plus the args, naming the input at fault.
+    static func checkModelInputs(_ model: ONNXModel, inputs: JobInputs, spec: JobSpec) throws {
+        let declared = model.inputs
+        let given = 1 + inputs.args.count
+        guard declared.count == given else {
+            let names = declared.map(\.name).joined(separator: ", ")
+            throw ONNXError(file: model.path, kind: .inputMismatch,
+                            detail: "the model takes \(declared.count) input\(declared.count == 1 ? "" : "s") (\(names)), but loom was given X and \(inputs.args.count) --arg (\(given) in all); pass one --arg per model input after X")
+        }
+        let rows = [inputs.x] + inputs.args
+        let files = [spec.xPath] + spec.argPaths
+        for (k, (info, tensor)) in zip(declared, rows).enumerated() {
+            guard let dims = info.shape else { continue }
+            let rowShape = Array(tensor.shape.dropFirst())
+            let what = k == 0 ? "X (\(files[0]))" : "--arg \(files[k])"
+            guard dims.count == rowShape.count + 1 else {
+                throw ONNXError(file: model.path, kind: .inputMismatch,
+                                detail: "model input '\(info.name)' is \(info.shapeText); \(what) gives batches of shape [batch, \(rowShape.map(String.init).joined(separator: ", "))]")
+            }
+            for (axis, d) in dims.enumerated().dropFirst() {
+                if let d, d != rowShape[axis - 1] {
+                    throw ONNXError(file: model.path, kind: .inputMismatch,
+                                    detail: "model input '\(info.name)' is \(info.shapeText); \(what) gives batches of shape [batch, \(rowShape.map(String.init).joined(separator: ", "))]")
+                }
+            }
+            if info.elementType != "float32" {
+                throw ONNXError(file: model.path, kind: .inputMismatch, detail: "model input '\(info.name)' is \(info.elementType); Loom feeds float32")
+            }
+        }
+    }
+}

@@ -1,0 +1,88 @@
+import LoomFunctions
+import LoomTensor
+
+/// The data of a job held in memory: X, the extra inputs, and the index space over them.
+///
+/// The product itself is never materialized: ``batch(for:)`` gathers one batch's rows.
+public struct JobInputs: Sendable {
+    /// The sequences, (n, A, L).
+    public let x: Tensor<Float>
+    /// The extra model inputs, each (m_k, ...).
+    public let args: [Tensor<Float>]
+    /// The examples.
+    public let space: IndexSpace
+
+    /// Checks shapes and builds the index space.
+    ///
+    /// - Parameters:
+    ///   - names: the files behind X and each arg, for messages.
+    public init(x: Tensor<Float>, args: [Tensor<Float>], mode: ProductMode, alphabetSize: Int,
+                xName: String = "X", argNames: [String]? = nil) throws {
+        let names = argNames ?? args.indices.map { "arg \($0)" }
+        guard x.rank == 3 else {
+            throw IndexSpaceError("\(xName): X must be 3-D (sequences, alphabet, length); got shape \(x.shape)")
+        }
+        guard x.shape[0] > 0 else { throw IndexSpaceError("\(xName): X is empty (shape \(x.shape)): there are no sequences") }
+        guard x.shape[1] == alphabetSize else {
+            throw IndexSpaceError("\(xName): X's alphabet axis has \(x.shape[1]) symbols, the alphabet has \(alphabetSize) (X must be (n, \(alphabetSize), L); set --alphabet if yours differs)")
+        }
+        guard x.shape[2] > 0 else { throw IndexSpaceError("\(xName): X has sequences of length 0") }
+        for (a, name) in zip(args, names) where a.rank == 0 {
+            throw IndexSpaceError("\(name): an extra input must have a first axis to index (got a scalar)")
+        }
+        self.x = x
+        self.args = args
+        self.space = try IndexSpace(mode: mode, sequences: x.shape[0], argLengths: args.map { $0.shape[0] }, argNames: names)
+    }
+
+    /// The sequence length L.
+    public var sequenceLength: Int { x.shape[2] }
+
+    /// The batch of examples `range`, gathered row by row.
+    public func batch(for range: Range<Int>) -> Batch {
+        let b = range.count
+        let xRow = x.shape[1] * x.shape[2]
+        let argRows = args.map { Array($0.shape.dropFirst()).elementCount }
+        let coords = range.map { space.coordinates(of: $0) }
+        let xb = Tensor<Float>(shape: [b] + Array(x.shape.dropFirst())) { out in
+            x.storage.withUnsafeBufferPointer { src in
+                for (i, c) in coords.enumerated() {
+                    (out.baseAddress! + i * xRow).initialize(from: src.baseAddress! + c.x * xRow, count: xRow)
+                }
+            }
+        }
+        let ab = args.enumerated().map { k, arg in
+            Tensor<Float>(shape: [b] + Array(arg.shape.dropFirst())) { out in
+                let row = argRows[k]
+                arg.storage.withUnsafeBufferPointer { src in
+                    for (i, c) in coords.enumerated() {
+                        (out.baseAddress! + i * row).initialize(from: src.baseAddress! + c.args[k] * row, count: row)
+                    }
+                }
+            }
+        }
+        return Batch(x: xb, args: ab)
+    }
+
+    /// Checks that every column of X is one-hot (or all zero, an unknown base); names the first bad sequence.
+    public func checkOneHot() throws {
+        let (n, a, l) = (x.shape[0], x.shape[1], x.shape[2])
+        try x.storage.withUnsafeBufferPointer { p in
+            for i in 0..<n {
+                for pos in 0..<l {
+                    var sum: Float = 0
+                    for c in 0..<a {
+                        let v = p[(i * a + c) * l + pos]
+                        guard v == 0 || v == 1 else {
+                            throw FunctionError.notOneHot(sequence: i, "value \(v) at position \(pos); one-hot sequences hold only 0 and 1")
+                        }
+                        sum += v
+                    }
+                    guard sum <= 1 else {
+                        throw FunctionError.notOneHot(sequence: i, "\(Int(sum)) symbols are set at position \(pos)")
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,26 @@
+import LoomFunctions
+
+/// Everything that defines a job, as the user gave it: `loom run`'s job flags.
+public struct JobSpec: Codable, Sendable, Equatable {
+    /// Pairwise or product.
+    public var mode: ProductMode
+    /// The function and its options.
+    public var function: FunctionSpec
+    /// The `.onnx` file.
+    public var modelPath: String
+    /// The sequences, (n, A, L) `.npy`.
+    public var xPath: String
+    /// The extra model inputs, in model-input order.
+    public var argPaths: [String]
+    /// Examples per batch (and per shard).
+    public var batchSize: Int
+
+    public init(mode: ProductMode, function: FunctionSpec, modelPath: String, xPath: String, argPaths: [String], batchSize: Int) {
+        self.mode = mode
+        self.function = function
+        self.modelPath = modelPath
+        self.xPath = xPath
+        self.argPaths = argPaths
+        self.batchSize = batchSize
+    }
+}

@@ -1,0 +1,60 @@
+import Foundation
+import LoomFunctions
+
+/// The `manifest.json` of an `--out` folder, written last, once every result file is complete.
+public struct Manifest: Codable, Sendable, Equatable {
+    /// One result file: a leaf of the output nesting.
+    public struct Output: Codable, Sendable, Equatable {
+        /// The leaf's place in tangermeme's nesting: `[]`, `[k]` or `[k, j]`.
+        public var index: [Int]
+        /// The `.npy` file, relative to the folder.
+        public var file: String
+        /// The tensor's shape: the index-space axes, then the function's output axes.
+        public var shape: [Int]
+        /// Always "float32".
+        public var dtype: String
+    }
+
+    /// The model as the manifest records it.
+    public struct ModelRecord: Codable, Sendable, Equatable {
+        public var path: String
+        public var sha256: String
+        public var bytes: Int
+    }
+
+    public var outputs: [Output]
+    public var loomVersion: String
+    public var jobId: String
+    public var mode: ProductMode
+    public var function: FunctionSpec
+    public var model: ModelRecord
+    public var inputs: [Job.InputDescription]
+    public var batchSize: Int
+    public var examples: Int
+    public var shards: Int
+    public var axes: [Int]
+    public var workers: Int
+    public var elapsedSeconds: Double
+    public var completedAt: String
+
+    /// The manifest as pretty-printed JSON with snake_case keys.
+    public func encoded() throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return Array(try encoder.encode(self)) + [0x0A]
+    }
+
+    /// Reads a manifest file.
+    public static func read(path: String) throws -> Manifest {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return try decoder.decode(Manifest.self, from: Data(try LoomTensorFile.readAll(path)))
+    }
+}
+
+/// The current time as an ISO 8601 string, for manifests.
+func isoNow() -> String {
+    let f = ISO8601DateFormatter()
+    return f.string(from: Date())
+}

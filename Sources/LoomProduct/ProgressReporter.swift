@@ -1,0 +1,73 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+import LoomTensor
+
+/// Progress on stderr: a redrawn bar on a terminal, a plain line every few seconds otherwise.
+///
+/// Not thread-safe: one thread (the executor's, or the coordinator's) owns it.
+public final class ProgressReporter {
+    /// How progress is shown.
+    public enum Style: Sendable { case auto, quiet, bar, lines }
+
+    let totalShards: Int
+    let totalExamples: Int
+    let style: Style
+    let interval: Double
+    let start = Date()
+    var lastPrint = Date.distantPast
+    var drewBar = false
+
+    /// - Parameters:
+    ///   - interval: seconds between plain lines.
+    public init(totalShards: Int, totalExamples: Int, style: Style = .auto, interval: Double = 5) {
+        self.totalShards = totalShards
+        self.totalExamples = totalExamples
+        self.interval = interval
+        if style == .auto { self.style = isatty(STDERR_FILENO) != 0 ? .bar : .lines } else { self.style = style }
+    }
+
+    /// Reports shards and examples done so far; `workers` is shown when given.
+    public func update(shardsDone: Int, examplesDone: Int, workers: Int? = nil, force: Bool = false) {
+        guard style != .quiet else { return }
+        let now = Date()
+        let minGap = style == .bar ? 0.1 : interval
+        guard force || now.timeIntervalSince(lastPrint) >= minGap else { return }
+        lastPrint = now
+        let elapsed = now.timeIntervalSince(start)
+        let rate = elapsed > 0 ? Double(examplesDone) / elapsed : 0
+        let eta = rate > 0 ? Double(totalExamples - examplesDone) / rate : 0
+        let fraction = totalShards > 0 ? Double(shardsDone) / Double(totalShards) : 1
+        let workerText = workers.map { ", \($0) worker\($0 == 1 ? "" : "s")" } ?? ""
+        let stats = "\(shardsDone)/\(totalShards) shards, \(Self.format(rate)) ex/s, ETA \(Self.duration(eta))\(workerText)"
+        if style == .bar {
+            let width = 30
+            let filled = Int(fraction * Double(width))
+            let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
+            Console.error("\r[\(bar)] \(Int(fraction * 100))% \(stats)\u{1B}[K")
+            drewBar = true
+        } else {
+            Console.error("loom: progress \(Int(fraction * 100))% \(stats)\n")
+        }
+    }
+
+    /// Ends the display (a newline after a bar).
+    public func finish(shardsDone: Int, examplesDone: Int, workers: Int? = nil) {
+        guard style != .quiet else { return }
+        update(shardsDone: shardsDone, examplesDone: examplesDone, workers: workers, force: true)
+        if drewBar { Console.error("\n") }
+    }
+
+    static func format(_ rate: Double) -> String {
+        rate >= 1000 ? String(format: "%.0f", rate) : String(format: "%.1f", rate)
+    }
+
+    static func duration(_ seconds: Double) -> String {
+        guard seconds.isFinite else { return "?" }
+        let s = Int(seconds.rounded())
+        return s >= 3600 ? "\(s / 3600)h\(s % 3600 / 60)m" : s >= 60 ? "\(s / 60)m\(s % 60)s" : "\(s)s"
+    }
+}

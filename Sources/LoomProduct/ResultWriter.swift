@@ -1,0 +1,68 @@
+import LoomFunctions
+import LoomTensor
+
+/// Writes each batch's outputs at their rows of the memory-mapped result files.
+///
+/// The files are created from the first batch's leaves (their number, nesting and
+/// per-example shapes); every later batch must match. Batches may arrive in any order.
+public final class ResultWriter {
+    struct Leaf {
+        let index: [Int]
+        let file: String
+        let exampleShape: [Int]
+        let output: NpyOutputFile
+    }
+
+    /// The `--out` folder.
+    public let directory: String
+    /// The index-space axes that lead every result's shape.
+    public let axes: [Int]
+    private var leaves: [Leaf]? = nil
+
+    public init(directory: String, axes: [Int]) {
+        self.directory = directory
+        self.axes = axes
+    }
+
+    /// The file name of a leaf, tangermeme-style: `y.npy`, `y_0.npy`, `y_1_0.npy`.
+    public static func fileName(for index: [Int]) -> String {
+        "y" + index.map { "_\($0)" }.joined() + ".npy"
+    }
+
+    /// Whether the result files exist yet.
+    public var isOpen: Bool { leaves != nil }
+
+    /// Creates the result files for leaves of these per-example shapes.
+    public func open(leaves specs: [(index: [Int], exampleShape: [Int])]) throws {
+        precondition(leaves == nil, "the result files are already open")
+        leaves = try specs.map { spec in
+            let file = Self.fileName(for: spec.index)
+            let out = try NpyOutputFile(path: directory + "/" + file, shape: axes + spec.exampleShape, rowAxes: axes.count)
+            return Leaf(index: spec.index, file: file, exampleShape: spec.exampleShape, output: out)
+        }
+    }
+
+    /// Writes the outputs of examples `firstExample ..< firstExample + batch` into place.
+    public func write(_ tree: OutputTree, at firstExample: Int) throws {
+        let got = tree.leaves
+        if leaves == nil { try open(leaves: got.map { ($0.index, Array($0.tensor.shape.dropFirst())) }) }
+        let leaves = self.leaves!
+        guard got.count == leaves.count else {
+            throw IndexSpaceError("a batch produced \(got.count) outputs where the first produced \(leaves.count)")
+        }
+        for (leaf, (index, tensor)) in zip(leaves, got) {
+            guard index == leaf.index, Array(tensor.shape.dropFirst()) == leaf.exampleShape else {
+                throw IndexSpaceError("output \(index) has per-example shape \(Array(tensor.shape.dropFirst())) in one batch and \(leaf.exampleShape) in another; Loom needs a fixed output shape")
+            }
+            tensor.storage.withUnsafeBufferPointer { leaf.output.write(rows: $0, at: firstExample) }
+        }
+    }
+
+    /// Flushes every file to disk and returns the manifest entries.
+    public func finish() throws -> [Manifest.Output] {
+        guard let leaves else { return [] }
+        for leaf in leaves { try leaf.output.flush() }
+        FileIO.syncDirectory(of: directory + "/x")
+        return leaves.map { Manifest.Output(index: $0.index, file: $0.file, shape: axes + $0.exampleShape, dtype: "float32") }
+    }
+}

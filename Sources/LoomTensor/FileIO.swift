@@ -1,0 +1,145 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A failed system call on a file, with its errno.
+public struct FileError: Error, CustomStringConvertible, Sendable {
+    /// The file at fault.
+    public var path: String
+    /// What Loom was doing: "open", "read", "write", ...
+    public var operation: String
+    /// The errno the system call left.
+    public var errno: Int32
+
+    public init(path: String, operation: String, errno: Int32) {
+        self.path = path
+        self.operation = operation
+        self.errno = errno
+    }
+
+    /// The system's words for the errno.
+    public var reason: String { String(cString: strerror(errno)) }
+
+    public var description: String { "\(path): cannot \(operation) (\(reason))" }
+}
+
+/// Small POSIX file helpers that report errno instead of trapping.
+public enum FileIO {
+    /// Reads a whole file into memory.
+    public static func readAll(_ path: String) throws(FileError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw FileError(path: path, operation: "open", errno: errno) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw FileError(path: path, operation: "stat", errno: errno) }
+        if (st.st_mode & S_IFMT) == S_IFDIR { throw FileError(path: path, operation: "read a directory as a file", errno: EISDIR) }
+        var result = [UInt8]()
+        result.reserveCapacity(Int(st.st_size))
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw FileError(path: path, operation: "read", errno: errno)
+            }
+            if n == 0 { break }
+            result.append(contentsOf: chunk[0..<n])
+        }
+        return result
+    }
+
+    /// Writes bytes to a file atomically: a temporary file beside it, fsync, rename, fsync of the folder.
+    public static func writeAtomically(_ bytes: [UInt8], to path: String) throws(FileError) {
+        let tmp = path + ".tmp"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw FileError(path: tmp, operation: "create", errno: errno) }
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                let e = errno
+                close(fd)
+                throw FileError(path: tmp, operation: "write", errno: e)
+            }
+            offset += n
+        }
+        guard fsync(fd) == 0 else {
+            let e = errno
+            close(fd)
+            throw FileError(path: tmp, operation: "fsync", errno: e)
+        }
+        close(fd)
+        guard rename(tmp, path) == 0 else { throw FileError(path: path, operation: "rename into place", errno: errno) }
+        syncDirectory(of: path)
+    }
+
+    /// fsyncs the folder that holds `path`, so that a rename or a new file survives a crash.
+    public static func syncDirectory(of path: String) {
+        let dir: String
+        if let slash = path.lastIndex(of: "/") { dir = slash == path.startIndex ? "/" : String(path[..<slash]) } else { dir = "." }
+        let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 {
+            _ = fsync(fd)
+            close(fd)
+        }
+    }
+
+    /// Whether a path exists, and whether it is a folder.
+    public static func exists(_ path: String) -> (exists: Bool, isDirectory: Bool) {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return (false, false) }
+        return (true, (st.st_mode & S_IFMT) == S_IFDIR)
+    }
+
+    /// Creates a folder and its parents; an existing folder is fine.
+    public static func makeDirectories(_ path: String) throws(FileError) {
+        var built = path.hasPrefix("/") ? "/" : ""
+        for part in path.split(separator: "/") {
+            built += (built.isEmpty || built.hasSuffix("/") ? "" : "/") + part
+            if mkdir(built, 0o755) != 0 && errno != EEXIST {
+                throw FileError(path: built, operation: "create the folder", errno: errno)
+            }
+        }
+        guard exists(path).isDirectory else { throw FileError(path: path, operation: "use as a folder", errno: ENOTDIR) }
+    }
+
+    /// The names in a folder, without "." and "..".
+    public static func listDirectory(_ path: String) throws(FileError) -> [String] {
+        guard let dir = opendir(path) else { throw FileError(path: path, operation: "list", errno: errno) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    /// Removes a file; a missing one is fine.
+    public static func remove(_ path: String) {
+        _ = unlink(path)
+    }
+}
+
+/// Unbuffered writes to the standard streams, safe from any thread.
+public enum Console {
+    /// Writes text to stderr.
+    public static func error(_ text: String) { writeAll(STDERR_FILENO, text) }
+    /// Writes text to stdout.
+    public static func out(_ text: String) { writeAll(STDOUT_FILENO, text) }
+
+    private static func writeAll(_ fd: Int32, _ text: String) {
+        var bytes = Array(text.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if n < 0 { if errno == EINTR { continue }; return }
+            offset += n
+        }
+    }
+}

@@ -1,0 +1,75 @@
+/// The contents of one `.npy` file: its element type, its shape and its raw little-endian bytes.
+public struct NpyArray: Sendable {
+    /// The element type.
+    public var dtype: NpyDType
+    /// The shape; `[]` for a scalar.
+    public var shape: [Int]
+    /// The data, `shape.elementCount * dtype.byteWidth` bytes in C order.
+    public var data: [UInt8]
+
+    public init(dtype: NpyDType, shape: [Int], data: [UInt8]) {
+        self.dtype = dtype
+        self.shape = shape
+        self.data = data
+    }
+
+    /// Reads and validates a `.npy` file (format versions 1, 2 and 3).
+    public static func read(path: String) throws -> NpyArray {
+        let bytes: [UInt8]
+        do { bytes = try FileIO.readAll(path) } catch { throw NpyError(path: path, code: .cannotOpen(errno: error.errno)) }
+        return try parse(bytes, path: path)
+    }
+
+    /// Parses the bytes of a `.npy` file; `path` only names the file in errors.
+    public static func parse(_ bytes: [UInt8], path: String) throws -> NpyArray {
+        let header = try NpyHeader.parse(bytes, path: path)
+        let expected = header.shape.elementCount * header.dtype.byteWidth
+        let available = bytes.count - header.dataOffset
+        guard available >= expected else {
+            throw NpyError(path: path, code: .truncated(expected: expected, actual: max(available, 0)))
+        }
+        if available > expected {
+            throw NpyError(path: path, code: .badHeader("\(available - expected) bytes follow the data that the shape \(header.shape) does not account for"))
+        }
+        return NpyArray(dtype: header.dtype, shape: header.shape,
+                        data: Array(bytes[header.dataOffset..<(header.dataOffset + expected)]))
+    }
+
+    /// The elements converted to float32 (bool and integers to 0/1 and their values).
+    public func floatTensor() -> Tensor<Float> {
+        let n = shape.elementCount
+        return Tensor(shape: shape) { out in
+            data.withUnsafeBytes { raw in
+                switch dtype {
+                case .float32:
+                    for i in 0..<n { out[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))) }
+                case .float64:
+                    for i in 0..<n { out[i] = Float(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self)))) }
+                case .int8:
+                    for i in 0..<n { out[i] = Float(Int8(bitPattern: raw[i])) }
+                case .uint8:
+                    for i in 0..<n { out[i] = Float(raw[i]) }
+                case .bool:
+                    for i in 0..<n { out[i] = raw[i] != 0 ? 1 : 0 }
+                }
+            }
+        }
+    }
+
+    /// Encodes a float32 tensor as a complete `.npy` file (format version 1).
+    public static func encode(_ tensor: Tensor<Float>) -> [UInt8] {
+        var bytes = NpyHeader.encode(dtype: .float32, shape: tensor.shape)
+        bytes.reserveCapacity(bytes.count + tensor.count * 4)
+        for v in tensor.storage {
+            withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
+        }
+        return bytes
+    }
+
+    /// Writes a float32 tensor as a `.npy` file.
+    public static func write(_ tensor: Tensor<Float>, to path: String) throws {
+        do { try FileIO.writeAtomically(encode(tensor), to: path) } catch {
+            throw NpyError(path: path, code: .writeFailed(errno: error.errno))
+        }
+    }
+}

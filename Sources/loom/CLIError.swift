@@ -1,0 +1,20 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import ArgumentParser
+import LoomTensor
+
+/// Runs a command body; any error becomes one line on stderr and exit status 1.
+func reportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let e as ExitCode {
+        throw e
+    } catch {
+        let text = String(describing: error).replacingOccurrences(of: "\n", with: " ")
+        Console.error("loom: error: \(text)\n")
+        throw ExitCode(1)
+    }
+}

@@ -1,0 +1,50 @@
+import ArgumentParser
+import LoomONNX
+
+/// `loom inspect`: what a model takes, gives and uses, and whether Loom can run it.
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print a model's inputs, outputs and operators, and whether Loom supports each operator.")
+
+    @Argument(help: "The .onnx file.")
+    var model: String
+
+    func run() throws {
+        try reportingErrors {
+            let file = try ModelFile(path: model)
+            print("model:    \(file.path)")
+            print("sha256:   \(file.sha256)")
+            print("producer: \(file.producer.isEmpty ? "?" : file.producer), opset \(file.opset), \(file.nodes.count) nodes")
+            print("inputs:")
+            for i in file.inputs { print("  \(i.name)  \(i.elementType) \(i.shapeText)") }
+            print("outputs:")
+            for o in file.outputs { print("  \(o.name)  \(o.elementType) \(o.shapeText)") }
+            print("operators:")
+            var counts: [String: Int] = [:]
+            var order: [String] = []
+            for n in file.nodes {
+                let key = n.domain.isEmpty || n.domain == "ai.onnx" ? n.opType : "\(n.domain).\(n.opType)"
+                if counts[key] == nil { order.append(key) }
+                counts[key, default: 0] += 1
+            }
+            for key in order {
+                let node = file.nodes.first { ($0.domain.isEmpty || $0.domain == "ai.onnx" ? $0.opType : "\($0.domain).\($0.opType)") == key }!
+                let ok = OpRegistry.isSupported(opType: node.opType, domain: node.domain)
+                print("  \(key.padding(toLength: 20, withPad: " ", startingAt: 0)) x\(counts[key]!)  \(ok ? "supported" : "NOT SUPPORTED")")
+            }
+            let bad = file.unsupportedNodes
+            if bad.isEmpty {
+                do {
+                    _ = try ONNXModel(file: file)
+                    print("Loom can run this model.")
+                } catch {
+                    print("Loom cannot run this model: \(error)")
+                    throw ExitCode(2)
+                }
+            } else {
+                print("Loom cannot run this model: \(bad.count) node(s) use unsupported operators, first '\(bad[0].name)' (\(bad[0].opType)).")
+                throw ExitCode(2)
+            }
+        }
+    }
+}

@@ -1,0 +1,112 @@
+import ArgumentParser
+import LoomFunctions
+import LoomONNX
+import LoomProduct
+
+extension ProductMode: ExpressibleByArgument {}
+extension FunctionSpec.Name: ExpressibleByArgument {}
+
+/// The flags that define a job, shared by `loom run` (and later by the coordinator).
+struct JobOptions: ParsableArguments {
+    @Option(help: "pairwise: zip the args and cross them with X; product: the full cartesian product.")
+    var mode: ProductMode
+
+    @Option(name: .customLong("func"), help: "The function to apply: \(FunctionSpec.Name.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var function: FunctionSpec.Name = .predict
+
+    @Option(help: "The ONNX model; its inputs are X, then one per --arg.")
+    var model: String
+
+    @Option(name: .customLong("x"), help: "One-hot sequences, an (n, A, L) .npy file.")
+    var x: String
+
+    @Option(name: .customLong("arg"), help: "An extra model input (.npy, first axis indexed); repeat in model-input order.")
+    var args: [String] = []
+
+    @Option(help: "Examples per batch.")
+    var batchSize: Int = 32
+
+    @Option(help: "marginalize: the motif to substitute, over the alphabet; N keeps the original base.")
+    var motif: String?
+
+    @Option(help: "Where the motif or region starts (marginalize default: L/2 - len(motif)/2).")
+    var start: Int?
+
+    @Option(help: "ablate, saturation-mutagenesis: where the region ends (exclusive).")
+    var end: Int?
+
+    @Option(help: "The symbols of X's one-hot axis, in order.")
+    var alphabet: String = "ACGT"
+
+    @Option(help: "The function marginalize applies before and after: predict or deep-lift-shap.")
+    var innerFunc: FunctionSpec.Name?
+
+    @Option(name: .customLong("n"), help: "ablate: the number of shuffles (default 20).")
+    var shuffles: Int?
+
+    @Option(help: "The seed of the shuffle streams (deep-lift-shap, ablate).")
+    var randomState: Int?
+
+    @Option(help: "deep-lift-shap, saturation-mutagenesis: the output to attribute (default 0).")
+    var target: Int?
+
+    @Option(help: "deep-lift-shap: the number of dinucleotide-shuffled references (default 20).")
+    var nShuffles: Int?
+
+    @Flag(help: "deep-lift-shap, saturation-mutagenesis: return hypothetical contributions.")
+    var hypothetical = false
+
+    @Option(help: "deep-lift-shap: references, an (N, S, A, L) .npy file.")
+    var references: String?
+
+    /// The job these flags describe.
+    func spec() throws -> JobSpec {
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+        let function = FunctionSpec(name: function, innerFunc: innerFunc, motif: motif, start: start, alphabet: alphabet,
+                                    end: end, n: shuffles, randomState: randomState, target: target, nShuffles: nShuffles,
+                                    hypothetical: hypothetical, references: references)
+        return JobSpec(mode: mode, function: function, modelPath: model, xPath: x, argPaths: args, batchSize: batchSize)
+    }
+}
+
+/// `loom run`: one job, in this process or on local worker processes.
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a job and write its results (one .npy per output leaf, then manifest.json) to --out.")
+
+    @OptionGroup var job: JobOptions
+
+    @Option(help: "Local worker processes; 0 computes in this process.")
+    var workers: Int = 0
+
+    @Option(help: "The results folder.")
+    var out: String
+
+    @Flag(help: "Replace the results of a different job in --out.")
+    var overwrite = false
+
+    @Flag(help: "No progress output.")
+    var quiet = false
+
+    @Option(help: "BLAS threads in each process (parallelism normally comes from workers).")
+    var threads: Int = 1
+
+    func run() throws {
+        try reportingErrors {
+            guard workers >= 0 else { throw ValidationError("--workers must be 0 or more") }
+            guard workers == 0 else {
+                throw ValidationError("--workers \(workers): local worker processes are not available in this version of Loom; use --workers 0 (in process)")
+            }
+            BLAS.setThreads(threads)
+            let spec = try job.spec()
+            let loaded = try Job(spec: spec)
+            let progress = ProgressReporter(totalShards: loaded.plan.shardCount, totalExamples: loaded.plan.examples,
+                                            style: quiet ? .quiet : .auto)
+            let manifest = try LocalExecutor(job: loaded).run(out: out, overwrite: overwrite, progress: progress)
+            if !quiet {
+                let shapes = manifest.outputs.map { "\($0.file) \($0.shape)" }.joined(separator: ", ")
+                print("loom: wrote \(manifest.examples) examples in \(manifest.shards) shards to \(out): \(shapes)")
+            }
+        }
+    }
+}
