@@ -20,6 +20,7 @@ public final class ProgressReporter {
     let start = Date()
     var lastPrint = Date.distantPast
     var drewBar = false
+    var lastShown: (shards: Int, workers: Int?)? = nil
 
     /// - Parameters:
     ///   - interval: seconds between plain lines.
@@ -37,6 +38,7 @@ public final class ProgressReporter {
         let minGap = style == .bar ? 0.1 : interval
         guard force || now.timeIntervalSince(lastPrint) >= minGap else { return }
         lastPrint = now
+        lastShown = (shardsDone, workers)
         let elapsed = now.timeIntervalSince(start)
         let rate = elapsed > 0 ? Double(examplesDone) / elapsed : 0
         let eta = rate > 0 ? Double(totalExamples - examplesDone) / rate : 0
@@ -57,7 +59,9 @@ public final class ProgressReporter {
     /// Ends the display (a newline after a bar).
     public func finish(shardsDone: Int, examplesDone: Int, workers: Int? = nil) {
         guard style != .quiet else { return }
-        update(shardsDone: shardsDone, examplesDone: examplesDone, workers: workers, force: true)
+        if style == .bar || lastShown?.shards != shardsDone || lastShown?.workers != workers {
+            update(shardsDone: shardsDone, examplesDone: examplesDone, workers: workers, force: true)
+        }
         if drewBar { Console.error("\n") }
     }
 

@@ -1,0 +1,158 @@
+import Foundation
+import LoomTensor
+import LoomTestSupport
+import Testing
+
+/// A scratch copy of the fd100 pairwise case (model, X, a0, a1) to break in various ways.
+struct Scratch {
+    let dir = TemporaryDirectory("loom-cli")
+    let source = Repository.conformanceDirectory + "/fd100_pairwise_alpha_beta"
+
+    init() throws {
+        for f in ["model.onnx", "x.npy", "a0.npy", "a1.npy"] {
+            try writeFile(dir.file(f), try FileIO.readAll(source + "/" + f))
+        }
+    }
+
+    var out: String { dir.file("out") }
+
+    /// `loom run` on the scratch files, with flags replaced or added.
+    func run(mode: String = "pairwise", model: String = "model.onnx", x: String = "x.npy", args: [String] = ["a0.npy", "a1.npy"],
+             extra: [String] = []) throws -> ProcessResult {
+        var argv = ["run", "--mode", mode, "--func", "predict", "--model", model, "--x", x]
+        for a in args { argv += ["--arg", a] }
+        return try runLoom(argv + ["--out", out, "--quiet"] + extra, cwd: dir.path)
+    }
+
+    func remove() { dir.remove() }
+}
+
+/// Expects a refusal: exit 1, one line on stderr that starts with "loom: error:" and says `words`, and no manifest.
+func expectRefusal(_ r: ProcessResult, _ words: [String], out: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(r.status == 1, "exit \(r.status), stderr \(r.stderr)", sourceLocation: sourceLocation)
+    #expect(!r.timedOut, sourceLocation: sourceLocation)
+    let lines = r.stderr.split(separator: "\n")
+    #expect(lines.count == 1, "expected one line, got: \(r.stderr)", sourceLocation: sourceLocation)
+    #expect(r.stderr.hasPrefix("loom: error: "), sourceLocation: sourceLocation)
+    for w in words { #expect(r.stderr.contains(w), "'\(w)' missing from: \(r.stderr)", sourceLocation: sourceLocation) }
+    #expect(!FileManager.default.fileExists(atPath: out + "/manifest.json"), sourceLocation: sourceLocation)
+}
+
+@Suite("bad input: one clear line, a non-zero exit, no result")
+struct BadInputTests {
+    @Test("an empty X")
+    func emptyX() throws {
+        let s = try Scratch(); defer { s.remove() }
+        try writeNpy(s.dir.file("empty.npy"), shape: [0, 4, 100], [])
+        expectRefusal(try s.run(x: "empty.npy"), ["empty.npy", "empty"], out: s.out)
+    }
+
+    @Test("an empty arg")
+    func emptyArg() throws {
+        let s = try Scratch(); defer { s.remove() }
+        try writeNpy(s.dir.file("none.npy"), shape: [0, 1], [])
+        expectRefusal(try s.run(mode: "product", args: ["a0.npy", "none.npy"]), ["none.npy", "empty"], out: s.out)
+    }
+
+    @Test("pairwise args of different lengths")
+    func lengths() throws {
+        let s = try Scratch(); defer { s.remove() }
+        try writeNpy(s.dir.file("short.npy"), shape: [3, 1], [1, 2, 3])
+        expectRefusal(try s.run(args: ["a0.npy", "short.npy"]), ["same length", "short.npy"], out: s.out)
+    }
+
+    @Test("X that is not 3-D")
+    func notThreeD() throws {
+        let s = try Scratch(); defer { s.remove() }
+        try writeNpy(s.dir.file("flat.npy"), shape: [5, 400], [Float](repeating: 0, count: 2000))
+        expectRefusal(try s.run(x: "flat.npy"), ["flat.npy", "3-D"], out: s.out)
+    }
+
+    @Test("X whose alphabet axis does not match --alphabet")
+    func alphabet() throws {
+        let s = try Scratch(); defer { s.remove() }
+        expectRefusal(try s.run(extra: ["--alphabet", "ACGTU"]), ["x.npy", "alphabet", "5"], out: s.out)
+    }
+
+    @Test("a motif longer than L, and a start out of range")
+    func motif() throws {
+        let s = try Scratch(); defer { s.remove() }
+        let long = String(repeating: "ACGT", count: 26)
+        expectRefusal(try s.run(extra: ["--func", "marginalize", "--motif", long]), ["--motif", "longer"], out: s.out)
+        expectRefusal(try s.run(extra: ["--func", "marginalize", "--motif", "ACGT", "--start", "97"]), ["--start", "97"], out: s.out)
+        expectRefusal(try s.run(extra: ["--func", "marginalize", "--motif", "ACGT", "--start=-1"]), ["--start"], out: s.out)
+        expectRefusal(try s.run(extra: ["--func", "marginalize"]), ["--motif"], out: s.out)
+    }
+
+    @Test("missing, truncated and corrupt .npy files")
+    func badNpy() throws {
+        let s = try Scratch(); defer { s.remove() }
+        expectRefusal(try s.run(x: "nope.npy"), ["nope.npy", "cannot open"], out: s.out)
+        let bytes = try FileIO.readAll(s.dir.file("x.npy"))
+        try writeFile(s.dir.file("cut.npy"), Array(bytes.prefix(bytes.count - 10)))
+        expectRefusal(try s.run(x: "cut.npy"), ["cut.npy", "truncated"], out: s.out)
+        try writeFile(s.dir.file("junk.npy"), Array("definitely not an array".utf8))
+        expectRefusal(try s.run(x: "junk.npy"), ["junk.npy", "not a .npy"], out: s.out)
+        var header = bytes
+        header[20] = UInt8(ascii: "#")
+        try writeFile(s.dir.file("header.npy"), header)
+        expectRefusal(try s.run(x: "header.npy"), ["header.npy"], out: s.out)
+    }
+
+    @Test("an unsupported dtype")
+    func dtype() throws {
+        let s = try Scratch(); defer { s.remove() }
+        var header = "{'descr': '<i4', 'fortran_order': False, 'shape': (5, 1), }"
+        while (10 + header.utf8.count + 1) % 64 != 0 { header += " " }
+        header += "\n"
+        let bytes: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count), 0] + Array(header.utf8) + [UInt8](repeating: 0, count: 20)
+        try writeFile(s.dir.file("ints.npy"), bytes)
+        expectRefusal(try s.run(args: ["a0.npy", "ints.npy"]), ["ints.npy", "unsupported dtype", "<i4"], out: s.out)
+    }
+
+    @Test("missing, truncated and corrupt .onnx files")
+    func badModel() throws {
+        let s = try Scratch(); defer { s.remove() }
+        expectRefusal(try s.run(model: "gone.onnx"), ["gone.onnx", "cannot read"], out: s.out)
+        let bytes = try FileIO.readAll(s.dir.file("model.onnx"))
+        try writeFile(s.dir.file("cut.onnx"), Array(bytes.prefix(bytes.count / 2)))
+        expectRefusal(try s.run(model: "cut.onnx"), ["cut.onnx", "not a valid ONNX model"], out: s.out)
+        try writeFile(s.dir.file("junk.onnx"), Array("garbage garbage garbage".utf8))
+        expectRefusal(try s.run(model: "junk.onnx"), ["junk.onnx"], out: s.out)
+    }
+
+    @Test("a model whose inputs do not fit the args")
+    func inputsDoNotFit() throws {
+        let s = try Scratch(); defer { s.remove() }
+        expectRefusal(try s.run(args: ["a0.npy"]), ["model.onnx", "3 inputs", "X, a0, a1"], out: s.out)
+        expectRefusal(try s.run(mode: "pairwise", args: ["a0.npy", "a1.npy", "a1.npy"]), ["model.onnx", "3 inputs"], out: s.out)
+        try writeNpy(s.dir.file("wide.npy"), shape: [5, 2], [Float](repeating: 0, count: 10))
+        // The FlattenDense model's a0 is [batch, 1]; rows of 2 do not fit.
+        expectRefusal(try s.run(args: ["wide.npy", "a1.npy"]), ["model.onnx", "a0", "wide.npy"], out: s.out)
+        // X of the wrong length for the model's X input.
+        try writeNpy(s.dir.file("short.npy"), shape: [2, 4, 10], [Float](repeating: 0, count: 80))
+        expectRefusal(try s.run(x: "short.npy"), ["model.onnx", "X", "short.npy"], out: s.out)
+    }
+
+    @Test("marginalize refuses X that is not one-hot, naming the sequence")
+    func notOneHot() throws {
+        let s = try Scratch(); defer { s.remove() }
+        var x = try NpyArray.read(path: s.dir.file("x.npy")).floatTensor()
+        x.storage[3 * 400 + 7] = 0.5
+        try NpyArray.write(x, to: s.dir.file("soft.npy"))
+        expectRefusal(try s.run(x: "soft.npy", extra: ["--func", "marginalize", "--motif", "ACG"]), ["X[3]", "one-hot"], out: s.out)
+        // predict takes any float X.
+        #expect(try s.run(x: "soft.npy").status == 0)
+    }
+
+    @Test("a bad flag value gets a usage error, not a crash")
+    func flags() throws {
+        let s = try Scratch(); defer { s.remove() }
+        let r = try s.run(extra: ["--batch-size", "0"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("batch-size"))
+        let m = try runLoom(["run", "--mode", "sideways", "--model", "m", "--x", "x", "--out", s.out], cwd: s.dir.path)
+        #expect(m.status != 0)
+        #expect(m.stderr.contains("sideways"))
+    }
+}

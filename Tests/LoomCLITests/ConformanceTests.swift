@@ -1,0 +1,59 @@
+import Foundation
+import LoomTestSupport
+import Testing
+
+/// The functions this version of Loom implements.
+let implementedFunctions: Set<String> = ["predict", "marginalize"]
+
+/// Cases whose functions are all implemented here.
+func caseNames(implemented: Bool) -> [String] {
+    ((try? ConformanceCase.all()) ?? []).filter { Set($0.functions).isSubset(of: implementedFunctions) == implemented }.map(\.name)
+}
+
+@Suite("conformance with tangermeme 1.6 (real loom processes)")
+struct ConformanceTests {
+    @Test("every predict and marginalize case matches the reference within tolerance; error cases are refused",
+          arguments: caseNames(implemented: true))
+    func matches(name: String) throws {
+        let c = try ConformanceCase(directory: Repository.conformanceDirectory + "/" + name)
+        let out = TemporaryDirectory()
+        defer { out.remove() }
+        let r = try runLoom(["run"] + c.argv + ["--workers", "0", "--out", out.path, "--quiet"], cwd: c.directory)
+        #expect(!r.timedOut)
+        if let expected = c.expectError {
+            #expect(r.status != 0)
+            #expect(r.stderr.lowercased().contains(expected.lowercased()), "stderr: \(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: out.file("manifest.json")))
+            return
+        }
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        let problems = try c.compare(out: out.path)
+        #expect(problems.isEmpty, "\(problems)")
+    }
+
+    @Test("functions not in this version are refused clearly, leaving no manifest",
+          arguments: caseNames(implemented: false))
+    func notYet(name: String) throws {
+        let c = try ConformanceCase(directory: Repository.conformanceDirectory + "/" + name)
+        let out = TemporaryDirectory()
+        defer { out.remove() }
+        let r = try runLoom(["run"] + c.argv + ["--workers", "0", "--out", out.path, "--quiet"], cwd: c.directory)
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("not available in this version"))
+        #expect(!FileManager.default.fileExists(atPath: out.file("manifest.json")))
+    }
+
+    @Test("the same job at batch sizes 1, 5 and 64 gives the same values")
+    func batchSizes() throws {
+        let c = try ConformanceCase(directory: Repository.conformanceDirectory + "/fd100_product_marginalize")
+        for b in ["1", "5", "64"] {
+            let out = TemporaryDirectory()
+            defer { out.remove() }
+            var argv = c.argv
+            argv[argv.firstIndex(of: "--batch-size")! + 1] = b
+            let r = try runLoom(["run"] + argv + ["--out", out.path, "--quiet"], cwd: c.directory)
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(try c.compare(out: out.path).isEmpty)
+        }
+    }
+}

@@ -1,0 +1,69 @@
+import LoomProduct
+import Testing
+
+@Suite("index space and shards")
+struct IndexSpaceTests {
+    @Test("pairwise zips the args: example (i, j) uses X[i] and row j of every arg")
+    func pairwise() throws {
+        let s = try IndexSpace(mode: .pairwise, sequences: 3, argLengths: [4, 4])
+        #expect(s.axes == [3, 4])
+        #expect(s.count == 12)
+        #expect(s.coordinates(of: 0).x == 0 && s.coordinates(of: 0).args == [0, 0])
+        #expect(s.coordinates(of: 5).x == 1 && s.coordinates(of: 5).args == [1, 1])
+        #expect(s.coordinates(of: 11).x == 2 && s.coordinates(of: 11).args == [3, 3])
+    }
+
+    @Test("product enumerates X-major with the last arg fastest, like itertools.product")
+    func product() throws {
+        let s = try IndexSpace(mode: .product, sequences: 2, argLengths: [3, 2])
+        #expect(s.axes == [2, 3, 2])
+        var seen: [[Int]] = []
+        for e in 0..<s.count { let c = s.coordinates(of: e); seen.append([c.x] + c.args) }
+        var expected: [[Int]] = []
+        for i in 0..<2 { for j in 0..<3 { for k in 0..<2 { expected.append([i, j, k]) } } }
+        #expect(seen == expected)
+    }
+
+    @Test("product with no args is just the sequences")
+    func productNoArgs() throws {
+        let s = try IndexSpace(mode: .product, sequences: 5, argLengths: [])
+        #expect(s.axes == [5])
+        #expect(s.coordinates(of: 4).x == 4)
+    }
+
+    @Test("refusals: empty X, empty arg, pairwise of different lengths or with no args, overflow")
+    func refusals() {
+        #expect(throws: IndexSpaceError.self) { try IndexSpace(mode: .product, sequences: 0, argLengths: [2]) }
+        #expect(throws: IndexSpaceError.self) { try IndexSpace(mode: .product, sequences: 2, argLengths: [2, 0]) }
+        #expect(throws: IndexSpaceError.self) { try IndexSpace(mode: .pairwise, sequences: 2, argLengths: []) }
+        #expect(throws: IndexSpaceError.self) { try IndexSpace(mode: .product, sequences: 1 << 30, argLengths: [1 << 30, 1 << 30]) }
+        do {
+            _ = try IndexSpace(mode: .pairwise, sequences: 2, argLengths: [5, 3], argNames: ["a0.npy", "a1.npy"])
+            Issue.record("different lengths must be refused")
+        } catch let e as IndexSpaceError {
+            #expect(e.message.contains("same length"))
+            #expect(e.message.contains("[5, 3]") && e.message.contains("a1.npy"))
+        } catch { Issue.record("wrong error \(error)") }
+    }
+
+    @Test("shards cover every example once, in order, the last one short",
+          arguments: [(15, 8), (16, 8), (1, 32), (60, 7), (5, 1), (32, 32), (33, 32), (0, 4)])
+    func shards(examples: Int, batch: Int) throws {
+        let plan = try ShardPlan(examples: examples, batchSize: batch)
+        #expect(plan.shardCount == (examples + batch - 1) / batch)
+        var next = 0
+        for s in 0..<plan.shardCount {
+            let r = plan.range(of: s)
+            #expect(r.lowerBound == next)
+            #expect(r.count == (s == plan.shardCount - 1 ? examples - s * batch : batch))
+            #expect(r.count >= 1)
+            next = r.upperBound
+        }
+        #expect(next == examples)
+    }
+
+    @Test("a batch size below 1 is refused")
+    func badBatch() {
+        #expect(throws: IndexSpaceError.self) { try ShardPlan(examples: 10, batchSize: 0) }
+    }
+}

@@ -1,0 +1,25 @@
+# Shared set-up for Loom's scripts: system packages and the build.
+# Source it from a script that has already cd'ed to the repository root.
+
+# Installs the Debian packages Loom builds against, when any is missing.
+loom_system_packages() {
+    local need=()
+    for pkg in libzmq3-dev libopenblas-dev pkg-config; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+    done
+    if [ ${#need[@]} -gt 0 ]; then
+        echo "loom: installing ${need[*]} with apt-get" >&2
+        local sudo=""
+        [ "$(id -u)" -ne 0 ] && sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+    fi
+}
+
+# Makes sure python3 has numpy (for the conformance checker).
+loom_python_numpy() {
+    if ! python3 -c "import numpy" >/dev/null 2>&1; then
+        echo "loom: installing numpy for python3" >&2
+        python3 -m pip install -q numpy || { dpkg -s python3-numpy >/dev/null 2>&1 || apt-get install -y -qq python3-numpy >/dev/null; }
+    fi
+}
