@@ -55,7 +55,7 @@ public struct Marginalize: SequenceFunction {
 
     public func apply(model: ONNXModel, batch: Batch) throws -> OutputTree {
         let before = try inner.apply(model: model, batch: batch)
-        let after = try inner.apply(model: model, batch: Batch(x: substitute(batch.x), args: batch.args))
+        let after = try inner.apply(model: model, batch: batch.replacingX(substitute(batch.x)))
         return .list([before, after])
     }
 }

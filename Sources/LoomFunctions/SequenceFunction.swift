@@ -11,7 +11,7 @@ public struct Predict: SequenceFunction {
     public init() {}
 
     public func apply(model: ONNXModel, batch: Batch) throws -> OutputTree {
-        let outputs = try model.run([batch.x] + batch.args)
+        let outputs = try model.run(shared: batch.x, rows: batch.xRows, others: batch.args)
         return outputs.count == 1 ? .leaf(outputs[0]) : .list(outputs.map { .leaf($0) })
     }
 }

@@ -10,10 +10,33 @@ struct BinaryKernel: Kernel {
     enum Op: Sendable { case add, sub, mul, div, pow }
     let op: Op
 
+    func run(consuming inputs: inout [Value?]) throws -> [Value] {
+        guard inputs.count == 2, op != .pow, case .float(let a)? = inputs[0], case .float(let b)? = inputs[1],
+              a.shape == b.shape else { return try run(inputs) }
+        // Equal shapes: the result overwrites the first operand's storage (unique when the interpreter handed it over).
+        let bValue = inputs[1].take()!
+        let aValue = inputs[0].take()!
+        guard case .float(var x) = consume aValue, case .float(let y) = bValue else { preconditionFailure() }
+        x.storage.withUnsafeMutableBufferPointer { p in
+            y.storage.withUnsafeBufferPointer { q in
+                let n = p.count
+                switch op {
+                case .add: for i in 0..<n { p[i] += q[i] }
+                case .sub: for i in 0..<n { p[i] -= q[i] }
+                case .mul: for i in 0..<n { p[i] *= q[i] }
+                case .div: for i in 0..<n { p[i] /= q[i] }
+                case .pow: break
+                }
+            }
+        }
+        return [.float(x)]
+    }
+
     func run(_ inputs: [Value?]) throws -> [Value] {
         let a = try inputs.required(0, "A"), b = try inputs.required(1, "B")
         switch (a, b) {
         case (.float(let x), .float(let y)):
+            if let fast = sameShapeFloat(x, y) { return [.float(fast)] }
             switch op {
             case .add: return [.float(try broadcastBinary(x, y, +))]
             case .sub: return [.float(try broadcastBinary(x, y, -))]
@@ -40,10 +63,40 @@ struct BinaryKernel: Kernel {
     }
 }
 
+extension BinaryKernel {
+    /// The common case of equal shapes (residual adds, say), in loops the compiler vectorizes.
+    func sameShapeFloat(_ x: Tensor<Float>, _ y: Tensor<Float>) -> Tensor<Float>? {
+        guard x.shape == y.shape, op != .pow else { return nil }
+        return Tensor(shape: x.shape) { out in
+            x.storage.withUnsafeBufferPointer { a in
+                y.storage.withUnsafeBufferPointer { b in
+                    let n = out.count
+                    switch op {
+                    case .add: for i in 0..<n { out[i] = a[i] + b[i] }
+                    case .sub: for i in 0..<n { out[i] = a[i] - b[i] }
+                    case .mul: for i in 0..<n { out[i] = a[i] * b[i] }
+                    case .div: for i in 0..<n { out[i] = a[i] / b[i] }
+                    case .pow: break
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Element-wise functions of one float32 tensor.
 struct UnaryKernel: Kernel {
     enum Op: Sendable { case relu, sigmoid, tanh, exp, log, neg, abs, sqrt, softplus }
     let op: Op
+
+    func run(consuming inputs: inout [Value?]) throws -> [Value] {
+        guard inputs.count == 1, case .float? = inputs[0] else { return try run(inputs) }
+        let value = inputs[0].take()!
+        guard case .float(var t) = consume value else { preconditionFailure() }
+        // Unique storage (the interpreter's last reader): computed in place, no new buffer.
+        t.storage.withUnsafeMutableBufferPointer { p in apply(UnsafeBufferPointer(p), into: p) }
+        return [.float(t)]
+    }
 
     func run(_ inputs: [Value?]) throws -> [Value] {
         let v = try inputs.required(0, "X")
@@ -57,21 +110,24 @@ struct UnaryKernel: Kernel {
         }
         let x = try v.float("X")
         return [.float(Tensor(shape: x.shape) { out in
-            x.storage.withUnsafeBufferPointer { p in
-                let n = out.count
-                switch op {
-                case .relu: for i in 0..<n { out[i] = p[i] > 0 ? p[i] : 0 }
-                case .sigmoid: for i in 0..<n { out[i] = 1 / (1 + expf(-p[i])) }
-                case .tanh: for i in 0..<n { out[i] = tanhf(p[i]) }
-                case .exp: for i in 0..<n { out[i] = expf(p[i]) }
-                case .log: for i in 0..<n { out[i] = logf(p[i]) }
-                case .neg: for i in 0..<n { out[i] = -p[i] }
-                case .abs: for i in 0..<n { out[i] = Swift.abs(p[i]) }
-                case .sqrt: for i in 0..<n { out[i] = sqrtf(p[i]) }
-                case .softplus: for i in 0..<n { out[i] = p[i] > 20 ? p[i] : log1pf(expf(p[i])) }
-                }
-            }
+            x.storage.withUnsafeBufferPointer { p in apply(p, into: out) }
         })]
+    }
+
+    /// Writes `op` of each element of `p` to `out` (which may be the same memory).
+    func apply(_ p: UnsafeBufferPointer<Float>, into out: UnsafeMutableBufferPointer<Float>) {
+        let n = out.count
+        switch op {
+        case .relu: for i in 0..<n { out[i] = p[i] > 0 ? p[i] : 0 }
+        case .sigmoid: for i in 0..<n { out[i] = 1 / (1 + expf(-p[i])) }
+        case .tanh: for i in 0..<n { out[i] = tanhf(p[i]) }
+        case .exp: for i in 0..<n { out[i] = expf(p[i]) }
+        case .log: for i in 0..<n { out[i] = logf(p[i]) }
+        case .neg: for i in 0..<n { out[i] = -p[i] }
+        case .abs: for i in 0..<n { out[i] = Swift.abs(p[i]) }
+        case .sqrt: for i in 0..<n { out[i] = sqrtf(p[i]) }
+        case .softplus: for i in 0..<n { out[i] = p[i] > 20 ? p[i] : log1pf(expf(p[i])) }
+        }
     }
 }
 

@@ -30,6 +30,27 @@ struct GemmKernel: Kernel {
             out = Tensor(shape: [m, n], repeating: 0)
         }
         guard m > 0, n > 0 else { return [.float(out)] }
+        if m <= 4 {
+            // A few rows (a batch's distinct sequences): one sgemv per row, without sgemm's packing of B.
+            a.storage.withUnsafeBufferPointer { pa in
+                b.storage.withUnsafeBufferPointer { pb in
+                    out.storage.withUnsafeMutableBufferPointer { pc in
+                        for i in 0..<m {
+                            let row = pa.baseAddress! + (transA ? i : i * k)
+                            let incx = Int32(transA ? m : 1)
+                            if transB {
+                                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(n), Int32(k), alpha, pb.baseAddress, Int32(k),
+                                            row, incx, betaUsed, pc.baseAddress! + i * n, 1)
+                            } else {
+                                cblas_sgemv(CblasRowMajor, CblasTrans, Int32(k), Int32(n), alpha, pb.baseAddress, Int32(n),
+                                            row, incx, betaUsed, pc.baseAddress! + i * n, 1)
+                            }
+                        }
+                    }
+                }
+            }
+            return [.float(out)]
+        }
         a.storage.withUnsafeBufferPointer { pa in
             b.storage.withUnsafeBufferPointer { pb in
                 out.storage.withUnsafeMutableBufferPointer { pc in

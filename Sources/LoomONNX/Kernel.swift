@@ -7,6 +7,14 @@ import LoomTensor
 protocol Kernel: Sendable {
     /// Computes the node's outputs from its inputs; an absent optional input is nil.
     func run(_ inputs: [Value?]) throws -> [Value]
+
+    /// The same, allowed to take the inputs' storage: the interpreter hands over values
+    /// it will not read again, so an element-wise kernel can write its result in place.
+    func run(consuming inputs: inout [Value?]) throws -> [Value]
+}
+
+extension Kernel {
+    func run(consuming inputs: inout [Value?]) throws -> [Value] { try run(inputs) }
 }
 
 extension Array where Element == Value? {

@@ -1,4 +1,5 @@
 import LoomTensor
+import Synchronization
 
 /// An ONNX model compiled for Loom's interpreter: every kernel built, every value given a slot.
 ///
@@ -23,6 +24,13 @@ public final class ONNXModel: Sendable {
     let constantSlots: [(Int, Value)]
     let inputSlots: [Int]
     let outputSlots: [Int]
+    /// How to compute the X-only part of the graph once per distinct sequence, if it applies.
+    let sharedPlan: SharedRowPlan?
+    /// Cleared the first time a shared step is found not to act row by row.
+    let sharingEnabled = Atomic<Bool>(true)
+
+    /// Whether runs with repeated X rows compute the X-only part of the graph once per distinct row.
+    public var sharesRows: Bool { sharedPlan != nil && sharingEnabled.load(ordering: .relaxed) }
 
     /// The model file's path.
     public var path: String { file.path }
@@ -100,35 +108,93 @@ public final class ONNXModel: Sendable {
         self.constantSlots = constantSlots
         self.inputSlots = inputSlots
         self.outputSlots = outputSlots
+        self.sharedPlan = inputSlots.isEmpty ? nil : SharedRowPlan(
+            steps: steps, slotCount: slots.count, constants: Set(constantSlots.map(\.0)),
+            sharedInput: inputSlots[0], otherInputs: Array(inputSlots.dropFirst()), outputs: outputSlots)
     }
 
     /// Runs the graph on float32 inputs (in ``inputs`` order) and returns its outputs as float32.
     public func run(_ feeds: [Tensor<Float>]) throws -> [Tensor<Float>] {
-        guard feeds.count == inputSlots.count else {
-            throw ONNXError(file: path, kind: .inputMismatch,
-                            detail: "the model takes \(inputSlots.count) inputs (\(inputs.map(\.name).joined(separator: ", "))), \(feeds.count) were given")
+        try checkFeedCount(feeds.count)
+        return try execute(feeds, sharedRows: nil)
+    }
+
+    /// Runs the graph on a batch whose first input repeats rows.
+    ///
+    /// - Parameters:
+    ///   - shared: the distinct rows of the first input, (D, ...).
+    ///   - rows: for each example of the batch, its row of `shared`; the batch size is `rows.count`.
+    ///   - others: the other inputs, each with `rows.count` rows.
+    ///
+    /// The X-only part of the graph runs on the D distinct rows when the model allows it
+    /// (see `SharedRowPlan`); the result is that of `run` on the expanded batch.
+    public func run(shared: Tensor<Float>, rows: [Int], others: [Tensor<Float>]) throws -> [Tensor<Float>] {
+        try checkFeedCount(1 + others.count)
+        if sharesRows {
+            do { return try execute([shared] + others, sharedRows: rows) } catch is NotRowWise {
+                sharingEnabled.store(false, ordering: .relaxed)
+            }
         }
+        return try execute([shared.gatherRows(rows)] + others, sharedRows: nil)
+    }
+
+    private func checkFeedCount(_ n: Int) throws {
+        guard n == inputSlots.count else {
+            throw ONNXError(file: path, kind: .inputMismatch,
+                            detail: "the model takes \(inputSlots.count) inputs (\(inputs.map(\.name).joined(separator: ", "))), \(n) were given")
+        }
+    }
+
+    private func execute(_ feeds: [Tensor<Float>], sharedRows: [Int]?) throws -> [Tensor<Float>] {
         var env = [Value?](repeating: nil, count: slotCount)
         for (s, v) in constantSlots { env[s] = v }
         for (s, t) in zip(inputSlots, feeds) { env[s] = .float(t) }
-        for step in steps {
-            let args = step.inputs.map { $0.flatMap { env[$0] } }
+        let plan = sharedRows == nil ? nil : sharedPlan
+        var expanded: [Int: Value] = [:]
+        func expand(_ s: Int) throws -> Value {
+            if let v = expanded[s] { return v }
+            guard case .float(let t)? = env[s], let rows = sharedRows, t.rank >= 1 else { throw NotRowWise() }
+            let v = Value.float(t.gatherRows(rows))
+            expanded[s] = v
+            return v
+        }
+        let distinct = feeds.first?.shape.first ?? 0
+        for (i, step) in steps.enumerated() {
+            var args = step.inputs.map { $0.flatMap { env[$0] } }
+            if let plan {
+                for s in plan.steps[i].expand {
+                    let v = try expand(s)
+                    for (k, slot) in step.inputs.enumerated() where slot == s { args[k] = v }
+                }
+            }
+            // Hand over values this step is the last to read, so element-wise kernels can reuse their storage.
+            for s in step.frees where expanded[s] == nil {
+                if step.inputs.filter({ $0 == s }).count == 1 { env[s] = nil }
+            }
+            let inputShapes = args.map { $0?.shape }
+            var facts: [InputFacts?] = []
+            if plan?.steps[i].sharedData == true { facts = args.map { $0.map(InputFacts.init) } }
             let results: [Value]
-            do { results = try step.kernel.run(args) } catch {
+            do { results = try step.kernel.run(consuming: &args) } catch {
+                if plan?.steps[i].shared == true { throw NotRowWise() }
                 throw ONNXError(file: path, kind: .runtime, node: step.name, op: step.op,
-                                detail: "\(error) (input shapes \(args.map { $0.map { "\($0.shape)" } ?? "none" }.joined(separator: ", ")))")
+                                detail: "\(error) (input shapes \(inputShapes.map { $0.map { "\($0)" } ?? "none" }.joined(separator: ", ")))")
             }
             guard results.count >= step.outputs.count else {
                 throw ONNXError(file: path, kind: .runtime, node: step.name, op: step.op,
                                 detail: "produced \(results.count) outputs, the graph expects \(step.outputs.count)")
             }
+            if let plan, plan.steps[i].sharedData {
+                try Self.checkRowWise(step, plan: plan.steps[i], inputs: facts, outputs: results, rows: distinct)
+            }
             for (s, v) in zip(step.outputs, results) { env[s] = v }
-            for s in step.frees { env[s] = nil }
+            for s in step.frees { env[s] = nil; expanded[s] = nil }
         }
-        return outputSlots.map { s in
-            switch env[s]! {
-            case .float(let t): t
-            case .int64(let t): Tensor(shape: t.shape, storage: t.storage.map { Float($0) })
+        return try outputSlots.map { s in
+            let value = plan?.expandOutputs.contains(s) == true ? try expand(s) : env[s]!
+            switch value {
+            case .float(let t): return t
+            case .int64(let t): return Tensor(shape: t.shape, storage: t.storage.map { Float($0) })
             }
         }
     }

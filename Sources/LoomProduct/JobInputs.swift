@@ -39,15 +39,25 @@ public struct JobInputs: Sendable {
     public var sequenceLength: Int { x.shape[2] }
 
     /// The batch of examples `range`, gathered row by row.
-    public func batch(for range: Range<Int>) -> Batch {
+    ///
+    /// Each distinct sequence of the batch is copied once (consecutive examples share
+    /// their X row); with `shareRows` false every example gets its own copy.
+    public func batch(for range: Range<Int>, shareRows: Bool = true) -> Batch {
         let b = range.count
         let xRow = x.shape[1] * x.shape[2]
         let argRows = args.map { Array($0.shape.dropFirst()).elementCount }
         let coords = range.map { space.coordinates(of: $0) }
-        let xb = Tensor<Float>(shape: [b] + Array(x.shape.dropFirst())) { out in
+        var distinct: [Int] = []
+        var xRows: [Int] = []
+        xRows.reserveCapacity(b)
+        for c in coords {
+            if !shareRows || distinct.last != c.x { distinct.append(c.x) }
+            xRows.append(distinct.count - 1)
+        }
+        let xb = Tensor<Float>(shape: [distinct.count] + Array(x.shape.dropFirst())) { out in
             x.storage.withUnsafeBufferPointer { src in
-                for (i, c) in coords.enumerated() {
-                    (out.baseAddress! + i * xRow).initialize(from: src.baseAddress! + c.x * xRow, count: xRow)
+                for (i, row) in distinct.enumerated() {
+                    (out.baseAddress! + i * xRow).initialize(from: src.baseAddress! + row * xRow, count: xRow)
                 }
             }
         }
@@ -61,7 +71,7 @@ public struct JobInputs: Sendable {
                 }
             }
         }
-        return Batch(x: xb, args: ab)
+        return Batch(x: xb, xRows: xRows, args: ab)
     }
 
     /// Checks that every column of X is one-hot (or all zero, an unknown base); names the first bad sequence.

@@ -5,13 +5,18 @@ import LoomTensor
 /// Runs a job in this process, shard by shard, writing results in place: `loom run --workers 0`.
 public struct LocalExecutor {
     public let job: Job
+    /// Whether a batch's repeated sequences are held (and their X-only work done) once.
+    public let shareRows: Bool
 
-    public init(job: Job) { self.job = job }
+    public init(job: Job, shareRows: Bool = true) {
+        self.job = job
+        self.shareRows = shareRows
+    }
 
     /// Computes one shard's outputs.
     public func compute(shard: Int) throws -> (range: Range<Int>, output: OutputTree) {
         let range = job.plan.range(of: shard)
-        let batch = job.inputs.batch(for: range)
+        let batch = job.inputs.batch(for: range, shareRows: shareRows)
         return (range, try job.function.apply(model: job.model, batch: batch))
     }
 

@@ -48,6 +48,20 @@ public struct Tensor<Element: Sendable>: Sendable {
 
 extension Tensor: Equatable where Element: Equatable {}
 
+extension Tensor {
+    /// The rows `rows` of this tensor along axis 0, in that order.
+    public func gatherRows(_ rows: [Int]) -> Tensor {
+        let row = Array(shape.dropFirst()).elementCount
+        return Tensor(shape: [rows.count] + Array(shape.dropFirst())) { out in
+            storage.withUnsafeBufferPointer { src in
+                for (i, r) in rows.enumerated() {
+                    (out.baseAddress! + i * row).initialize(from: src.baseAddress! + r * row, count: row)
+                }
+            }
+        }
+    }
+}
+
 extension Array where Element == Int {
     /// The product of the extents: the number of elements of a tensor of this shape.
     @inlinable public var elementCount: Int { reduce(1, *) }

@@ -29,6 +29,12 @@ struct ConformanceTests {
         #expect(r.status == 0, "stderr: \(r.stderr)")
         let problems = try c.compare(out: out.path)
         #expect(problems.isEmpty, "\(problems)")
+        // The same job without sharing X-only work across a batch's repeated sequences.
+        let plain = TemporaryDirectory()
+        defer { plain.remove() }
+        let q = try runLoom(["run"] + c.argv + ["--workers", "0", "--out", plain.path, "--quiet", "--no-share-rows"], cwd: c.directory)
+        #expect(q.status == 0, "stderr: \(q.stderr)")
+        #expect(try c.compare(out: plain.path).isEmpty)
     }
 
     @Test("functions not in this version are refused clearly, leaving no manifest",

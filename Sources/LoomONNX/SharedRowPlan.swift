@@ -1,0 +1,181 @@
+import LoomTensor
+
+/// How a model runs when its first input repeats rows across the batch, as X does in a product.
+///
+/// In a pairwise or product job a batch holds few distinct sequences: a batch of 32
+/// drawn from 2,500 (alpha, beta) pairs per sequence holds one or two. The part of the
+/// graph that depends on X alone (a convolutional tower, a dense layer over the
+/// flattened sequence) then needs computing once per distinct sequence, not once per
+/// example. The plan marks that part:
+///
+/// - a value is *shared* if it is computed from X and constants only, by operators that
+///   act row by row along the batch axis (element-wise, Conv, Gemm on the left, ...);
+/// - shape metadata computed from shared values (`Shape(X)` and its arithmetic) is
+///   shared too, and may only feed shared nodes;
+/// - everything else runs on the full batch; a shared value it reads is first expanded
+///   (its rows gathered) to the batch.
+///
+/// Each shared node's row-wise behaviour is checked at run time against what actually
+/// flows (axes, shapes); if a check fails the batch is recomputed the plain way and the
+/// model stops sharing. So the plan can only make a model faster, never change its result
+/// beyond floating-point reassociation inside BLAS.
+struct SharedRowPlan: Sendable {
+    enum World: Sendable { case constant, sharedData, sharedMeta, batch }
+
+    /// Per step: whether it runs on shared rows, and which of its inputs to expand first.
+    struct StepPlan: Sendable {
+        let shared: Bool
+        /// Shared and carrying data rows (not shape metadata): checked at run time.
+        let sharedData: Bool
+        let expand: [Int]
+        /// Input positions holding constants, and holding shared shape metadata.
+        let constantPositions: Set<Int>
+        let metaPositions: Set<Int>
+    }
+
+    let steps: [StepPlan]
+    /// Output slots that hold shared rows and must be expanded at the end.
+    let expandOutputs: Set<Int>
+
+    /// Analyzes a compiled model; nil when sharing cannot apply (metadata would cross into batch-wide nodes, say).
+    init?(steps modelSteps: [ONNXModel.Step], slotCount: Int, constants: Set<Int>, sharedInput: Int, otherInputs: [Int], outputs: [Int]) {
+        var world = [World](repeating: .constant, count: slotCount)
+        world[sharedInput] = .sharedData
+        for s in otherInputs { world[s] = .batch }
+        for s in constants { world[s] = .constant }
+        var plans: [StepPlan] = []
+        var anyShared = false
+        for step in modelSteps {
+            let inWorlds = step.inputs.map { $0.map { world[$0] } ?? .constant }
+            let result: World
+            var expand: [Int] = []
+            if step.op == "Shape" && inWorlds.first == .sharedData {
+                result = .sharedMeta
+            } else if inWorlds.contains(.batch) || !inWorlds.contains(where: { $0 == .sharedData || $0 == .sharedMeta }) {
+                result = inWorlds.contains(.batch) ? .batch : .constant
+            } else if !inWorlds.contains(.sharedData) {
+                result = .sharedMeta   // arithmetic on shared shapes
+            } else if Self.rowWiseCandidate(step, inWorlds) {
+                result = .sharedData
+            } else {
+                result = .batch
+            }
+            if result == .batch {
+                for (k, s) in step.inputs.enumerated() {
+                    guard let s else { continue }
+                    switch inWorlds[k] {
+                    case .sharedData: expand.append(s)
+                    case .sharedMeta: return nil   // a shared shape would be read batch-wide: do not share
+                    default: break
+                    }
+                }
+            }
+            if result == .sharedData { anyShared = true }
+            for s in step.outputs { world[s] = result }
+            plans.append(StepPlan(shared: result == .sharedData || result == .sharedMeta, sharedData: result == .sharedData, expand: expand,
+                                  constantPositions: Set(inWorlds.indices.filter { inWorlds[$0] == .constant }),
+                                  metaPositions: Set(inWorlds.indices.filter { inWorlds[$0] == .sharedMeta })))
+        }
+        guard anyShared else { return nil }
+        var expandOutputs = Set<Int>()
+        for s in outputs {
+            switch world[s] {
+            case .sharedData: expandOutputs.insert(s)
+            case .sharedMeta, .constant: return nil
+            case .batch: break
+            }
+        }
+        steps = plans
+        self.expandOutputs = expandOutputs
+    }
+
+    /// Operators that can act row by row, given which inputs are shared data (the rest constant or shared shapes).
+    static func rowWiseCandidate(_ step: ONNXModel.Step, _ worlds: [World]) -> Bool {
+        func only(_ positions: Set<Int>) -> Bool {
+            worlds.enumerated().allSatisfy { k, w in w != .sharedData || positions.contains(k) }
+                && worlds.enumerated().allSatisfy { k, w in w != .sharedMeta || step.op == "Reshape" && k == 1 }
+        }
+        switch step.op {
+        case "Relu", "Sigmoid", "Tanh", "Exp", "Log", "Neg", "Abs", "Sqrt", "Softplus", "Identity", "Dropout", "Cast", "Softmax",
+             "Conv", "MaxPool", "BatchNormalization", "MatMul", "Gemm", "ReduceMean", "ReduceSum", "Slice", "Transpose",
+             "Flatten", "Unsqueeze", "Squeeze", "Gather", "Reshape":
+            return only([0])
+        case "Add", "Sub", "Mul", "Div", "Pow":
+            return only([0, 1])
+        case "Concat":
+            return worlds.allSatisfy { $0 == .sharedData }
+        default:
+            return false
+        }
+    }
+}
+
+/// A shared step whose inputs turned out not to be row-wise at run time.
+struct NotRowWise: Error {}
+
+extension ONNXModel {
+    /// Checks at run time that a shared step acted row by row on `rows` rows.
+    /// What the row-wise checks need to know of a step's input: its shape, and its values if it is a small int64 tensor.
+    struct InputFacts {
+        var shape: [Int]
+        var ints: [Int]?
+
+        init(_ v: Value) {
+            shape = v.shape
+            if case .int64(let t) = v, t.count <= 64 { ints = t.storage.map { Int($0) } }
+        }
+    }
+
+    static func checkRowWise(_ step: Step, plan: SharedRowPlan.StepPlan, inputs: [InputFacts?], outputs: [Value], rows: Int) throws {
+        func lead(_ v: Value?) -> Int? { v.flatMap { $0.shape.first } }
+        func constInts(_ k: Int) -> [Int]? { k < inputs.count ? inputs[k]?.ints : nil }
+        let data = inputs.first ?? nil
+        let rank = data?.shape.count ?? 0
+        func axisOK(_ a: Int, rank r: Int) -> Bool { (a < 0 ? a + r : a) >= 1 }
+        for out in outputs {
+            if case .float = out { guard out.shape.first == rows else { throw NotRowWise() } }
+        }
+        switch step.op {
+        case "Add", "Sub", "Mul", "Div", "Pow":
+            // A constant operand may broadcast along the batch axis only with extent 1.
+            let outRank = outputs[0].shape.count
+            for k in plan.constantPositions where k < inputs.count {
+                if let v = inputs[k], v.shape.count == outRank, v.shape.first != 1 { throw NotRowWise() }
+            }
+        case "Gemm":
+            guard let k = step.kernel as? GemmKernel, !k.transA else { throw NotRowWise() }
+        case "MatMul":
+            guard rank >= 2, (inputs.count > 1 ? inputs[1]?.shape.count : nil) == 2 else { throw NotRowWise() }
+        case "Softmax":
+            guard let k = step.kernel as? SoftmaxKernel, axisOK(k.axis, rank: rank) else { throw NotRowWise() }
+        case "ReduceMean", "ReduceSum":
+            guard let k = step.kernel as? ReduceKernel else { throw NotRowWise() }
+            let axes = constInts(1) ?? k.attributeAxes ?? []
+            guard !axes.isEmpty, axes.allSatisfy({ axisOK($0, rank: rank) }) else { throw NotRowWise() }
+        case "Slice":
+            guard let axes = constInts(3), axes.allSatisfy({ axisOK($0, rank: rank) }) else { throw NotRowWise() }
+        case "Transpose":
+            guard let k = step.kernel as? TransposeKernel, k.perm?.first == 0 else { throw NotRowWise() }
+        case "Flatten":
+            guard let k = step.kernel as? FlattenKernel, axisOK(k.axis, rank: rank) else { throw NotRowWise() }
+        case "Unsqueeze":
+            guard let k = step.kernel as? UnsqueezeKernel, let axes = constInts(1) ?? k.attributeAxes,
+                  axes.allSatisfy({ axisOK($0, rank: rank + axes.count) }) else { throw NotRowWise() }
+        case "Squeeze":
+            guard let k = step.kernel as? SqueezeKernel, let axes = constInts(1) ?? k.attributeAxes,
+                  axes.allSatisfy({ axisOK($0, rank: rank) }) else { throw NotRowWise() }
+        case "Gather":
+            guard let k = step.kernel as? GatherKernel, axisOK(k.axis, rank: rank) else { throw NotRowWise() }
+        case "Concat":
+            guard let k = step.kernel as? ConcatKernel, axisOK(k.axis, rank: rank) else { throw NotRowWise() }
+        case "Reshape":
+            // Rows stay rows when the leading extent is kept; a constant target must copy or infer it.
+            guard lead(outputs[0]) == data?.shape.first else { throw NotRowWise() }
+            if !plan.metaPositions.contains(1), let spec = constInts(1) {
+                guard let first = spec.first, first == 0 || first == -1 else { throw NotRowWise() }
+            }
+        default:
+            break
+        }
+    }
+}

@@ -1,0 +1,72 @@
+"""The benchmark models, built with fixed seeds so that the ONNX files shipped in
+scripts/benchmarks/data and the torch modules the benchmark rebuilds have the same weights.
+
+    python models.py export DIR     # write flattendense1000.onnx and bpnet64x8.onnx(+.data)
+
+Needs torch, onnx, onnxscript and bpnet-lite (scripts/bench makes a venv with them).
+"""
+import os, sys, warnings
+
+import torch
+
+warnings.filterwarnings("ignore")
+
+
+class FlattenDense(torch.nn.Module):
+    """The seed tutorial's model: a dense layer over the flattened one-hot sequence, scaled by beta, shifted by alpha."""
+    def __init__(self, length=1000, n_outputs=3):
+        super().__init__()
+        self.dense = torch.nn.Linear(length * 4, n_outputs)
+
+    def forward(self, X, alpha, beta):
+        return self.dense(X.reshape(X.shape[0], -1)) * beta + alpha
+
+
+def flatten_dense():
+    torch.manual_seed(0)
+    return FlattenDense(1000, 3).eval()
+
+
+def bpnet():
+    """bpnet-lite's BPNet: 64 filters, 8 dilated residual layers, 2114 bp in, 1000 bp profile out, 2 control tracks."""
+    from bpnetlite import BPNet
+    torch.manual_seed(0)
+    return BPNet(n_filters=64, n_layers=8, n_outputs=2, n_control_tracks=2).eval()
+
+
+def export(out):
+    os.makedirs(out, exist_ok=True)
+    fd = flatten_dense()
+    x = torch.zeros(2, 4, 1000)
+    a = torch.zeros(2, 1)
+    axes = {n: {0: "batch"} for n in ["X", "a0", "a1", "y"]}
+    torch.onnx.export(fd, (x, a, a), os.path.join(out, "flattendense1000.onnx"), input_names=["X", "a0", "a1"],
+                      output_names=["y"], dynamic_axes=axes, dynamo=False, opset_version=17)
+    bp = bpnet()
+    x = torch.zeros(2, 4, 2114)
+    c = torch.zeros(2, 2, 2114)
+    batch = torch.export.Dim("batch", min=1)
+    torch.onnx.export(bp, (x, c), os.path.join(out, "bpnet64x8.onnx"), input_names=["X", "a0"],
+                      dynamic_shapes=({0: batch}, {0: batch}), dynamo=True, external_data=True)
+    for f in ("flattendense1000.onnx", "bpnet64x8.onnx"):
+        scrub(os.path.join(out, f))
+
+
+def scrub(path):
+    """Drop exporter doc strings and metadata (they name local paths)."""
+    import onnx
+    m = onnx.load(path, load_external_data=False)
+    m.doc_string = ""
+    del m.metadata_props[:]
+    for n in m.graph.node:
+        n.doc_string = ""
+        del n.metadata_props[:]
+    for v in list(m.graph.input) + list(m.graph.output) + list(m.graph.value_info):
+        v.doc_string = ""
+        del v.metadata_props[:]
+    onnx.save(m, path)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["export"]:
+        export(sys.argv[2])
