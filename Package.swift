@@ -9,18 +9,27 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // System libraries.
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZeroMQ", pkgConfig: "libzmq",
+                       providers: [.apt(["libzmq3-dev"])]),
+        .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
         // Data path: tensors and .npy files -> ONNX runtime -> tangermeme functions -> product engine.
         .target(name: "LoomTensor"),
         .target(name: "LoomONNX", dependencies: ["LoomTensor", "COpenBLAS"]),
         .target(name: "LoomFunctions", dependencies: ["LoomTensor", "LoomONNX"]),
         .target(name: "LoomProduct", dependencies: ["LoomTensor", "LoomONNX", "LoomFunctions"]),
+        .target(name: "LoomCluster", dependencies: [
+            "LoomTensor", "LoomONNX", "LoomFunctions", "LoomProduct", "ZeroMQ",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .executableTarget(name: "loom", dependencies: [
-            "LoomTensor", "LoomONNX", "LoomFunctions", "LoomProduct",
+            "LoomTensor", "LoomONNX", "LoomFunctions", "LoomProduct", "LoomCluster",
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Tests.
@@ -29,5 +38,7 @@ let package = Package(
         .testTarget(name: "LoomONNXTests", dependencies: ["LoomONNX", "LoomTensor", "LoomTestSupport"]),
         .testTarget(name: "LoomProductTests", dependencies: ["LoomProduct", "LoomFunctions", "LoomONNX", "LoomTensor", "LoomTestSupport"]),
         .testTarget(name: "LoomCLITests", dependencies: ["LoomTensor", "LoomTestSupport"]),
+        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
+        .testTarget(name: "LoomClusterTests", dependencies: ["LoomCluster", "LoomProduct", "LoomTestSupport"]),
     ]
 )

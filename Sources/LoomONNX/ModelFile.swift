@@ -48,6 +48,8 @@ public struct ModelFile: Sendable {
     public let outputs: [IOInfo]
     /// The nodes in file order.
     public let nodes: [NodeInfo]
+    /// The external data files the model reads, as locations relative to its folder.
+    public let externalDataFiles: [String]
 
     let graph: ONNXProto.GraphProto
     let constants: [String: Value]
@@ -98,6 +100,7 @@ public struct ModelFile: Sendable {
         var total = bytes.count
         for (_, data) in decoder.externalFilesInOrder { hash.update(data); total += data.count }
         self.sha256 = hash.finalize()
+        self.externalDataFiles = decoder.externalFilesInOrder.map(\.0)
         self.byteCount = total
 
         func info(_ v: ONNXProto.ValueInfoProto) -> IOInfo {

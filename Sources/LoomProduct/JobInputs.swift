@@ -43,17 +43,8 @@ public struct JobInputs: Sendable {
     /// Each distinct sequence of the batch is copied once (consecutive examples share
     /// their X row); with `shareRows` false every example gets its own copy.
     public func batch(for range: Range<Int>, shareRows: Bool = true) -> Batch {
-        let b = range.count
+        let (distinct, _) = space.sequenceRows(for: range, shareRows: shareRows)
         let xRow = x.shape[1] * x.shape[2]
-        let argRows = args.map { Array($0.shape.dropFirst()).elementCount }
-        let coords = range.map { space.coordinates(of: $0) }
-        var distinct: [Int] = []
-        var xRows: [Int] = []
-        xRows.reserveCapacity(b)
-        for c in coords {
-            if !shareRows || distinct.last != c.x { distinct.append(c.x) }
-            xRows.append(distinct.count - 1)
-        }
         let xb = Tensor<Float>(shape: [distinct.count] + Array(x.shape.dropFirst())) { out in
             x.storage.withUnsafeBufferPointer { src in
                 for (i, row) in distinct.enumerated() {
@@ -61,18 +52,11 @@ public struct JobInputs: Sendable {
                 }
             }
         }
-        let ab = args.enumerated().map { k, arg in
-            Tensor<Float>(shape: [b] + Array(arg.shape.dropFirst())) { out in
-                let row = argRows[k]
-                arg.storage.withUnsafeBufferPointer { src in
-                    for (i, c) in coords.enumerated() {
-                        (out.baseAddress! + i * row).initialize(from: src.baseAddress! + c.args[k] * row, count: row)
-                    }
-                }
-            }
-        }
-        return Batch(x: xb, xRows: xRows, args: ab)
+        return space.batch(for: range, distinctX: xb, args: args, shareRows: shareRows)
     }
+
+    /// Whether X is strictly one-hot (each column one 1, or all zeros), so it can travel as one byte per position.
+    public var isOneHot: Bool { (try? checkOneHot()) != nil }
 
     /// Checks that every column of X is one-hot (or all zero, an unknown base); names the first bad sequence.
     public func checkOneHot() throws {

@@ -50,7 +50,7 @@ public struct LocalExecutor {
             model: .init(path: job.spec.modelPath, sha256: job.model.file.sha256, bytes: job.model.file.byteCount),
             inputs: job.inputDescriptions, batchSize: plan.batchSize, examples: plan.examples,
             shards: plan.shardCount, axes: job.inputs.space.axes, workers: 0,
-            elapsedSeconds: Date().timeIntervalSince(started), completedAt: isoNow())
+            elapsedSeconds: Date().timeIntervalSince(started), completedAt: isoNowString())
         try OutputDirectory.publish(manifest, in: out)
         return manifest
     }

@@ -13,6 +13,13 @@ public struct Manifest: Codable, Sendable, Equatable {
         public var shape: [Int]
         /// Always "float32".
         public var dtype: String
+
+        public init(index: [Int], file: String, shape: [Int], dtype: String) {
+            self.index = index
+            self.file = file
+            self.shape = shape
+            self.dtype = dtype
+        }
     }
 
     /// The model as the manifest records it.
@@ -20,6 +27,12 @@ public struct Manifest: Codable, Sendable, Equatable {
         public var path: String
         public var sha256: String
         public var bytes: Int
+
+        public init(path: String, sha256: String, bytes: Int) {
+            self.path = path
+            self.sha256 = sha256
+            self.bytes = bytes
+        }
     }
 
     public var outputs: [Output]
@@ -36,6 +49,25 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var workers: Int
     public var elapsedSeconds: Double
     public var completedAt: String
+
+    public init(outputs: [Output], loomVersion: String, jobId: String, mode: ProductMode, function: FunctionSpec,
+                model: ModelRecord, inputs: [Job.InputDescription], batchSize: Int, examples: Int, shards: Int,
+                axes: [Int], workers: Int, elapsedSeconds: Double, completedAt: String) {
+        self.outputs = outputs
+        self.loomVersion = loomVersion
+        self.jobId = jobId
+        self.mode = mode
+        self.function = function
+        self.model = model
+        self.inputs = inputs
+        self.batchSize = batchSize
+        self.examples = examples
+        self.shards = shards
+        self.axes = axes
+        self.workers = workers
+        self.elapsedSeconds = elapsedSeconds
+        self.completedAt = completedAt
+    }
 
     /// The manifest as pretty-printed JSON with snake_case keys.
     public func encoded() throws -> [UInt8] {
@@ -54,7 +86,7 @@ public struct Manifest: Codable, Sendable, Equatable {
 }
 
 /// The current time as an ISO 8601 string, for manifests.
-func isoNow() -> String {
+public func isoNowString() -> String {
     let f = ISO8601DateFormatter()
     return f.string(from: Date())
 }

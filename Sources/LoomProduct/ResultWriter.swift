@@ -58,6 +58,29 @@ public final class ResultWriter {
         }
     }
 
+    /// Writes raw float32 rows received from a worker: one buffer per leaf, `count` examples from `firstExample`.
+    ///
+    /// The leaves' number, index paths and per-example shapes must match the first batch written.
+    public func write(raw leaves: [(index: [Int], exampleShape: [Int], bytes: UnsafeRawBufferPointer)], at firstExample: Int, count: Int) throws {
+        if self.leaves == nil { try open(leaves: leaves.map { ($0.index, $0.exampleShape) }) }
+        let mine = self.leaves!
+        guard leaves.count == mine.count else {
+            throw IndexSpaceError("a shard carries \(leaves.count) outputs where the first carried \(mine.count)")
+        }
+        guard firstExample >= 0, firstExample + count <= axes.elementCount else {
+            throw IndexSpaceError("rows \(firstExample)..<\(firstExample + count) fall outside the \(axes.elementCount) examples")
+        }
+        for (leaf, got) in zip(mine, leaves) {
+            guard got.index == leaf.index, got.exampleShape == leaf.exampleShape else {
+                throw IndexSpaceError("output \(got.index) has per-example shape \(got.exampleShape) in one shard and \(leaf.exampleShape) in another")
+            }
+            guard got.bytes.count == count * leaf.exampleShape.elementCount * 4 else {
+                throw IndexSpaceError("output \(got.index) carries \(got.bytes.count) bytes for \(count) examples of shape \(leaf.exampleShape)")
+            }
+            leaf.output.write(rawRows: got.bytes, at: firstExample)
+        }
+    }
+
     /// Flushes every file to disk and returns the manifest entries.
     public func finish() throws -> [Manifest.Output] {
         guard let leaves else { return [] }

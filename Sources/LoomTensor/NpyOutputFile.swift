@@ -65,6 +65,15 @@ public final class NpyOutputFile: @unchecked Sendable {
         (mapping + byteOffset).copyMemory(from: src, byteCount: values.count * 4)
     }
 
+    /// Copies whole rows given as raw float32 bytes (any alignment) into place, starting at row `firstRow`.
+    public func write(rawRows bytes: UnsafeRawBufferPointer, at firstRow: Int) {
+        precondition(bytes.count % max(rowElements * 4, 1) == 0, "a partial row was written to \(path)")
+        let byteOffset = dataOffset + firstRow * rowElements * 4
+        precondition(byteOffset + bytes.count <= mappedLength, "rows past the end of \(path)")
+        guard let mapping, let src = bytes.baseAddress, bytes.count > 0 else { return }
+        (mapping + byteOffset).copyMemory(from: src, byteCount: bytes.count)
+    }
+
     /// Reads rows back, for resume and for checks.
     public func read(rows count: Int, at firstRow: Int) -> [Float] {
         let n = count * rowElements

@@ -8,5 +8,5 @@ struct Loom: ParsableCommand {
         commandName: "loom",
         abstract: "Apply an ONNX model over the pairwise or cartesian product of its inputs, as tangermeme's apply_pairwise / apply_product do.",
         version: LoomVersion.string,
-        subcommands: [Run.self, Inspect.self, Show.self])
+        subcommands: [Run.self, CoordinatorCommand.self, WorkerCommand.self, CollectorCommand.self, Inspect.self, Show.self])
 }

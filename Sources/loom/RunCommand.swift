@@ -1,6 +1,7 @@
 import ArgumentParser
 import LoomFunctions
 import LoomONNX
+import LoomCluster
 import LoomProduct
 
 extension ProductMode: ExpressibleByArgument {}
@@ -91,22 +92,28 @@ struct Run: ParsableCommand {
     @Option(help: "BLAS threads in each process (parallelism normally comes from workers).")
     var threads: Int = 1
 
+    @OptionGroup var log: LogOptions
+
     @Flag(help: "Run the whole graph for every example, even the part that depends on X alone (for checking; slower).")
     var noShareRows = false
 
     func run() throws {
         try reportingErrors {
             guard workers >= 0 else { throw ValidationError("--workers must be 0 or more") }
-            guard workers == 0 else {
-                throw ValidationError("--workers \(workers): local worker processes are not available in this version of Loom; use --workers 0 (in process)")
-            }
             ProcessSetup.pinBLASThreads(threads)
             BLAS.setThreads(threads)
             let spec = try job.spec()
             let loaded = try Job(spec: spec)
-            let progress = ProgressReporter(totalShards: loaded.plan.shardCount, totalExamples: loaded.plan.examples,
-                                            style: quiet ? .quiet : .auto)
-            let manifest = try LocalExecutor(job: loaded, shareRows: !noShareRows).run(out: out, overwrite: overwrite, progress: progress)
+            let manifest: Manifest
+            if workers == 0 {
+                let progress = ProgressReporter(totalShards: loaded.plan.shardCount, totalExamples: loaded.plan.examples,
+                                                style: quiet ? .quiet : .auto)
+                manifest = try LocalExecutor(job: loaded, shareRows: !noShareRows).run(out: out, overwrite: overwrite, progress: progress)
+            } else {
+                guard !noShareRows else { throw ValidationError("--no-share-rows applies to --workers 0 only") }
+                manifest = try LocalCluster.run(job: loaded, workers: workers, out: out, overwrite: overwrite,
+                                                progress: quiet ? .quiet : .auto, logLevel: log.logLevel, logger: log.logger("loom.run"))
+            }
             if !quiet {
                 let shapes = manifest.outputs.map { "\($0.file) \($0.shape)" }.joined(separator: ", ")
                 print("loom: wrote \(manifest.examples) examples in \(manifest.shards) shards to \(out): \(shapes)")

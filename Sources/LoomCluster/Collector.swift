@@ -1,0 +1,167 @@
+import Foundation
+import Logging
+import LoomProduct
+import LoomTensor
+import ZeroMQ
+
+/// Reassembles a job's results: writes each shard's rows at their place in the memory-mapped
+/// result files, acknowledges it to the coordinator, and publishes the manifest when told.
+///
+/// It binds one ROUTER socket: workers send results to it and the coordinator connects to it
+/// (`collect`, `finish`, `end`). Shards may arrive in any order; a shard that arrives twice is
+/// written once. The run loop owns the socket and blocks its thread.
+public final class Collector {
+    /// Where it listens.
+    public let bind: String
+    /// The results folder.
+    public let out: String
+    /// Whether a different job's results in `out` may be replaced.
+    public let overwrite: Bool
+    let context: Context
+    var logger: Logger
+    /// The endpoint actually bound (with the port chosen for `:*`), once bound.
+    public private(set) var boundEndpoint: String? = nil
+    private let onBound: (@Sendable (String) -> Void)?
+
+    public init(context: Context, bind: String, out: String, overwrite: Bool, logger: Logger,
+                onBound: (@Sendable (String) -> Void)? = nil) {
+        self.context = context
+        self.bind = bind
+        self.out = out
+        self.overwrite = overwrite
+        self.logger = logger
+        self.logger[metadataKey: "role"] = "collector"
+        self.onBound = onBound
+    }
+
+    struct Active {
+        let descriptor: JobDescriptor
+        let coordinator: PeerID
+        let writer: ResultWriter
+        var written: [Bool]
+        var count = 0
+        let started = Date()
+    }
+
+    /// Serves jobs until one is published (returns) or fails (throws).
+    public func run() throws {
+        let socket = try Socket(context, .router)
+        defer { socket.close() }
+        try socket.set(SocketOption.receiveHighWaterMark, 0)
+        try socket.bind(bind)
+        boundEndpoint = socket.lastEndpoint
+        onBound?(socket.lastEndpoint)
+        logger.info("listening", metadata: ["endpoint": "\(socket.lastEndpoint)"])
+        var active: Active? = nil
+        var pendingAcks: [Int] = []
+        while true {
+            _ = try poll([socket], timeoutMilliseconds: 200)
+            while let frames = try socket.receive(dontWait: true) {
+                let message: Message
+                do { message = try Message(frames: frames, routed: true, peerName: "peer") } catch {
+                    logger.warning("dropped a message", metadata: ["why": "\(error)"])
+                    continue
+                }
+                switch message.type {
+                case .collect:
+                    var r = try message.reader()
+                    let json = try r.blob()
+                    let descriptor = try JSONDecoder().decode(JobDescriptor.self, from: Data(json))
+                    if let a = active, a.descriptor.jobId == descriptor.jobId {
+                        try socket.send(.collectorReady, to: message.peer, body: wire { $0.string(descriptor.jobId) })
+                        continue
+                    }
+                    do {
+                        try OutputDirectory.claim(out, jobID: descriptor.jobId, spec: descriptor.spec, overwrite: overwrite)
+                    } catch {
+                        try socket.send(.error, to: message.peer, body: wire { $0.string(descriptor.jobId); $0.int(-1); $0.string("collector: \(error)") })
+                        throw error
+                    }
+                    active = Active(descriptor: descriptor, coordinator: message.peer!,
+                                    writer: ResultWriter(directory: out, axes: descriptor.space.axes),
+                                    written: [Bool](repeating: false, count: descriptor.plan.shardCount))
+                    logger.info("collecting", metadata: ["job": "\(descriptor.jobId.prefix(12))", "out": "\(out)"])
+                    try socket.send(.collectorReady, to: message.peer, body: wire { $0.string(descriptor.jobId) })
+                case .result:
+                    guard var a = active else { continue }
+                    do {
+                        if let shard = try write(message, into: &a) { pendingAcks.append(shard) }
+                    } catch {
+                        let text = "collector: a result from \(message.peerName) could not be written: \(error)"
+                        try socket.send(.error, to: a.coordinator, body: wire { $0.string(a.descriptor.jobId); $0.int(-1); $0.string(text) })
+                        throw ClusterError(text)
+                    }
+                    active = a
+                case .finish:
+                    guard let a = active else { continue }
+                    flushAcks(socket, a, &pendingAcks)
+                    do {
+                        guard a.count == a.descriptor.plan.shardCount else {
+                            throw ClusterError("told to finish with \(a.count) of \(a.descriptor.plan.shardCount) shards written")
+                        }
+                        let outputs = try a.writer.finish()
+                        var r = try message.reader()
+                        _ = try r.string()
+                        let workers = try r.int()
+                        let manifest = a.descriptor.manifest(outputs: outputs, workers: workers, elapsed: Date().timeIntervalSince(a.started))
+                        try OutputDirectory.publish(manifest, in: out)
+                    } catch {
+                        try socket.send(.finished, to: a.coordinator, body: wire { $0.u8(0); $0.string("\(error)") })
+                        throw error
+                    }
+                    try socket.send(.finished, to: a.coordinator, body: wire { $0.u8(1); $0.string("") })
+                    logger.info("published", metadata: ["out": "\(out)"])
+                    return
+                case .end:
+                    var r = try message.reader()
+                    let ok = try r.u8() == 1
+                    let reason = try r.string()
+                    if !ok { throw ClusterError("the coordinator ended the job: \(reason)") }
+                    return
+                default:
+                    logger.warning("unexpected message", metadata: ["type": "\(message.type)", "from": "\(message.peerName)"])
+                }
+            }
+            if let a = active { flushAcks(socket, a, &pendingAcks) }
+        }
+    }
+
+    private func flushAcks(_ socket: Socket, _ a: Active, _ acks: inout [Int]) {
+        guard !acks.isEmpty else { return }
+        _ = try? socket.send(.ack, to: a.coordinator, body: wire { $0.string(a.descriptor.jobId); $0.ints(acks) })
+        acks.removeAll(keepingCapacity: true)
+    }
+
+    /// Writes one result; returns its shard number, or nil for a duplicate or another job's result.
+    private func write(_ message: Message, into a: inout Active) throws -> Int? {
+        var r = try message.reader()
+        let jobId = try r.string()
+        guard jobId == a.descriptor.jobId else { return nil }
+        let shard = try r.int()
+        let plan = a.descriptor.plan
+        guard shard >= 0 && shard < plan.shardCount else { throw ProtocolError.malformed(peer: message.peerName, "shard \(shard) is not in the job") }
+        guard !a.written[shard] else { return shard }   // a duplicate: acknowledge again, write nothing
+        let range = plan.range(of: shard)
+        let leafCount = Int(try r.u32())
+        guard leafCount == message.data.count else {
+            throw ProtocolError.malformed(peer: message.peerName, "\(leafCount) outputs announced, \(message.data.count) frames sent")
+        }
+        var leaves: [(index: [Int], exampleShape: [Int], bytes: UnsafeRawBufferPointer)] = []
+        for k in 0..<leafCount {
+            let index = try r.ints()
+            let shape = try r.ints()
+            leaves.append((index, shape, message.data[k].bytes))
+        }
+        try a.writer.write(raw: leaves, at: range.lowerBound, count: range.count)
+        a.written[shard] = true
+        a.count += 1
+        return shard
+    }
+}
+
+/// Builds a body with a closure.
+func wire(_ build: (inout WireWriter) -> Void) -> WireWriter {
+    var w = WireWriter()
+    build(&w)
+    return w
+}

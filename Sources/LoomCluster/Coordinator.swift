@@ -1,0 +1,288 @@
+import Foundation
+import Logging
+import LoomProduct
+import LoomTensor
+import Synchronization
+import ZeroMQ
+
+/// Serves one job to workers: hands out shards against their credit, forwards the model and
+/// the job on request, and ends the job once the collector has published the result.
+///
+/// The scheduling decisions are the ``Scheduler``'s; this class is the shell around it that
+/// owns the sockets (a ROUTER for workers, a DEALER to the collector), the clock and the logs.
+/// ``run()`` blocks the calling thread, which owns both sockets.
+public final class Coordinator {
+    /// What the coordinator is told to do.
+    public struct Options: Sendable {
+        /// Where workers connect.
+        public var bind: String
+        /// A collector that runs elsewhere; nil runs one in this process.
+        public var collector: String?
+        /// The results folder, for the in-process collector.
+        public var out: String?
+        public var overwrite = false
+        public var progress: ProgressReporter.Style = .auto
+        /// Where the in-process collector binds (default: beside `bind`).
+        public var collectorBind: String?
+
+        public init(bind: String, collector: String? = nil, out: String? = nil) {
+            self.bind = bind
+            self.collector = collector
+            self.out = out
+        }
+    }
+
+    let job: Job
+    let options: Options
+    let context: Context
+    var logger: Logger
+    let descriptor: JobDescriptor
+    /// Set (from any thread, a signal handler's watcher say) to stop the job.
+    public let cancelled = Atomic<Bool>(false)
+    /// Called with the endpoint workers should connect to, once bound.
+    public var onBound: ((String) throws -> Void)? = nil
+    /// Called about every 200 ms on the coordinator's thread; a non-nil answer fails the job with that reason.
+    public var tick: (() -> String?)? = nil
+
+    public init(job: Job, options: Options, context: Context, logger: Logger) {
+        self.job = job
+        self.options = options
+        self.context = context
+        self.descriptor = JobDescriptor(job: job)
+        self.logger = logger
+        self.logger[metadataKey: "role"] = "coordinator"
+    }
+
+    struct WorkerInfo {
+        var name: String
+        var hasJob = false
+    }
+
+    /// Runs the job to its end; returns the number of workers that took part. Throws if the job fails.
+    public func run() throws -> Int {
+        let started = Date()
+        let router = try Socket(context, .router)
+        defer { router.close() }
+        try router.set(SocketOption.routerMandatory, 1)
+        try router.bind(options.bind)
+        let endpoint = router.lastEndpoint
+        logger.info("listening", metadata: ["endpoint": "\(endpoint)", "job": "\(descriptor.jobId.prefix(12))"])
+        try onBound?(endpoint)
+
+        // The collector: elsewhere, or a thread of this process.
+        var collectorThread: CollectorThread? = nil
+        let collectorEndpoint: String
+        if let external = options.collector {
+            collectorEndpoint = external
+        } else {
+            guard let out = options.out else { throw ClusterError("the coordinator needs --out (or --collector)") }
+            let bind = options.collectorBind ?? Self.siblingEndpoint(of: endpoint)
+            let thread = CollectorThread(collector: Collector(context: context, bind: bind, out: out, overwrite: options.overwrite, logger: logger))
+            collectorEndpoint = try thread.start()
+            collectorThread = thread
+        }
+        let advertised = Self.advertise(collectorEndpoint)
+        let toCollector = try Socket(context, .dealer)
+        defer { toCollector.close() }
+        try toCollector.connect(collectorEndpoint)
+        try toCollector.send(.collect, body: wire { $0.blob(Array(try! JSONEncoder().encode(descriptor))) })
+
+        var scheduler = Scheduler(shardCount: descriptor.plan.shardCount)
+        var workers: [PeerID: WorkerInfo] = [:]
+        var waiting: [PeerID] = []
+        var collectorReady = false
+        var examplesDone = 0
+        var everJoined = Set<PeerID>()
+        let progress = ProgressReporter(totalShards: descriptor.plan.shardCount, totalExamples: descriptor.plan.examples, style: options.progress)
+
+        func fail(_ text: String) throws -> Never {
+            for w in workers.keys { _ = try? router.send(.end, to: w, body: wire { $0.u8(0); $0.string(text) }) }
+            _ = try? toCollector.send(.end, body: wire { $0.u8(0); $0.string(text) })
+            collectorThread?.join()
+            throw ClusterError(text)
+        }
+
+        func sendJob(_ w: PeerID) throws {
+            var body = WireWriter()
+            body.blob(Array(try JSONEncoder().encode(descriptor)))
+            body.string(advertised)
+            try router.send(.job, to: w, body: body, data: job.inputs.args.map { .bytes(FloatBytes.encode($0)) })
+            workers[w]?.hasJob = true
+        }
+
+        func apply(_ directives: [Scheduler.Directive]) throws {
+            for d in directives {
+                switch d {
+                case .assign(let shard, let w):
+                    let range = descriptor.plan.range(of: shard)
+                    let distinct = descriptor.space.sequenceRows(for: range).distinct
+                    let rows = XCodec.encode(job.inputs.x, rows: distinct, as: descriptor.xEncoding)
+                    let sent = try router.send(.shard, to: w, body: wire { $0.string(descriptor.jobId); $0.int(shard); $0.ints(distinct) },
+                                               data: [.bytes(rows)])
+                    if !sent { try apply(scheduler.leave(w)) }
+                case .finish:
+                    try toCollector.send(.finish, body: wire { $0.string(descriptor.jobId); $0.int(everJoined.count) })
+                }
+            }
+        }
+
+        while true {
+            if cancelled.load(ordering: .relaxed) { try fail("the job was cancelled") }
+            if let reason = tick?() { try fail(reason) }
+            if let failure = collectorThread?.failure { try fail("the collector failed: \(failure)") }
+            let ready = try poll([router, toCollector], timeoutMilliseconds: 200)
+            if ready[1] {
+                while let frames = try toCollector.receive(dontWait: true) {
+                    let m = try Message(frames: frames, routed: false, peerName: "collector \(collectorEndpoint)")
+                    switch m.type {
+                    case .collectorReady:
+                        collectorReady = true
+                        for w in waiting { try sendJob(w) }
+                        waiting.removeAll()
+                    case .ack:
+                        var r = try m.reader()
+                        guard try r.string() == descriptor.jobId else { continue }
+                        let shards = try r.ints()
+                        for s in shards where s >= 0 && s < descriptor.plan.shardCount { examplesDone += descriptor.plan.range(of: s).count }
+                        try apply(scheduler.acknowledge(shards))
+                        progress.update(shardsDone: scheduler.completed, examplesDone: examplesDone, workers: workers.count)
+                    case .finished:
+                        var r = try m.reader()
+                        let ok = try r.u8() == 1
+                        let text = try r.string()
+                        guard ok else { try fail("the collector could not publish the result: \(text)") }
+                        progress.finish(shardsDone: scheduler.completed, examplesDone: examplesDone, workers: workers.count)
+                        for w in workers.keys { _ = try? router.send(.end, to: w, body: wire { $0.u8(1); $0.string("done") }) }
+                        collectorThread?.join()
+                        logger.info("done", metadata: ["seconds": "\(Date().timeIntervalSince(started))", "workers": "\(everJoined.count)"])
+                        return everJoined.count
+                    case .error:
+                        var r = try m.reader()
+                        _ = try r.string(); _ = try r.int()
+                        try fail(try r.string())
+                    default:
+                        logger.warning("unexpected message from the collector", metadata: ["type": "\(m.type)"])
+                    }
+                }
+            }
+            if ready[0] {
+                while let frames = try router.receive(dontWait: true) {
+                    let m: Message
+                    do { m = try Message(frames: frames, routed: true, peerName: "worker") } catch {
+                        logger.warning("dropped a message", metadata: ["why": "\(error)"])
+                        continue
+                    }
+                    guard let w = m.peer else { continue }
+                    switch m.type {
+                    case .hello:
+                        var r = try m.reader()
+                        let name = try r.string()
+                        workers[w] = WorkerInfo(name: name)
+                        everJoined.insert(w)
+                        logger.info("worker joined", metadata: ["worker": "\(name)"])
+                        if collectorReady { try sendJob(w) } else { waiting.append(w) }
+                    case .needModel:
+                        var r = try m.reader()
+                        guard try r.string() == descriptor.model.sha256 else { continue }
+                        let dir = URL(fileURLWithPath: job.spec.modelPath).deletingLastPathComponent().path
+                        let names = ["model.onnx"] + descriptor.modelFiles
+                        let files = try [FileIO.readAll(job.spec.modelPath)] + descriptor.modelFiles.map { try FileIO.readAll(dir + "/" + $0) }
+                        try router.send(.model, to: w, body: wire { b in
+                            b.string(descriptor.model.sha256)
+                            b.u32(UInt32(names.count))
+                            for n in names { b.string(n) }
+                        }, data: files.map { .bytes($0) })
+                    case .ready:
+                        var r = try m.reader()
+                        guard try r.string() == descriptor.jobId else { continue }
+                        let credit = Int(try r.u32())
+                        try apply(scheduler.grant(w, min(credit, 64)))
+                    case .error:
+                        var r = try m.reader()
+                        _ = try r.string()
+                        let shard = try r.int()
+                        let text = try r.string()
+                        try fail(shard >= 0 ? "worker \(workers[w]?.name ?? "\(w)") failed on \(descriptor.plan.describe(shard)): \(text)" : text)
+                    default:
+                        logger.warning("unexpected message", metadata: ["type": "\(m.type)", "from": "\(m.peerName)"])
+                    }
+                }
+            }
+            progress.update(shardsDone: scheduler.completed, examplesDone: examplesDone, workers: workers.count)
+        }
+    }
+
+    /// An endpoint for the in-process collector beside the coordinator's: same transport and host, another port or path.
+    static func siblingEndpoint(of endpoint: String) -> String {
+        if endpoint.hasPrefix("ipc://") { return endpoint + ".collector" }
+        if endpoint.hasPrefix("tcp://"), let colon = endpoint.lastIndex(of: ":") {
+            return String(endpoint[..<colon]) + ":*"
+        }
+        return "inproc://loom-collector"
+    }
+
+    /// The endpoint workers should connect to for a bound one (a wildcard host becomes this host's name).
+    static func advertise(_ endpoint: String) -> String {
+        for wildcard in ["tcp://*:", "tcp://0.0.0.0:"] where endpoint.hasPrefix(wildcard) {
+            var host = [CChar](repeating: 0, count: 256)
+            gethostname(&host, 255)
+            return "tcp://\(String(cString: host)):" + endpoint.dropFirst(wildcard.count)
+        }
+        return endpoint
+    }
+}
+
+/// The in-process collector on a thread of its own (it owns its socket there).
+final class CollectorThread: @unchecked Sendable {
+    let collector: Collector
+    private let lock = NSCondition()
+    private var endpoint: String? = nil
+    private var error: (any Error)? = nil
+    private var done = false
+
+    init(collector: Collector) { self.collector = collector }
+
+    /// Starts the thread and waits until the collector is bound; returns its endpoint.
+    func start() throws -> String {
+        let thread = Thread { [self] in
+            do {
+                try collector.runReporting { ep in
+                    self.lock.lock(); self.endpoint = ep; self.lock.broadcast(); self.lock.unlock()
+                }
+            } catch {
+                lock.lock(); self.error = error; lock.broadcast(); lock.unlock()
+            }
+            lock.lock(); done = true; lock.broadcast(); lock.unlock()
+        }
+        thread.name = "loom-collector"
+        thread.start()
+        lock.lock()
+        defer { lock.unlock() }
+        while endpoint == nil && error == nil && !done { lock.wait() }
+        if let error { throw error }
+        guard let endpoint else { throw ClusterError("the collector stopped before it was bound") }
+        return endpoint
+    }
+
+    /// The collector's failure, if it failed.
+    var failure: (any Error)? {
+        lock.lock(); defer { lock.unlock() }
+        return error
+    }
+
+    /// Waits for the collector to finish (it returns after publishing or on `end`).
+    func join(timeout: TimeInterval = 30) {
+        lock.lock()
+        defer { lock.unlock() }
+        let deadline = Date().addingTimeInterval(timeout)
+        while !done && lock.wait(until: deadline) {}
+    }
+}
+
+extension Collector {
+    /// Runs, reporting the bound endpoint through `bound` first.
+    func runReporting(_ bound: @escaping @Sendable (String) -> Void) throws {
+        let c = Collector(context: context, bind: bind, out: out, overwrite: overwrite, logger: logger, onBound: bound)
+        try c.run()
+    }
+}

@@ -1,0 +1,74 @@
+import Foundation
+import Logging
+import LoomProduct
+import LoomTensor
+import Synchronization
+import ZeroMQ
+
+/// Set by SIGINT or SIGTERM while a local cluster runs.
+nonisolated(unsafe) private var interruptedBySignal: Int32 = 0
+
+/// `loom run --workers N`: a coordinator and a collector in this process, and N worker
+/// processes of this same binary, over ipc endpoints in a private temporary folder.
+///
+/// Every worker is stopped when the job ends, fails or is interrupted (SIGINT, SIGTERM);
+/// workers also exit on their own if this process disappears.
+public enum LocalCluster {
+    /// Runs the job; returns the manifest the collector published.
+    public static func run(job: Job, workers: Int, out: String, overwrite: Bool, progress: ProgressReporter.Style,
+                           logLevel: Logger.Level, logger: Logger) throws -> Manifest {
+        precondition(workers >= 1)
+        var template = Array("/tmp/loom-run-XXXXXX".utf8CString)
+        guard let dirPointer = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw FileError(path: "/tmp", operation: "create a private folder for the run's endpoints", errno: errno)
+        }
+        let dir = String(cString: dirPointer)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let context = try Context()
+        var options = Coordinator.Options(bind: "ipc://\(dir)/coordinator", out: out)
+        options.collectorBind = "ipc://\(dir)/collector"
+        options.overwrite = overwrite
+        options.progress = progress
+        let coordinator = Coordinator(job: job, options: options, context: context, logger: logger)
+        var children: [Process] = []
+        defer { stop(children) }
+        coordinator.onBound = { endpoint in
+            for _ in 0..<workers {
+                let p = Process()
+                p.executableURL = URL(fileURLWithPath: "/proc/self/exe")
+                p.arguments = ["worker", "--connect", endpoint, "--parent-pid", "\(getpid())", "--log-level", logLevel.rawValue]
+                p.standardInput = FileHandle.nullDevice
+                p.standardOutput = FileHandle.nullDevice
+                try p.run()
+                children.append(p)
+            }
+        }
+        let previous = (signal(SIGINT, onSignal), signal(SIGTERM, onSignal))
+        defer { signal(SIGINT, previous.0); signal(SIGTERM, previous.1) }
+        coordinator.tick = {
+            if interruptedBySignal != 0 { return "interrupted by signal \(interruptedBySignal)" }
+            let dead = children.filter { !$0.isRunning }
+            if !children.isEmpty && dead.count == children.count {
+                let statuses = dead.map { "\($0.terminationStatus)" }.joined(separator: ", ")
+                return "all \(children.count) worker processes exited before the job was done (exit statuses \(statuses)); see their messages above"
+            }
+            return nil
+        }
+        let joined = try coordinator.run()
+        logger.info("local cluster done", metadata: ["workers": "\(joined)"])
+        return try Manifest.read(path: out + "/" + OutputDirectory.manifestFile)
+    }
+
+    /// Stops worker processes: SIGTERM, then SIGKILL for any still running after two seconds.
+    static func stop(_ children: [Process]) {
+        for p in children where p.isRunning { kill(p.processIdentifier, SIGTERM) }
+        let deadline = Date().addingTimeInterval(2)
+        while children.contains(where: \.isRunning) && Date() < deadline { usleep(10_000) }
+        for p in children where p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        for p in children { p.waitUntilExit() }
+    }
+}
+
+private func onSignal(_ signal: Int32) {
+    interruptedBySignal = signal
+}

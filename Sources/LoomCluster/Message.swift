@@ -1,0 +1,50 @@
+import ZeroMQ
+
+/// A received Loom message: who sent it (on a ROUTER), its type, its body and its data frames.
+public struct Message {
+    /// The sender's routing id (ROUTER sockets only).
+    public let peer: PeerID?
+    public let type: MessageType
+    /// The body frame (fields written with ``WireWriter``).
+    public let body: Frame?
+    /// Frames after the body: bulk data (X rows, results, model files).
+    public let data: [Frame]
+    /// A name for the sender in messages.
+    public let peerName: String
+
+    /// Parses frames from a ROUTER (`routed`: the first frame is the routing id) or a DEALER.
+    public init(frames: [Frame], routed: Bool, peerName: String) throws {
+        var rest = frames[...]
+        if routed {
+            guard let id = rest.popFirst() else { throw ProtocolError.malformed(peer: peerName, "an empty message") }
+            peer = PeerID(id.array)
+        } else {
+            peer = nil
+        }
+        let name = peer.map { "\(peerName) \($0)" } ?? peerName
+        self.peerName = name
+        guard let header = rest.popFirst() else { throw ProtocolError.malformed(peer: name, "no header frame") }
+        type = try Header.parse(header.bytes, peer: name).type
+        body = rest.popFirst()
+        data = Array(rest)
+    }
+
+    /// A reader over the body.
+    public func reader() throws -> WireReader {
+        guard let body else { throw ProtocolError.malformed(peer: peerName, "\(type) has no body") }
+        return WireReader(body.bytes, peer: peerName)
+    }
+}
+
+extension Socket {
+    /// Sends a Loom message: [routing id,] header, body, data frames.
+    @discardableResult
+    func send(_ type: MessageType, to peer: PeerID? = nil, body: WireWriter = WireWriter(), data: [OutgoingFrame] = []) throws -> Bool {
+        var frames: [OutgoingFrame] = []
+        if let peer { frames.append(.bytes(peer.bytes)) }
+        frames.append(.bytes(Header(type).bytes))
+        frames.append(.bytes(body.bytes))
+        frames += data
+        return try send(frames)
+    }
+}

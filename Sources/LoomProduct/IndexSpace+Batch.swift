@@ -1,0 +1,42 @@
+import LoomFunctions
+import LoomTensor
+
+extension IndexSpace {
+    /// The X rows a range of examples uses: the distinct sequence indices in order of first use,
+    /// and for each example its position among them.
+    ///
+    /// Consecutive examples share their sequence, so a batch holds few. With `shareRows`
+    /// false every example gets its own position.
+    public func sequenceRows(for range: Range<Int>, shareRows: Bool = true) -> (distinct: [Int], rows: [Int]) {
+        var distinct: [Int] = []
+        var rows: [Int] = []
+        rows.reserveCapacity(range.count)
+        for e in range {
+            let x = coordinates(of: e).x
+            if !shareRows || distinct.last != x { distinct.append(x) }
+            rows.append(distinct.count - 1)
+        }
+        return (distinct, rows)
+    }
+
+    /// A batch from its distinct sequences (as ``sequenceRows(for:shareRows:)`` lists them) and the full args.
+    ///
+    /// The in-process executor and remote workers both build batches here, so a shard's
+    /// batch, and so its floating-point result, is the same wherever it is computed.
+    public func batch(for range: Range<Int>, distinctX: Tensor<Float>, args: [Tensor<Float>], shareRows: Bool = true) -> Batch {
+        let (_, rows) = sequenceRows(for: range, shareRows: shareRows)
+        let coords = range.map { coordinates(of: $0) }
+        let b = range.count
+        let ab = args.enumerated().map { k, arg in
+            Tensor<Float>(shape: [b] + Array(arg.shape.dropFirst())) { out in
+                let row = Array(arg.shape.dropFirst()).elementCount
+                arg.storage.withUnsafeBufferPointer { src in
+                    for (i, c) in coords.enumerated() {
+                        (out.baseAddress! + i * row).initialize(from: src.baseAddress! + c.args[k] * row, count: row)
+                    }
+                }
+            }
+        }
+        return Batch(x: distinctX, xRows: rows, args: ab)
+    }
+}

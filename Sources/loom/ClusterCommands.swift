@@ -1,0 +1,107 @@
+import ArgumentParser
+import Foundation
+import LoomCluster
+import LoomONNX
+import LoomProduct
+import ZeroMQ
+
+/// `loom coordinator`: serve one job to workers over ZeroMQ.
+struct CoordinatorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coordinator",
+        abstract: "Serve one job: hand shards to workers that connect; exit 0 once the result and its manifest are written.")
+
+    @Option(help: "Where workers connect, e.g. tcp://*:5555 (or $LOOM_COORDINATOR).")
+    var bind: String?
+
+    @OptionGroup var job: JobOptions
+
+    @Option(help: "A collector running elsewhere (or $LOOM_COLLECTOR); by default one runs in this process.")
+    var collector: String?
+
+    @Option(help: "The results folder (for the collector in this process).")
+    var out: String?
+
+    @Flag(help: "Replace the results of a different job in --out.")
+    var overwrite = false
+
+    @Flag(help: "No progress output.")
+    var quiet = false
+
+    @OptionGroup var log: LogOptions
+
+    func run() throws {
+        try reportingErrors {
+            ProcessSetup.pinBLASThreads(1)
+            let bindEndpoint = try endpoint(bind, env: "LOOM_COORDINATOR", what: "--bind")
+            let collectorEndpoint = collector ?? ProcessInfo.processInfo.environment["LOOM_COLLECTOR"].flatMap { $0.isEmpty ? nil : $0 }
+            guard collectorEndpoint != nil || out != nil else { throw ValidationError("pass --out (results written here) or --collector") }
+            let loaded = try Job(spec: job.spec())
+            var options = Coordinator.Options(bind: bindEndpoint, collector: collectorEndpoint, out: out)
+            options.overwrite = overwrite
+            options.progress = quiet ? .quiet : .auto
+            let c = Coordinator(job: loaded, options: options, context: try Context(), logger: log.logger("loom.coordinator"))
+            let workers = try c.run()
+            if !quiet { print("loom: job \(loaded.id.prefix(12)) done: \(loaded.plan.shardCount) shards by \(workers) worker(s)") }
+        }
+    }
+}
+
+/// `loom worker`: compute shards for a coordinator.
+struct WorkerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Join a coordinator and compute shards of its job; the job, the model and the inputs come from the coordinator.")
+
+    @Option(help: "The coordinator, e.g. tcp://host:5555 (or $LOOM_COORDINATOR).")
+    var connect: String?
+
+    @Flag(help: "Stay for the next job of a coordinator at the same endpoint.")
+    var keepAlive = false
+
+    @Option(help: "Shards to hold at once (one computing, the rest arriving).")
+    var credit: Int = 2
+
+    @Option(help: .hidden)
+    var parentPid: Int32?
+
+    @OptionGroup var log: LogOptions
+
+    func run() throws {
+        try reportingErrors {
+            ProcessSetup.pinBLASThreads(1)
+            BLAS.setThreads(1)
+            let target = try endpoint(connect, env: "LOOM_COORDINATOR", what: "--connect")
+            let w = Worker(context: try Context(), coordinator: target, keepAlive: keepAlive, credit: credit,
+                           logger: log.logger("loom.worker"))
+            w.parentPID = parentPid
+            try w.run()
+        }
+    }
+}
+
+/// `loom collector`: a stand-alone collector.
+struct CollectorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "collector",
+        abstract: "Collect a job's results into --out for a coordinator started with --collector; exit 0 once the manifest is written.")
+
+    @Option(help: "Where workers and the coordinator connect, e.g. tcp://*:5556 (or $LOOM_COLLECTOR).")
+    var bind: String?
+
+    @Option(help: "The results folder.")
+    var out: String
+
+    @Flag(help: "Replace the results of a different job in --out.")
+    var overwrite = false
+
+    @OptionGroup var log: LogOptions
+
+    func run() throws {
+        try reportingErrors {
+            let bindEndpoint = try endpoint(bind, env: "LOOM_COLLECTOR", what: "--bind")
+            let c = Collector(context: try Context(), bind: bindEndpoint, out: out, overwrite: overwrite, logger: log.logger("loom.collector"))
+            try c.run()
+        }
+    }
+}

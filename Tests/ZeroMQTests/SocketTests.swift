@@ -1,0 +1,59 @@
+import Testing
+import ZeroMQ
+
+@Suite("the ZeroMQ layer (real sockets)")
+struct SocketTests {
+    @Test("dealer to router over tcp loopback: multipart, routing ids, owned buffers")
+    func dealerRouter() throws {
+        let ctx = try Context()
+        let router = try Socket(ctx, .router)
+        try router.bind("tcp://127.0.0.1:*")
+        let endpoint = router.lastEndpoint
+        #expect(endpoint.hasPrefix("tcp://127.0.0.1:"))
+        let dealer = try Socket(ctx, .dealer)
+        try dealer.connect(endpoint)
+        let big = OutgoingFrame.allocate(1 << 20)
+        for i in 0..<big.count { big[i] = UInt8(truncatingIfNeeded: i) }
+        #expect(try dealer.send([.bytes(Array("hello".utf8)), .owned(big)]))
+        #expect(try poll([router], timeoutMilliseconds: 5000) == [true])
+        let got = try #require(try router.receive())
+        #expect(got.count == 3)   // routing id, then the two frames
+        #expect(got[1].array == Array("hello".utf8))
+        #expect(got[2].count == 1 << 20)
+        #expect(got[2].bytes[12345] == UInt8(truncatingIfNeeded: 12345))
+        // Reply through the routing id.
+        #expect(try router.send([got[0].array, Array("back".utf8)]))
+        let reply = try #require(try dealer.receive())
+        #expect(reply.map(\.array) == [Array("back".utf8)])
+        dealer.close()
+        router.close()
+    }
+
+    @Test("a non-blocking receive on an empty socket returns nil; poll times out")
+    func nonBlocking() throws {
+        let ctx = try Context()
+        let pull = try Socket(ctx, .pull)
+        try pull.bind("ipc:///tmp/loom-zmq-test-\(getpid())")
+        #expect(try pull.receive(dontWait: true) == nil)
+        #expect(try poll([pull], timeoutMilliseconds: 10) == [false])
+    }
+
+    @Test("errors carry the operation, the endpoint and errno")
+    func errors() throws {
+        let ctx = try Context()
+        let s = try Socket(ctx, .router)
+        do {
+            try s.bind("bogus://nowhere")
+            Issue.record("bind should fail")
+        } catch let e as ZMQError {
+            #expect(e.operation == "bind")
+            #expect(e.endpoint == "bogus://nowhere")
+            #expect(e.errno != 0)
+            #expect(e.description.contains("bogus://nowhere"))
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
