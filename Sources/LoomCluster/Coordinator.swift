@@ -177,6 +177,11 @@ public final class Coordinator {
                     case .hello:
                         var r = try m.reader()
                         let name = try r.string()
+                        if workers[w] != nil, !waiting.contains(w) {
+                            // A repeated hello: the worker has lost its job (or our answer); send it again.
+                            if collectorReady { try sendJob(w) }
+                            continue
+                        }
                         workers[w] = WorkerInfo(name: name)
                         everJoined.insert(w)
                         logger.info("worker joined", metadata: ["worker": "\(name)"])

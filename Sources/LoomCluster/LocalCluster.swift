@@ -43,6 +43,12 @@ public enum LocalCluster {
                 children.append(p)
             }
         }
+        // A parent may have started us with these signals blocked (test runners do); we must see them.
+        var unblock = sigset_t()
+        sigemptyset(&unblock)
+        sigaddset(&unblock, SIGINT)
+        sigaddset(&unblock, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
         let previous = (signal(SIGINT, onSignal), signal(SIGTERM, onSignal))
         defer { signal(SIGINT, previous.0); signal(SIGTERM, previous.1) }
         coordinator.tick = {

@@ -53,6 +53,7 @@ public final class Worker {
         try socket.set(SocketOption.routingID, bytes: Array(id.utf8))
         try socket.connect(coordinator)
         try hello(socket)
+        var lastHello = Date()
         var active: Active? = nil
         var pendingJob: (descriptor: JobDescriptor, collector: String, args: [Tensor<Float>])? = nil
         defer { active?.collector.close() }
@@ -61,7 +62,15 @@ public final class Worker {
                 logger.warning("the process that started this worker is gone; exiting")
                 return
             }
-            guard try poll([socket], timeoutMilliseconds: 500)[0], let frames = try socket.receive(dontWait: true) else { continue }
+            guard try poll([socket], timeoutMilliseconds: 500)[0], let frames = try socket.receive(dontWait: true) else {
+                // Until a job arrives, say hello again every second: a hello queued to a coordinator
+                // that has since gone (a kept-alive worker between jobs) is lost with its connection.
+                if active == nil && pendingJob == nil && Date().timeIntervalSince(lastHello) >= 1 {
+                    try hello(socket)
+                    lastHello = Date()
+                }
+                continue
+            }
             let message = try Message(frames: frames, routed: false, peerName: "coordinator \(coordinator)")
             switch message.type {
             case .job:
@@ -101,6 +110,7 @@ public final class Worker {
                 logger.info("job over", metadata: ["ok": "\(ok)"])
                 guard keepAlive else { return }
                 try hello(socket)
+                lastHello = Date()
             default:
                 logger.warning("unexpected message", metadata: ["type": "\(message.type)"])
             }

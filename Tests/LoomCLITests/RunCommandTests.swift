@@ -68,14 +68,6 @@ struct RunCommandTests {
         #expect(!FileManager.default.fileExists(atPath: s.out))
     }
 
-    @Test("--workers N is refused clearly until the distributed runtime lands")
-    func workers() throws {
-        let s = try Scratch(); defer { s.remove() }
-        let r = try s.run(extra: ["--workers", "2"])
-        #expect(r.status != 0)
-        #expect(r.stderr.contains("--workers 0"))
-    }
-
     @Test("progress: plain lines when stderr is not a terminal")
     func progress() throws {
         let s = try Scratch(); defer { s.remove() }

@@ -1,0 +1,144 @@
+import Foundation
+import LoomTensor
+import LoomTestSupport
+import Testing
+
+/// The bytes of every result file in an out folder, by file name.
+func resultBytes(_ out: String) throws -> [String: [UInt8]] {
+    var files: [String: [UInt8]] = [:]
+    for leaf in try ConformanceCase.leaves(manifest: out + "/manifest.json") {
+        files[leaf.file] = try FileIO.readAll(out + "/" + leaf.file)
+    }
+    return files
+}
+
+/// Runs a case into a fresh folder with `--workers n`; returns the folder (caller removes it).
+func runCase(_ c: ConformanceCase, workers: Int) throws -> (TemporaryDirectory, ProcessResult) {
+    let out = TemporaryDirectory()
+    let r = try runLoom(["run"] + c.argv + ["--workers", "\(workers)", "--out", out.path, "--quiet"], cwd: c.directory, timeout: 120)
+    return (out, r)
+}
+
+@Suite("distributed runs (real processes, real sockets)", .serialized)
+struct DistributedTests {
+    @Test("--workers 1 and --workers 3 give results bitwise identical to --workers 0", arguments: caseNames(implemented: true))
+    func bitwise(name: String) throws {
+        let c = try ConformanceCase(directory: Repository.conformanceDirectory + "/" + name)
+        guard c.expectError == nil else { return }
+        let (base, r0) = try runCase(c, workers: 0)
+        defer { base.remove() }
+        #expect(r0.status == 0, "\(r0.stderr)")
+        let reference = try resultBytes(base.path)
+        for n in [1, 3] {
+            let (out, r) = try runCase(c, workers: n)
+            defer { out.remove() }
+            #expect(r.status == 0, "--workers \(n): \(r.stderr)")
+            #expect(try resultBytes(out.path) == reference, "--workers \(n) differs from --workers 0")
+            #expect(try c.compare(out: out.path).isEmpty)
+            let m = try readJSON(out.path + "/manifest.json")
+            #expect((1...n).contains(m["workers"] as? Int ?? 0), "workers that took part (a small job may end before all join)")
+        }
+        #expect(processes(containing: "--parent-pid").isEmpty, "no worker process is left")
+    }
+
+    @Test("cluster style: coordinator, two workers and a separate collector over tcp on 127.0.0.1")
+    func cluster() throws {
+        let c = try ConformanceCase(directory: Repository.conformanceDirectory + "/fd100_product_marginalize")
+        let (base, r0) = try runCase(c, workers: 0)
+        defer { base.remove() }
+        #expect(r0.status == 0)
+        let out = TemporaryDirectory()
+        defer { out.remove() }
+        let cport = freePort(), kport = freePort()
+        let collector = try startProcess(Repository.loomBinary, ["collector", "--bind", "tcp://127.0.0.1:\(kport)", "--out", out.path])
+        // Workers first: they keep trying until the coordinator is there.
+        let w1 = try startProcess(Repository.loomBinary, ["worker", "--connect", "tcp://127.0.0.1:\(cport)"])
+        let w2 = try startProcess(Repository.loomBinary, ["worker", "--connect", "tcp://127.0.0.1:\(cport)"])
+        let coordinator = try runLoom(["coordinator", "--bind", "tcp://127.0.0.1:\(cport)", "--collector", "tcp://127.0.0.1:\(kport)", "--quiet"]
+                                      + c.argv, cwd: c.directory, timeout: 60)
+        #expect(coordinator.status == 0, "\(coordinator.stderr)")
+        #expect(waitOrKill(collector, timeout: 10) && collector.terminationStatus == 0, "the collector exits 0 once published")
+        #expect(waitOrKill(w1, timeout: 10) && w1.terminationStatus == 0, "a worker exits when the job is over")
+        #expect(waitOrKill(w2, timeout: 10) && w2.terminationStatus == 0, "a worker exits when the job is over")
+        #expect(try resultBytes(out.path) == resultBytes(base.path))
+    }
+
+    @Test("workers are job-agnostic and cache models by hash; --keep-alive serves the next job")
+    func keepAlive() throws {
+        let port = freePort()
+        let cache = TemporaryDirectory()
+        defer { cache.remove() }
+        let worker = Process()
+        worker.executableURL = URL(fileURLWithPath: Repository.loomBinary)
+        worker.arguments = ["worker", "--connect", "tcp://127.0.0.1:\(port)", "--keep-alive"]
+        worker.environment = ProcessInfo.processInfo.environment.merging(["LOOM_CACHE_DIR": cache.path]) { $1 }
+        worker.standardOutput = FileHandle.nullDevice
+        worker.standardError = FileHandle.nullDevice
+        try worker.run()
+        defer { waitOrKill(worker, timeout: 0) }
+        for name in ["tutorial_pairwise_marginalize", "fd100_pairwise_alpha_beta"] {
+            let c = try ConformanceCase(directory: Repository.conformanceDirectory + "/" + name)
+            let out = TemporaryDirectory()
+            defer { out.remove() }
+            let r = try runLoom(["coordinator", "--bind", "tcp://127.0.0.1:\(port)", "--out", out.path, "--quiet"] + c.argv,
+                                cwd: c.directory, timeout: 60)
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(try c.compare(out: out.path).isEmpty)
+        }
+        #expect(worker.isRunning, "a --keep-alive worker stays for the next job")
+        #expect(try FileIO.listDirectory(cache.path).filter { $0.count == 64 }.count == 2, "both models are cached by sha256")
+    }
+
+    @Test("a shard that fails on a worker fails the job with the shard and the node named, and leaves no manifest")
+    func workerError() throws {
+        let s = try Scratch(); defer { s.remove() }
+        var b = ONNXBuilder()
+        b.input("X", [nil, 4, 100])
+        b.output("y")
+        b.initializer("s", shape: [2], ints: [7, -1])
+        b.node("Reshape", ["X", "s"], ["y"], name: "bad_reshape")
+        try b.write(to: s.dir.file("bad.onnx"))
+        let r = try runLoom(["run", "--mode", "product", "--model", "bad.onnx", "--x", "x.npy", "--out", s.out, "--quiet", "--workers", "2"],
+                            cwd: s.dir.path, timeout: 60)
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("bad_reshape") && r.stderr.contains("shard 0 (examples 0..<5)"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: s.out + "/manifest.json"))
+        #expect(processes(containing: "--parent-pid").isEmpty)
+    }
+
+    @Test("SIGTERM to loom run stops the job and every worker, without a manifest")
+    func terminate() throws {
+        let s = try Scratch(); defer { s.remove() }
+        try writeNpy(s.dir.file("many.npy"), shape: [40000, 1], (0..<40000).map { Float($0) })
+        let p = try startProcess(Repository.loomBinary, ["run", "--mode", "product", "--model", "model.onnx", "--x", "x.npy",
+                                                          "--arg", "many.npy", "--arg", "a1.npy", "--batch-size", "1",
+                                                          "--workers", "2", "--out", s.out, "--quiet"], cwd: s.dir.path)
+        // Wait until the workers are up, then terminate the run.
+        let deadline = Date().addingTimeInterval(20)
+        while processes(containing: "--parent-pid \(p.processIdentifier)").count < 2 && Date() < deadline { usleep(20_000) }
+        #expect(processes(containing: "--parent-pid \(p.processIdentifier)").count == 2)
+        usleep(300_000)
+        kill(p.processIdentifier, SIGTERM)
+        #expect(waitOrKill(p, timeout: 15), "loom run exits after SIGTERM")
+        #expect(p.terminationStatus != 0)
+        usleep(200_000)
+        #expect(processes(containing: "--parent-pid \(p.processIdentifier)").isEmpty, "no worker outlives the run")
+        #expect(!FileManager.default.fileExists(atPath: s.out + "/manifest.json"))
+    }
+
+    @Test("workers exit by themselves when the run that started them is killed")
+    func orphans() throws {
+        let s = try Scratch(); defer { s.remove() }
+        try writeNpy(s.dir.file("many.npy"), shape: [40000, 1], (0..<40000).map { Float($0) })
+        let p = try startProcess(Repository.loomBinary, ["run", "--mode", "product", "--model", "model.onnx", "--x", "x.npy",
+                                                          "--arg", "many.npy", "--arg", "a1.npy", "--batch-size", "1",
+                                                          "--workers", "2", "--out", s.out, "--quiet"], cwd: s.dir.path)
+        let deadline = Date().addingTimeInterval(20)
+        while processes(containing: "--parent-pid \(p.processIdentifier)").count < 2 && Date() < deadline { usleep(20_000) }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        let gone = Date().addingTimeInterval(5)
+        while !processes(containing: "--parent-pid \(p.processIdentifier)").isEmpty && Date() < gone { usleep(50_000) }
+        #expect(processes(containing: "--parent-pid \(p.processIdentifier)").isEmpty, "workers notice their parent is gone")
+    }
+}
