@@ -40,6 +40,7 @@ public final class Collector {
         let writer: ResultWriter
         var written: [Bool]
         var count = 0
+        var resultBytes = 0
         let started = Date()
     }
 
@@ -103,7 +104,9 @@ public final class Collector {
                         var r = try message.reader()
                         _ = try r.string()
                         let workers = try r.int()
-                        let manifest = a.descriptor.manifest(outputs: outputs, workers: workers, elapsed: Date().timeIntervalSince(a.started))
+                        let toWorkers = try r.int()
+                        var manifest = a.descriptor.manifest(outputs: outputs, workers: workers, elapsed: Date().timeIntervalSince(a.started))
+                        manifest.transfer = .init(toWorkersBytes: toWorkers, toCollectorBytes: a.resultBytes, examples: a.descriptor.plan.examples)
                         try OutputDirectory.publish(manifest, in: out)
                     } catch {
                         try socket.send(.finished, to: a.coordinator, body: wire { $0.u8(0); $0.string("\(error)") })
@@ -153,6 +156,7 @@ public final class Collector {
             leaves.append((index, shape, message.data[k].bytes))
         }
         try a.writer.write(raw: leaves, at: range.lowerBound, count: range.count)
+        a.resultBytes += message.byteCount
         a.written[shard] = true
         a.count += 1
         return shard

@@ -93,6 +93,9 @@ public final class Coordinator {
         var collectorReady = false
         var examplesDone = 0
         var everJoined = Set<PeerID>()
+        let sentBytes = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+        sentBytes.initialize(to: 0)
+        defer { sentBytes.deallocate() }
         let progress = ProgressReporter(totalShards: descriptor.plan.shardCount, totalExamples: descriptor.plan.examples, style: options.progress)
 
         func fail(_ text: String) throws -> Never {
@@ -106,7 +109,7 @@ public final class Coordinator {
             var body = WireWriter()
             body.blob(Array(try JSONEncoder().encode(descriptor)))
             body.string(advertised)
-            try router.send(.job, to: w, body: body, data: job.inputs.args.map { .bytes(FloatBytes.encode($0)) })
+            try router.send(.job, to: w, body: body, data: job.inputs.args.map { .bytes(FloatBytes.encode($0)) }, counting: sentBytes)
             workers[w]?.hasJob = true
         }
 
@@ -115,13 +118,14 @@ public final class Coordinator {
                 switch d {
                 case .assign(let shard, let w):
                     let range = descriptor.plan.range(of: shard)
+                    // Each distinct sequence travels once, whether or not the worker shares its rows in the batch.
                     let distinct = descriptor.space.sequenceRows(for: range).distinct
                     let rows = XCodec.encode(job.inputs.x, rows: distinct, as: descriptor.xEncoding)
                     let sent = try router.send(.shard, to: w, body: wire { $0.string(descriptor.jobId); $0.int(shard); $0.ints(distinct) },
-                                               data: [.bytes(rows)])
+                                               data: [.bytes(rows)], counting: sentBytes)
                     if !sent { try apply(scheduler.leave(w)) }
                 case .finish:
-                    try toCollector.send(.finish, body: wire { $0.string(descriptor.jobId); $0.int(everJoined.count) })
+                    try toCollector.send(.finish, body: wire { $0.string(descriptor.jobId); $0.int(everJoined.count); $0.int(sentBytes.pointee) })
                 }
             }
         }
@@ -196,7 +200,7 @@ public final class Coordinator {
                             b.string(descriptor.model.sha256)
                             b.u32(UInt32(names.count))
                             for n in names { b.string(n) }
-                        }, data: files.map { .bytes($0) })
+                        }, data: files.map { .bytes($0) }, counting: sentBytes)
                     case .ready:
                         var r = try m.reader()
                         guard try r.string() == descriptor.jobId else { continue }

@@ -35,7 +35,7 @@ public enum LocalCluster {
         coordinator.onBound = { endpoint in
             for _ in 0..<workers {
                 let p = Process()
-                p.executableURL = URL(fileURLWithPath: "/proc/self/exe")
+                p.executableURL = URL(fileURLWithPath: Self.executablePath)
                 p.arguments = ["worker", "--connect", endpoint, "--parent-pid", "\(getpid())", "--log-level", logLevel.rawValue]
                 p.standardInput = FileHandle.nullDevice
                 p.standardOutput = FileHandle.nullDevice
@@ -63,6 +63,13 @@ public enum LocalCluster {
         let joined = try coordinator.run()
         logger.info("local cluster done", metadata: ["workers": "\(joined)"])
         return try Manifest.read(path: out + "/" + OutputDirectory.manifestFile)
+    }
+
+    /// This binary's path (workers are the same binary).
+    static var executablePath: String {
+        var path = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &path, path.count - 1)
+        return n > 0 ? String(cString: path) : CommandLine.arguments[0]
     }
 
     /// Stops worker processes: SIGTERM, then SIGKILL for any still running after two seconds.

@@ -11,6 +11,8 @@ public struct Message {
     public let data: [Frame]
     /// A name for the sender in messages.
     public let peerName: String
+    /// The message's size: every frame but the routing id.
+    public let byteCount: Int
 
     /// Parses frames from a ROUTER (`routed`: the first frame is the routing id) or a DEALER.
     public init(frames: [Frame], routed: Bool, peerName: String) throws {
@@ -27,6 +29,7 @@ public struct Message {
         type = try Header.parse(header.bytes, peer: name).type
         body = rest.popFirst()
         data = Array(rest)
+        byteCount = 8 + (body?.count ?? 0) + data.reduce(0) { $0 + $1.count }
     }
 
     /// A reader over the body.
@@ -39,7 +42,13 @@ public struct Message {
 extension Socket {
     /// Sends a Loom message: [routing id,] header, body, data frames.
     @discardableResult
-    func send(_ type: MessageType, to peer: PeerID? = nil, body: WireWriter = WireWriter(), data: [OutgoingFrame] = []) throws -> Bool {
+    func send(_ type: MessageType, to peer: PeerID? = nil, body: WireWriter = WireWriter(), data: [OutgoingFrame] = [],
+              counting counter: UnsafeMutablePointer<Int>? = nil) throws -> Bool {
+        if let counter {
+            counter.pointee += 8 + body.bytes.count + data.reduce(0) { n, f in
+                switch f { case .bytes(let b): n + b.count; case .owned(let b): n + b.count }
+            }
+        }
         var frames: [OutgoingFrame] = []
         if let peer { frames.append(.bytes(peer.bytes)) }
         frames.append(.bytes(Header(type).bytes))

@@ -13,8 +13,14 @@ public final class Worker {
     public let coordinator: String
     /// Serve the next job of the same coordinator instead of exiting after one.
     public let keepAlive: Bool
-    /// Shards it may hold at once: one computing, one arriving.
+    /// Shards it may hold at once, at least: one computing, one arriving.
     public let credit: Int
+    /// The most shards it may hold when shards are so quick that `credit` cannot cover the round trip.
+    public let maxCredit: Int
+    /// The credit it has granted and not yet used (shards held plus room announced).
+    private var outstanding = 0
+    /// Seconds per shard, smoothed.
+    private var shardSeconds: Double? = nil
     /// The process that started this worker (`loom run --workers N`); the worker exits if it goes away.
     public var parentPID: pid_t? = nil
     let context: Context
@@ -22,12 +28,13 @@ public final class Worker {
     let id: String
     var logger: Logger
 
-    public init(context: Context, coordinator: String, keepAlive: Bool = false, credit: Int = 2,
+    public init(context: Context, coordinator: String, keepAlive: Bool = false, credit: Int = 2, maxCredit: Int = 64,
                 cache: ModelCache = ModelCache(), logger: Logger) {
         self.context = context
         self.coordinator = coordinator
         self.keepAlive = keepAlive
         self.credit = max(1, credit)
+        self.maxCredit = max(self.credit, maxCredit)
         self.cache = cache
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, 255)
@@ -137,12 +144,26 @@ public final class Worker {
             let c = try Socket(context, .dealer)
             try c.set(SocketOption.routingID, bytes: Array(id.utf8))
             try c.connect(collector)
+            outstanding = credit
+            shardSeconds = nil
             try socket.send(.ready, body: wire { $0.string(d.jobId); $0.u32(UInt32(credit)) })
             return Active(descriptor: d, model: model, function: function, args: args, collector: c)
         } catch {
             try socket.send(.error, body: wire { $0.string(d.jobId); $0.int(-1); $0.string("\(id): cannot start the job: \(error)") })
             throw error
         }
+    }
+
+    /// The credit to announce after a shard that took `seconds`: the one it used, plus more when
+    /// shards are so quick that a few cannot cover the ~5 ms a message round trip can take.
+    func replenish(after seconds: Double) -> Int {
+        let smoothed = shardSeconds.map { 0.8 * $0 + 0.2 * seconds } ?? seconds
+        shardSeconds = smoothed
+        let wanted = min(maxCredit, max(credit, Int((0.005 / max(smoothed, 1e-6)).rounded(.up))))
+        outstanding -= 1
+        let grant = max(0, wanted - outstanding)
+        outstanding += grant
+        return grant
     }
 
     private func compute(_ message: Message, _ a: Active, socket: Socket) throws {
@@ -163,7 +184,9 @@ public final class Worker {
         do {
             let x = try XCodec.decode(payload.bytes, count: distinct.count, rowShape: a.descriptor.xRowShape,
                                       as: a.descriptor.xEncoding, peer: message.peerName)
-            let batch = a.descriptor.space.batch(for: range, distinctX: x, args: a.args)
+            let started = Date()
+            var batch = a.descriptor.space.batch(for: range, distinctX: x, args: a.args)
+            if !a.descriptor.spec.shareRows { batch = Batch(x: batch.expandedX, args: batch.args) }
             let output = try a.function.apply(model: a.model, batch: batch)
             var body = WireWriter()
             body.string(jobId)
@@ -179,7 +202,7 @@ public final class Worker {
                 frames.append(.owned(buffer))
             }
             try a.collector.send(.result, body: body, data: frames)
-            try socket.send(.ready, body: wire { $0.string(jobId); $0.u32(1) })
+            try socket.send(.ready, body: wire { $0.string(jobId); $0.u32(UInt32(replenish(after: Date().timeIntervalSince(started)))) })
         } catch let e as ProtocolError {
             throw e
         } catch {

@@ -65,6 +65,7 @@ public final class Job: Sendable {
         h.update("model \(model.file.sha256)\n")
         for d in digests { h.update("input \(d)\n") }
         h.update("mode \(spec.mode.rawValue)\nbatch \(spec.batchSize)\n")
+        if !spec.shareRows { h.update("unshared rows\n") }
         h.update("function \(spec.function.canonicalText)\n")
         self.id = h.finalize()
     }

@@ -14,8 +14,12 @@ public struct JobSpec: Codable, Sendable, Equatable {
     public var argPaths: [String]
     /// Examples per batch (and per shard).
     public var batchSize: Int
+    /// Whether a batch's repeated sequences are held, and their X-only work done, once (the default).
+    public var shareRows: Bool = true
 
-    public init(mode: ProductMode, function: FunctionSpec, modelPath: String, xPath: String, argPaths: [String], batchSize: Int) {
+    public init(mode: ProductMode, function: FunctionSpec, modelPath: String, xPath: String, argPaths: [String], batchSize: Int,
+                shareRows: Bool = true) {
+        self.shareRows = shareRows
         self.mode = mode
         self.function = function
         self.modelPath = modelPath

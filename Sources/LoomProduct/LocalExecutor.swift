@@ -8,9 +8,9 @@ public struct LocalExecutor {
     /// Whether a batch's repeated sequences are held (and their X-only work done) once.
     public let shareRows: Bool
 
-    public init(job: Job, shareRows: Bool = true) {
+    public init(job: Job) {
         self.job = job
-        self.shareRows = shareRows
+        self.shareRows = job.spec.shareRows
     }
 
     /// Computes one shard's outputs.

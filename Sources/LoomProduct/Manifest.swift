@@ -49,6 +49,24 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var workers: Int
     public var elapsedSeconds: Double
     public var completedAt: String
+    /// Bytes that crossed the network in a distributed run (absent in process).
+    public var transfer: Transfer? = nil
+
+    /// Message bytes of a distributed run: frames as sent, without transport overhead.
+    public struct Transfer: Codable, Sendable, Equatable {
+        /// Coordinator to workers: the job, the model, shards with their X rows.
+        public var toWorkersBytes: Int
+        /// Workers to the collector: results.
+        public var toCollectorBytes: Int
+        /// Both, per example.
+        public var bytesPerExample: Double
+
+        public init(toWorkersBytes: Int, toCollectorBytes: Int, examples: Int) {
+            self.toWorkersBytes = toWorkersBytes
+            self.toCollectorBytes = toCollectorBytes
+            self.bytesPerExample = examples > 0 ? Double(toWorkersBytes + toCollectorBytes) / Double(examples) : 0
+        }
+    }
 
     public init(outputs: [Output], loomVersion: String, jobId: String, mode: ProductMode, function: FunctionSpec,
                 model: ModelRecord, inputs: [Job.InputDescription], batchSize: Int, examples: Int, shards: Int,

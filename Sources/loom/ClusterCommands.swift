@@ -62,6 +62,9 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Shards to hold at once (one computing, the rest arriving).")
     var credit: Int = 2
 
+    @Option(help: "The most shards to hold when shards take under a few milliseconds each.")
+    var maxCredit: Int = 64
+
     @Option(help: .hidden)
     var parentPid: Int32?
 
@@ -72,7 +75,7 @@ struct WorkerCommand: ParsableCommand {
             ProcessSetup.pinBLASThreads(1)
             BLAS.setThreads(1)
             let target = try endpoint(connect, env: "LOOM_COORDINATOR", what: "--connect")
-            let w = Worker(context: try Context(), coordinator: target, keepAlive: keepAlive, credit: credit,
+            let w = Worker(context: try Context(), coordinator: target, keepAlive: keepAlive, credit: credit, maxCredit: maxCredit,
                            logger: log.logger("loom.worker"))
             w.parentPID = parentPid
             try w.run()

@@ -20,7 +20,10 @@ enum ProcessSetup {
         setenv("LOOM_NO_REEXEC", "1", 1)
         var argv: [UnsafeMutablePointer<CChar>?] = CommandLine.arguments.map { strdup($0) }
         argv.append(nil)
-        execv("/proc/self/exe", &argv)
+        // Exec the binary by its real path, so the process keeps its name (ps, pgrep) rather than "exe".
+        var path = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &path, path.count - 1)
+        execv(n > 0 ? String(cString: path) : "/proc/self/exe", &argv)
         // If exec fails, carry on in this process: only speed is at stake.
         #endif
     }

@@ -60,13 +60,17 @@ struct JobOptions: ParsableArguments {
     @Option(help: "deep-lift-shap: references, an (N, S, A, L) .npy file.")
     var references: String?
 
+    @Flag(help: "Run the whole graph for every example, even the part that depends on X alone (for checking; slower).")
+    var noShareRows = false
+
     /// The job these flags describe.
     func spec() throws -> JobSpec {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
         let function = FunctionSpec(name: function, innerFunc: innerFunc, motif: motif, start: start, alphabet: alphabet,
                                     end: end, n: shuffles, randomState: randomState, target: target, nShuffles: nShuffles,
                                     hypothetical: hypothetical, references: references)
-        return JobSpec(mode: mode, function: function, modelPath: model, xPath: x, argPaths: args, batchSize: batchSize)
+        return JobSpec(mode: mode, function: function, modelPath: model, xPath: x, argPaths: args, batchSize: batchSize,
+                       shareRows: !noShareRows)
     }
 }
 
@@ -94,8 +98,6 @@ struct Run: ParsableCommand {
 
     @OptionGroup var log: LogOptions
 
-    @Flag(help: "Run the whole graph for every example, even the part that depends on X alone (for checking; slower).")
-    var noShareRows = false
 
     func run() throws {
         try reportingErrors {
@@ -108,9 +110,8 @@ struct Run: ParsableCommand {
             if workers == 0 {
                 let progress = ProgressReporter(totalShards: loaded.plan.shardCount, totalExamples: loaded.plan.examples,
                                                 style: quiet ? .quiet : .auto)
-                manifest = try LocalExecutor(job: loaded, shareRows: !noShareRows).run(out: out, overwrite: overwrite, progress: progress)
+                manifest = try LocalExecutor(job: loaded).run(out: out, overwrite: overwrite, progress: progress)
             } else {
-                guard !noShareRows else { throw ValidationError("--no-share-rows applies to --workers 0 only") }
                 manifest = try LocalCluster.run(job: loaded, workers: workers, out: out, overwrite: overwrite,
                                                 progress: quiet ? .quiet : .auto, logLevel: log.logLevel, logger: log.logger("loom.run"))
             }

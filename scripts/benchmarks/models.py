@@ -1,18 +1,24 @@
 """The benchmark models, built with fixed seeds so that the ONNX files shipped in
 scripts/benchmarks/data and the torch modules the benchmark rebuilds have the same weights.
 
-    python models.py export DIR     # write flattendense1000.onnx and bpnet64x8.onnx(+.data)
+    python models.py export DIR     # write flattendense1000.onnx, bpnet64x8.onnx(+.data), trivial.onnx
+    python models.py trivial DIR    # only trivial.onnx (needs onnx, not torch)
 
 Needs torch, onnx, onnxscript and bpnet-lite (scripts/bench makes a venv with them).
 """
 import os, sys, warnings
 
-import torch
-
 warnings.filterwarnings("ignore")
 
+try:
+    import torch
+    Module = torch.nn.Module
+except ImportError:          # trivial() needs only onnx
+    torch = None
+    Module = object
 
-class FlattenDense(torch.nn.Module):
+
+class FlattenDense(Module):
     """The seed tutorial's model: a dense layer over the flattened one-hot sequence, scaled by beta, shifted by alpha."""
     def __init__(self, length=1000, n_outputs=3):
         super().__init__()
@@ -32,6 +38,26 @@ def bpnet():
     from bpnetlite import BPNet
     torch.manual_seed(0)
     return BPNet(n_filters=64, n_layers=8, n_outputs=2, n_control_tracks=2).eval()
+
+
+def trivial(out):
+    """A trivial model for scheduler throughput: y = sum(X) + a0, per example."""
+    import onnx
+    from onnx import TensorProto, helper
+    nodes = [
+        helper.make_node("Flatten", ["X"], ["flat"], axis=1),
+        helper.make_node("ReduceSum", ["flat", "axes"], ["s"], keepdims=1),
+        helper.make_node("Add", ["s", "a0"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "trivial",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["batch", 4, 4]),
+         helper.make_tensor_value_info("a0", TensorProto.FLOAT, ["batch", 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 1])],
+        [helper.make_tensor("axes", TensorProto.INT64, [1], [1])])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="loom-bench")
+    m.ir_version = 8
+    onnx.save(m, os.path.join(out, "trivial.onnx"))
 
 
 def export(out):
@@ -70,3 +96,6 @@ def scrub(path):
 if __name__ == "__main__":
     if sys.argv[1:2] == ["export"]:
         export(sys.argv[2])
+        trivial(sys.argv[2])
+    elif sys.argv[1:2] == ["trivial"]:
+        trivial(sys.argv[2])
