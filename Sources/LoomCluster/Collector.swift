@@ -55,8 +55,9 @@ public final class Collector {
         logger.info("listening", metadata: ["endpoint": "\(socket.lastEndpoint)"])
         var active: Active? = nil
         var pendingAcks: [Int] = []
+        var oldestAck = Date()
         while true {
-            _ = try poll([socket], timeoutMilliseconds: 200)
+            _ = try poll([socket], timeoutMilliseconds: pendingAcks.isEmpty ? 200 : 10)
             while let frames = try socket.receive(dontWait: true) {
                 let message: Message
                 do { message = try Message(frames: frames, routed: true, peerName: "peer") } catch {
@@ -86,7 +87,10 @@ public final class Collector {
                 case .result:
                     guard var a = active else { continue }
                     do {
-                        if let shard = try write(message, into: &a) { pendingAcks.append(shard) }
+                        if let shard = try write(message, into: &a) {
+                            if pendingAcks.isEmpty { oldestAck = Date() }
+                            pendingAcks.append(shard)
+                        }
                     } catch {
                         let text = "collector: a result from \(message.peerName) could not be written: \(error)"
                         try socket.send(.error, to: a.coordinator, body: wire { $0.string(a.descriptor.jobId); $0.int(-1); $0.string(text) })
@@ -125,7 +129,10 @@ public final class Collector {
                     logger.warning("unexpected message", metadata: ["type": "\(message.type)", "from": "\(message.peerName)"])
                 }
             }
-            if let a = active { flushAcks(socket, a, &pendingAcks) }
+            // Acknowledge in groups: at most 10 ms late, or 64 shards at a time.
+            if let a = active, pendingAcks.count >= 64 || Date().timeIntervalSince(oldestAck) >= 0.01 {
+                flushAcks(socket, a, &pendingAcks)
+            }
         }
     }
 

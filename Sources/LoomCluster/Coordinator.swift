@@ -88,6 +88,7 @@ public final class Coordinator {
         try toCollector.send(.collect, body: wire { $0.blob(Array(try! JSONEncoder().encode(descriptor))) })
 
         var scheduler = Scheduler(shardCount: descriptor.plan.shardCount)
+        let encodedX = XCodec.Encoded(job.inputs.x, as: descriptor.xEncoding)
         var workers: [PeerID: WorkerInfo] = [:]
         var waiting: [PeerID] = []
         var collectorReady = false
@@ -114,19 +115,30 @@ public final class Coordinator {
         }
 
         func apply(_ directives: [Scheduler.Directive]) throws {
+            // Shards for the same worker from one decision travel in one message.
+            var batches: [(worker: PeerID, shards: [Int])] = []
             for d in directives {
                 switch d {
                 case .assign(let shard, let w):
-                    let range = descriptor.plan.range(of: shard)
-                    // Each distinct sequence travels once, whether or not the worker shares its rows in the batch.
-                    let distinct = descriptor.space.sequenceRows(for: range).distinct
-                    let rows = XCodec.encode(job.inputs.x, rows: distinct, as: descriptor.xEncoding)
-                    let sent = try router.send(.shard, to: w, body: wire { $0.string(descriptor.jobId); $0.int(shard); $0.ints(distinct) },
-                                               data: [.bytes(rows)], counting: sentBytes)
-                    if !sent { try apply(scheduler.leave(w)) }
+                    if let i = batches.firstIndex(where: { $0.worker == w }) { batches[i].shards.append(shard) } else { batches.append((w, [shard])) }
                 case .finish:
                     try toCollector.send(.finish, body: wire { $0.string(descriptor.jobId); $0.int(everJoined.count); $0.int(sentBytes.pointee) })
                 }
+            }
+            for (w, shards) in batches {
+                var body = WireWriter()
+                body.string(descriptor.jobId)
+                body.u32(UInt32(shards.count))
+                var frames: [OutgoingFrame] = []
+                for shard in shards {
+                    // Each distinct sequence travels once, whether or not the worker shares its rows in the batch.
+                    let distinct = descriptor.space.sequenceRows(for: descriptor.plan.range(of: shard)).distinct
+                    body.int(shard)
+                    body.ints(distinct)
+                    frames.append(.bytes(encodedX.rows(distinct)))
+                }
+                let sent = try router.send(.shard, to: w, body: body, data: frames, counting: sentBytes)
+                if !sent { try apply(scheduler.leave(w)) }
             }
         }
 

@@ -47,6 +47,25 @@ public struct JobDescriptor: Codable, Sendable, Equatable {
 
 /// X rows encoded for a shard message.
 public enum XCodec {
+    /// All of X encoded once, so that a shard's rows are slices of it.
+    public struct Encoded: Sendable {
+        public let bytes: [UInt8]
+        public let rowBytes: Int
+
+        public init(_ x: Tensor<Float>, as encoding: XEncoding) {
+            bytes = XCodec.encode(x, rows: Array(0..<x.shape[0]), as: encoding)
+            rowBytes = x.shape[0] > 0 ? bytes.count / x.shape[0] : 0
+        }
+
+        /// The encoded rows `indices`, concatenated.
+        public func rows(_ indices: [Int]) -> [UInt8] {
+            var out = [UInt8]()
+            out.reserveCapacity(indices.count * rowBytes)
+            for r in indices { out.append(contentsOf: bytes[(r * rowBytes)..<((r + 1) * rowBytes)]) }
+            return out
+        }
+    }
+
     /// Encodes rows `indices` of X.
     public static func encode(_ x: Tensor<Float>, rows indices: [Int], as encoding: XEncoding) -> [UInt8] {
         let (a, l) = (x.shape[1], x.shape[2])

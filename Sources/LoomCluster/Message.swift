@@ -9,8 +9,10 @@ public struct Message {
     public let body: Frame?
     /// Frames after the body: bulk data (X rows, results, model files).
     public let data: [Frame]
-    /// A name for the sender in messages.
-    public let peerName: String
+    /// The sender's role or endpoint, for messages.
+    let source: String
+    /// A name for the sender in messages (built only when a message needs it).
+    public var peerName: String { peer.map { "\(source) \($0)" } ?? source }
     /// The message's size: every frame but the routing id.
     public let byteCount: Int
 
@@ -23,10 +25,12 @@ public struct Message {
         } else {
             peer = nil
         }
-        let name = peer.map { "\(peerName) \($0)" } ?? peerName
-        self.peerName = name
-        guard let header = rest.popFirst() else { throw ProtocolError.malformed(peer: name, "no header frame") }
-        type = try Header.parse(header.bytes, peer: name).type
+        source = peerName
+        let name = { [peer] in peer.map { "\(peerName) \($0)" } ?? peerName }
+        guard let header = rest.popFirst() else { throw ProtocolError.malformed(peer: name(), "no header frame") }
+        do { type = try Header.parse(header.bytes, peer: "").type } catch {
+            throw ProtocolError.malformed(peer: name(), "\(error)")
+        }
         body = rest.popFirst()
         data = Array(rest)
         byteCount = 8 + (body?.count ?? 0) + data.reduce(0) { $0 + $1.count }

@@ -21,6 +21,8 @@ public final class Worker {
     private var outstanding = 0
     /// Seconds per shard, smoothed.
     private var shardSeconds: Double? = nil
+    /// Credit earned back and not yet announced (announced in groups when credit is large).
+    private var unannounced = 0
     /// The process that started this worker (`loom run --workers N`); the worker exits if it goes away.
     public var parentPID: pid_t? = nil
     let context: Context
@@ -146,6 +148,7 @@ public final class Worker {
             try c.connect(collector)
             outstanding = credit
             shardSeconds = nil
+            unannounced = 0
             try socket.send(.ready, body: wire { $0.string(d.jobId); $0.u32(UInt32(credit)) })
             return Active(descriptor: d, model: model, function: function, args: args, collector: c)
         } catch {
@@ -161,29 +164,46 @@ public final class Worker {
         shardSeconds = smoothed
         let wanted = min(maxCredit, max(credit, Int((0.005 / max(smoothed, 1e-6)).rounded(.up))))
         outstanding -= 1
-        let grant = max(0, wanted - outstanding)
+        unannounced += max(0, wanted - outstanding - unannounced)
+        // With a large credit, announce it a quarter at a time: fewer messages, and at least
+        // three quarters of the credit stays in hand.
+        guard unannounced >= max(1, wanted / 4) else { return 0 }
+        let grant = unannounced
+        unannounced = 0
         outstanding += grant
         return grant
     }
 
+    /// Computes the shards of one `shard` message, in order.
     private func compute(_ message: Message, _ a: Active, socket: Socket) throws {
         var r = try message.reader()
         let jobId = try r.string()
         guard jobId == a.descriptor.jobId else { return }
-        let shard = try r.int()
+        let count = Int(try r.u32())
+        guard count == message.data.count else {
+            throw ProtocolError.malformed(peer: message.peerName, "\(count) shards announced, \(message.data.count) row frames sent")
+        }
+        for k in 0..<count {
+            let shard = try r.int()
+            let distinct = try r.ints()
+            try compute(shard: shard, distinct: distinct, payload: message.data[k], a, socket: socket, peer: message.peerName)
+        }
+    }
+
+    private func compute(shard: Int, distinct: [Int], payload: Frame, _ a: Active, socket: Socket, peer: String) throws {
+        let jobId = a.descriptor.jobId
         let plan = a.descriptor.plan
-        guard shard >= 0 && shard < plan.shardCount, let payload = message.data.first else {
-            throw ProtocolError.malformed(peer: message.peerName, "a shard message without a valid shard or X rows")
+        guard shard >= 0 && shard < plan.shardCount else {
+            throw ProtocolError.malformed(peer: peer, "shard \(shard) is not in the job")
         }
         let range = plan.range(of: shard)
-        let distinct = try r.ints()
         let expected = a.descriptor.space.sequenceRows(for: range).distinct
         guard distinct == expected else {
-            throw ProtocolError.malformed(peer: message.peerName, "\(plan.describe(shard)) carries X rows \(distinct), expected \(expected)")
+            throw ProtocolError.malformed(peer: peer, "\(plan.describe(shard)) carries X rows \(distinct), expected \(expected)")
         }
         do {
             let x = try XCodec.decode(payload.bytes, count: distinct.count, rowShape: a.descriptor.xRowShape,
-                                      as: a.descriptor.xEncoding, peer: message.peerName)
+                                      as: a.descriptor.xEncoding, peer: peer)
             let started = Date()
             var batch = a.descriptor.space.batch(for: range, distinctX: x, args: a.args)
             if !a.descriptor.spec.shareRows { batch = Batch(x: batch.expandedX, args: batch.args) }
@@ -202,7 +222,8 @@ public final class Worker {
                 frames.append(.owned(buffer))
             }
             try a.collector.send(.result, body: body, data: frames)
-            try socket.send(.ready, body: wire { $0.string(jobId); $0.u32(UInt32(replenish(after: Date().timeIntervalSince(started)))) })
+            let grant = replenish(after: Date().timeIntervalSince(started))
+            if grant > 0 { try socket.send(.ready, body: wire { $0.string(jobId); $0.u32(UInt32(grant)) }) }
         } catch let e as ProtocolError {
             throw e
         } catch {

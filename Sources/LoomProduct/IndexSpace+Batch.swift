@@ -12,7 +12,7 @@ extension IndexSpace {
         var rows: [Int] = []
         rows.reserveCapacity(range.count)
         for e in range {
-            let x = coordinates(of: e).x
+            let x = sequence(of: e)
             if !shareRows || distinct.last != x { distinct.append(x) }
             rows.append(distinct.count - 1)
         }

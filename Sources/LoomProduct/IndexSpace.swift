@@ -62,6 +62,11 @@ public struct IndexSpace: Codable, Sendable, Equatable {
         self.count = total
     }
 
+    /// The row of X that example `example` uses.
+    @inlinable public func sequence(of example: Int) -> Int {
+        example / (count / sequences)
+    }
+
     /// The row of X and of each arg that example `example` uses.
     public func coordinates(of example: Int) -> (x: Int, args: [Int]) {
         precondition(example >= 0 && example < count, "example \(example) is outside 0..<\(count)")
