@@ -169,6 +169,12 @@ public final class Coordinator {
                         guard ok else { try fail("the collector could not publish the result: \(text)") }
                         progress.finish(shardsDone: scheduler.completed, examplesDone: examplesDone, workers: workers.count)
                         for w in workers.keys { _ = try? router.send(.end, to: w, body: wire { $0.u8(1); $0.string("done") }) }
+                        // Workers whose hello is already here are told too, rather than left waiting for a job.
+                        while let late = try? router.receive(dontWait: true) {
+                            if let m = try? Message(frames: late, routed: true, peerName: "worker"), m.type == .hello, let w = m.peer, workers[w] == nil {
+                                _ = try? router.send(.end, to: w, body: wire { $0.u8(1); $0.string("done") })
+                            }
+                        }
                         collectorThread?.join()
                         logger.info("done", metadata: ["seconds": "\(Date().timeIntervalSince(started))", "workers": "\(everJoined.count)"])
                         return everJoined.count

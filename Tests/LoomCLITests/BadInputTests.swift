@@ -16,6 +16,27 @@ struct Scratch {
 
     var out: String { dir.file("out") }
 
+    /// Writes bad.onnx: a model that loads but fails when run (a Reshape to 7 rows), node "bad_reshape".
+    func writeBadReshapeModel() throws {
+        var b = ONNXBuilder()
+        b.input("X", [nil, 4, 100])
+        b.output("y")
+        b.initializer("s", shape: [2], ints: [7, -1])
+        b.node("Reshape", ["X", "s"], ["y"], name: "bad_reshape")
+        try b.write(to: dir.file("bad.onnx"))
+    }
+
+    /// Starts a long job (100,000 shards of one example) on two local workers and waits until both are up.
+    func startLongRun() throws -> Process {
+        try writeNpy(dir.file("many.npy"), shape: [40000, 1], (0..<40000).map { Float($0) })
+        let p = try startProcess(Repository.loomBinary, ["run", "--mode", "product", "--model", "model.onnx", "--x", "x.npy",
+                                                          "--arg", "many.npy", "--arg", "a1.npy", "--batch-size", "1",
+                                                          "--workers", "2", "--out", out, "--quiet"], cwd: dir.path)
+        let deadline = Date().addingTimeInterval(20)
+        while processes(containing: "--parent-pid \(p.processIdentifier)").count < 2 && Date() < deadline { usleep(20_000) }
+        return p
+    }
+
     /// `loom run` on the scratch files, with flags replaced or added.
     func run(mode: String = "pairwise", model: String = "model.onnx", x: String = "x.npy", args: [String] = ["a0.npy", "a1.npy"],
              extra: [String] = []) throws -> ProcessResult {

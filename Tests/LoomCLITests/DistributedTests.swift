@@ -43,7 +43,9 @@ struct DistributedTests {
 
     @Test("cluster style: coordinator, two workers and a separate collector over tcp on 127.0.0.1")
     func cluster() throws {
-        let c = try ConformanceCase(directory: Repository.conformanceDirectory + "/fd100_product_marginalize")
+        var c = try ConformanceCase(directory: Repository.conformanceDirectory + "/fd100_product_marginalize")
+        // One example per shard: 1,280 shards, long enough for both workers to join before the end.
+        c.argv[c.argv.firstIndex(of: "--batch-size")! + 1] = "1"
         let (base, r0) = try runCase(c, workers: 0)
         defer { base.remove() }
         #expect(r0.status == 0)
@@ -61,6 +63,7 @@ struct DistributedTests {
         #expect(waitOrKill(w1, timeout: 10) && w1.terminationStatus == 0, "a worker exits when the job is over")
         #expect(waitOrKill(w2, timeout: 10) && w2.terminationStatus == 0, "a worker exits when the job is over")
         #expect(try resultBytes(out.path) == resultBytes(base.path))
+        #expect(try readJSON(out.path + "/manifest.json")["workers"] as? Int == 2)
     }
 
     @Test("workers are job-agnostic and cache models by hash; --keep-alive serves the next job")
@@ -92,12 +95,7 @@ struct DistributedTests {
     @Test("a shard that fails on a worker fails the job with the shard and the node named, and leaves no manifest")
     func workerError() throws {
         let s = try Scratch(); defer { s.remove() }
-        var b = ONNXBuilder()
-        b.input("X", [nil, 4, 100])
-        b.output("y")
-        b.initializer("s", shape: [2], ints: [7, -1])
-        b.node("Reshape", ["X", "s"], ["y"], name: "bad_reshape")
-        try b.write(to: s.dir.file("bad.onnx"))
+        try s.writeBadReshapeModel()
         let r = try runLoom(["run", "--mode", "product", "--model", "bad.onnx", "--x", "x.npy", "--out", s.out, "--quiet", "--workers", "2"],
                             cwd: s.dir.path, timeout: 60)
         #expect(r.status == 1)
@@ -109,13 +107,7 @@ struct DistributedTests {
     @Test("SIGTERM to loom run stops the job and every worker, without a manifest")
     func terminate() throws {
         let s = try Scratch(); defer { s.remove() }
-        try writeNpy(s.dir.file("many.npy"), shape: [40000, 1], (0..<40000).map { Float($0) })
-        let p = try startProcess(Repository.loomBinary, ["run", "--mode", "product", "--model", "model.onnx", "--x", "x.npy",
-                                                          "--arg", "many.npy", "--arg", "a1.npy", "--batch-size", "1",
-                                                          "--workers", "2", "--out", s.out, "--quiet"], cwd: s.dir.path)
-        // Wait until the workers are up, then terminate the run.
-        let deadline = Date().addingTimeInterval(20)
-        while processes(containing: "--parent-pid \(p.processIdentifier)").count < 2 && Date() < deadline { usleep(20_000) }
+        let p = try s.startLongRun()
         #expect(processes(containing: "--parent-pid \(p.processIdentifier)").count == 2)
         usleep(300_000)
         kill(p.processIdentifier, SIGTERM)
@@ -129,12 +121,8 @@ struct DistributedTests {
     @Test("workers exit by themselves when the run that started them is killed")
     func orphans() throws {
         let s = try Scratch(); defer { s.remove() }
-        try writeNpy(s.dir.file("many.npy"), shape: [40000, 1], (0..<40000).map { Float($0) })
-        let p = try startProcess(Repository.loomBinary, ["run", "--mode", "product", "--model", "model.onnx", "--x", "x.npy",
-                                                          "--arg", "many.npy", "--arg", "a1.npy", "--batch-size", "1",
-                                                          "--workers", "2", "--out", s.out, "--quiet"], cwd: s.dir.path)
-        let deadline = Date().addingTimeInterval(20)
-        while processes(containing: "--parent-pid \(p.processIdentifier)").count < 2 && Date() < deadline { usleep(20_000) }
+        let p = try s.startLongRun()
+        #expect(processes(containing: "--parent-pid \(p.processIdentifier)").count == 2)
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
         let gone = Date().addingTimeInterval(5)

@@ -56,13 +56,7 @@ struct RunCommandTests {
     @Test("a run that fails at the first batch leaves the out folder untouched")
     func failEarly() throws {
         let s = try Scratch(); defer { s.remove() }
-        // A model that only fails when run: Reshape to a shape that cannot hold the batch.
-        var b = ONNXBuilder()
-        b.input("X", [nil, 4, 100])
-        b.output("y")
-        b.initializer("s", shape: [2], ints: [7, -1])
-        b.node("Reshape", ["X", "s"], ["y"], name: "bad_reshape")
-        try b.write(to: s.dir.file("bad.onnx"))
+        try s.writeBadReshapeModel()
         let r = try runLoom(["run", "--mode", "product", "--model", "bad.onnx", "--x", "x.npy", "--out", s.out, "--quiet"], cwd: s.dir.path)
         expectRefusal(r, ["bad.onnx", "bad_reshape", "Reshape"], out: s.out)
         #expect(!FileManager.default.fileExists(atPath: s.out))
