@@ -1,4 +1,7 @@
 import LoomTensor
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 
 /// An ONNX model compiled for Loom's interpreter: every kernel built, every value given a slot.
@@ -26,11 +29,14 @@ public final class ONNXModel: Sendable {
     let outputSlots: [Int]
     /// How to compute the X-only part of the graph once per distinct sequence, if it applies.
     let sharedPlan: SharedRowPlan?
-    /// Cleared the first time a shared step is found not to act row by row.
-    let sharingEnabled = Atomic<Bool>(true)
+    /// Batches whose shared run failed a row-wise check and were recomputed the plain way (for diagnostics).
+    let sharingFallbacks = Atomic<Int>(0)
 
-    /// Whether runs with repeated X rows compute the X-only part of the graph once per distinct row.
-    public var sharesRows: Bool { sharedPlan != nil && sharingEnabled.load(ordering: .relaxed) }
+    /// Whether runs with repeated X rows try to compute the X-only part of the graph once per distinct row.
+    public var sharesRows: Bool { sharedPlan != nil }
+
+    /// How many batches fell back to the plain run because a shared step did not act row by row.
+    public var rowSharingFallbacks: Int { sharingFallbacks.load(ordering: .relaxed) }
 
     /// The model file's path.
     public var path: String { file.path }
@@ -131,8 +137,11 @@ public final class ONNXModel: Sendable {
     public func run(shared: Tensor<Float>, rows: [Int], others: [Tensor<Float>]) throws -> [Tensor<Float>] {
         try checkFeedCount(1 + others.count)
         if sharesRows {
-            do { return try execute([shared] + others, sharedRows: rows) } catch is NotRowWise {
-                sharingEnabled.store(false, ordering: .relaxed)
+            // Whether a batch is computed shared or plain depends on that batch alone, never on
+            // batches before it: a shard's bits must not depend on which worker ran what before.
+            do { return try execute([shared] + others, sharedRows: rows) } catch let e as NotRowWise {
+                sharingFallbacks.add(1, ordering: .relaxed)
+                if getenv("LOOM_DEBUG_SHARING") != nil { Console.error("loom: row sharing fell back at \(e.step)\n") }
             }
         }
         return try execute([shared.gatherRows(rows)] + others, sharedRows: nil)
@@ -176,7 +185,7 @@ public final class ONNXModel: Sendable {
             if plan?.steps[i].sharedData == true { facts = args.map { $0.map(InputFacts.init) } }
             let results: [Value]
             do { results = try step.kernel.run(consuming: &args) } catch {
-                if plan?.steps[i].shared == true { throw NotRowWise() }
+                if plan?.steps[i].shared == true { throw NotRowWise(step: "\(step.op) '\(step.name)': \(error)") }
                 throw ONNXError(file: path, kind: .runtime, node: step.name, op: step.op,
                                 detail: "\(error) (input shapes \(inputShapes.map { $0.map { "\($0)" } ?? "none" }.joined(separator: ", ")))")
             }
@@ -185,7 +194,9 @@ public final class ONNXModel: Sendable {
                                 detail: "produced \(results.count) outputs, the graph expects \(step.outputs.count)")
             }
             if let plan, plan.steps[i].sharedData {
-                try Self.checkRowWise(step, plan: plan.steps[i], inputs: facts, outputs: results, rows: distinct)
+                do { try Self.checkRowWise(step, plan: plan.steps[i], inputs: facts, outputs: results, rows: distinct) } catch {
+                    throw NotRowWise(step: "\(step.op) '\(step.name)'")
+                }
             }
             for (s, v) in zip(step.outputs, results) { env[s] = v }
             for s in step.frees { env[s] = nil; expanded[s] = nil }

@@ -111,7 +111,9 @@ struct SharedRowPlan: Sendable {
 }
 
 /// A shared step whose inputs turned out not to be row-wise at run time.
-struct NotRowWise: Error {}
+struct NotRowWise: Error {
+    var step = ""
+}
 
 extension ONNXModel {
     /// Checks at run time that a shared step acted row by row on `rows` rows.
