@@ -38,9 +38,11 @@ public final class Collector {
         let descriptor: JobDescriptor
         let coordinator: PeerID
         let writer: ResultWriter
+        let journal: Journal
         var written: [Bool]
         var count = 0
         var resultBytes = 0
+        var duplicates = 0
         let started = Date()
     }
 
@@ -70,20 +72,27 @@ public final class Collector {
                     let json = try r.blob()
                     let descriptor = try JSONDecoder().decode(JobDescriptor.self, from: Data(json))
                     if let a = active, a.descriptor.jobId == descriptor.jobId {
-                        try socket.send(.collectorReady, to: message.peer, body: wire { $0.string(descriptor.jobId) })
+                        try socket.send(.collectorReady, to: message.peer, body: wire { $0.string(descriptor.jobId); $0.ints(a.written.indices.filter { a.written[$0] }) })
                         continue
                     }
                     do {
                         try OutputDirectory.claim(out, jobID: descriptor.jobId, spec: descriptor.spec, overwrite: overwrite)
+                        let journal = try Journal(directory: out, jobID: descriptor.jobId)
+                        let writer = ResultWriter(directory: out, axes: descriptor.space.axes)
+                        var written = [Bool](repeating: false, count: descriptor.plan.shardCount)
+                        if !journal.resumed.isEmpty {
+                            guard try writer.reopen() else { throw ClusterError("\(out) has a journal but no layout.json; pass --overwrite to start again") }
+                            for s in journal.resumed where s < written.count { written[s] = true }
+                            logger.notice("resuming", metadata: ["complete": "\(journal.resumed.count)", "of": "\(written.count)"])
+                        }
+                        active = Active(descriptor: descriptor, coordinator: message.peer!, writer: writer, journal: journal,
+                                        written: written, count: written.filter { $0 }.count)
                     } catch {
                         try socket.send(.error, to: message.peer, body: wire { $0.string(descriptor.jobId); $0.int(-1); $0.string("collector: \(error)") })
                         throw error
                     }
-                    active = Active(descriptor: descriptor, coordinator: message.peer!,
-                                    writer: ResultWriter(directory: out, axes: descriptor.space.axes),
-                                    written: [Bool](repeating: false, count: descriptor.plan.shardCount))
                     logger.info("collecting", metadata: ["job": "\(descriptor.jobId.prefix(12))", "out": "\(out)"])
-                    try socket.send(.collectorReady, to: message.peer, body: wire { $0.string(descriptor.jobId) })
+                    try socket.send(.collectorReady, to: message.peer, body: wire { $0.string(descriptor.jobId); $0.ints(active!.journal.resumed) })
                 case .result:
                     guard var a = active else { continue }
                     do {
@@ -99,7 +108,7 @@ public final class Collector {
                     active = a
                 case .finish:
                     guard let a = active else { continue }
-                    flushAcks(socket, a, &pendingAcks)
+                    try flushAcks(socket, a, &pendingAcks)
                     do {
                         guard a.count == a.descriptor.plan.shardCount else {
                             throw ClusterError("told to finish with \(a.count) of \(a.descriptor.plan.shardCount) shards written")
@@ -109,8 +118,11 @@ public final class Collector {
                         _ = try r.string()
                         let workers = try r.int()
                         let toWorkers = try r.int()
+                        let lost = try r.int(), expired = try r.int(), reissued = try r.int()
                         var manifest = a.descriptor.manifest(outputs: outputs, workers: workers, elapsed: Date().timeIntervalSince(a.started))
                         manifest.transfer = .init(toWorkersBytes: toWorkers, toCollectorBytes: a.resultBytes, examples: a.descriptor.plan.examples)
+                        manifest.reliability = .init(workersLost: lost, leasesExpired: expired, shardsReissued: reissued,
+                                                     duplicatesDropped: a.duplicates, resumedShards: a.journal.resumed.count)
                         try OutputDirectory.publish(manifest, in: out)
                     } catch {
                         try socket.send(.finished, to: a.coordinator, body: wire { $0.u8(0); $0.string("\(error)") })
@@ -131,13 +143,16 @@ public final class Collector {
             }
             // Acknowledge in groups: at most 10 ms late, or 64 shards at a time.
             if let a = active, pendingAcks.count >= 64 || Date().timeIntervalSince(oldestAck) >= 0.01 {
-                flushAcks(socket, a, &pendingAcks)
+                try flushAcks(socket, a, &pendingAcks)
             }
         }
     }
 
-    private func flushAcks(_ socket: Socket, _ a: Active, _ acks: inout [Int]) {
+    /// Makes the pending shards durable (rows msync'ed, then journaled), then acknowledges them.
+    private func flushAcks(_ socket: Socket, _ a: Active, _ acks: inout [Int]) throws {
         guard !acks.isEmpty else { return }
+        try a.writer.sync()
+        try a.journal.record(acks)
         _ = try? socket.send(.ack, to: a.coordinator, body: wire { $0.string(a.descriptor.jobId); $0.ints(acks) })
         acks.removeAll(keepingCapacity: true)
     }
@@ -150,7 +165,10 @@ public final class Collector {
         let shard = try r.int()
         let plan = a.descriptor.plan
         guard shard >= 0 && shard < plan.shardCount else { throw ProtocolError.malformed(peer: message.peerName, "shard \(shard) is not in the job") }
-        guard !a.written[shard] else { return shard }   // a duplicate: acknowledge again, write nothing
+        guard !a.written[shard] else {   // a duplicate (a re-issued or speculative copy): acknowledge again, write nothing
+            a.duplicates += 1
+            return a.journal.recorded.contains(shard) ? shard : nil
+        }
         let range = plan.range(of: shard)
         let leafCount = Int(try r.u32())
         guard leafCount == message.data.count else {

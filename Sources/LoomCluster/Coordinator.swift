@@ -24,6 +24,14 @@ public final class Coordinator {
         public var progress: ProgressReporter.Style = .auto
         /// Where the in-process collector binds (default: beside `bind`).
         public var collectorBind: String?
+        /// Seconds between heartbeats, both ways.
+        public var heartbeat: Double = 1
+        /// Missed heartbeats after which a worker is declared dead.
+        public var liveness: Int = 3
+        /// Leases, poison shards, speculation.
+        public var policy = Scheduler.Policy()
+        /// Seconds the whole job may take; nil: no bound.
+        public var deadline: Double? = nil
 
         public init(bind: String, collector: String? = nil, out: String? = nil) {
             self.bind = bind
@@ -87,7 +95,13 @@ public final class Coordinator {
         try toCollector.connect(collectorEndpoint)
         try toCollector.send(.collect, body: wire { $0.blob(Array(try! JSONEncoder().encode(descriptor))) })
 
-        var scheduler = Scheduler(shardCount: descriptor.plan.shardCount)
+        var scheduler = Scheduler(shardCount: descriptor.plan.shardCount, policy: options.policy)
+        let clock = ContinuousClock()
+        let origin = clock.now
+        func now() -> Double { let d = clock.now - origin; return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
+        var lastSeen: [PeerID: Double] = [:]
+        var lastHeartbeat = 0.0
+        var lastNoWorkers = 0.0
         let encodedX = XCodec.Encoded(job.inputs.x, as: descriptor.xEncoding)
         var workers: [PeerID: WorkerInfo] = [:]
         var waiting: [PeerID] = []
@@ -106,6 +120,15 @@ public final class Coordinator {
             throw ClusterError(text)
         }
 
+        /// Declares a worker dead: its shards go to others.
+        func bury(_ w: PeerID, why: String) throws {
+            let name = workers[w]?.name ?? "\(w)"
+            workers[w] = nil
+            lastSeen[w] = nil
+            logger.warning("worker lost", metadata: ["worker": "\(name)", "why": "\(why)"])
+            try apply(scheduler.leave(w, now: now()))
+        }
+
         func sendJob(_ w: PeerID) throws {
             var body = WireWriter()
             body.blob(Array(try JSONEncoder().encode(descriptor)))
@@ -122,7 +145,12 @@ public final class Coordinator {
                 case .assign(let shard, let w):
                     if let i = batches.firstIndex(where: { $0.worker == w }) { batches[i].shards.append(shard) } else { batches.append((w, [shard])) }
                 case .finish:
-                    try toCollector.send(.finish, body: wire { $0.string(descriptor.jobId); $0.int(everJoined.count); $0.int(sentBytes.pointee) })
+                    try toCollector.send(.finish, body: wire {
+                        $0.string(descriptor.jobId); $0.int(everJoined.count); $0.int(sentBytes.pointee)
+                        $0.int(scheduler.deadWorkers); $0.int(scheduler.expiredLeases); $0.int(scheduler.reissued)
+                    })
+                case .fail(let reason):
+                    try fail(reason)
                 }
             }
             for (w, shards) in batches {
@@ -138,13 +166,32 @@ public final class Coordinator {
                     frames.append(.bytes(encodedX.rows(distinct)))
                 }
                 let sent = try router.send(.shard, to: w, body: body, data: frames, counting: sentBytes)
-                if !sent { try apply(scheduler.leave(w)) }
+                if !sent { try bury(w, why: "its connection is gone") }
             }
         }
 
         while true {
             if cancelled.load(ordering: .relaxed) { try fail("the job was cancelled") }
             if let reason = tick?() { try fail(reason) }
+            let t = now()
+            if let deadline = options.deadline, t > deadline {
+                try fail("the job did not finish within --deadline \(Int(deadline)) s (\(scheduler.completed) of \(scheduler.shardCount) shards done, \(workers.count) workers)")
+            }
+            if t - lastHeartbeat >= options.heartbeat {
+                lastHeartbeat = t
+                for w in Array(workers.keys) {
+                    if let seen = lastSeen[w], t - seen > options.heartbeat * Double(options.liveness) {
+                        try bury(w, why: "silent for \(String(format: "%.1f", t - seen)) s")
+                    } else {
+                        _ = try router.send(.heartbeat, to: w)
+                    }
+                }
+                try apply(scheduler.tick(now: t))
+                if workers.isEmpty && collectorReady && t - lastNoWorkers >= 10 {
+                    lastNoWorkers = t
+                    logger.warning("no workers connected; waiting", metadata: ["done": "\(scheduler.completed)", "of": "\(scheduler.shardCount)"])
+                }
+            }
             if let failure = collectorThread?.failure { try fail("the collector failed: \(failure)") }
             let ready = try poll([router, toCollector], timeoutMilliseconds: 200)
             if ready[1] {
@@ -152,6 +199,15 @@ public final class Coordinator {
                     let m = try Message(frames: frames, routed: false, peerName: "collector \(collectorEndpoint)")
                     switch m.type {
                     case .collectorReady:
+                        var r = try m.reader()
+                        _ = try r.string()
+                        let resumed = try r.ints()
+                        if !resumed.isEmpty {
+                            scheduler = Scheduler(shardCount: descriptor.plan.shardCount, alreadyDone: resumed, policy: options.policy)
+                            for s in resumed where s < descriptor.plan.shardCount { examplesDone += descriptor.plan.range(of: s).count }
+                            logger.notice("resuming", metadata: ["complete": "\(resumed.count)", "of": "\(descriptor.plan.shardCount)"])
+                            if scheduler.isComplete { try apply(scheduler.acknowledge([])) }
+                        }
                         collectorReady = true
                         for w in waiting { try sendJob(w) }
                         waiting.removeAll()
@@ -160,7 +216,7 @@ public final class Coordinator {
                         guard try r.string() == descriptor.jobId else { continue }
                         let shards = try r.ints()
                         for s in shards where s >= 0 && s < descriptor.plan.shardCount { examplesDone += descriptor.plan.range(of: s).count }
-                        try apply(scheduler.acknowledge(shards))
+                        try apply(scheduler.acknowledge(shards, now: now()))
                         progress.update(shardsDone: scheduler.completed, examplesDone: examplesDone, workers: workers.count)
                     case .finished:
                         var r = try m.reader()
@@ -195,6 +251,17 @@ public final class Coordinator {
                         continue
                     }
                     guard let w = m.peer else { continue }
+                    if workers[w] != nil { lastSeen[w] = now() }
+                    if workers[w] == nil && m.type != .hello {
+                        // A worker we declared dead is back (it was stalled, or cut off): it joins again.
+                        if m.type == .error { continue }
+                        workers[w] = WorkerInfo(name: "\(w)")
+                        lastSeen[w] = now()
+                        everJoined.insert(w)
+                        logger.notice("worker back", metadata: ["worker": "\(w)"])
+                        if collectorReady { try sendJob(w) } else { waiting.append(w) }
+                        continue
+                    }
                     switch m.type {
                     case .hello:
                         var r = try m.reader()
@@ -205,6 +272,7 @@ public final class Coordinator {
                             continue
                         }
                         workers[w] = WorkerInfo(name: name)
+                        lastSeen[w] = now()
                         everJoined.insert(w)
                         logger.info("worker joined", metadata: ["worker": "\(name)"])
                         if collectorReady { try sendJob(w) } else { waiting.append(w) }
@@ -223,13 +291,15 @@ public final class Coordinator {
                         var r = try m.reader()
                         guard try r.string() == descriptor.jobId else { continue }
                         let credit = Int(try r.u32())
-                        try apply(scheduler.grant(w, min(credit, 64)))
+                        try apply(scheduler.grant(w, min(credit, 256), now: now()))
                     case .error:
                         var r = try m.reader()
                         _ = try r.string()
                         let shard = try r.int()
                         let text = try r.string()
                         try fail(shard >= 0 ? "worker \(workers[w]?.name ?? "\(w)") failed on \(descriptor.plan.describe(shard)): \(text)" : text)
+                    case .heartbeat:
+                        break
                     default:
                         logger.warning("unexpected message", metadata: ["type": "\(m.type)", "from": "\(m.peerName)"])
                     }

@@ -57,4 +57,6 @@ public enum MessageType: UInt8, Sendable, CaseIterable {
     case finish = 14
     /// collector → coordinator: the manifest is written.
     case finished = 15
+    /// coordinator ↔ worker: still here (every heartbeat interval, both ways).
+    case heartbeat = 16
 }

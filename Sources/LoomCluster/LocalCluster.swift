@@ -16,7 +16,7 @@ nonisolated(unsafe) private var interruptedBySignal: Int32 = 0
 public enum LocalCluster {
     /// Runs the job; returns the manifest the collector published.
     public static func run(job: Job, workers: Int, out: String, overwrite: Bool, progress: ProgressReporter.Style,
-                           logLevel: Logger.Level, logger: Logger) throws -> Manifest {
+                           logLevel: Logger.Level, logger: Logger, configure: (inout Coordinator.Options) -> Void = { _ in }) throws -> Manifest {
         precondition(workers >= 1)
         var template = Array("/tmp/loom-run-XXXXXX".utf8CString)
         guard let dirPointer = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
@@ -29,6 +29,7 @@ public enum LocalCluster {
         options.collectorBind = "ipc://\(dir)/collector"
         options.overwrite = overwrite
         options.progress = progress
+        configure(&options)
         let coordinator = Coordinator(job: job, options: options, context: context, logger: logger)
         var children: [Process] = []
         defer { stop(children) }

@@ -4,21 +4,26 @@ public struct PeerID: Hashable, Sendable, CustomStringConvertible {
     public init(_ bytes: [UInt8]) { self.bytes = bytes }
     public var description: String {
         let text = String(decoding: bytes, as: UTF8.self)
-        return text.allSatisfy({ $0.isASCII && !$0.isNewline && $0 != "\0" }) && !text.isEmpty ? text : bytes.map { String(format2($0)) }.joined()
+        if !text.isEmpty && text.allSatisfy({ $0.isASCII && !$0.isNewline && $0 != "\0" }) { return text }
+        let hex = Array("0123456789abcdef")
+        return String(bytes.flatMap { [hex[Int($0 >> 4)], hex[Int($0 & 15)]] })
     }
-}
-
-private func format2(_ b: UInt8) -> String {
-    let hex = Array("0123456789abcdef")
-    return String([hex[Int(b >> 4)], hex[Int(b & 15)]])
 }
 
 /// The coordinator's scheduling logic, free of sockets and clocks: events in, directives out.
 ///
-/// Dispatch is pull-based: a worker grants credit (how many more shards it may hold) and
-/// is never sent more. Shards go round-robin over the workers that have credit, so a
-/// worker that joins late gets work at once. Shards come from a counter, after any that
-/// were put back in the queue.
+/// - **Credit.** A worker grants credit (how many more shards it may hold) and is never sent
+///   more. Shards go round-robin over workers with credit, so a late joiner gets work at once.
+/// - **Leases.** Every assignment has a lease. When it runs out the shard is handed to another
+///   worker; the first result wins (the collector writes a shard once).
+/// - **Dead workers.** A worker declared dead (silent past its liveness) loses its shards, which
+///   go back to the front of the queue.
+/// - **Stragglers.** When the queue is empty and a worker has credit, the oldest shard still in
+///   flight is run again there, once.
+/// - **Poison shards.** A shard whose attempts have ended in `maxFailures` dead workers or
+///   expired leases fails the job.
+///
+/// Time is a number of seconds passed in by the caller, so tests drive it directly.
 public struct Scheduler: Sendable {
     /// What the shell should do.
     public enum Directive: Equatable, Sendable {
@@ -26,24 +31,58 @@ public struct Scheduler: Sendable {
         case assign(shard: Int, worker: PeerID)
         /// Every shard is acknowledged: tell the collector to publish the result.
         case finish
+        /// The job cannot succeed: end it with this reason.
+        case fail(String)
+    }
+
+    /// Tuning, with the defaults of `loom coordinator`.
+    public struct Policy: Sendable {
+        /// Seconds an assignment may take before the shard is given to another worker.
+        public var lease: Double = 60
+        /// Failed attempts (dead workers, expired leases) that make a shard poison.
+        public var maxFailures: Int = 3
+        /// Run the last shards in flight again on idle workers.
+        public var speculate: Bool = true
+        public init() {}
+    }
+
+    struct Assignment: Sendable {
+        var worker: PeerID
+        var deadline: Double
+        var started: Double
     }
 
     /// The number of shards in the job.
     public let shardCount: Int
+    public let policy: Policy
     private var next = 0
     private var queue: [Int] = []
     private var order: [PeerID] = []
     private var credit: [PeerID: Int] = [:]
-    private var inFlight: [Int: PeerID] = [:]
+    private var inFlight: [Int: [Assignment]] = [:]
+    private var failures: [Int: Int] = [:]
+    private var speculated: Set<Int> = []
     private var done: [Bool]
     private var cursor = 0
     private var finished = false
     /// Shards acknowledged so far.
     public private(set) var completed = 0
+    /// Shards handed out again: after a dead worker, an expired lease, or speculatively.
+    public private(set) var reissued = 0
+    /// Workers declared dead.
+    public private(set) var deadWorkers = 0
+    /// Leases that ran out.
+    public private(set) var expiredLeases = 0
 
-    public init(shardCount: Int) {
+    /// A scheduler for `shardCount` shards of which `alreadyDone` are complete (a resumed job).
+    public init(shardCount: Int, alreadyDone: [Int] = [], policy: Policy = Policy()) {
         self.shardCount = shardCount
+        self.policy = policy
         done = [Bool](repeating: false, count: shardCount)
+        for s in alreadyDone where s >= 0 && s < shardCount && !done[s] {
+            done[s] = true
+            completed += 1
+        }
     }
 
     /// The workers known.
@@ -55,6 +94,9 @@ public struct Scheduler: Sendable {
     /// Whether every shard is acknowledged.
     public var isComplete: Bool { completed == shardCount }
 
+    /// The shards not yet acknowledged.
+    public var remaining: Int { shardCount - completed }
+
     /// A worker joined.
     public mutating func join(_ worker: PeerID) {
         guard credit[worker] == nil else { return }
@@ -63,14 +105,14 @@ public struct Scheduler: Sendable {
     }
 
     /// A worker can take `amount` more shards.
-    public mutating func grant(_ worker: PeerID, _ amount: Int) -> [Directive] {
+    public mutating func grant(_ worker: PeerID, _ amount: Int, now: Double = 0) -> [Directive] {
         join(worker)
         credit[worker, default: 0] += max(0, amount)
-        return dispatch()
+        return dispatch(now: now)
     }
 
     /// The collector has written these shards. Repeats and unknown numbers are ignored.
-    public mutating func acknowledge(_ shards: [Int]) -> [Directive] {
+    public mutating func acknowledge(_ shards: [Int], now: Double = 0) -> [Directive] {
         for s in shards where s >= 0 && s < shardCount && !done[s] {
             done[s] = true
             completed += 1
@@ -80,42 +122,95 @@ public struct Scheduler: Sendable {
             finished = true
             return [.finish]
         }
-        return []
+        return dispatch(now: now)
     }
 
-    /// A worker is gone: its shards not yet acknowledged go back to the queue.
-    public mutating func leave(_ worker: PeerID) -> [Directive] {
+    /// A worker is gone (declared dead, or its socket refused a send): its unacknowledged
+    /// shards go back to the front of the queue, each counting a failed attempt.
+    public mutating func leave(_ worker: PeerID, now: Double = 0, dead: Bool = true) -> [Directive] {
         guard credit[worker] != nil else { return [] }
         credit[worker] = nil
         order.removeAll { $0 == worker }
-        let lost = inFlight.filter { $0.value == worker }.map(\.key).sorted()
-        for s in lost { inFlight[s] = nil }
-        queue.insert(contentsOf: lost.filter { !done[$0] }, at: 0)
-        return dispatch()
-    }
-
-    private mutating func nextShard() -> Int? {
-        while let s = queue.first {
-            queue.removeFirst()
-            if !done[s] { return s }
+        if dead { deadWorkers += 1 }
+        var lost: [Int] = []
+        for (s, list) in inFlight {
+            let rest = list.filter { $0.worker != worker }
+            guard rest.count != list.count else { continue }
+            inFlight[s] = rest.isEmpty ? nil : rest
+            if rest.isEmpty { lost.append(s) }
+            if dead, let fail = countFailure(s, why: "a worker died") { return [fail] }
         }
-        guard next < shardCount else { return nil }
-        defer { next += 1 }
-        return next
+        queue.insert(contentsOf: lost.sorted().filter { !done[$0] }, at: 0)
+        reissued += lost.count
+        return dispatch(now: now)
     }
 
-    private mutating func dispatch() -> [Directive] {
+    /// Expires leases at time `now`; their shards go to other workers.
+    public mutating func tick(now: Double) -> [Directive] {
+        var expired: [Int] = []
+        for (s, list) in inFlight {
+            let live = list.filter { $0.deadline > now }
+            guard live.count != list.count else { continue }
+            expiredLeases += list.count - live.count
+            inFlight[s] = live.isEmpty ? nil : live
+            if live.isEmpty { expired.append(s) }
+            if let fail = countFailure(s, why: "its lease of \(Int(policy.lease)) s ran out") { return [fail] }
+        }
+        queue.insert(contentsOf: expired.sorted().filter { !done[$0] }, at: 0)
+        reissued += expired.count
+        return dispatch(now: now)
+    }
+
+    /// Counts a failed attempt; returns a failure directive once the shard is poison.
+    private mutating func countFailure(_ shard: Int, why: String) -> Directive? {
+        failures[shard, default: 0] += 1
+        guard failures[shard]! >= policy.maxFailures else { return nil }
+        finished = true
+        return .fail("shard \(shard) failed \(failures[shard]!) times (last: \(why)); it may crash or hang every worker that runs it")
+    }
+
+    /// How many attempts of a shard have failed.
+    public func failureCount(_ shard: Int) -> Int { failures[shard] ?? 0 }
+
+    private mutating func nextShard(now: Double) -> Int? {
+        while !queue.isEmpty {
+            let s = queue.removeFirst()
+            if !done[s] && inFlight[s] == nil { return s }
+        }
+        if next < shardCount {
+            defer { next += 1 }
+            if done[next] { return nextShard(now: now) }
+            return next
+        }
+        // Nothing left to hand out: run the oldest shard in flight again, once.
+        guard policy.speculate else { return nil }
+        let candidate = inFlight.filter { !speculated.contains($0.key) && $0.value.count == 1 }
+            .min { $0.value[0].started < $1.value[0].started }
+        guard let (s, _) = candidate else { return nil }
+        speculated.insert(s)
+        reissued += 1
+        return s
+    }
+
+    private mutating func dispatch(now: Double) -> [Directive] {
         var out: [Directive] = []
-        guard !order.isEmpty else { return out }
+        guard !order.isEmpty, !finished else { return out }
         var idle = 0
         while idle < order.count {
             if cursor >= order.count { cursor = 0 }
             let w = order[cursor]
             cursor += 1
             guard credit[w, default: 0] > 0 else { idle += 1; continue }
-            guard let s = nextShard() else { break }
+            guard let s = nextShard(now: now) else { break }
+            if inFlight[s]?.contains(where: { $0.worker == w }) == true {
+                // Never run a speculative copy on the worker that already has the shard.
+                speculated.remove(s)
+                reissued -= 1
+                idle += 1
+                continue
+            }
             credit[w]! -= 1
-            inFlight[s] = w
+            inFlight[s, default: []].append(Assignment(worker: w, deadline: now + policy.lease, started: now))
             out.append(.assign(shard: s, worker: w))
             idle = 0
         }

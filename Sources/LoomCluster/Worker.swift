@@ -8,6 +8,12 @@ import ZeroMQ
 
 /// A worker process: joins a coordinator, receives the job and the model, computes shards and
 /// sends their outputs to the collector. Job-agnostic: everything comes from the coordinator.
+///
+/// Two threads, each owning its sockets: the main thread talks to the coordinator (job,
+/// shards, heartbeats both ways) and the compute thread runs shards and sends results to the
+/// collector; they talk over an inproc PAIR. Heartbeats go on while a long shard computes.
+/// A worker that hears nothing from its coordinator for `liveness` heartbeats drops its work,
+/// reconnects with backoff (1 s doubling to 32 s) and joins again.
 public final class Worker {
     /// The coordinator's endpoint.
     public let coordinator: String
@@ -17,14 +23,13 @@ public final class Worker {
     public let credit: Int
     /// The most shards it may hold when shards are so quick that `credit` cannot cover the round trip.
     public let maxCredit: Int
-    /// The credit it has granted and not yet used (shards held plus room announced).
-    private var outstanding = 0
-    /// Seconds per shard, smoothed.
-    private var shardSeconds: Double? = nil
-    /// Credit earned back and not yet announced (announced in groups when credit is large).
-    private var unannounced = 0
     /// The process that started this worker (`loom run --workers N`); the worker exits if it goes away.
     public var parentPID: pid_t? = nil
+    /// Seconds between heartbeats, and missed heartbeats after which the coordinator is lost.
+    public var heartbeat: Double = 1
+    public var liveness: Int = 3
+    /// Test-only fault injection: crash when computing this shard (`LOOM_TEST_CRASH_SHARD`).
+    let crashShard: Int? = ProcessInfo.processInfo.environment["LOOM_TEST_CRASH_SHARD"].flatMap(Int.init)
     let context: Context
     let cache: ModelCache
     let id: String
@@ -46,82 +51,145 @@ public final class Worker {
         self.logger[metadataKey: "worker"] = "\(id)"
     }
 
-    /// A job being served.
-    struct Active {
-        let descriptor: JobDescriptor
-        let model: ONNXModel
-        let function: any SequenceFunction
-        let args: [Tensor<Float>]
-        let collector: Socket
-    }
+    enum SessionEnd { case done, nextJob, lost, parentGone }
 
     /// Serves until the coordinator ends the job (or, with keep-alive, forever). Throws on a failure it reported.
     public func run() throws {
+        var backoff = 1.0
+        var session = 0
+        while true {
+            session += 1
+            switch try serve(session: session) {
+            case .done, .parentGone: return
+            case .nextJob: backoff = 1
+            case .lost:
+                logger.warning("lost the coordinator; reconnecting", metadata: ["in": "\(Int(backoff)) s"])
+                let until = Date().addingTimeInterval(backoff)
+                while Date() < until {
+                    if let parentPID, getppid() != parentPID { return }
+                    usleep(100_000)
+                }
+                backoff = min(backoff * 2, 32)
+            }
+        }
+    }
+
+    /// One connection to the coordinator, until the job ends or the coordinator is lost.
+    private func serve(session: Int) throws -> SessionEnd {
         let socket = try Socket(context, .dealer)
         defer { socket.close() }
-        try socket.set(SocketOption.routingID, bytes: Array(id.utf8))
+        // A fresh routing id per connection: a coordinator may still hold the old one.
+        try socket.set(SocketOption.routingID, bytes: Array("\(id)-\(session)".utf8))
         try socket.connect(coordinator)
-        try hello(socket)
-        var lastHello = Date()
-        var active: Active? = nil
+        let pairEndpoint = "inproc://loom-worker-\(getpid())-\(session)"
+        let pair = try Socket(context, .pair)
+        defer { pair.close() }
+        try pair.bind(pairEndpoint)
+        var compute: ComputeThread? = nil
+        defer { compute?.stop(pair) }
         var pendingJob: (descriptor: JobDescriptor, collector: String, args: [Tensor<Float>])? = nil
-        defer { active?.collector.close() }
+        var jobId: String? = nil
+        try hello(socket)
+        var lastHello = Date(), lastSent = Date(), lastHeard = Date()
+
+        func start(_ d: JobDescriptor, modelPath: String, collector: String, args: [Tensor<Float>]) throws {
+            compute?.stop(pair)
+            compute = nil
+            do {
+                let model = try ONNXModel(path: modelPath)
+                let function = try d.spec.function.makeFunction(sequenceLength: d.xRowShape[1])
+                let thread = ComputeThread(worker: self, descriptor: d, model: model, function: function, args: args,
+                                           collector: collector, pairEndpoint: pairEndpoint)
+                try thread.start()
+                compute = thread
+                jobId = d.jobId
+                try socket.send(.ready, body: wire { $0.string(d.jobId); $0.u32(UInt32(credit)) })
+            } catch {
+                try socket.send(.error, body: wire { $0.string(d.jobId); $0.int(-1); $0.string("\(id): cannot start the job: \(error)") })
+                throw error
+            }
+        }
+
         while true {
             if let parentPID, getppid() != parentPID {
                 logger.warning("the process that started this worker is gone; exiting")
-                return
+                return .parentGone
             }
-            guard try poll([socket], timeoutMilliseconds: 500)[0], let frames = try socket.receive(dontWait: true) else {
+            let ready = try poll([socket, pair], timeoutMilliseconds: 100)
+            if ready[0] {
+                while let frames = try socket.receive(dontWait: true) {
+                    lastHeard = Date()
+                    let message = try Message(frames: frames, routed: false, peerName: "coordinator \(coordinator)")
+                    switch message.type {
+                    case .job:
+                        var r = try message.reader()
+                        let descriptor = try JSONDecoder().decode(JobDescriptor.self, from: Data(try r.blob()))
+                        let collector = try r.string()
+                        guard message.data.count == descriptor.argShapes.count else {
+                            throw ProtocolError.malformed(peer: message.peerName, "the job has \(descriptor.argShapes.count) args, \(message.data.count) frames came")
+                        }
+                        let args = try zip(message.data, descriptor.argShapes).map { try FloatBytes.decode($0.bytes, shape: $1, peer: message.peerName) }
+                        logger.info("job", metadata: ["job": "\(descriptor.jobId.prefix(12))", "shards": "\(descriptor.plan.shardCount)"])
+                        if let path = cache.model(descriptor.model.sha256) {
+                            try start(descriptor, modelPath: path, collector: collector, args: args)
+                        } else {
+                            pendingJob = (descriptor, collector, args)
+                            try socket.send(.needModel, body: wire { $0.string(descriptor.model.sha256) })
+                        }
+                    case .model:
+                        guard let job = pendingJob else { continue }
+                        var r = try message.reader()
+                        let sha = try r.string()
+                        let names = try (0..<Int(r.u32())).map { _ in try r.string() }
+                        guard names.count == message.data.count, names.first == "model.onnx" else {
+                            throw ProtocolError.malformed(peer: message.peerName, "model files do not match their names")
+                        }
+                        let path = try cache.store(sha, files: zip(names, message.data).map { ($0, $1.array) })
+                        pendingJob = nil
+                        try start(job.descriptor, modelPath: path, collector: job.collector, args: job.args)
+                    case .shard:
+                        guard compute != nil else { continue }
+                        // Hand the shard to the compute thread as it came: body and X rows.
+                        try pair.send([message.body?.array ?? []] + message.data.map(\.array))
+                    case .heartbeat:
+                        break
+                    case .end:
+                        var r = try message.reader()
+                        let ok = try r.u8() == 1
+                        logger.info("job over", metadata: ["ok": "\(ok)"])
+                        return keepAlive ? .nextJob : .done
+                    default:
+                        logger.warning("unexpected message", metadata: ["type": "\(message.type)"])
+                    }
+                }
+            }
+            if ready[1] {
+                while let frames = try pair.receive(dontWait: true) {
+                    // From the compute thread: [kind, payload...]: "ready" + grant, or "error" + shard + text.
+                    guard let kind = frames.first.map({ String(decoding: $0.bytes, as: UTF8.self) }), let jobId else { continue }
+                    if kind == "ready", frames.count == 2 {
+                        let grant = frames[1].bytes.loadUnaligned(as: UInt32.self)
+                        try socket.send(.ready, body: wire { $0.string(jobId); $0.u32(grant) })
+                    } else if kind == "error", frames.count == 3 {
+                        let shard = Int(frames[1].bytes.loadUnaligned(as: Int64.self))
+                        try socket.send(.error, body: wire { $0.string(jobId); $0.int(shard); $0.string(String(decoding: frames[2].bytes, as: UTF8.self)) })
+                    }
+                    lastSent = Date()
+                }
+            }
+            let now = Date()
+            if now.timeIntervalSince(lastSent) >= heartbeat {
+                try socket.send(.heartbeat)
+                lastSent = now
+            }
+            if compute == nil && pendingJob == nil && now.timeIntervalSince(lastHello) >= 1 {
                 // Until a job arrives, say hello again every second: a hello queued to a coordinator
-                // that has since gone (a kept-alive worker between jobs) is lost with its connection.
-                if active == nil && pendingJob == nil && Date().timeIntervalSince(lastHello) >= 1 {
-                    try hello(socket)
-                    lastHello = Date()
-                }
-                continue
-            }
-            let message = try Message(frames: frames, routed: false, peerName: "coordinator \(coordinator)")
-            switch message.type {
-            case .job:
-                var r = try message.reader()
-                let descriptor = try JSONDecoder().decode(JobDescriptor.self, from: Data(try r.blob()))
-                let collector = try r.string()
-                guard message.data.count == descriptor.argShapes.count else {
-                    throw ProtocolError.malformed(peer: message.peerName, "the job has \(descriptor.argShapes.count) args, \(message.data.count) frames came")
-                }
-                let args = try zip(message.data, descriptor.argShapes).map { try FloatBytes.decode($0.bytes, shape: $1, peer: message.peerName) }
-                logger.info("job", metadata: ["job": "\(descriptor.jobId.prefix(12))", "shards": "\(descriptor.plan.shardCount)"])
-                if let path = cache.model(descriptor.model.sha256) {
-                    active = try start(descriptor, modelPath: path, collector: collector, args: args, socket: socket)
-                } else {
-                    pendingJob = (descriptor, collector, args)
-                    try socket.send(.needModel, body: wire { $0.string(descriptor.model.sha256) })
-                }
-            case .model:
-                guard let job = pendingJob else { continue }
-                var r = try message.reader()
-                let sha = try r.string()
-                let names = try (0..<Int(r.u32())).map { _ in try r.string() }
-                guard names.count == message.data.count, names.first == "model.onnx" else {
-                    throw ProtocolError.malformed(peer: message.peerName, "model files do not match their names")
-                }
-                let path = try cache.store(sha, files: zip(names, message.data).map { ($0, $1.array) })
-                active = try start(job.descriptor, modelPath: path, collector: job.collector, args: job.args, socket: socket)
-                pendingJob = nil
-            case .shard:
-                guard let a = active else { continue }
-                try compute(message, a, socket: socket)
-            case .end:
-                active?.collector.close()
-                active = nil
-                var r = try message.reader()
-                let ok = try r.u8() == 1
-                logger.info("job over", metadata: ["ok": "\(ok)"])
-                guard keepAlive else { return }
+                // that has since gone is lost with its connection.
                 try hello(socket)
-                lastHello = Date()
-            default:
-                logger.warning("unexpected message", metadata: ["type": "\(message.type)"])
+                lastHello = now
+            }
+            if now.timeIntervalSince(lastHeard) > heartbeat * Double(liveness) {
+                return .lost
             }
         }
     }
@@ -137,79 +205,114 @@ public final class Worker {
             for h in cache.hashes { w.string(h) }
         })
     }
+}
 
-    /// Loads the model and function, connects to the collector and asks for work; a failure is reported to the coordinator.
-    private func start(_ d: JobDescriptor, modelPath: String, collector: String, args: [Tensor<Float>], socket: Socket) throws -> Active {
-        do {
-            let model = try ONNXModel(path: modelPath)
-            let function = try d.spec.function.makeFunction(sequenceLength: d.xRowShape[1])
-            let c = try Socket(context, .dealer)
-            try c.set(SocketOption.routingID, bytes: Array(id.utf8))
-            try c.connect(collector)
-            outstanding = credit
-            shardSeconds = nil
-            unannounced = 0
-            try socket.send(.ready, body: wire { $0.string(d.jobId); $0.u32(UInt32(credit)) })
-            return Active(descriptor: d, model: model, function: function, args: args, collector: c)
-        } catch {
-            try socket.send(.error, body: wire { $0.string(d.jobId); $0.int(-1); $0.string("\(id): cannot start the job: \(error)") })
+/// The worker's compute thread: runs shards in order, sends results to the collector, and tells
+/// the main thread how much credit to announce.
+final class ComputeThread: @unchecked Sendable {
+    let worker: Worker
+    let descriptor: JobDescriptor
+    let model: ONNXModel
+    let function: any SequenceFunction
+    let args: [Tensor<Float>]
+    let collector: String
+    let pairEndpoint: String
+    private let finished = NSCondition()
+    private var isDone = false
+    private var startError: (any Error)? = nil
+    private var started = false
+    // Credit accounting (touched by the compute thread only).
+    private var outstanding = 0
+    private var shardSeconds: Double? = nil
+    private var unannounced = 0
+
+    init(worker: Worker, descriptor: JobDescriptor, model: ONNXModel, function: any SequenceFunction, args: [Tensor<Float>],
+         collector: String, pairEndpoint: String) {
+        self.worker = worker
+        self.descriptor = descriptor
+        self.model = model
+        self.function = function
+        self.args = args
+        self.collector = collector
+        self.pairEndpoint = pairEndpoint
+        self.outstanding = worker.credit
+    }
+
+    /// Starts the thread and waits until its sockets are connected.
+    func start() throws {
+        let t = Thread { [self] in
+            do { try loop() } catch {
+                finished.lock(); startError = startError ?? error; finished.unlock()
+            }
+            finished.lock(); isDone = true; started = true; finished.broadcast(); finished.unlock()
+        }
+        t.name = "loom-compute"
+        t.start()
+        finished.lock()
+        while !started { finished.wait() }
+        let e = startError
+        finished.unlock()
+        if let e { throw e }
+    }
+
+    /// Asks the thread to stop after the shard it is computing, and waits for it.
+    func stop(_ pair: Socket) {
+        _ = try? pair.send([Array("stop".utf8)], dontWait: true)
+        finished.lock()
+        let deadline = Date().addingTimeInterval(30)
+        while !isDone && finished.wait(until: deadline) {}
+        finished.unlock()
+    }
+
+    private func loop() throws {
+        let pair = try Socket(worker.context, .pair)
+        defer { pair.close() }
+        try pair.connect(pairEndpoint)
+        let out = try Socket(worker.context, .dealer)
+        defer { out.close() }
+        try out.set(SocketOption.routingID, bytes: Array("\(worker.id)-compute".utf8))
+        try out.connect(collector)
+        finished.lock(); started = true; finished.broadcast(); finished.unlock()
+        do { try serve(pair: pair, out: out) } catch {
+            // Tell the main thread, which tells the coordinator: a worker that cannot compute must not hold shards.
+            _ = try? pair.send([Array("error".utf8), withUnsafeBytes(of: Int64(-1)) { Array($0) }, Array("\(worker.id): \(error)".utf8)])
             throw error
         }
     }
 
-    /// The credit to announce after a shard that took `seconds`: the one it used, plus more when
-    /// shards are so quick that a few cannot cover the ~5 ms a message round trip can take.
-    func replenish(after seconds: Double) -> Int {
-        let smoothed = shardSeconds.map { 0.8 * $0 + 0.2 * seconds } ?? seconds
-        shardSeconds = smoothed
-        let wanted = min(maxCredit, max(credit, Int((0.005 / max(smoothed, 1e-6)).rounded(.up))))
-        outstanding -= 1
-        unannounced += max(0, wanted - outstanding - unannounced)
-        // With a large credit, announce it a quarter at a time: fewer messages, and at least
-        // three quarters of the credit stays in hand.
-        guard unannounced >= max(1, wanted / 4) else { return 0 }
-        let grant = unannounced
-        unannounced = 0
-        outstanding += grant
-        return grant
-    }
-
-    /// Computes the shards of one `shard` message, in order.
-    private func compute(_ message: Message, _ a: Active, socket: Socket) throws {
-        var r = try message.reader()
-        let jobId = try r.string()
-        guard jobId == a.descriptor.jobId else { return }
-        let count = Int(try r.u32())
-        guard count == message.data.count else {
-            throw ProtocolError.malformed(peer: message.peerName, "\(count) shards announced, \(message.data.count) row frames sent")
-        }
-        for k in 0..<count {
-            let shard = try r.int()
-            let distinct = try r.ints()
-            try compute(shard: shard, distinct: distinct, payload: message.data[k], a, socket: socket, peer: message.peerName)
+    private func serve(pair: Socket, out: Socket) throws {
+        while true {
+            guard let frames = try pair.receive() else { continue }
+            if frames.count == 1 && frames[0].array == Array("stop".utf8) { return }
+            var r = WireReader(frames[0].bytes, peer: "coordinator")
+            guard try r.string() == descriptor.jobId else { continue }
+            let count = Int(try r.u32())
+            guard count == frames.count - 1 else { throw ProtocolError.malformed(peer: "coordinator", "\(count) shards, \(frames.count - 1) row frames") }
+            for k in 0..<count {
+                let shard = try r.int()
+                let distinct = try r.ints()
+                try compute(shard: shard, distinct: distinct, payload: frames[k + 1].bytes, out: out, pair: pair)
+            }
         }
     }
 
-    private func compute(shard: Int, distinct: [Int], payload: Frame, _ a: Active, socket: Socket, peer: String) throws {
-        let jobId = a.descriptor.jobId
-        let plan = a.descriptor.plan
-        guard shard >= 0 && shard < plan.shardCount else {
-            throw ProtocolError.malformed(peer: peer, "shard \(shard) is not in the job")
-        }
+    private func compute(shard: Int, distinct: [Int], payload: UnsafeRawBufferPointer, out: Socket, pair: Socket) throws {
+        let plan = descriptor.plan
+        guard shard >= 0 && shard < plan.shardCount else { throw ProtocolError.malformed(peer: "coordinator", "shard \(shard) is not in the job") }
         let range = plan.range(of: shard)
-        let expected = a.descriptor.space.sequenceRows(for: range).distinct
+        let expected = descriptor.space.sequenceRows(for: range).distinct
         guard distinct == expected else {
-            throw ProtocolError.malformed(peer: peer, "\(plan.describe(shard)) carries X rows \(distinct), expected \(expected)")
+            throw ProtocolError.malformed(peer: "coordinator", "\(plan.describe(shard)) carries X rows \(distinct), expected \(expected)")
         }
+        if worker.crashShard == shard { abort() }   // test-only fault injection
         do {
-            let x = try XCodec.decode(payload.bytes, count: distinct.count, rowShape: a.descriptor.xRowShape,
-                                      as: a.descriptor.xEncoding, peer: peer)
-            let started = Date()
-            var batch = a.descriptor.space.batch(for: range, distinctX: x, args: a.args)
-            if !a.descriptor.spec.shareRows { batch = Batch(x: batch.expandedX, args: batch.args) }
-            let output = try a.function.apply(model: a.model, batch: batch)
+            let x = try XCodec.decode(payload, count: distinct.count, rowShape: descriptor.xRowShape, as: descriptor.xEncoding, peer: "coordinator")
+            let began = Date()
+            var batch = descriptor.space.batch(for: range, distinctX: x, args: args)
+            if !descriptor.spec.shareRows { batch = Batch(x: batch.expandedX, args: batch.args) }
+            let output = try function.apply(model: model, batch: batch)
             var body = WireWriter()
-            body.string(jobId)
+            body.string(descriptor.jobId)
             body.int(shard)
             let leaves = output.leaves
             body.u32(UInt32(leaves.count))
@@ -221,15 +324,32 @@ public final class Worker {
                 tensor.storage.withUnsafeBytes { buffer.copyMemory(from: $0) }
                 frames.append(.owned(buffer))
             }
-            try a.collector.send(.result, body: body, data: frames)
-            let grant = replenish(after: Date().timeIntervalSince(started))
-            if grant > 0 { try socket.send(.ready, body: wire { $0.string(jobId); $0.u32(UInt32(grant)) }) }
+            try out.send(.result, body: body, data: frames)
+            let grant = replenish(after: Date().timeIntervalSince(began))
+            if grant > 0 { try pair.send([Array("ready".utf8), withUnsafeBytes(of: UInt32(grant)) { Array($0) }]) }
         } catch let e as ProtocolError {
             throw e
         } catch {
-            let text = "\(plan.describe(shard)) failed on \(id): \(error)"
-            logger.error("shard failed", metadata: ["shard": "\(shard)", "error": "\(error)"])
-            try socket.send(.error, body: wire { $0.string(jobId); $0.int(shard); $0.string(text) })
+            let text = "\(plan.describe(shard)) failed on \(worker.id): \(error)"
+            worker.logger.error("shard failed", metadata: ["shard": "\(shard)", "error": "\(error)"])
+            try pair.send([Array("error".utf8), withUnsafeBytes(of: Int64(shard)) { Array($0) }, Array(text.utf8)])
         }
+    }
+
+    /// The credit to announce after a shard that took `seconds`: the one it used, plus more when
+    /// shards are so quick that a few cannot cover the ~5 ms a message round trip can take.
+    func replenish(after seconds: Double) -> Int {
+        let smoothed = shardSeconds.map { 0.8 * $0 + 0.2 * seconds } ?? seconds
+        shardSeconds = smoothed
+        let wanted = min(worker.maxCredit, max(worker.credit, Int((0.005 / max(smoothed, 1e-6)).rounded(.up))))
+        outstanding -= 1
+        unannounced += max(0, wanted - outstanding - unannounced)
+        // With a large credit, announce it a quarter at a time: fewer messages, and at least
+        // three quarters of the credit stays in hand.
+        guard unannounced >= max(1, wanted / 4) else { return 0 }
+        let grant = unannounced
+        unannounced = 0
+        outstanding += grant
+        return grant
     }
 }

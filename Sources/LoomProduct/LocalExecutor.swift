@@ -3,10 +3,15 @@ import LoomFunctions
 import LoomTensor
 
 /// Runs a job in this process, shard by shard, writing results in place: `loom run --workers 0`.
+///
+/// Completed shards are journaled (see ``Journal``) about once a second, so running the same
+/// job again into the same `--out` computes only what is missing.
 public struct LocalExecutor {
     public let job: Job
     /// Whether a batch's repeated sequences are held (and their X-only work done) once.
     public let shareRows: Bool
+    /// Seconds between journal commits.
+    public var commitInterval: Double = 1
 
     public init(job: Job) {
         self.job = job
@@ -20,37 +25,58 @@ public struct LocalExecutor {
         return (range, try job.function.apply(model: job.model, batch: batch))
     }
 
-    /// Runs every shard into `out` and publishes the manifest.
+    /// Runs every shard not yet complete into `out` and publishes the manifest.
     ///
-    /// The first shard is computed before the folder is touched, so a model that
+    /// A fresh job computes its first shard before the folder is touched, so a model that
     /// fails on real input fails without leaving files behind.
     public func run(out: String, overwrite: Bool, progress: ProgressReporter?) throws -> Manifest {
         let started = Date()
         let plan = job.plan
-        let first = plan.shardCount > 0 ? try compute(shard: 0) : nil
+        let resuming = FileIO.exists(out + "/" + Journal.fileName).exists && (try? OutputDirectory.readClaim(out))?.jobId == job.id
+        let first = !resuming && plan.shardCount > 0 ? try compute(shard: 0) : nil
         try OutputDirectory.claim(out, jobID: job.id, spec: job.spec, overwrite: overwrite)
+        let journal = try Journal(directory: out, jobID: job.id)
         let writer = ResultWriter(directory: out, axes: job.inputs.space.axes)
+        var done = [Bool](repeating: false, count: plan.shardCount)
+        if !journal.resumed.isEmpty {
+            guard try writer.reopen() else {
+                throw OutputDirectory.RefusedError(path: out, reason: "has a journal but no layout.json; pass --overwrite to start again")
+            }
+            for s in journal.resumed where s < plan.shardCount { done[s] = true }
+            Console.error("loom: resuming: \(journal.resumed.count) of \(plan.shardCount) shards are already complete in \(out)\n")
+        }
         var examplesDone = 0
-        if let first {
-            try writer.write(first.output, at: first.range.lowerBound)
-            examplesDone += first.range.count
-            progress?.update(shardsDone: 1, examplesDone: examplesDone)
+        var shardsDone = 0
+        for s in 0..<plan.shardCount where done[s] { examplesDone += plan.range(of: s).count; shardsDone += 1 }
+        var pending: [Int] = []
+        var lastCommit = Date()
+        func commit() throws {
+            guard !pending.isEmpty else { return }
+            try writer.sync()
+            try journal.record(pending)
+            pending.removeAll()
+            lastCommit = Date()
         }
-        for shard in 1..<max(plan.shardCount, 1) {
-            let (range, output) = try compute(shard: shard)
+        for shard in 0..<plan.shardCount where !done[shard] {
+            let (range, output) = shard == 0 && first != nil ? first! : try compute(shard: shard)
             try writer.write(output, at: range.lowerBound)
+            pending.append(shard)
             examplesDone += range.count
-            progress?.update(shardsDone: shard + 1, examplesDone: examplesDone)
+            shardsDone += 1
+            if Date().timeIntervalSince(lastCommit) >= commitInterval { try commit() }
+            progress?.update(shardsDone: shardsDone, examplesDone: examplesDone)
         }
+        try commit()
         progress?.finish(shardsDone: plan.shardCount, examplesDone: examplesDone)
         let outputs = try writer.finish()
-        let manifest = Manifest(
+        var manifest = Manifest(
             outputs: outputs, loomVersion: LoomVersion.string, jobId: job.id, mode: job.spec.mode,
             function: job.spec.function,
             model: .init(path: job.spec.modelPath, sha256: job.model.file.sha256, bytes: job.model.file.byteCount),
             inputs: job.inputDescriptions, batchSize: plan.batchSize, examples: plan.examples,
             shards: plan.shardCount, axes: job.inputs.space.axes, workers: 0,
             elapsedSeconds: Date().timeIntervalSince(started), completedAt: isoNowString())
+        manifest.reliability = .init(resumedShards: journal.resumed.count)
         try OutputDirectory.publish(manifest, in: out)
         return manifest
     }

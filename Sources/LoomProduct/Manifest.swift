@@ -51,6 +51,30 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var completedAt: String
     /// Bytes that crossed the network in a distributed run (absent in process).
     public var transfer: Transfer? = nil
+    /// Faults seen and survived.
+    public var reliability: Reliability? = nil
+
+    /// What went wrong during the job and was recovered from.
+    public struct Reliability: Codable, Sendable, Equatable {
+        /// Workers declared dead (silent past their liveness) or gone.
+        public var workersLost: Int
+        /// Leases that ran out (a stalled worker's shards given to others).
+        public var leasesExpired: Int
+        /// Shards handed out again: after a lost worker, an expired lease, or speculatively.
+        public var shardsReissued: Int
+        /// Results that arrived for shards already written, and were dropped.
+        public var duplicatesDropped: Int
+        /// Shards found complete in the journal when the job started (a resumed job).
+        public var resumedShards: Int
+
+        public init(workersLost: Int = 0, leasesExpired: Int = 0, shardsReissued: Int = 0, duplicatesDropped: Int = 0, resumedShards: Int = 0) {
+            self.workersLost = workersLost
+            self.leasesExpired = leasesExpired
+            self.shardsReissued = shardsReissued
+            self.duplicatesDropped = duplicatesDropped
+            self.resumedShards = resumedShards
+        }
+    }
 
     /// Message bytes of a distributed run: frames as sent, without transport overhead.
     public struct Transfer: Codable, Sendable, Equatable {

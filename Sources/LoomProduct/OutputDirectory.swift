@@ -28,7 +28,7 @@ public enum OutputDirectory {
 
     /// Whether a file name is one Loom writes into an `--out` folder.
     static func isLoomFile(_ name: String) -> Bool {
-        if name == claimFile || name == manifestFile || name.hasSuffix(".tmp") { return true }
+        if name == claimFile || name == manifestFile || name == Journal.fileName || name == Journal.layoutFile || name.hasSuffix(".tmp") { return true }
         guard name.hasPrefix("y"), name.hasSuffix(".npy") else { return false }
         let middle = name.dropFirst().dropLast(4)
         return middle.isEmpty || middle.split(separator: "_", omittingEmptySubsequences: false).dropFirst().allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isNumber) } && middle.hasPrefix("_")

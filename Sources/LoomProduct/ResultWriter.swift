@@ -32,14 +32,30 @@ public final class ResultWriter {
     /// Whether the result files exist yet.
     public var isOpen: Bool { leaves != nil }
 
-    /// Creates the result files for leaves of these per-example shapes.
-    public func open(leaves specs: [(index: [Int], exampleShape: [Int])]) throws {
+    /// Creates the result files for leaves of these per-example shapes (or, resuming, reopens them as they are).
+    public func open(leaves specs: [(index: [Int], exampleShape: [Int])], resume: Bool = false) throws {
         precondition(leaves == nil, "the result files are already open")
         leaves = try specs.map { spec in
             let file = Self.fileName(for: spec.index)
-            let out = try NpyOutputFile(path: directory + "/" + file, shape: axes + spec.exampleShape, rowAxes: axes.count)
+            let out = try NpyOutputFile(path: directory + "/" + file, shape: axes + spec.exampleShape, rowAxes: axes.count,
+                                        reuseExisting: resume)
             return Leaf(index: spec.index, file: file, exampleShape: spec.exampleShape, output: out)
         }
+        if !resume {
+            try Journal.writeLayout(.init(leaves: specs.map { .init(index: $0.index, exampleShape: $0.exampleShape) }), directory: directory)
+        }
+    }
+
+    /// Reopens the files of a folder being resumed, from its recorded layout; false if there is none.
+    public func reopen() throws -> Bool {
+        guard leaves == nil, let layout = Journal.readLayout(directory: directory) else { return false }
+        try open(leaves: layout.leaves.map { ($0.index, $0.exampleShape) }, resume: true)
+        return true
+    }
+
+    /// Makes every row written so far durable (msync), before the journal records them.
+    public func sync() throws {
+        for leaf in leaves ?? [] { try leaf.output.flush() }
     }
 
     /// Writes the outputs of examples `firstExample ..< firstExample + batch` into place.

@@ -50,6 +50,17 @@ public enum FileIO {
         return result
     }
 
+    /// Reads up to `count` bytes from the start of a file.
+    public static func readPrefix(_ path: String, count: Int) throws(FileError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw FileError(path: path, operation: "open", errno: errno) }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: count)
+        let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, count, 0) }
+        guard n >= 0 else { throw FileError(path: path, operation: "read", errno: errno) }
+        return Array(buffer.prefix(n))
+    }
+
     /// Writes bytes to a file atomically: a temporary file beside it, fsync, rename, fsync of the folder.
     public static func writeAtomically(_ bytes: [UInt8], to path: String) throws(FileError) {
         let tmp = path + ".tmp"

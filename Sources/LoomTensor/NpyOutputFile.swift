@@ -27,14 +27,22 @@ public final class NpyOutputFile: @unchecked Sendable {
     ///
     /// - Parameters:
     ///   - rowAxes: how many leading axes index examples; the rest form one row.
-    public init(path: String, shape: [Int], rowAxes: Int) throws {
+    public init(path: String, shape: [Int], rowAxes: Int, reuseExisting: Bool = false) throws {
         self.path = path
         self.shape = shape
         self.rowElements = Array(shape.dropFirst(rowAxes)).elementCount
         let header = NpyHeader.encode(dtype: .float32, shape: shape)
         self.dataOffset = header.count
         let total = header.count + shape.elementCount * 4
-        let fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        if reuseExisting {
+            // Resume: the file must be exactly the one this job would create.
+            let existing = try FileIO.readPrefix(path, count: header.count)
+            var st = stat()
+            guard existing == header, stat(path, &st) == 0, Int(st.st_size) == total else {
+                throw NpyError(path: path, code: .badHeader("it does not hold the shape \(shape) this job writes; remove the folder or pass --overwrite"))
+            }
+        }
+        let fd = open(path, O_RDWR | O_CREAT | (reuseExisting ? 0 : O_TRUNC) | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw NpyError(path: path, code: .writeFailed(errno: errno)) }
         self.fd = fd
         func fail() -> NpyError {
@@ -42,9 +50,11 @@ public final class NpyOutputFile: @unchecked Sendable {
             close(fd)
             return NpyError(path: path, code: .writeFailed(errno: e))
         }
-        guard ftruncate(fd, off_t(total)) == 0 else { throw fail() }
-        let written = header.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
-        guard written == header.count else { throw fail() }
+        if !reuseExisting {
+            guard ftruncate(fd, off_t(total)) == 0 else { throw fail() }
+            let written = header.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+            guard written == header.count else { throw fail() }
+        }
         self.mappedLength = total
         let p = mmap(nil, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
         guard let p, p != MAP_FAILED else { throw fail() }

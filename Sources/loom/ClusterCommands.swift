@@ -28,6 +28,8 @@ struct CoordinatorCommand: ParsableCommand {
     @Flag(help: "No progress output.")
     var quiet = false
 
+    @OptionGroup var faults: FaultOptions
+
     @OptionGroup var log: LogOptions
 
     func run() throws {
@@ -40,6 +42,7 @@ struct CoordinatorCommand: ParsableCommand {
             var options = Coordinator.Options(bind: bindEndpoint, collector: collectorEndpoint, out: out)
             options.overwrite = overwrite
             options.progress = quiet ? .quiet : .auto
+            faults.apply(to: &options)
             let c = Coordinator(job: loaded, options: options, context: try Context(), logger: log.logger("loom.coordinator"))
             let workers = try c.run()
             if !quiet { print("loom: job \(loaded.id.prefix(12)) done: \(loaded.plan.shardCount) shards by \(workers) worker(s)") }
@@ -68,6 +71,12 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: .hidden)
     var parentPid: Int32?
 
+    @Option(help: "Seconds between heartbeats to the coordinator.")
+    var heartbeat: Double = 1
+
+    @Option(help: "Missed heartbeats after which the coordinator is taken as lost (then: reconnect with backoff).")
+    var liveness: Int = 3
+
     @OptionGroup var log: LogOptions
 
     func run() throws {
@@ -78,6 +87,8 @@ struct WorkerCommand: ParsableCommand {
             let w = Worker(context: try Context(), coordinator: target, keepAlive: keepAlive, credit: credit, maxCredit: maxCredit,
                            logger: log.logger("loom.worker"))
             w.parentPID = parentPid
+            w.heartbeat = heartbeat
+            w.liveness = liveness
             try w.run()
         }
     }
@@ -106,5 +117,35 @@ struct CollectorCommand: ParsableCommand {
             let c = Collector(context: try Context(), bind: bindEndpoint, out: out, overwrite: overwrite, logger: log.logger("loom.collector"))
             try c.run()
         }
+    }
+}
+
+/// The fault-tolerance settings of a coordinator (and of `loom run --workers N`).
+struct FaultOptions: ParsableArguments {
+    @Option(help: "Seconds between heartbeats to workers.")
+    var heartbeat: Double = 1
+
+    @Option(help: "Missed heartbeats after which a worker is declared dead and its shards re-queued.")
+    var liveness: Int = 3
+
+    @Option(help: "Seconds a shard may take on a worker before it is given to another.")
+    var lease: Double = 120
+
+    @Option(help: "Failed attempts (dead or stalled workers) after which a shard fails the job.")
+    var maxFailures: Int = 3
+
+    @Option(help: "Seconds the whole job may take; it fails after that.")
+    var deadline: Double?
+
+    @Flag(help: "Do not run the last shards in flight again on idle workers.")
+    var noSpeculation = false
+
+    func apply(to options: inout Coordinator.Options) {
+        options.heartbeat = heartbeat
+        options.liveness = max(1, liveness)
+        options.policy.lease = lease
+        options.policy.maxFailures = max(1, maxFailures)
+        options.policy.speculate = !noSpeculation
+        options.deadline = deadline
     }
 }

@@ -96,6 +96,8 @@ struct Run: ParsableCommand {
     @Option(help: "BLAS threads in each process (parallelism normally comes from workers).")
     var threads: Int = 1
 
+    @OptionGroup var faults: FaultOptions
+
     @OptionGroup var log: LogOptions
 
 
@@ -113,7 +115,8 @@ struct Run: ParsableCommand {
                 manifest = try LocalExecutor(job: loaded).run(out: out, overwrite: overwrite, progress: progress)
             } else {
                 manifest = try LocalCluster.run(job: loaded, workers: workers, out: out, overwrite: overwrite,
-                                                progress: quiet ? .quiet : .auto, logLevel: log.logLevel, logger: log.logger("loom.run"))
+                                                progress: quiet ? .quiet : .auto, logLevel: log.logLevel, logger: log.logger("loom.run"),
+                                                configure: { faults.apply(to: &$0) })
             }
             if !quiet {
                 let shapes = manifest.outputs.map { "\($0.file) \($0.shape)" }.joined(separator: ", ")

@@ -33,9 +33,11 @@ struct SchedulerTests {
         #expect(Set(both.map(\.1)) == [w1, w3])
     }
 
-    @Test("every shard is assigned once and finish comes exactly once, after the last acknowledgement")
+    @Test("without speculation every shard is assigned once; finish comes exactly once, after the last acknowledgement")
     func completion() {
-        var s = Scheduler(shardCount: 7)
+        var policy = Scheduler.Policy()
+        policy.speculate = false
+        var s = Scheduler(shardCount: 7, policy: policy)
         var seen: [Int] = []
         var finishes = 0
         var pending = assigned(s.grant(w1, 3) + s.grant(w2, 3))
@@ -54,11 +56,69 @@ struct SchedulerTests {
     @Test("a worker that leaves gives its unacknowledged shards back, and they go out first")
     func leave() {
         var s = Scheduler(shardCount: 10)
+        #expect(s.reissued == 0)
         _ = s.grant(w1, 3)          // 0, 1, 2
         _ = s.acknowledge([1])
         let d = assigned(s.leave(w1))
         #expect(d.isEmpty, "no one has credit yet")
         #expect(assigned(s.grant(w2, 3)).map(\.0) == [0, 2, 3])
+        #expect(s.reissued == 2)
+        #expect(s.deadWorkers == 1)
+        #expect(s.failureCount(0) == 1)
+    }
+
+    @Test("an expired lease hands the shard to another worker; the first acknowledgement wins")
+    func lease() {
+        var policy = Scheduler.Policy()
+        policy.lease = 10
+        policy.speculate = false
+        var s = Scheduler(shardCount: 3, policy: policy)
+        #expect(assigned(s.grant(w1, 1, now: 0)).map(\.0) == [0])
+        _ = s.grant(w2, 0, now: 0)
+        #expect(assigned(s.tick(now: 5)).isEmpty, "the lease has not run out")
+        #expect(assigned(s.tick(now: 11)).isEmpty, "re-queued, but nobody has credit")
+        #expect(s.expiredLeases == 1)
+        #expect(assigned(s.grant(w2, 1, now: 11)).map(\.0) == [0], "the stalled shard goes out first")
+        #expect(s.acknowledge([0], now: 12).isEmpty)
+        #expect(s.acknowledge([0], now: 13).isEmpty, "a late duplicate changes nothing")
+        #expect(s.completed == 1)
+    }
+
+    @Test("stragglers: with the queue empty, an idle worker runs the oldest shard in flight again, once")
+    func speculation() {
+        var s = Scheduler(shardCount: 2)
+        _ = s.grant(w1, 2, now: 0)           // 0 and 1 on w1
+        let extra = assigned(s.grant(w2, 2, now: 1))
+        #expect(extra.map(\.0) == [0, 1], "both in-flight shards are run again on the idle worker")
+        #expect(extra.allSatisfy { $0.1 == w2 })
+        #expect(assigned(s.grant(w2, 2, now: 2)).isEmpty, "each shard is speculated once")
+        _ = s.acknowledge([0, 1], now: 3)
+        #expect(s.isComplete)
+    }
+
+    @Test("a shard that kills three workers fails the job, naming the shard")
+    func poison() {
+        var s = Scheduler(shardCount: 5)
+        var d: [Scheduler.Directive] = []
+        for (i, w) in [w1, w2, w3].enumerated() {
+            d = s.grant(w, 1, now: Double(i))
+            #expect(assigned(d).first?.0 == 0, "shard 0 goes out first each time")
+            d = s.leave(w, now: Double(i) + 0.5)
+        }
+        guard case .fail(let reason)? = d.first else { Issue.record("expected a failure, got \(d)"); return }
+        #expect(reason.contains("shard 0") && reason.contains("3 times"))
+    }
+
+    @Test("a resumed job only hands out the shards not already complete")
+    func resume() {
+        var s = Scheduler(shardCount: 5, alreadyDone: [0, 1, 3])
+        #expect(s.completed == 3)
+        let d = s.grant(w1, 5)
+        #expect(assigned(d).map(\.0) == [2, 4])
+        #expect(s.acknowledge([2, 4]) == [.finish])
+        var all = Scheduler(shardCount: 2, alreadyDone: [0, 1])
+        #expect(all.isComplete)
+        #expect(all.acknowledge([]) == [.finish])
     }
 
     @Test("no workers, no assignments; unknown shard numbers are ignored")
