@@ -177,15 +177,15 @@ public struct Scheduler: Sendable {
             let s = queue.removeFirst()
             if !done[s] && inFlight[s] == nil { return s }
         }
-        if next < shardCount {
-            defer { next += 1 }
-            if done[next] { return nextShard(now: now) }
-            return next
+        while next < shardCount {
+            let s = next
+            next += 1
+            if !done[s] { return s }
         }
         // Nothing left to hand out: run the oldest shard in flight again, once.
         guard policy.speculate else { return nil }
         let candidate = inFlight.filter { !speculated.contains($0.key) && $0.value.count == 1 }
-            .min { $0.value[0].started < $1.value[0].started }
+            .min { ($0.value[0].started, $0.key) < ($1.value[0].started, $1.key) }
         guard let (s, _) = candidate else { return nil }
         speculated.insert(s)
         reissued += 1
