@@ -149,8 +149,8 @@ public final class Coordinator {
                         $0.string(descriptor.jobId); $0.int(everJoined.count); $0.int(sentBytes.pointee)
                         $0.int(scheduler.deadWorkers); $0.int(scheduler.expiredLeases); $0.int(scheduler.reissued)
                     })
-                case .fail(let reason):
-                    try fail(reason)
+                case .poison(let shard, let failures, let cause):
+                    try fail("\(descriptor.plan.describe(shard)) failed \(failures) times, last because \(cause); it may crash or hang every worker that runs it, so the job stops (--max-failures sets the limit)")
                 }
             }
             for (w, shards) in batches {

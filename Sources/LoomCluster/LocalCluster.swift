@@ -33,17 +33,24 @@ public enum LocalCluster {
         let coordinator = Coordinator(job: job, options: options, context: context, logger: logger)
         var children: [Process] = []
         defer { stop(children) }
-        coordinator.onBound = { endpoint in
-            for _ in 0..<workers {
-                let p = Process()
-                p.executableURL = URL(fileURLWithPath: Self.executablePath)
-                p.arguments = ["worker", "--connect", endpoint, "--parent-pid", "\(getpid())", "--log-level", logLevel.rawValue]
-                p.standardInput = FileHandle.nullDevice
-                p.standardOutput = FileHandle.nullDevice
-                try p.run()
-                children.append(p)
-            }
+        var endpoint = ""
+        func spawn() throws {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: Self.executablePath)
+            p.arguments = ["worker", "--connect", endpoint, "--parent-pid", "\(getpid())", "--log-level", logLevel.rawValue,
+                           "--heartbeat", "\(options.heartbeat)", "--liveness", "\(options.liveness)"]
+            p.standardInput = FileHandle.nullDevice
+            p.standardOutput = FileHandle.nullDevice
+            try p.run()
+            children.append(p)
         }
+        coordinator.onBound = { bound in
+            endpoint = bound
+            for _ in 0..<workers { try spawn() }
+        }
+        // A worker process that dies is replaced, a bounded number of times.
+        var replacements = 0
+        let maxReplacements = 2 * workers + 3 * options.policy.maxFailures
         // A parent may have started us with these signals blocked (test runners do); we must see them.
         var unblock = sigset_t()
         sigemptyset(&unblock)
@@ -54,10 +61,17 @@ public enum LocalCluster {
         defer { signal(SIGINT, previous.0); signal(SIGTERM, previous.1) }
         coordinator.tick = {
             if interruptedBySignal != 0 { return "interrupted by signal \(interruptedBySignal)" }
-            let dead = children.filter { !$0.isRunning }
-            if !children.isEmpty && dead.count == children.count {
-                let statuses = dead.map { "\($0.terminationStatus)" }.joined(separator: ", ")
-                return "all \(children.count) worker processes exited before the job was done (exit statuses \(statuses)); see their messages above"
+            let running = children.filter(\.isRunning).count
+            let missing = workers - running
+            guard missing > 0, !children.isEmpty else { return nil }
+            if replacements + missing > maxReplacements {
+                let statuses = children.filter { !$0.isRunning }.suffix(5).map { "\($0.terminationStatus)" }.joined(separator: ", ")
+                return "worker processes keep exiting (\(children.count - running) so far, last exit statuses \(statuses)); see their messages above"
+            }
+            for _ in 0..<missing {
+                logger.warning("a worker process exited; starting a replacement")
+                replacements += 1
+                do { try spawn() } catch { return "cannot start a replacement worker: \(error)" }
             }
             return nil
         }

@@ -31,8 +31,8 @@ public struct Scheduler: Sendable {
         case assign(shard: Int, worker: PeerID)
         /// Every shard is acknowledged: tell the collector to publish the result.
         case finish
-        /// The job cannot succeed: end it with this reason.
-        case fail(String)
+        /// A shard failed `failures` times (`cause`: the last failure): the job cannot succeed.
+        case poison(shard: Int, failures: Int, cause: String)
     }
 
     /// Tuning, with the defaults of `loom coordinator`.
@@ -50,6 +50,8 @@ public struct Scheduler: Sendable {
         var worker: PeerID
         var deadline: Double
         var started: Double
+        /// Assignment order: a worker computes its shards in this order.
+        var sequence: Int
     }
 
     /// The number of shards in the job.
@@ -64,6 +66,7 @@ public struct Scheduler: Sendable {
     private var speculated: Set<Int> = []
     private var done: [Bool]
     private var cursor = 0
+    private var sequence = 0
     private var finished = false
     /// Shards acknowledged so far.
     public private(set) var completed = 0
@@ -132,14 +135,17 @@ public struct Scheduler: Sendable {
         credit[worker] = nil
         order.removeAll { $0 == worker }
         if dead { deadWorkers += 1 }
+        // Workers compute their shards in the order assigned: only the oldest was running when
+        // the worker died, so only it is charged with the failure; the rest were waiting.
+        let running = oldestAssignment(of: worker)
         var lost: [Int] = []
         for (s, list) in inFlight {
             let rest = list.filter { $0.worker != worker }
             guard rest.count != list.count else { continue }
             inFlight[s] = rest.isEmpty ? nil : rest
             if rest.isEmpty { lost.append(s) }
-            if dead, let fail = countFailure(s, why: "a worker died") { return [fail] }
         }
+        if dead, let running, let fail = countFailure(running, why: "the worker running it died or went silent") { return [fail] }
         queue.insert(contentsOf: lost.sorted().filter { !done[$0] }, at: 0)
         reissued += lost.count
         return dispatch(now: now)
@@ -148,12 +154,19 @@ public struct Scheduler: Sendable {
     /// Expires leases at time `now`; their shards go to other workers.
     public mutating func tick(now: Double) -> [Directive] {
         var expired: [Int] = []
+        var charged: [Int] = []
+        for w in order {
+            // As for dead workers: the worker's oldest shard is the one that hung.
+            if let s = oldestAssignment(of: w), inFlight[s]?.first(where: { $0.worker == w })?.deadline ?? .infinity <= now { charged.append(s) }
+        }
         for (s, list) in inFlight {
             let live = list.filter { $0.deadline > now }
             guard live.count != list.count else { continue }
             expiredLeases += list.count - live.count
             inFlight[s] = live.isEmpty ? nil : live
             if live.isEmpty { expired.append(s) }
+        }
+        for s in charged.sorted() {
             if let fail = countFailure(s, why: "its lease of \(Int(policy.lease)) s ran out") { return [fail] }
         }
         queue.insert(contentsOf: expired.sorted().filter { !done[$0] }, at: 0)
@@ -161,12 +174,21 @@ public struct Scheduler: Sendable {
         return dispatch(now: now)
     }
 
+    /// The shard a worker was given first among those it still holds: the one it is computing.
+    private func oldestAssignment(of worker: PeerID) -> Int? {
+        var best: (shard: Int, sequence: Int)? = nil
+        for (s, list) in inFlight {
+            for a in list where a.worker == worker && (best == nil || a.sequence < best!.sequence) { best = (s, a.sequence) }
+        }
+        return best?.shard
+    }
+
     /// Counts a failed attempt; returns a failure directive once the shard is poison.
     private mutating func countFailure(_ shard: Int, why: String) -> Directive? {
         failures[shard, default: 0] += 1
         guard failures[shard]! >= policy.maxFailures else { return nil }
         finished = true
-        return .fail("shard \(shard) failed \(failures[shard]!) times (last: \(why)); it may crash or hang every worker that runs it")
+        return .poison(shard: shard, failures: failures[shard]!, cause: why)
     }
 
     /// How many attempts of a shard have failed.
@@ -210,7 +232,8 @@ public struct Scheduler: Sendable {
                 continue
             }
             credit[w]! -= 1
-            inFlight[s, default: []].append(Assignment(worker: w, deadline: now + policy.lease, started: now))
+            sequence += 1
+            inFlight[s, default: []].append(Assignment(worker: w, deadline: now + policy.lease, started: now, sequence: sequence))
             out.append(.assign(shard: s, worker: w))
             idle = 0
         }

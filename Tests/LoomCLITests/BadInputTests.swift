@@ -33,7 +33,7 @@ struct Scratch {
                                                           "--arg", "many.npy", "--arg", "a1.npy", "--batch-size", "1",
                                                           "--workers", "2", "--out", out, "--quiet"], cwd: dir.path)
         let deadline = Date().addingTimeInterval(20)
-        while processes(containing: "--parent-pid \(p.processIdentifier)").count < 2 && Date() < deadline { usleep(20_000) }
+        while processes(containing: "--parent-pid \(p.processIdentifier) ").count < 2 && Date() < deadline { usleep(20_000) }
         return p
     }
 

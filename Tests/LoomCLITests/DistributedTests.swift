@@ -38,7 +38,7 @@ struct DistributedTests {
             let m = try readJSON(out.path + "/manifest.json")
             #expect((1...n).contains(m["workers"] as? Int ?? 0), "workers that took part (a small job may end before all join)")
         }
-        #expect(processes(containing: "--parent-pid").isEmpty, "no worker process is left")
+        #expect(orphanedWorkers().isEmpty, "no worker process is left")
     }
 
     @Test("cluster style: coordinator, two workers and a separate collector over tcp on 127.0.0.1")
@@ -101,20 +101,20 @@ struct DistributedTests {
         #expect(r.status == 1)
         #expect(r.stderr.contains("bad_reshape") && r.stderr.contains("shard 0 (examples 0..<5)"), "\(r.stderr)")
         #expect(!FileManager.default.fileExists(atPath: s.out + "/manifest.json"))
-        #expect(processes(containing: "--parent-pid").isEmpty)
+        #expect(orphanedWorkers().isEmpty)
     }
 
     @Test("SIGTERM to loom run stops the job and every worker, without a manifest")
     func terminate() throws {
         let s = try Scratch(); defer { s.remove() }
         let p = try s.startLongRun()
-        #expect(processes(containing: "--parent-pid \(p.processIdentifier)").count == 2)
+        #expect(processes(containing: "--parent-pid \(p.processIdentifier) ").count == 2)
         usleep(300_000)
         kill(p.processIdentifier, SIGTERM)
         #expect(waitOrKill(p, timeout: 15), "loom run exits after SIGTERM")
         #expect(p.terminationStatus != 0)
         usleep(200_000)
-        #expect(processes(containing: "--parent-pid \(p.processIdentifier)").isEmpty, "no worker outlives the run")
+        #expect(processes(containing: "--parent-pid \(p.processIdentifier) ").isEmpty, "no worker outlives the run")
         #expect(!FileManager.default.fileExists(atPath: s.out + "/manifest.json"))
     }
 
@@ -122,11 +122,11 @@ struct DistributedTests {
     func orphans() throws {
         let s = try Scratch(); defer { s.remove() }
         let p = try s.startLongRun()
-        #expect(processes(containing: "--parent-pid \(p.processIdentifier)").count == 2)
+        #expect(processes(containing: "--parent-pid \(p.processIdentifier) ").count == 2)
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
         let gone = Date().addingTimeInterval(5)
-        while !processes(containing: "--parent-pid \(p.processIdentifier)").isEmpty && Date() < gone { usleep(50_000) }
-        #expect(processes(containing: "--parent-pid \(p.processIdentifier)").isEmpty, "workers notice their parent is gone")
+        while !processes(containing: "--parent-pid \(p.processIdentifier) ").isEmpty && Date() < gone { usleep(50_000) }
+        #expect(processes(containing: "--parent-pid \(p.processIdentifier) ").isEmpty, "workers notice their parent is gone")
     }
 }

@@ -51,7 +51,11 @@ public func runLoom(_ arguments: [String], cwd: String? = nil, timeout: TimeInte
     try runProcess(Repository.loomBinary, arguments, cwd: cwd, timeout: timeout)
 }
 
-final class DataBox: @unchecked Sendable { var data = Data() }
+/// A place for a reading thread to leave what it read.
+public final class DataBox: @unchecked Sendable {
+    public var data = Data()
+    public init() {}
+}
 
 /// Processes whose command line contains `fragment` (read from /proc), other than this one.
 public func processes(containing fragment: String) -> [Int32] {
@@ -101,4 +105,14 @@ public func freePort() -> Int {
     _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
     _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
     return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+/// Worker processes (`--parent-pid P`) whose parent P is gone: orphans a run failed to clean up.
+public func orphanedWorkers() -> [Int32] {
+    processes(containing: "--parent-pid ").filter { pid in
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+        let args = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        guard let i = args.firstIndex(of: "--parent-pid"), i + 1 < args.count, let parent = Int32(args[i + 1]) else { return false }
+        return kill(parent, 0) != 0
+    }
 }
