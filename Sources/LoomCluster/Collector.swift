@@ -34,16 +34,26 @@ public final class Collector {
         self.onBound = onBound
     }
 
-    struct Active {
+    /// The job being collected (a class: it is updated on every result, and must not be copied).
+    final class Active {
         let descriptor: JobDescriptor
         let coordinator: PeerID
         let writer: ResultWriter
         let journal: Journal
         var written: [Bool]
-        var count = 0
+        var count: Int
         var resultBytes = 0
         var duplicates = 0
         let started = Date()
+
+        init(descriptor: JobDescriptor, coordinator: PeerID, writer: ResultWriter, journal: Journal, written: [Bool], count: Int) {
+            self.descriptor = descriptor
+            self.coordinator = coordinator
+            self.writer = writer
+            self.journal = journal
+            self.written = written
+            self.count = count
+        }
     }
 
     /// Serves jobs until one is published (returns) or fails (throws).
@@ -60,7 +70,9 @@ public final class Collector {
         var oldestAck = Date()
         while true {
             _ = try poll([socket], timeoutMilliseconds: pendingAcks.isEmpty ? 200 : 10)
-            while let frames = try socket.receive(dontWait: true) {
+            var budget = 512
+            while budget > 0, let frames = try socket.receive(dontWait: true) {
+                budget -= 1
                 let message: Message
                 do { message = try Message(frames: frames, routed: true, peerName: "peer") } catch {
                     logger.warning("dropped a message", metadata: ["why": "\(error)"])
@@ -94,9 +106,9 @@ public final class Collector {
                     logger.info("collecting", metadata: ["job": "\(descriptor.jobId.prefix(12))", "out": "\(out)"])
                     try socket.send(.collectorReady, to: message.peer, body: wire { $0.string(descriptor.jobId); $0.ints(active!.journal.resumed) })
                 case .result:
-                    guard var a = active else { continue }
+                    guard let a = active else { continue }
                     do {
-                        if let shard = try write(message, into: &a) {
+                        if let shard = try write(message, into: a) {
                             if pendingAcks.isEmpty { oldestAck = Date() }
                             pendingAcks.append(shard)
                         }
@@ -105,7 +117,6 @@ public final class Collector {
                         try socket.send(.error, to: a.coordinator, body: wire { $0.string(a.descriptor.jobId); $0.int(-1); $0.string(text) })
                         throw ClusterError(text)
                     }
-                    active = a
                 case .finish:
                     guard let a = active else { continue }
                     try flushAcks(socket, a, &pendingAcks)
@@ -131,6 +142,8 @@ public final class Collector {
                     try socket.send(.finished, to: a.coordinator, body: wire { $0.u8(1); $0.string("") })
                     logger.info("published", metadata: ["out": "\(out)"])
                     return
+                case .heartbeat:
+                    if let peer = message.peer { _ = try? socket.send(.heartbeat, to: peer) }
                 case .end:
                     var r = try message.reader()
                     let ok = try r.u8() == 1
@@ -158,7 +171,7 @@ public final class Collector {
     }
 
     /// Writes one result; returns its shard number, or nil for a duplicate or another job's result.
-    private func write(_ message: Message, into a: inout Active) throws -> Int? {
+    private func write(_ message: Message, into a: Active) throws -> Int? {
         var r = try message.reader()
         let jobId = try r.string()
         guard jobId == a.descriptor.jobId else { return nil }

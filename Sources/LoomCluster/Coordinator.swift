@@ -100,6 +100,9 @@ public final class Coordinator {
         let origin = clock.now
         func now() -> Double { let d = clock.now - origin; return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
         var lastSeen: [PeerID: Double] = [:]
+        var collectorSeen = 0.0
+        var lastCollect = 0.0
+        var collectorLost = false
         var lastHeartbeat = 0.0
         var lastNoWorkers = 0.0
         let encodedX = XCodec.Encoded(job.inputs.x, as: descriptor.xEncoding)
@@ -187,6 +190,19 @@ public final class Coordinator {
                     }
                 }
                 try apply(scheduler.tick(now: t))
+                // The collector: heartbeats both ways; if it goes silent, re-send the job until a
+                // (restarted) collector takes it up again from its journal.
+                _ = try toCollector.send(.heartbeat, dontWait: true)
+                if collectorReady && t - collectorSeen > options.heartbeat * Double(options.liveness) && !collectorLost {
+                    collectorLost = true
+                    collectorReady = false
+                    logger.warning("collector lost; re-queueing the shards in flight and waiting for it", metadata: ["endpoint": "\(collectorEndpoint)"])
+                    try apply(scheduler.collectorLost(now: t))
+                }
+                if !collectorReady && t - lastCollect >= options.heartbeat {
+                    lastCollect = t
+                    _ = try toCollector.send(.collect, body: wire { $0.blob(Array(try! JSONEncoder().encode(descriptor))) }, dontWait: true)
+                }
                 if workers.isEmpty && collectorReady && t - lastNoWorkers >= 10 {
                     lastNoWorkers = t
                     logger.warning("no workers connected; waiting", metadata: ["done": "\(scheduler.completed)", "of": "\(scheduler.shardCount)"])
@@ -195,13 +211,28 @@ public final class Coordinator {
             if let failure = collectorThread?.failure { try fail("the collector failed: \(failure)") }
             let ready = try poll([router, toCollector], timeoutMilliseconds: 200)
             if ready[1] {
-                while let frames = try toCollector.receive(dontWait: true) {
+                // Bounded drains: heartbeats and timers must be serviced even under a flood of messages.
+                var budget = 512
+                while budget > 0, let frames = try toCollector.receive(dontWait: true) {
+                    budget -= 1
                     let m = try Message(frames: frames, routed: false, peerName: "collector \(collectorEndpoint)")
+                    collectorSeen = now()
                     switch m.type {
+                    case .heartbeat:
+                        break
                     case .collectorReady:
                         var r = try m.reader()
                         _ = try r.string()
                         let resumed = try r.ints()
+                        if collectorLost {
+                            // A restarted collector: what its journal holds is done.
+                            collectorLost = false
+                            collectorReady = true
+                            logger.notice("collector back", metadata: ["complete": "\(resumed.count)"])
+                            try apply(scheduler.markDone(resumed, now: now()))
+                            continue
+                        }
+                        if collectorReady { continue }
                         if !resumed.isEmpty {
                             scheduler = Scheduler(shardCount: descriptor.plan.shardCount, alreadyDone: resumed, policy: options.policy)
                             for s in resumed where s < descriptor.plan.shardCount { examplesDone += descriptor.plan.range(of: s).count }
@@ -244,7 +275,9 @@ public final class Coordinator {
                 }
             }
             if ready[0] {
-                while let frames = try router.receive(dontWait: true) {
+                var budget = 512
+                while budget > 0, let frames = try router.receive(dontWait: true) {
+                    budget -= 1
                     let m: Message
                     do { m = try Message(frames: frames, routed: true, peerName: "worker") } catch {
                         logger.warning("dropped a message", metadata: ["why": "\(error)"])

@@ -47,7 +47,7 @@ extension Socket {
     /// Sends a Loom message: [routing id,] header, body, data frames.
     @discardableResult
     func send(_ type: MessageType, to peer: PeerID? = nil, body: WireWriter = WireWriter(), data: [OutgoingFrame] = [],
-              counting counter: UnsafeMutablePointer<Int>? = nil) throws -> Bool {
+              counting counter: UnsafeMutablePointer<Int>? = nil, dontWait: Bool = false) throws -> Bool {
         if let counter {
             counter.pointee += 8 + body.bytes.count + data.reduce(0) { n, f in
                 switch f { case .bytes(let b): n + b.count; case .owned(let b): n + b.count }
@@ -58,6 +58,6 @@ extension Socket {
         frames.append(.bytes(Header(type).bytes))
         frames.append(.bytes(body.bytes))
         frames += data
-        return try send(frames)
+        return try send(frames, dontWait: dontWait)
     }
 }

@@ -151,6 +151,22 @@ public struct Scheduler: Sendable {
         return dispatch(now: now)
     }
 
+    /// The collector was lost: results in flight to it may be gone, so every shard in flight
+    /// goes back to the queue (without charging anyone). Duplicates are dropped by the collector.
+    public mutating func collectorLost(now: Double) -> [Directive] {
+        let lost = inFlight.keys.sorted().filter { !done[$0] }
+        inFlight.removeAll()
+        speculated.removeAll()
+        queue.insert(contentsOf: lost, at: 0)
+        reissued += lost.count
+        return dispatch(now: now)
+    }
+
+    /// Shards a restarted collector found complete in its journal.
+    public mutating func markDone(_ shards: [Int], now: Double) -> [Directive] {
+        acknowledge(shards, now: now)
+    }
+
     /// Expires leases at time `now`; their shards go to other workers.
     public mutating func tick(now: Double) -> [Directive] {
         var expired: [Int] = []

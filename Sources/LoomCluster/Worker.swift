@@ -117,7 +117,9 @@ public final class Worker {
             }
             let ready = try poll([socket, pair], timeoutMilliseconds: 100)
             if ready[0] {
-                while let frames = try socket.receive(dontWait: true) {
+                var budget = 256
+                while budget > 0, let frames = try socket.receive(dontWait: true) {
+                    budget -= 1
                     lastHeard = Date()
                     let message = try Message(frames: frames, routed: false, peerName: "coordinator \(coordinator)")
                     switch message.type {

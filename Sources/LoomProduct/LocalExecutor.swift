@@ -32,7 +32,7 @@ public struct LocalExecutor {
     public func run(out: String, overwrite: Bool, progress: ProgressReporter?) throws -> Manifest {
         let started = Date()
         let plan = job.plan
-        let resuming = FileIO.exists(out + "/" + Journal.fileName).exists && (try? OutputDirectory.readClaim(out))?.jobId == job.id
+        let resuming = !overwrite && FileIO.exists(out + "/" + Journal.fileName).exists && (try? OutputDirectory.readClaim(out))?.jobId == job.id
         let first = !resuming && plan.shardCount > 0 ? try compute(shard: 0) : nil
         try OutputDirectory.claim(out, jobID: job.id, spec: job.spec, overwrite: overwrite)
         let journal = try Journal(directory: out, jobID: job.id)

@@ -56,7 +56,8 @@ public enum OutputDirectory {
                 // Drop what an earlier run left: first the manifest, so the folder never looks complete.
                 FileIO.remove(path + "/" + manifestFile)
                 FileIO.syncDirectory(of: path + "/" + manifestFile)
-                if !sameJob { for name in names where isLoomFile(name) { FileIO.remove(path + "/" + name) } }
+                // --overwrite starts afresh even for the same job; otherwise the same job resumes from its journal.
+                if !sameJob || overwrite { for name in names where isLoomFile(name) { FileIO.remove(path + "/" + name) } }
             }
         } else {
             try FileIO.makeDirectories(path)
@@ -66,7 +67,7 @@ public enum OutputDirectory {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let claim = Claim(jobId: jobID, loomVersion: LoomVersion.string, spec: spec)
         try FileIO.writeAtomically(Array(try encoder.encode(claim)) + [0x0A], to: path + "/" + claimFile)
-        return sameJob
+        return sameJob && !overwrite
     }
 
     static func readClaim(_ path: String) throws -> Claim {
