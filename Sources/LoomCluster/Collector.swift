@@ -143,7 +143,8 @@ public final class Collector {
                     logger.info("published", metadata: ["out": "\(out)"])
                     return
                 case .heartbeat:
-                    if let peer = message.peer { _ = try? socket.send(.heartbeat, to: peer) }
+                    // The reply names the job this collector holds: a restarted collector holds none.
+                    if let peer = message.peer { _ = try? socket.send(.heartbeat, to: peer, body: wire { $0.string(active?.descriptor.jobId ?? "") }) }
                 case .end:
                     var r = try message.reader()
                     let ok = try r.u8() == 1

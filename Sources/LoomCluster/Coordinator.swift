@@ -197,6 +197,7 @@ public final class Coordinator {
                     collectorLost = true
                     collectorReady = false
                     logger.warning("collector lost; re-queueing the shards in flight and waiting for it", metadata: ["endpoint": "\(collectorEndpoint)"])
+                    scheduler.paused = true
                     try apply(scheduler.collectorLost(now: t))
                 }
                 if !collectorReady && t - lastCollect >= options.heartbeat {
@@ -219,7 +220,16 @@ public final class Coordinator {
                     collectorSeen = now()
                     switch m.type {
                     case .heartbeat:
-                        break
+                        var r = try m.reader()
+                        let held = r.isAtEnd ? descriptor.jobId : try r.string()
+                        if collectorReady && held != descriptor.jobId && !collectorLost {
+                            // A collector answers that does not hold the job: it was restarted.
+                            collectorLost = true
+                            collectorReady = false
+                            logger.warning("the collector was restarted; re-queueing the shards in flight and sending it the job again")
+                            scheduler.paused = true
+                            try apply(scheduler.collectorLost(now: now()))
+                        }
                     case .collectorReady:
                         var r = try m.reader()
                         _ = try r.string()
@@ -230,6 +240,9 @@ public final class Coordinator {
                             collectorReady = true
                             logger.notice("collector back", metadata: ["complete": "\(resumed.count)"])
                             try apply(scheduler.markDone(resumed, now: now()))
+                            // Anything handed out while it was away may have been dropped: run it again.
+                            scheduler.paused = false
+                            try apply(scheduler.collectorLost(now: now()))
                             continue
                         }
                         if collectorReady { continue }
@@ -324,6 +337,7 @@ public final class Coordinator {
                         var r = try m.reader()
                         guard try r.string() == descriptor.jobId else { continue }
                         let credit = Int(try r.u32())
+                        if !r.isAtEnd { scheduler.computed(w, try r.ints()) }
                         try apply(scheduler.grant(w, min(credit, 256), now: now()))
                     case .error:
                         var r = try m.reader()

@@ -52,6 +52,8 @@ public struct Scheduler: Sendable {
         var started: Double
         /// Assignment order: a worker computes its shards in this order.
         var sequence: Int
+        /// The worker has reported it computed (its result is on the way to the collector).
+        var computed = false
     }
 
     /// The number of shards in the job.
@@ -68,6 +70,8 @@ public struct Scheduler: Sendable {
     private var cursor = 0
     private var sequence = 0
     private var finished = false
+    /// While paused (no collector to take results), nothing is handed out.
+    public var paused = false
     /// Shards acknowledged so far.
     public private(set) var completed = 0
     /// Shards handed out again: after a dead worker, an expired lease, or speculatively.
@@ -190,13 +194,22 @@ public struct Scheduler: Sendable {
         return dispatch(now: now)
     }
 
-    /// The shard a worker was given first among those it still holds: the one it is computing.
+    /// The shard a worker was given first among those it has not reported computed: the one it is computing.
     private func oldestAssignment(of worker: PeerID) -> Int? {
         var best: (shard: Int, sequence: Int)? = nil
         for (s, list) in inFlight {
-            for a in list where a.worker == worker && (best == nil || a.sequence < best!.sequence) { best = (s, a.sequence) }
+            for a in list where a.worker == worker && !a.computed && (best == nil || a.sequence < best!.sequence) { best = (s, a.sequence) }
         }
         return best?.shard
+    }
+
+    /// A worker reports shards it has computed (their results are on the way to the collector).
+    public mutating func computed(_ worker: PeerID, _ shards: [Int]) {
+        for s in shards {
+            guard var list = inFlight[s] else { continue }
+            for i in list.indices where list[i].worker == worker { list[i].computed = true }
+            inFlight[s] = list
+        }
     }
 
     /// Counts a failed attempt; returns a failure directive once the shard is poison.
@@ -232,7 +245,7 @@ public struct Scheduler: Sendable {
 
     private mutating func dispatch(now: Double) -> [Directive] {
         var out: [Directive] = []
-        guard !order.isEmpty, !finished else { return out }
+        guard !order.isEmpty, !finished, !paused else { return out }
         var idle = 0
         while idle < order.count {
             if cursor >= order.count { cursor = 0 }

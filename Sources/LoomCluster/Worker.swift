@@ -30,6 +30,8 @@ public final class Worker {
     public var liveness: Int = 3
     /// Test-only fault injection: crash when computing this shard (`LOOM_TEST_CRASH_SHARD`).
     let crashShard: Int? = ProcessInfo.processInfo.environment["LOOM_TEST_CRASH_SHARD"].flatMap(Int.init)
+    /// Test-only: microseconds added to every shard (`LOOM_TEST_SHARD_DELAY_US`), so fault tests have time to inject faults.
+    let shardDelay: UInt32? = ProcessInfo.processInfo.environment["LOOM_TEST_SHARD_DELAY_US"].flatMap(UInt32.init)
     let context: Context
     let cache: ModelCache
     let id: String
@@ -169,9 +171,11 @@ public final class Worker {
                 while let frames = try pair.receive(dontWait: true) {
                     // From the compute thread: [kind, payload...]: "ready" + grant, or "error" + shard + text.
                     guard let kind = frames.first.map({ String(decoding: $0.bytes, as: UTF8.self) }), let jobId else { continue }
-                    if kind == "ready", frames.count == 2 {
+                    if kind == "ready", frames.count == 3 {
                         let grant = frames[1].bytes.loadUnaligned(as: UInt32.self)
-                        try socket.send(.ready, body: wire { $0.string(jobId); $0.u32(grant) })
+                        let raw = frames[2].bytes
+                        let shards = (0..<(raw.count / 8)).map { Int(raw.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self)) }
+                        try socket.send(.ready, body: wire { $0.string(jobId); $0.u32(grant); $0.ints(shards) })
                     } else if kind == "error", frames.count == 3 {
                         let shard = Int(frames[1].bytes.loadUnaligned(as: Int64.self))
                         try socket.send(.error, body: wire { $0.string(jobId); $0.int(shard); $0.string(String(decoding: frames[2].bytes, as: UTF8.self)) })
@@ -227,6 +231,8 @@ final class ComputeThread: @unchecked Sendable {
     private var outstanding = 0
     private var shardSeconds: Double? = nil
     private var unannounced = 0
+    /// Shards computed since the last announcement, reported with it.
+    private var computedSinceAnnouncement: [Int] = []
 
     init(worker: Worker, descriptor: JobDescriptor, model: ONNXModel, function: any SequenceFunction, args: [Tensor<Float>],
          collector: String, pairEndpoint: String) {
@@ -307,6 +313,7 @@ final class ComputeThread: @unchecked Sendable {
             throw ProtocolError.malformed(peer: "coordinator", "\(plan.describe(shard)) carries X rows \(distinct), expected \(expected)")
         }
         if worker.crashShard == shard { abort() }   // test-only fault injection
+        if let delay = worker.shardDelay { usleep(delay) }
         do {
             let x = try XCodec.decode(payload, count: distinct.count, rowShape: descriptor.xRowShape, as: descriptor.xEncoding, peer: "coordinator")
             let began = Date()
@@ -328,7 +335,12 @@ final class ComputeThread: @unchecked Sendable {
             }
             try out.send(.result, body: body, data: frames)
             let grant = replenish(after: Date().timeIntervalSince(began))
-            if grant > 0 { try pair.send([Array("ready".utf8), withUnsafeBytes(of: UInt32(grant)) { Array($0) }]) }
+            computedSinceAnnouncement.append(shard)
+            if grant > 0 {
+                let shards = computedSinceAnnouncement.flatMap { s in withUnsafeBytes(of: Int64(s)) { Array($0) } }
+                computedSinceAnnouncement.removeAll()
+                try pair.send([Array("ready".utf8), withUnsafeBytes(of: UInt32(grant)) { Array($0) }, shards])
+            }
         } catch let e as ProtocolError {
             throw e
         } catch {

@@ -1,0 +1,201 @@
+"""Loom's fault-injection suite: every scenario runs a real job with real processes, injects
+faults while it runs, and compares the result byte for byte with a clean run of the same job.
+
+    python chaos.py --loom .build/release/loom [--short]
+
+Scenarios (each against the same clean reference):
+  kill-workers     a random worker SIGKILLed every ~0.5 s (loom run replaces it)
+  stall-worker     one worker SIGSTOPped past its lease, then SIGCONTed
+  kill-coordinator the run SIGKILLed once mid-job, then started again with the same command
+  kill-collector   a stand-alone collector SIGKILLed and restarted (tcp on 127.0.0.1)
+  poison           a test hook crashes every worker that runs shard 7: the job must fail, in bounded time
+Prints: faults injected, shards re-issued, duplicates dropped, resumed shards, wall time
+against the clean run, and "identical: yes/no".
+"""
+import argparse, json, os, random, shutil, signal, socket, subprocess, sys, tempfile, time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+CASE = os.path.join(ROOT, "Tests", "Fixtures", "conformance", "fd100_pairwise_alpha_beta")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def workers_of(pid):
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"--parent-pid" in args:
+            i = args.index(b"--parent-pid")
+            if i + 1 < len(args) and args[i + 1] == str(pid).encode():
+                out.append(int(d))
+    return out
+
+
+class Job:
+    def __init__(self, loom, work, shards):
+        self.loom = os.path.abspath(loom)
+        self.work = work
+        for f in ("model.onnx", "x.npy", "a1.npy"):
+            shutil.copy(os.path.join(CASE, f), work)
+        m = shards * 10 // (5 * 5)           # 5 sequences x m alphas x 5 betas, 10 examples per shard
+        np.save(os.path.join(work, "alphas.npy"), (np.arange(m, dtype=np.float32) / 100).reshape(-1, 1))
+        self.flags = ["--mode", "product", "--model", "model.onnx", "--x", "x.npy", "--arg", "alphas.npy",
+                      "--arg", "a1.npy", "--batch-size", "10"]
+        self.fast = ["--heartbeat", "0.25", "--liveness", "3"]
+        # Each shard of this small model takes microseconds; a test hook makes workers take 2 ms
+        # a shard, so that the job lasts long enough to inject faults into.
+        self.env = {"SWIFT_BACKTRACE": "enable=no", "LOOM_TEST_SHARD_DELAY_US": "2000"}
+
+    def run(self, out, extra=(), env=None, wait=True):
+        cmd = [self.loom, "run", *self.flags, "--out", out, "--quiet", *extra]
+        p = subprocess.Popen(cmd, cwd=self.work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, **self.env, **(env or {})})
+        if wait:
+            _, err = p.communicate(timeout=600)
+            return p.returncode, err
+        return p
+
+    def result(self, out):
+        with open(os.path.join(self.work, out, "y.npy"), "rb") as f:
+            return f.read()
+
+    def manifest(self, out):
+        with open(os.path.join(self.work, out, "manifest.json")) as f:
+            return json.load(f)
+
+
+def wait_workers(p, n, timeout=30):
+    deadline = time.time() + timeout
+    while len(workers_of(p.pid)) < n and time.time() < deadline:
+        time.sleep(0.02)
+
+
+def scenario_kill_workers(job, short):
+    p = job.run("kill-workers", ["--workers", "3", *job.fast], wait=False)
+    wait_workers(p, 3)
+    faults = 0
+    while p.poll() is None:
+        time.sleep(random.uniform(0.3, 0.7))
+        victims = workers_of(p.pid)
+        if victims and p.poll() is None:
+            os.kill(random.choice(victims), signal.SIGKILL)
+            faults += 1
+    return p.wait(), faults, "kill-workers"
+
+
+def scenario_stall(job, short):
+    p = job.run("stall-worker", ["--workers", "2", "--lease", "1", *job.fast], wait=False)
+    wait_workers(p, 2)
+    time.sleep(0.3)
+    victim = workers_of(p.pid)[0]
+    os.kill(victim, signal.SIGSTOP)
+    time.sleep(1.5)
+    os.kill(victim, signal.SIGCONT)
+    return p.wait(), 1, "stall-worker"
+
+
+def scenario_kill_coordinator(job, short):
+    p = job.run("kill-coordinator", ["--workers", "2", *job.fast], wait=False)
+    wait_workers(p, 2)
+    time.sleep(1.0 if short else 2.0)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    time.sleep(0.3)
+    code, err = job.run("kill-coordinator", ["--workers", "2", *job.fast])
+    if code != 0:
+        print(err, file=sys.stderr)
+    return code, 1, "kill-coordinator"
+
+
+def scenario_kill_collector(job, short):
+    cport, kport = free_port(), free_port()
+    out = os.path.join(job.work, "kill-collector")
+    env = {**os.environ, **job.env}
+    dn = subprocess.DEVNULL
+    coll = subprocess.Popen([job.loom, "collector", "--bind", f"tcp://127.0.0.1:{kport}", "--out", out], stdout=dn, stderr=dn, env=env)
+    workers = [subprocess.Popen([job.loom, "worker", "--connect", f"tcp://127.0.0.1:{cport}"], stdout=dn, stderr=dn, env=env) for _ in range(2)]
+    coord = subprocess.Popen([job.loom, "coordinator", "--bind", f"tcp://127.0.0.1:{cport}", "--collector", f"tcp://127.0.0.1:{kport}",
+                              *job.flags, "--quiet"], cwd=job.work, stdout=dn, stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(1.0 if short else 2.0)
+    coll.kill()
+    coll.wait()
+    time.sleep(0.5)
+    coll = subprocess.Popen([job.loom, "collector", "--bind", f"tcp://127.0.0.1:{kport}", "--out", out], stdout=dn, stderr=dn, env=env)
+    _, err = coord.communicate(timeout=600)
+    if coord.returncode != 0:
+        print(err, file=sys.stderr)
+    for w in workers + [coll]:
+        try:
+            w.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            w.kill()
+    return coord.returncode, 1, "kill-collector"
+
+
+def scenario_poison(job, short):
+    t0 = time.time()
+    code, err = job.run("poison", ["--workers", "2", *job.fast], env={"LOOM_TEST_CRASH_SHARD": "7"})
+    ok = code == 1 and "shard 7 (examples 70..<80) failed 3 times" in err and not os.path.exists(os.path.join(job.work, "poison", "manifest.json"))
+    return (0 if ok else 1), 3, "poison", time.time() - t0, err.strip().splitlines()[-1] if err.strip() else ""
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--loom", required=True)
+    ap.add_argument("--short", action="store_true")
+    a = ap.parse_args()
+    random.seed(1)
+    work = tempfile.mkdtemp(prefix="loom-chaos-")
+    job = Job(a.loom, work, shards=2000 if a.short else 20000)
+    t0 = time.time()
+    code, err = job.run("clean", ["--workers", "3"])
+    if code != 0:
+        sys.exit(f"the clean run failed: {err}")
+    clean_wall = time.time() - t0
+    code, err = job.run("in-process", ["--workers", "0"])
+    if code != 0 or job.result("in-process") != job.result("clean"):
+        sys.exit(f"the clean run with 3 workers differs from the in-process run: {err}")
+    reference = job.result("clean")
+    print(f"chaos: {job.manifest('clean')['shards']} shards of 10 examples, 2 ms each on a worker; clean run (3 workers) {clean_wall:.2f} s, "
+          f"identical to the in-process run", flush=True)
+    print(f"{'scenario':18} {'faults':>6} {'re-issued':>9} {'duplicates':>10} {'resumed':>8} {'wall':>7} {'vs clean':>8}  identical", flush=True)
+    failed = 0
+    for scenario in (scenario_kill_workers, scenario_stall, scenario_kill_coordinator, scenario_kill_collector):
+        t0 = time.time()
+        code, faults, name = scenario(job, a.short)
+        wall = time.time() - t0
+        if code != 0:
+            print(f"{name:18} {faults:6d} {'':>9} {'':>10} {'':>8} {wall:6.2f}s {wall / clean_wall:7.1f}x  no (exit {code})", flush=True)
+            failed += 1
+            continue
+        r = job.manifest(name).get("reliability", {})
+        same = job.result(name) == reference
+        failed += not same
+        print(f"{name:18} {faults:6d} {r.get('shards_reissued', 0):9d} {r.get('duplicates_dropped', 0):10d} {r.get('resumed_shards', 0):8d} "
+              f"{wall:6.2f}s {wall / clean_wall:7.1f}x  {'yes' if same else 'NO'}", flush=True)
+    code, faults, name, wall, last = scenario_poison(job, a.short)
+    failed += code != 0
+    print(f"{name:18} {faults:6d} {'':>9} {'':>10} {'':>8} {wall:6.2f}s {wall / clean_wall:7.1f}x  "
+          f"{'failed as it must' if code == 0 else 'NO: ' + last}", flush=True)
+    shutil.rmtree(work)
+    print(f"{5 - failed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
