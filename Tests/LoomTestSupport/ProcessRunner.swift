@@ -108,7 +108,20 @@ public func freePort() -> Int {
 }
 
 /// Worker processes (`--parent-pid P`) whose parent P is gone: orphans a run failed to clean up.
-public func orphanedWorkers() -> [Int32] {
+///
+/// A worker whose parent was just killed (by another test) takes a moment to notice and exit,
+/// so orphans must persist for `grace` seconds to count.
+public func orphanedWorkers(grace: TimeInterval = 3) -> [Int32] {
+    let deadline = Date().addingTimeInterval(grace)
+    var found = orphansNow()
+    while !found.isEmpty && Date() < deadline {
+        usleep(50_000)
+        found = orphansNow()
+    }
+    return found
+}
+
+private func orphansNow() -> [Int32] {
     processes(containing: "--parent-pid ").filter { pid in
         guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
         let args = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
