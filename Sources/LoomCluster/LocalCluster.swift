@@ -48,9 +48,10 @@ public enum LocalCluster {
             endpoint = bound
             for _ in 0..<workers { try spawn() }
         }
-        // A worker process that dies is replaced, a bounded number of times.
-        var replacements = 0
-        let maxReplacements = 2 * workers + 3 * options.policy.maxFailures
+        // A worker process that dies is replaced; those that fail by themselves, a bounded number of times.
+        var handled = Set<Int32>()
+        var failures = 0
+        let maxFailures = 2 * workers + 3 * options.policy.maxFailures
         // A parent may have started us with these signals blocked (test runners do); we must see them.
         var unblock = sigset_t()
         sigemptyset(&unblock)
@@ -61,16 +62,18 @@ public enum LocalCluster {
         defer { signal(SIGINT, previous.0); signal(SIGTERM, previous.1) }
         coordinator.tick = {
             if interruptedBySignal != 0 { return "interrupted by signal \(interruptedBySignal)" }
-            let running = children.filter(\.isRunning).count
-            let missing = workers - running
-            guard missing > 0, !children.isEmpty else { return nil }
-            if replacements + missing > maxReplacements {
-                let statuses = children.filter { !$0.isRunning }.suffix(5).map { "\($0.terminationStatus)" }.joined(separator: ", ")
-                return "worker processes keep exiting (\(children.count - running) so far, last exit statuses \(statuses)); see their messages above"
-            }
-            for _ in 0..<missing {
-                logger.warning("a worker process exited; starting a replacement")
-                replacements += 1
+            // Replace every worker process that has exited. One killed from outside (SIGKILL: the OOM
+            // killer, an operator, a fault test) is simply replaced; exits and crashes of its own are
+            // counted, so that a worker that cannot run at all does not restart forever.
+            for p in children where !p.isRunning && !handled.contains(p.processIdentifier) {
+                handled.insert(p.processIdentifier)
+                let killed = p.terminationReason == .uncaughtSignal && p.terminationStatus == SIGKILL
+                if !killed { failures += 1 }
+                if failures > maxFailures {
+                    let statuses = children.filter { !$0.isRunning }.suffix(5).map { "\($0.terminationStatus)" }.joined(separator: ", ")
+                    return "worker processes keep failing (\(failures) exits or crashes, last exit statuses \(statuses)); see their messages above"
+                }
+                logger.warning("a worker process exited; starting a replacement", metadata: ["status": "\(p.terminationStatus)"])
                 do { try spawn() } catch { return "cannot start a replacement worker: \(error)" }
             }
             return nil

@@ -63,12 +63,20 @@ class Job:
 
     def run(self, out, extra=(), env=None, wait=True):
         cmd = [self.loom, "run", *self.flags, "--out", out, "--quiet", *extra]
-        p = subprocess.Popen(cmd, cwd=self.work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        # stderr goes to a file: a pipe nobody drains while faults are injected would fill and block loom.
+        log = open(os.path.join(self.work, out + ".stderr"), "w+")
+        p = subprocess.Popen(cmd, cwd=self.work, stdout=subprocess.DEVNULL, stderr=log, text=True,
                              env={**os.environ, **self.env, **(env or {})})
+        p.log = log
         if wait:
-            _, err = p.communicate(timeout=600)
-            return p.returncode, err
+            p.wait(timeout=600)
+            return p.returncode, self.stderr(p)
         return p
+
+    @staticmethod
+    def stderr(p):
+        p.log.seek(0)
+        return p.log.read()
 
     def result(self, out):
         with open(os.path.join(self.work, out, "y.npy"), "rb") as f:
@@ -129,16 +137,18 @@ def scenario_kill_collector(job, short):
     dn = subprocess.DEVNULL
     coll = subprocess.Popen([job.loom, "collector", "--bind", f"tcp://127.0.0.1:{kport}", "--out", out], stdout=dn, stderr=dn, env=env)
     workers = [subprocess.Popen([job.loom, "worker", "--connect", f"tcp://127.0.0.1:{cport}"], stdout=dn, stderr=dn, env=env) for _ in range(2)]
+    log = open(os.path.join(job.work, "kill-collector.stderr"), "w+")
     coord = subprocess.Popen([job.loom, "coordinator", "--bind", f"tcp://127.0.0.1:{cport}", "--collector", f"tcp://127.0.0.1:{kport}",
-                              *job.flags, "--quiet"], cwd=job.work, stdout=dn, stderr=subprocess.PIPE, text=True, env=env)
+                              *job.flags, "--quiet"], cwd=job.work, stdout=dn, stderr=log, text=True, env=env)
+    coord.log = log
     time.sleep(1.0 if short else 2.0)
     coll.kill()
     coll.wait()
     time.sleep(0.5)
     coll = subprocess.Popen([job.loom, "collector", "--bind", f"tcp://127.0.0.1:{kport}", "--out", out], stdout=dn, stderr=dn, env=env)
-    _, err = coord.communicate(timeout=600)
+    coord.wait(timeout=600)
     if coord.returncode != 0:
-        print(err, file=sys.stderr)
+        print(job.stderr(coord)[-2000:], file=sys.stderr)
     for w in workers + [coll]:
         try:
             w.wait(timeout=10)
