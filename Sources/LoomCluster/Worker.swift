@@ -336,7 +336,9 @@ final class ComputeThread: @unchecked Sendable {
             try out.send(.result, body: body, data: frames)
             let grant = replenish(after: Date().timeIntervalSince(began))
             computedSinceAnnouncement.append(shard)
-            if grant > 0 {
+            // Report computed shards with every grant; while shards are slow enough that credit stays
+            // small, report each one even without a grant, so a crash is pinned on the shard that caused it.
+            if grant > 0 || (shardSeconds ?? 1) > 0.0005 {
                 let shards = computedSinceAnnouncement.flatMap { s in withUnsafeBytes(of: Int64(s)) { Array($0) } }
                 computedSinceAnnouncement.removeAll()
                 try pair.send([Array("ready".utf8), withUnsafeBytes(of: UInt32(grant)) { Array($0) }, shards])

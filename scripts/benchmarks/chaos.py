@@ -8,6 +8,7 @@ Scenarios (each against the same clean reference):
   stall-worker     one worker SIGSTOPped past its lease, then SIGCONTed
   kill-coordinator the run SIGKILLed once mid-job, then started again with the same command
   kill-collector   a stand-alone collector SIGKILLed and restarted (tcp on 127.0.0.1)
+  cut-network      workers reach the coordinator through a TCP proxy that drops every connection for 2 s
   poison           a test hook crashes every worker that runs shard 7: the job must fail, in bounded time
 Prints: faults injected, shards re-issued, duplicates dropped, resumed shards, wall time
 against the clean run, and "identical: yes/no".
@@ -157,6 +158,101 @@ def scenario_kill_collector(job, short):
     return coord.returncode, 1, "kill-collector"
 
 
+class Proxy:
+    """A TCP proxy for the test: forwards 127.0.0.1:listen to 127.0.0.1:target, and can cut every connection."""
+
+    def __init__(self, listen, target):
+        import threading
+        self.target = target
+        self.lock = threading.Lock()
+        self.conns = []
+        self.refuse_until = 0.0
+        self.server = socket.socket()
+        self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.server.bind(("127.0.0.1", listen))
+        self.server.listen(64)
+        self.closed = False
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        import threading
+        while not self.closed:
+            try:
+                c, _ = self.server.accept()
+            except OSError:
+                return
+            if time.time() < self.refuse_until:
+                c.close()
+                continue
+            try:
+                u = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                c.close()
+                continue
+            with self.lock:
+                self.conns += [c, u]
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self.pump, args=(a, b), daemon=True).start()
+
+    def pump(self, a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        for x in (a, b):
+            try:
+                x.close()
+            except OSError:
+                pass
+
+    def cut(self, seconds):
+        """Drops every connection and refuses new ones for `seconds`."""
+        self.refuse_until = time.time() + seconds
+        with self.lock:
+            for c in self.conns:
+                try:
+                    c.shutdown(socket.SHUT_RDWR)
+                    c.close()
+                except OSError:
+                    pass
+            self.conns = []
+
+    def close(self):
+        self.closed = True
+        self.server.close()
+
+
+def scenario_cut_network(job, short):
+    cport, pport = free_port(), free_port()
+    out = os.path.join(job.work, "cut-network")
+    env = {**os.environ, **job.env}
+    dn = subprocess.DEVNULL
+    proxy = Proxy(pport, cport)
+    log = open(os.path.join(job.work, "cut-network.stderr"), "w+")
+    coord = subprocess.Popen([job.loom, "coordinator", "--bind", f"tcp://127.0.0.1:{cport}", "--out", out, *job.flags, "--quiet",
+                              "--heartbeat", "0.25"], cwd=job.work, stdout=dn, stderr=log, text=True, env=env)
+    coord.log = log
+    # Workers reach the coordinator only through the proxy (the collector directly).
+    workers = [subprocess.Popen([job.loom, "worker", "--connect", f"tcp://127.0.0.1:{pport}", "--heartbeat", "0.25"],
+                                stdout=dn, stderr=dn, env=env) for _ in range(2)]
+    time.sleep(1.0 if short else 3.0)
+    proxy.cut(2.0)
+    coord.wait(timeout=600)
+    for w in workers:
+        try:
+            w.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            w.kill()
+    proxy.close()
+    if coord.returncode != 0:
+        print(job.stderr(coord)[-2000:], file=sys.stderr)
+    return coord.returncode, 1, "cut-network"
+
+
 def scenario_poison(job, short):
     t0 = time.time()
     code, err = job.run("poison", ["--workers", "2", *job.fast], env={"LOOM_TEST_CRASH_SHARD": "7"})
@@ -185,7 +281,7 @@ def main():
           f"identical to the in-process run", flush=True)
     print(f"{'scenario':18} {'faults':>6} {'re-issued':>9} {'duplicates':>10} {'resumed':>8} {'wall':>7} {'vs clean':>8}  identical", flush=True)
     failed = 0
-    for scenario in (scenario_kill_workers, scenario_stall, scenario_kill_coordinator, scenario_kill_collector):
+    for scenario in (scenario_kill_workers, scenario_stall, scenario_kill_coordinator, scenario_kill_collector, scenario_cut_network):
         t0 = time.time()
         code, faults, name = scenario(job, a.short)
         wall = time.time() - t0
@@ -203,7 +299,7 @@ def main():
     print(f"{name:18} {faults:6d} {'':>9} {'':>10} {'':>8} {wall:6.2f}s {wall / clean_wall:7.1f}x  "
           f"{'failed as it must' if code == 0 else 'NO: ' + last}", flush=True)
     shutil.rmtree(work)
-    print(f"{5 - failed} passed, {failed} failed")
+    print(f"{6 - failed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 
 
