@@ -297,7 +297,7 @@ public final class Coordinator {
                         continue
                     }
                     guard let w = m.peer else { continue }
-                    if workers[w] != nil { lastSeen[w] = now() }
+                    if workers[w] != nil { lastSeen[w] = now(); scheduler.heard(w, now: lastSeen[w]!) }
                     if workers[w] == nil && m.type != .hello {
                         // A worker we declared dead is back (it was stalled, or cut off): it joins again.
                         if m.type == .error { continue }

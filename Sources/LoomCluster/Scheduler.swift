@@ -43,6 +43,10 @@ public struct Scheduler: Sendable {
         public var maxFailures: Int = 3
         /// Run the last shards in flight again on idle workers.
         public var speculate: Bool = true
+        /// Seconds since a worker was last heard from within which it counts as alive when given a
+        /// shard. A shard given to a worker already silent (killed, not yet declared dead) is not
+        /// charged when that worker is declared dead: it never ran there.
+        public var freshness: Double = 1
         public init() {}
     }
 
@@ -54,6 +58,8 @@ public struct Scheduler: Sendable {
         var sequence: Int
         /// The worker has reported it computed (its result is on the way to the collector).
         var computed = false
+        /// The worker had been heard from recently when it was given the shard.
+        var fresh = true
     }
 
     /// The number of shards in the job.
@@ -69,6 +75,7 @@ public struct Scheduler: Sendable {
     private var done: [Bool]
     private var cursor = 0
     private var sequence = 0
+    private var lastHeard: [PeerID: Double] = [:]
     private var finished = false
     /// While paused (no collector to take results), nothing is handed out.
     public var paused = false
@@ -111,6 +118,11 @@ public struct Scheduler: Sendable {
         credit[worker] = 0
     }
 
+    /// A message came from a worker at `now`.
+    public mutating func heard(_ worker: PeerID, now: Double) {
+        lastHeard[worker] = now
+    }
+
     /// A worker can take `amount` more shards.
     public mutating func grant(_ worker: PeerID, _ amount: Int, now: Double = 0) -> [Directive] {
         join(worker)
@@ -139,9 +151,12 @@ public struct Scheduler: Sendable {
         credit[worker] = nil
         order.removeAll { $0 == worker }
         if dead { deadWorkers += 1 }
+        defer { lastHeard[worker] = nil }
         // Workers compute their shards in the order assigned: only the oldest was running when
         // the worker died, so only it is charged with the failure; the rest were waiting.
-        let running = oldestAssignment(of: worker)
+        let running = oldestAssignment(of: worker).flatMap { s in
+            inFlight[s]?.first(where: { $0.worker == worker })?.fresh == true ? s : nil
+        }
         var lost: [Int] = []
         for (s, list) in inFlight {
             let rest = list.filter { $0.worker != worker }
@@ -262,7 +277,8 @@ public struct Scheduler: Sendable {
             }
             credit[w]! -= 1
             sequence += 1
-            inFlight[s, default: []].append(Assignment(worker: w, deadline: now + policy.lease, started: now, sequence: sequence))
+            let fresh = lastHeard[w].map { now - $0 <= policy.freshness } ?? true
+            inFlight[s, default: []].append(Assignment(worker: w, deadline: now + policy.lease, started: now, sequence: sequence, fresh: fresh))
             out.append(.assign(shard: s, worker: w))
             idle = 0
         }

@@ -146,6 +146,7 @@ struct FaultOptions: ParsableArguments {
         options.policy.lease = lease
         options.policy.maxFailures = max(1, maxFailures)
         options.policy.speculate = !noSpeculation
+        options.policy.freshness = heartbeat
         options.deadline = deadline
     }
 }

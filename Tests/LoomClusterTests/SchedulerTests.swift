@@ -109,6 +109,17 @@ struct SchedulerTests {
         #expect(d.first == .poison(shard: 0, failures: 3, cause: "the worker running it died or went silent"))
     }
 
+    @Test("a shard given to a worker already silent is not charged when that worker is declared dead")
+    func silentWorker() {
+        var s = Scheduler(shardCount: 5)
+        s.heard(w1, now: 0)
+        _ = s.grant(w1, 1, now: 0)               // shard 0, while w1 is alive
+        _ = s.acknowledge([0], now: 0.1)
+        #expect(assigned(s.grant(w1, 1, now: 5)).map(\.0) == [1], "w1 last heard 5 s ago")
+        _ = s.leave(w1, now: 6)
+        #expect(s.failureCount(1) == 0, "shard 1 never ran on the silent worker")
+    }
+
     @Test("a resumed job only hands out the shards not already complete")
     func resume() {
         var s = Scheduler(shardCount: 5, alreadyDone: [0, 1, 3])

@@ -298,7 +298,10 @@ def main():
     failed += code != 0
     print(f"{name:18} {faults:6d} {'':>9} {'':>10} {'':>8} {wall:6.2f}s {wall / clean_wall:7.1f}x  "
           f"{'failed as it must' if code == 0 else 'NO: ' + last}", flush=True)
-    shutil.rmtree(work)
+    if failed:
+        print(f"(logs kept in {work})")
+    else:
+        shutil.rmtree(work)
     print(f"{6 - failed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 
