@@ -21,17 +21,14 @@ public final class Collector {
     var logger: Logger
     /// The endpoint actually bound (with the port chosen for `:*`), once bound.
     public private(set) var boundEndpoint: String? = nil
-    private let onBound: (@Sendable (String) -> Void)?
 
-    public init(context: Context, bind: String, out: String, overwrite: Bool, logger: Logger,
-                onBound: (@Sendable (String) -> Void)? = nil) {
+    public init(context: Context, bind: String, out: String, overwrite: Bool, logger: Logger) {
         self.context = context
         self.bind = bind
         self.out = out
         self.overwrite = overwrite
         self.logger = logger
         self.logger[metadataKey: "role"] = "collector"
-        self.onBound = onBound
     }
 
     /// The job being collected (a class: it is updated on every result, and must not be copied).
@@ -57,7 +54,9 @@ public final class Collector {
     }
 
     /// Serves jobs until one is published (returns) or fails (throws).
-    public func run() throws {
+    ///
+    /// - Parameter onBound: called with the endpoint actually bound, before any message is read.
+    public func run(onBound: ((String) -> Void)? = nil) throws {
         let socket = try Socket(context, .router)
         defer { socket.close() }
         try socket.set(SocketOption.receiveHighWaterMark, 0)

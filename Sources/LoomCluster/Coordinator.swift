@@ -63,7 +63,6 @@ public final class Coordinator {
 
     struct WorkerInfo {
         var name: String
-        var hasJob = false
     }
 
     /// Runs the job to its end; returns the number of workers that took part. Throws if the job fails.
@@ -93,7 +92,8 @@ public final class Coordinator {
         let toCollector = try Socket(context, .dealer)
         defer { toCollector.close() }
         try toCollector.connect(collectorEndpoint)
-        try toCollector.send(.collect, body: wire { $0.blob(Array(try! JSONEncoder().encode(descriptor))) })
+        let descriptorJSON = Array(try JSONEncoder().encode(descriptor))
+        try toCollector.send(.collect, body: wire { $0.blob(descriptorJSON) })
 
         var scheduler = Scheduler(shardCount: descriptor.plan.shardCount, policy: options.policy)
         let clock = ContinuousClock()
@@ -134,10 +134,9 @@ public final class Coordinator {
 
         func sendJob(_ w: PeerID) throws {
             var body = WireWriter()
-            body.blob(Array(try JSONEncoder().encode(descriptor)))
+            body.blob(descriptorJSON)
             body.string(advertised)
             try router.send(.job, to: w, body: body, data: job.inputs.args.map { .bytes(FloatBytes.encode($0)) }, counting: sentBytes)
-            workers[w]?.hasJob = true
         }
 
         func apply(_ directives: [Scheduler.Directive]) throws {
@@ -202,7 +201,7 @@ public final class Coordinator {
                 }
                 if !collectorReady && t - lastCollect >= options.heartbeat {
                     lastCollect = t
-                    _ = try toCollector.send(.collect, body: wire { $0.blob(Array(try! JSONEncoder().encode(descriptor))) }, dontWait: true)
+                    _ = try toCollector.send(.collect, body: wire { $0.blob(descriptorJSON) }, dontWait: true)
                 }
                 if workers.isEmpty && collectorReady && t - lastNoWorkers >= 10 {
                     lastNoWorkers = t
@@ -239,7 +238,7 @@ public final class Coordinator {
                             collectorLost = false
                             collectorReady = true
                             logger.notice("collector back", metadata: ["complete": "\(resumed.count)"])
-                            try apply(scheduler.markDone(resumed, now: now()))
+                            try apply(scheduler.acknowledge(resumed, now: now()))
                             // Anything handed out while it was away may have been dropped: run it again.
                             scheduler.paused = false
                             try apply(scheduler.collectorLost(now: now()))
@@ -390,7 +389,7 @@ final class CollectorThread: @unchecked Sendable {
     func start() throws -> String {
         let thread = Thread { [self] in
             do {
-                try collector.runReporting { ep in
+                try collector.run { ep in
                     self.lock.lock(); self.endpoint = ep; self.lock.broadcast(); self.lock.unlock()
                 }
             } catch {
@@ -420,13 +419,5 @@ final class CollectorThread: @unchecked Sendable {
         defer { lock.unlock() }
         let deadline = Date().addingTimeInterval(timeout)
         while !done && lock.wait(until: deadline) {}
-    }
-}
-
-extension Collector {
-    /// Runs, reporting the bound endpoint through `bound` first.
-    func runReporting(_ bound: @escaping @Sendable (String) -> Void) throws {
-        let c = Collector(context: context, bind: bind, out: out, overwrite: overwrite, logger: logger, onBound: bound)
-        try c.run()
     }
 }

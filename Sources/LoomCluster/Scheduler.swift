@@ -181,11 +181,6 @@ public struct Scheduler: Sendable {
         return dispatch(now: now)
     }
 
-    /// Shards a restarted collector found complete in its journal.
-    public mutating func markDone(_ shards: [Int], now: Double) -> [Directive] {
-        acknowledge(shards, now: now)
-    }
-
     /// Expires leases at time `now`; their shards go to other workers.
     public mutating func tick(now: Double) -> [Directive] {
         var expired: [Int] = []
@@ -238,7 +233,7 @@ public struct Scheduler: Sendable {
     /// How many attempts of a shard have failed.
     public func failureCount(_ shard: Int) -> Int { failures[shard] ?? 0 }
 
-    private mutating func nextShard(now: Double) -> Int? {
+    private mutating func nextShard() -> Int? {
         while !queue.isEmpty {
             let s = queue.removeFirst()
             if !done[s] && inFlight[s] == nil { return s }
@@ -267,7 +262,7 @@ public struct Scheduler: Sendable {
             let w = order[cursor]
             cursor += 1
             guard credit[w, default: 0] > 0 else { idle += 1; continue }
-            guard let s = nextShard(now: now) else { break }
+            guard let s = nextShard() else { break }
             if inFlight[s]?.contains(where: { $0.worker == w }) == true {
                 // Never run a speculative copy on the worker that already has the shard.
                 speculated.remove(s)

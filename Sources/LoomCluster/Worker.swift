@@ -308,7 +308,7 @@ final class ComputeThread: @unchecked Sendable {
         let plan = descriptor.plan
         guard shard >= 0 && shard < plan.shardCount else { throw ProtocolError.malformed(peer: "coordinator", "shard \(shard) is not in the job") }
         let range = plan.range(of: shard)
-        let expected = descriptor.space.sequenceRows(for: range).distinct
+        let (expected, rows) = descriptor.space.sequenceRows(for: range)
         guard distinct == expected else {
             throw ProtocolError.malformed(peer: "coordinator", "\(plan.describe(shard)) carries X rows \(distinct), expected \(expected)")
         }
@@ -317,7 +317,7 @@ final class ComputeThread: @unchecked Sendable {
         do {
             let x = try XCodec.decode(payload, count: distinct.count, rowShape: descriptor.xRowShape, as: descriptor.xEncoding, peer: "coordinator")
             let began = Date()
-            var batch = descriptor.space.batch(for: range, distinctX: x, args: args)
+            var batch = descriptor.space.batch(for: range, distinctX: x, rows: rows, args: args)
             if !descriptor.spec.shareRows { batch = Batch(x: batch.expandedX, args: batch.args) }
             let output = try function.apply(model: model, batch: batch)
             var body = WireWriter()

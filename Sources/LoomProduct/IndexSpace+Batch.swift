@@ -19,12 +19,11 @@ extension IndexSpace {
         return (distinct, rows)
     }
 
-    /// A batch from its distinct sequences (as ``sequenceRows(for:shareRows:)`` lists them) and the full args.
+    /// A batch from its distinct sequences and each example's row among them (as ``sequenceRows(for:shareRows:)`` gives them), and the full args.
     ///
     /// The in-process executor and remote workers both build batches here, so a shard's
     /// batch, and so its floating-point result, is the same wherever it is computed.
-    public func batch(for range: Range<Int>, distinctX: Tensor<Float>, args: [Tensor<Float>], shareRows: Bool = true) -> Batch {
-        let (_, rows) = sequenceRows(for: range, shareRows: shareRows)
+    public func batch(for range: Range<Int>, distinctX: Tensor<Float>, rows: [Int], args: [Tensor<Float>]) -> Batch {
         let coords = range.map { coordinates(of: $0) }
         let b = range.count
         let ab = args.enumerated().map { k, arg in

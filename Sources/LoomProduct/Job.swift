@@ -36,7 +36,6 @@ public final class Job: Sendable {
     /// Loads and checks everything a job needs.
     public init(spec: JobSpec) throws {
         self.spec = spec
-        _ = try Alphabet(parsing: spec.function.alphabet)
         let x = try NpyArray.read(path: spec.xPath)
         let args = try spec.argPaths.map { try NpyArray.read(path: $0) }
         let alphabet = try Alphabet(parsing: spec.function.alphabet)

@@ -43,7 +43,7 @@ public struct JobInputs: Sendable {
     /// Each distinct sequence of the batch is copied once (consecutive examples share
     /// their X row); with `shareRows` false every example gets its own copy.
     public func batch(for range: Range<Int>, shareRows: Bool = true) -> Batch {
-        let (distinct, _) = space.sequenceRows(for: range, shareRows: shareRows)
+        let (distinct, rows) = space.sequenceRows(for: range, shareRows: shareRows)
         let xRow = x.shape[1] * x.shape[2]
         let xb = Tensor<Float>(shape: [distinct.count] + Array(x.shape.dropFirst())) { out in
             x.storage.withUnsafeBufferPointer { src in
@@ -52,7 +52,7 @@ public struct JobInputs: Sendable {
                 }
             }
         }
-        return space.batch(for: range, distinctX: xb, args: args, shareRows: shareRows)
+        return space.batch(for: range, distinctX: xb, rows: rows, args: args)
     }
 
     /// Whether X is strictly one-hot (each column one 1, or all zeros), so it can travel as one byte per position.

@@ -1,5 +1,6 @@
 import Foundation
 import LoomFunctions
+import LoomTensor
 
 /// The `manifest.json` of an `--out` folder, written last, once every result file is complete.
 public struct Manifest: Codable, Sendable, Equatable {
@@ -123,7 +124,7 @@ public struct Manifest: Codable, Sendable, Equatable {
     public static func read(path: String) throws -> Manifest {
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
-        return try decoder.decode(Manifest.self, from: Data(try LoomTensorFile.readAll(path)))
+        return try decoder.decode(Manifest.self, from: Data(try FileIO.readAll(path)))
     }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LoomProduct
 import LoomTensor
 
 /// `loom show`: print a `.npy` result (or any supported `.npy`) as nested rows.
@@ -21,7 +22,7 @@ struct Show: ParsableCommand {
                 guard FileIO.exists(manifest).exists else {
                     throw ValidationError("\(path) has no manifest.json: the job did not finish, or this is not a results folder")
                 }
-                files = try ManifestLeaves.read(manifest).map { ("\($0.index) \($0.file)", path + "/" + $0.file) }
+                files = try Manifest.read(path: manifest).outputs.map { ("\($0.index) \($0.file)", path + "/" + $0.file) }
             } else {
                 files = [(path, path)]
             }
