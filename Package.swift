@@ -36,6 +36,7 @@ let package = Package(
         .target(name: "LoomTestSupport", dependencies: ["LoomTensor"], path: "Tests/LoomTestSupport"),
         .testTarget(name: "LoomTensorTests", dependencies: ["LoomTensor", "LoomTestSupport"]),
         .testTarget(name: "LoomONNXTests", dependencies: ["LoomONNX", "LoomTensor", "LoomTestSupport"]),
+        .testTarget(name: "LoomFunctionsTests", dependencies: ["LoomFunctions", "LoomONNX", "LoomTensor", "LoomTestSupport"]),
         .testTarget(name: "LoomProductTests", dependencies: ["LoomProduct", "LoomFunctions", "LoomONNX", "LoomTensor", "LoomTestSupport"]),
         .testTarget(name: "LoomCLITests", dependencies: ["LoomTensor", "LoomTestSupport"]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
