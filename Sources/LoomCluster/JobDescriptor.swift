@@ -23,6 +23,8 @@ public struct JobDescriptor: Codable, Sendable, Equatable {
     public var xRowShape: [Int]
     public var xEncoding: XEncoding
     public var argShapes: [[Int]]
+    /// deep-lift-shap's `--references`, if given.
+    public var references: ReferenceSet?
 
     public init(job: Job) {
         jobId = job.id
@@ -35,6 +37,7 @@ public struct JobDescriptor: Codable, Sendable, Equatable {
         xRowShape = Array(job.inputs.x.shape.dropFirst())
         xEncoding = job.inputs.isOneHot ? .oneHot : .float32
         argShapes = job.inputs.args.map(\.shape)
+        references = job.references
     }
 
     /// The manifest of the finished job.

@@ -99,7 +99,8 @@ public final class Worker {
             compute = nil
             do {
                 let model = try ONNXModel(path: modelPath)
-                let function = try d.spec.function.makeFunction(sequenceLength: d.xRowShape[1])
+                let function = try d.spec.function.makeFunction(FunctionContext(sequenceLength: d.xRowShape[1], model: model,
+                                                                                batchSize: d.plan.batchSize, references: d.references))
                 let thread = ComputeThread(worker: self, descriptor: d, model: model, function: function, args: args,
                                            collector: collector, pairEndpoint: pairEndpoint)
                 try thread.start()
@@ -318,7 +319,7 @@ final class ComputeThread: @unchecked Sendable {
             let x = try XCodec.decode(payload, count: distinct.count, rowShape: descriptor.xRowShape, as: descriptor.xEncoding, peer: "coordinator")
             let began = Date()
             var batch = descriptor.space.batch(for: range, distinctX: x, rows: rows, args: args)
-            if !descriptor.spec.shareRows { batch = Batch(x: batch.expandedX, args: batch.args) }
+            if !descriptor.spec.shareRows { batch = batch.unshared() }
             let output = try function.apply(model: model, batch: batch)
             var body = WireWriter()
             body.string(descriptor.jobId)

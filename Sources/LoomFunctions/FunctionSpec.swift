@@ -1,3 +1,5 @@
+import LoomONNX
+
 /// Which function to apply to every example, with its options: what `loom run --func` selects.
 ///
 /// A spec is plain data (Codable) so that it can be written to the manifest, hashed
@@ -62,26 +64,84 @@ public struct FunctionSpec: Codable, Sendable, Equatable {
                 o(target), o(nShuffles), "\(hypothetical)", o(references)].joined(separator: " ")
     }
 
-    /// Builds the function for sequences of length `sequenceLength`, refusing options that cannot apply.
-    public func makeFunction(sequenceLength: Int) throws -> any SequenceFunction {
+    /// Whether the function draws shuffles (and so needs a seed to be repeatable).
+    public var usesRandomState: Bool {
+        name == .ablate || name == .deepLiftShap || innerFunc == .deepLiftShap
+    }
+
+    /// Whether X must be strictly one-hot, every column one symbol (deep-lift-shap's references need it).
+    public var requiresStrictOneHot: Bool { name == .deepLiftShap || innerFunc == .deepLiftShap }
+
+    /// Whether the function needs X to be one-hot (all-zero columns, unknown bases, allowed unless strict).
+    public var requiresOneHot: Bool { name == .marginalize || name == .ablate || requiresStrictOneHot }
+
+    /// Builds the function for a job, refusing options that cannot apply to its data and model.
+    public func makeFunction(_ context: FunctionContext) throws -> any SequenceFunction {
         let alphabet = try Alphabet(parsing: self.alphabet)
+        let length = context.sequenceLength
+        if references != nil && name != .deepLiftShap {
+            throw FunctionError.invalidOption("--references", "only applies to --func deep-lift-shap (inner functions draw their own shuffled references)")
+        }
+        func inner(allowed: [Name], in outer: String) throws -> any SequenceFunction {
+            let chosen = innerFunc ?? .predict
+            guard allowed.contains(chosen) else {
+                throw FunctionError.invalidOption("--inner-func", "'\(chosen.rawValue)' cannot run inside \(outer); use \(allowed.map(\.rawValue).joined(separator: " or "))")
+            }
+            return chosen == .predict ? Predict() : try deepLiftShap(context)
+        }
         switch name {
         case .predict:
+            try refuseInner()
             return Predict()
         case .marginalize:
-            let inner: any SequenceFunction
-            switch innerFunc ?? .predict {
-            case .predict: inner = Predict()
-            case let other:
-                throw FunctionError.invalidOption("--inner-func", "'\(other.rawValue)' inside marginalize is not available in this version of Loom (predict is)")
-            }
             guard let motif else { throw FunctionError.invalidOption("--motif", "marginalize needs a motif, e.g. --motif TGA") }
-            return try Marginalize(motif: motif, start: start, alphabet: alphabet, sequenceLength: sequenceLength, inner: inner)
-        case .ablate, .deepLiftShap, .saturationMutagenesis:
-            throw FunctionError.invalidOption("--func", "'\(name.rawValue)' is not available in this version of Loom (predict and marginalize are)")
+            return try Marginalize(motif: motif, start: start, alphabet: alphabet, sequenceLength: length,
+                                   inner: inner(allowed: [.predict, .deepLiftShap], in: "marginalize"))
+        case .ablate:
+            let (s, e) = try RegionShuffle.region(start: start, end: end, length: length, function: "ablate")
+            let n = self.n ?? 20
+            guard n >= 1 else { throw FunctionError.invalidOption("--n", "ablate needs at least one shuffle, got \(n)") }
+            return Ablate(shuffle: RegionShuffle(start: s, end: e, count: n, seed: try seed()),
+                          inner: try inner(allowed: [.predict, .deepLiftShap], in: "ablate"))
+        case .saturationMutagenesis:
+            try refuseInner()
+            return try SaturationMutagenesis.validated(start: start, end: end, target: target, hypothetical: hypothetical,
+                                                       length: length, model: context.model, chunk: context.batchSize)
+        case .deepLiftShap:
+            try refuseInner()
+            return try deepLiftShap(context)
         }
     }
 
-    /// Whether the function needs X to be strictly one-hot.
-    public var requiresOneHot: Bool { name != .predict }
+    private func refuseInner() throws {
+        if let innerFunc {
+            throw FunctionError.invalidOption("--inner-func", "only marginalize and ablate take an inner function, not \(name.rawValue) (got '\(innerFunc.rawValue)')")
+        }
+    }
+
+    /// The seed; the command line draws one when the user gives none, so it is always set by now.
+    func seed() throws -> Int {
+        guard let randomState else { throw FunctionError.invalidOption("--random-state", "\(name.rawValue) needs a seed") }
+        return randomState
+    }
+
+    func deepLiftShap(_ context: FunctionContext) throws -> DeepLiftShap {
+        throw FunctionError.invalidOption("--func", "'deep-lift-shap' is not available in this version of Loom")
+    }
+}
+
+/// What building a function may consult besides its options: the data's shape, the model, the batch size.
+public struct FunctionContext: Sendable {
+    public var sequenceLength: Int
+    public var model: ONNXModel
+    public var batchSize: Int
+    /// deep-lift-shap's given references, if `--references` was passed.
+    public var references: ReferenceSet?
+
+    public init(sequenceLength: Int, model: ONNXModel, batchSize: Int, references: ReferenceSet? = nil) {
+        self.sequenceLength = sequenceLength
+        self.model = model
+        self.batchSize = batchSize
+        self.references = references
+    }
 }

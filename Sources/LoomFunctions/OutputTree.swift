@@ -17,3 +17,13 @@ public indirect enum OutputTree: Sendable {
         }
     }
 }
+
+extension OutputTree {
+    /// The same tree with `transform` applied to every leaf.
+    public func mapLeaves(_ transform: (Tensor<Float>) throws -> Tensor<Float>) rethrows -> OutputTree {
+        switch self {
+        case .leaf(let t): return .leaf(try transform(t))
+        case .list(let items): return .list(try items.map { try $0.mapLeaves(transform) })
+        }
+    }
+}

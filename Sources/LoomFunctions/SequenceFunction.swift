@@ -1,4 +1,5 @@
 import LoomONNX
+import LoomTensor
 
 /// A function tangermeme applies to a model over a batch: predict, marginalize, ...
 public protocol SequenceFunction: Sendable {
@@ -13,5 +14,10 @@ public struct Predict: SequenceFunction {
     public func apply(model: ONNXModel, batch: Batch) throws -> OutputTree {
         let outputs = try model.run(shared: batch.x, rows: batch.xRows, others: batch.args)
         return outputs.count == 1 ? .leaf(outputs[0]) : .list(outputs.map { .leaf($0) })
+    }
+
+    /// The single output of a one-output model for the batch.
+    static func single(model: ONNXModel, batch: Batch) throws -> Tensor<Float> {
+        try model.run(shared: batch.x, rows: batch.xRows, others: batch.args)[0]
     }
 }

@@ -36,6 +36,8 @@ extension IndexSpace {
                 }
             }
         }
-        return Batch(x: distinctX, xRows: rows, args: ab)
+        var indices = [Int](repeating: 0, count: distinctX.shape.first ?? 0)
+        for (i, c) in coords.enumerated() where rows[i] < indices.count { indices[rows[i]] = c.x }
+        return Batch(x: distinctX, xRows: rows, args: ab, xIndices: indices)
     }
 }

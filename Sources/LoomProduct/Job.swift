@@ -16,6 +16,8 @@ public final class Job: Sendable {
     public let inputs: JobInputs
     /// The function applied to each batch.
     public let function: any SequenceFunction
+    /// deep-lift-shap's references from `--references`, checked.
+    public let references: ReferenceSet?
     /// The cut into shards.
     public let plan: ShardPlan
     /// SHA-256 of X's and each arg's file contents.
@@ -43,8 +45,15 @@ public final class Job: Sendable {
                                    alphabetSize: alphabet.count, xName: spec.xPath, argNames: spec.argPaths)
         let model = try ONNXModel(path: spec.modelPath)
         try Job.checkModelInputs(model, inputs: inputs, spec: spec)
-        if spec.function.requiresOneHot { try inputs.checkOneHot() }
-        self.function = try spec.function.makeFunction(sequenceLength: inputs.sequenceLength)
+        if spec.function.requiresOneHot { try inputs.checkOneHot(allowUnknown: !spec.function.requiresStrictOneHot) }
+        var references: ReferenceSet?
+        if let path = spec.function.references {
+            references = try ReferenceSet(NpyArray.read(path: path).floatTensor(), file: path, sequences: inputs.x.shape[0],
+                                          alphabetSize: alphabet.count, length: inputs.sequenceLength)
+        }
+        self.references = references
+        self.function = try spec.function.makeFunction(FunctionContext(sequenceLength: inputs.sequenceLength, model: model,
+                                                                       batchSize: spec.batchSize, references: references))
         self.plan = try ShardPlan(examples: inputs.space.count, batchSize: spec.batchSize)
         self.model = model
         self.inputs = inputs
@@ -63,6 +72,7 @@ public final class Job: Sendable {
         h.update("loom-job-v1\n")
         h.update("model \(model.file.sha256)\n")
         for d in digests { h.update("input \(d)\n") }
+        if let references { h.update("references \(references.perSequence) \(SHA256.hex(references.codes))\n") }
         h.update("mode \(spec.mode.rawValue)\nbatch \(spec.batchSize)\n")
         if !spec.shareRows { h.update("unshared rows\n") }
         h.update("function \(spec.function.canonicalText)\n")

@@ -56,10 +56,10 @@ public struct JobInputs: Sendable {
     }
 
     /// Whether X is strictly one-hot (each column one 1, or all zeros), so it can travel as one byte per position.
-    public var isOneHot: Bool { (try? checkOneHot()) != nil }
+    public var isOneHot: Bool { (try? checkOneHot(allowUnknown: true)) != nil }
 
-    /// Checks that every column of X is one-hot (or all zero, an unknown base); names the first bad sequence.
-    public func checkOneHot() throws {
+    /// Checks that every column of X is one-hot (or all zero, an unknown base, if `allowUnknown`); names the first bad sequence.
+    public func checkOneHot(allowUnknown: Bool) throws {
         let (n, a, l) = (x.shape[0], x.shape[1], x.shape[2])
         try x.storage.withUnsafeBufferPointer { p in
             for i in 0..<n {
@@ -74,6 +74,9 @@ public struct JobInputs: Sendable {
                     }
                     guard sum <= 1 else {
                         throw FunctionError.notOneHot(sequence: i, "\(Int(sum)) symbols are set at position \(pos)")
+                    }
+                    guard sum == 1 || allowUnknown else {
+                        throw FunctionError.notOneHot(sequence: i, "no symbol is set at position \(pos) (an unknown base); deep-lift-shap needs every position to be one of the alphabet")
                     }
                 }
             }

@@ -3,6 +3,7 @@ import LoomFunctions
 import LoomONNX
 import LoomCluster
 import LoomProduct
+import LoomTensor
 
 extension ProductMode: ExpressibleByArgument {}
 extension FunctionSpec.Name: ExpressibleByArgument {}
@@ -66,9 +67,15 @@ struct JobOptions: ParsableArguments {
     /// The job these flags describe.
     func spec() throws -> JobSpec {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
-        let function = FunctionSpec(name: function, innerFunc: innerFunc, motif: motif, start: start, alphabet: alphabet,
+        var function = FunctionSpec(name: function, innerFunc: innerFunc, motif: motif, start: start, alphabet: alphabet,
                                     end: end, n: shuffles, randomState: randomState, target: target, nShuffles: nShuffles,
                                     hypothetical: hypothetical, references: references)
+        if function.usesRandomState && function.randomState == nil && references == nil {
+            // As tangermeme does without a seed, draw one; print it so that the run can be repeated (and resumed).
+            let drawn = Int.random(in: 0..<9_999_999)
+            function.randomState = drawn
+            Console.error("loom: no --random-state given; drew \(drawn) (pass --random-state \(drawn) to repeat or resume this run)\n")
+        }
         return JobSpec(mode: mode, function: function, modelPath: model, xPath: x, argPaths: args, batchSize: batchSize,
                        shareRows: !noShareRows)
     }
