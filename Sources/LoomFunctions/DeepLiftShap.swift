@@ -1,9 +1,160 @@
 import LoomONNX
 import LoomTensor
+import Synchronization
 
-/// tangermeme's `deep_lift_shap` (placeholder while the reverse pass is built).
+/// tangermeme's `deep_lift_shap`: DeepLIFT multipliers against shuffled references, projected and averaged.
+///
+/// For each example and each of its S references, the model runs on the example stacked
+/// over the reference and back with DeepLIFT's rules (see `ONNXModel.deepLift`). The
+/// multipliers are projected onto the reference (hypothetical contributions), averaged
+/// over the references, and multiplied by the sequence unless `hypothetical`.
+///
+/// References are tangermeme's: reference r of a sequence is its dinucleotide shuffle
+/// seeded `seed + r`, which depends on the sequence alone, or row r of the user's
+/// references for that sequence of X.
 public struct DeepLiftShap: SequenceFunction {
+    public let target: Int
+    public let shuffles: Int
+    public let seed: Int?
+    public let references: ReferenceSet?
+    public let hypothetical: Bool
+    /// Example–reference pairs per forward and backward pass (tangermeme's `batch_size`).
+    public let pairsPerPass: Int
+    /// Convergence deltas above this are reported (tangermeme: 0.001), never an error.
+    public let warningThreshold: Float = 0.001
+
+    public init(target: Int, shuffles: Int, seed: Int?, references: ReferenceSet?, hypothetical: Bool, pairsPerPass: Int) {
+        self.target = target
+        self.shuffles = references?.perSequence ?? shuffles
+        self.seed = seed
+        self.references = references
+        self.hypothetical = hypothetical
+        self.pairsPerPass = max(1, pairsPerPass)
+    }
+
+    /// The references of each distinct sequence of the batch, (D * S, A, L), reference r of row d at d * S + r.
+    func referenceRows(_ batch: Batch) throws -> Tensor<Float> {
+        let (d, a, l) = (batch.distinctCount, batch.x.shape[1], batch.x.shape[2])
+        let s = shuffles
+        if let references {
+            guard batch.xIndices.count == d else {
+                throw FunctionError.invalidOption("--references", "given references apply to X's own sequences, not to perturbed copies")
+            }
+            return Tensor(shape: [d * s, a, l]) { out in
+                for (row, i) in batch.xIndices.enumerated() {
+                    for r in 0..<s { references.write(sequence: i, reference: r, into: out.baseAddress! + (row * s + r) * a * l) }
+                }
+            }
+        }
+        guard let seed else { throw FunctionError.invalidOption("--random-state", "deep-lift-shap needs a seed for its shuffles") }
+        return Tensor(shape: [d * s, a, l]) { out in
+            out.initialize(repeating: 0)
+            batch.x.storage.withUnsafeBufferPointer { px in
+                for row in 0..<d {
+                    let codes = DinucleotideShuffle.codes(of: UnsafeBufferPointer(rebasing: px[(row * a * l)..<((row + 1) * a * l)]),
+                                                          alphabetSize: a, length: l)
+                    for r in 0..<s {
+                        let shuffled = DinucleotideShuffle.shuffles(of: codes, alphabetSize: a, count: 1, seed: seed + r)[0]
+                        let dst = out.baseAddress! + (row * s + r) * a * l
+                        for (pos, c) in shuffled.enumerated() where Int(c) < a { dst[Int(c) * l + pos] = 1 }
+                    }
+                }
+            }
+        }
+    }
+
     public func apply(model: ONNXModel, batch: Batch) throws -> OutputTree {
-        throw FunctionError.invalidOption("--func", "deep-lift-shap is not available")
+        let (a, l) = (batch.x.shape[1], batch.x.shape[2])
+        let rowSize = a * l
+        let s = shuffles
+        let refs = try referenceRows(batch)
+        let pairs = batch.count * s
+        var sums = [Float](repeating: 0, count: batch.count * rowSize)
+        var worst: Float = 0
+        var first = 0
+        while first < pairs {
+            let p = min(pairsPerPass, pairs - first)
+            let range = first..<(first + p)
+            // Rows: the P examples, then their P references; the args repeat for both halves.
+            let exampleOf = range.map { $0 / s }
+            let stacked = Tensor<Float>(shape: [2 * p, a, l]) { out in
+                batch.x.storage.withUnsafeBufferPointer { px in
+                    refs.storage.withUnsafeBufferPointer { pr in
+                        for (i, pair) in range.enumerated() {
+                            let e = pair / s, r = pair % s, d = batch.xRows[e]
+                            (out.baseAddress! + i * rowSize).initialize(from: px.baseAddress! + d * rowSize, count: rowSize)
+                            (out.baseAddress! + (p + i) * rowSize).initialize(from: pr.baseAddress! + (d * s + r) * rowSize, count: rowSize)
+                        }
+                    }
+                }
+            }
+            let others = batch.args.map { $0.gatherRows(exampleOf + exampleOf) }
+            let pass = try model.deepLift(x: stacked, others: others, target: target)
+            stacked.storage.withUnsafeBufferPointer { px in
+                pass.multipliers.storage.withUnsafeBufferPointer { pm in
+                    for i in 0..<p {
+                        let xi = px.baseAddress! + i * rowSize, ri = px.baseAddress! + (p + i) * rowSize
+                        let mi = pm.baseAddress! + i * rowSize
+                        // Convergence: the output difference against the sum of (x - ref) * multipliers.
+                        var inputDiff: Float = 0
+                        for k in 0..<rowSize { inputDiff += (xi[k] - ri[k]) * mi[k] }
+                        let delta = abs((pass.outputs[i] - pass.outputs[p + i]) - inputDiff)
+                        worst = max(worst, delta)
+                        // Hypothetical contributions: for each symbol c, sum over symbols of (onehot_c - ref) * m.
+                        let e = exampleOf[i]
+                        for pos in 0..<l {
+                            for c in 0..<a {
+                                var v: Float = 0
+                                for c2 in 0..<a {
+                                    let h: Float = c2 == c ? 1 : 0
+                                    v += (h - ri[c2 * l + pos]) * mi[c2 * l + pos]
+                                }
+                                sums[e * rowSize + c * l + pos] += v
+                            }
+                        }
+                    }
+                }
+            }
+            first += p
+        }
+        ConvergenceMonitor.shared.record(pairs: pairs, worst: worst, threshold: warningThreshold)
+        let xb = batch.expandedX
+        let scale = 1 / Float(s)
+        let out = Tensor<Float>(shape: [batch.count, a, l]) { out in
+            xb.storage.withUnsafeBufferPointer { px in
+                for i in 0..<out.count {
+                    let mean = sums[i] * scale
+                    out[i] = hypothetical ? mean : mean * px[i]
+                }
+            }
+        }
+        return .leaf(out)
+    }
+}
+
+/// Tracks DeepLIFT's convergence deltas across a process and warns, as tangermeme does, when they exceed the threshold.
+public final class ConvergenceMonitor: Sendable {
+    public static let shared = ConvergenceMonitor()
+    private let state = Mutex<(pairs: Int, over: Int, worst: Float, warned: Int)>((0, 0, 0, 0))
+
+    /// Records one batch's worst delta; prints a warning for the first few batches over the threshold.
+    public func record(pairs: Int, worst: Float, threshold: Float) {
+        let message: String? = state.withLock { s in
+            s.pairs += pairs
+            s.worst = max(s.worst, worst)
+            guard worst > threshold else { return nil }
+            s.over += 1
+            s.warned += 1
+            if s.warned <= 3 {
+                return "loom: warning: deep-lift-shap convergence delta \(worst) exceeds \(threshold) in a batch (the model may have an operation DeepLIFT treats as linear)\(s.warned == 3 ? "; further warnings are counted in the summary" : "")\n"
+            }
+            return nil
+        }
+        if let message { Console.error(message) }
+    }
+
+    /// Pairs attributed, batches over the threshold, and the largest delta seen.
+    public var summary: (pairs: Int, batchesOver: Int, worst: Float) {
+        state.withLock { ($0.pairs, $0.over, $0.worst) }
     }
 }

@@ -126,7 +126,13 @@ public struct FunctionSpec: Codable, Sendable, Equatable {
     }
 
     func deepLiftShap(_ context: FunctionContext) throws -> DeepLiftShap {
-        throw FunctionError.invalidOption("--func", "'deep-lift-shap' is not available in this version of Loom")
+        try context.model.checkAttributable(function: "deep-lift-shap")
+        let target = self.target ?? 0
+        guard target >= 0 else { throw FunctionError.invalidOption("--target", "\(target) is not an output column") }
+        let shuffles = nShuffles ?? 20
+        guard shuffles >= 1 else { throw FunctionError.invalidOption("--n-shuffles", "deep-lift-shap needs at least one reference, got \(shuffles)") }
+        return DeepLiftShap(target: target, shuffles: shuffles, seed: context.references == nil ? try seed() : randomState,
+                            references: context.references, hypothetical: hypothetical, pairsPerPass: context.batchSize)
     }
 }
 

@@ -1,0 +1,170 @@
+import LoomTensor
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+extension BinaryKernel: ReversibleKernel {
+    func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] {
+        let a = try step.input(0), b = try step.input(1), g = try step.grad()
+        var ga: Tensor<Float>? = nil, gb: Tensor<Float>? = nil
+        switch op {
+        case .add:
+            if step.needs(0) { ga = try sumToShape(g, a.shape) }
+            if step.needs(1) { gb = try sumToShape(g, b.shape) }
+        case .sub:
+            if step.needs(0) { ga = try sumToShape(g, a.shape) }
+            if step.needs(1) { gb = try sumToShape(Tensor(shape: g.shape, storage: g.storage.map { -$0 }), b.shape) }
+        case .mul:
+            if step.needs(0) { ga = try sumToShape(try broadcastBinary(g, b, *), a.shape) }
+            if step.needs(1) { gb = try sumToShape(try broadcastBinary(g, a, *), b.shape) }
+        case .div:
+            if step.needs(0) { ga = try sumToShape(try broadcastBinary(g, b, /), a.shape) }
+            if step.needs(1) {
+                let y = try step.output(0)   // a / b
+                gb = try sumToShape(try broadcastBinary(try broadcastBinary(g, y, *), b) { -$0 / $1 }, b.shape)
+            }
+        case .pow:
+            if step.needs(0) {
+                let d = try broadcastBinary(a, b) { $1 * powf($0, $1 - 1) }
+                ga = try sumToShape(try broadcastBinary(g, d, *), a.shape)
+            }
+            if step.needs(1) {
+                let d = try broadcastBinary(a, b) { powf($0, $1) * logf($0) }
+                gb = try sumToShape(try broadcastBinary(g, d, *), b.shape)
+            }
+        }
+        return [ga, gb]
+    }
+}
+
+extension UnaryKernel: ReversibleKernel {
+    /// Whether DeepLIFT's rescale rule replaces this op's gradient (tangermeme's activation modules).
+    var isActivation: Bool {
+        switch op {
+        case .relu, .sigmoid, .tanh, .softplus: true
+        case .exp, .log, .neg, .abs, .sqrt: false
+        }
+    }
+
+    /// The ordinary derivative at input `x` with output `y`, as torch computes it.
+    @inline(__always)
+    func derivative(_ x: Float, _ y: Float) -> Float {
+        switch op {
+        case .relu: return x > 0 ? 1 : 0
+        case .sigmoid: return (1 - y) * y
+        case .tanh: return 1 - y * y
+        case .softplus:
+            if x > 20 { return 1 }
+            let z = expf(x)
+            return z / (z + 1)
+        case .exp: return y
+        case .log: return 1 / x
+        case .neg: return -1
+        case .abs: return x > 0 ? 1 : (x < 0 ? -1 : 0)
+        case .sqrt: return 0.5 / y
+        }
+    }
+
+    func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] {
+        guard step.needs(0) else { return [nil] }
+        let x = try step.input(0), y = try step.output(0), g = try step.grad()
+        guard isActivation else {
+            return [Tensor(shape: x.shape) { out in
+                for i in 0..<out.count { out[i] = g.storage[i] * derivative(x.storage[i], y.storage[i]) }
+            }]
+        }
+        // The rescale rule: g * Δout/Δin, with the plain gradient where |Δin| < 1e-6.
+        // The differences are per example/reference pair and serve both halves.
+        let n = try halfCount(x, "the input of \(op)")
+        return [Tensor(shape: x.shape) { out in
+            x.storage.withUnsafeBufferPointer { px in
+                y.storage.withUnsafeBufferPointer { py in
+                    g.storage.withUnsafeBufferPointer { pg in
+                        for i in 0..<n {
+                            let dIn = px[i] - px[n + i]
+                            if abs(dIn) < 1e-6 {
+                                out[i] = pg[i] * derivative(px[i], py[i])
+                                out[n + i] = pg[n + i] * derivative(px[n + i], py[n + i])
+                            } else {
+                                let ratio = (py[i] - py[n + i]) / dIn
+                                out[i] = pg[i] * ratio
+                                out[n + i] = pg[n + i] * ratio
+                            }
+                        }
+                    }
+                }
+            }
+        }]
+    }
+}
+
+extension IdentityKernel: ReversibleKernel {
+    func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] { [step.needs(0) ? try step.grad() : nil] }
+}
+
+extension CastKernel: ReversibleKernel {
+    func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] {
+        // Float to float passes gradients; a cast to integers has none (as in torch).
+        guard step.needs(0) else { return [nil] }
+        if toFloat { return [try step.grad()] }
+        return [Tensor(shape: step.inputs[0]?.shape ?? [], repeating: 0)]
+    }
+}
+
+extension SoftmaxKernel: ReversibleKernel {
+    /// tangermeme 1.6's DeepLIFT rule for softmax: the log-ratio product rule, over any axis but the batch's.
+    func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] {
+        guard step.needs(0) else { return [nil] }
+        let x = try step.input(0), g = try step.grad()
+        let a = try normalizeAxis(axis, rank: x.rank)
+        guard a > 0 else {
+            throw KernelError("softmax over the batch axis has no DeepLIFT rule: examples and references share that axis")
+        }
+        let len = flattenTrailing ? Array(x.shape[a...]).elementCount : x.shape[a]
+        let inner = flattenTrailing ? 1 : Array(x.shape[(a + 1)...]).elementCount
+        let n = try halfCount(x, "the input of Softmax")
+        let outerPerHalf = n / (len * inner)
+        let threshold: Float = 1e-6
+        var out = [Float](repeating: 0, count: x.count)
+        var aX = [Float](repeating: 0, count: len), aR = [Float](repeating: 0, count: len)
+        var multXtoA = [Float](repeating: 0, count: len), yOverLogY = [Float](repeating: 0, count: len)
+        x.storage.withUnsafeBufferPointer { px in
+            g.storage.withUnsafeBufferPointer { pg in
+                for o in 0..<outerPerHalf {
+                    for i in 0..<inner {
+                        let bx = o * len * inner + i, br = n + bx
+                        var c = -Float.infinity
+                        for k in 0..<len { c = max(c, px[bx + k * inner], px[br + k * inner]) }
+                        var s: Float = 0, sRef: Float = 0
+                        for k in 0..<len {
+                            aX[k] = expf(px[bx + k * inner] - c); s += aX[k]
+                            aR[k] = expf(px[br + k * inner] - c); sRef += aR[k]
+                        }
+                        let v = 1 / max(s, Float.leastNormalMagnitude), vRef = 1 / max(sRef, Float.leastNormalMagnitude)
+                        let deltaV = v - vRef
+                        let deltaLogV = logf(v) - logf(vRef)
+                        let logVOverV = abs(deltaV) > threshold ? deltaLogV / deltaV : 1 / vRef
+                        let reciprocal = -v * vRef
+                        for k in 0..<len {
+                            let dx = px[bx + k * inner] - px[br + k * inner]
+                            multXtoA[k] = abs(dx) > threshold ? (aX[k] - aR[k]) / dx : aR[k]
+                            let dLogY = dx + deltaLogV
+                            let dy = aX[k] * v - aR[k] * vRef
+                            yOverLogY[k] = abs(dLogY) > threshold ? dy / dLogY : aR[k] * vRef
+                        }
+                        for base in [bx, br] {
+                            var sum: Float = 0
+                            for k in 0..<len { sum += pg[base + k * inner] * (yOverLogY[k] * logVOverV) * reciprocal }
+                            for k in 0..<len {
+                                out[base + k * inner] = pg[base + k * inner] * yOverLogY[k] + multXtoA[k] * sum
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return [Tensor(shape: x.shape, storage: out)]
+    }
+}

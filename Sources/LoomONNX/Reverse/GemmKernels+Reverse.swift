@@ -1,0 +1,105 @@
+import COpenBLAS
+import LoomTensor
+
+extension GemmKernel: ReversibleKernel {
+    func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] {
+        let a = try step.input(0), b = try step.input(1), g = try step.grad()
+        let m = g.shape[0], n = g.shape[1]
+        let k = transA ? a.shape[0] : a.shape[1]
+        var ga: Tensor<Float>? = nil, gb: Tensor<Float>? = nil, gc: Tensor<Float>? = nil
+        if step.needs(0) {
+            // dA = alpha * g * op(B)^T, laid out as A (transposed back when transA).
+            var out = Tensor<Float>(shape: a.shape, repeating: 0)
+            g.storage.withUnsafeBufferPointer { pg in
+                b.storage.withUnsafeBufferPointer { pb in
+                    out.storage.withUnsafeMutableBufferPointer { po in
+                        // op(B) is (k, n); op(B)^T = B when transB, else B^T.
+                        if !transA {
+                            cblas_sgemm(CblasRowMajor, CblasNoTrans, transB ? CblasNoTrans : CblasTrans, Int32(m), Int32(k), Int32(n),
+                                        alpha, pg.baseAddress, Int32(n), pb.baseAddress, Int32(b.shape[1]), 0, po.baseAddress, Int32(k))
+                        } else {
+                            // A is (k, m): dA = alpha * op(B) * g^T.
+                            cblas_sgemm(CblasRowMajor, transB ? CblasTrans : CblasNoTrans, CblasTrans, Int32(k), Int32(m), Int32(n),
+                                        alpha, pb.baseAddress, Int32(b.shape[1]), pg.baseAddress, Int32(n), 0, po.baseAddress, Int32(m))
+                        }
+                    }
+                }
+            }
+            ga = out
+        }
+        if step.needs(1) {
+            var out = Tensor<Float>(shape: b.shape, repeating: 0)
+            g.storage.withUnsafeBufferPointer { pg in
+                a.storage.withUnsafeBufferPointer { pa in
+                    out.storage.withUnsafeMutableBufferPointer { po in
+                        if !transB {
+                            // B is (k, n): dB = alpha * op(A)^T * g.
+                            cblas_sgemm(CblasRowMajor, transA ? CblasNoTrans : CblasTrans, CblasNoTrans, Int32(k), Int32(n), Int32(m),
+                                        alpha, pa.baseAddress, Int32(a.shape[1]), pg.baseAddress, Int32(n), 0, po.baseAddress, Int32(n))
+                        } else {
+                            // B is (n, k): dB = alpha * g^T * op(A).
+                            cblas_sgemm(CblasRowMajor, CblasTrans, transA ? CblasTrans : CblasNoTrans, Int32(n), Int32(k), Int32(m),
+                                        alpha, pg.baseAddress, Int32(n), pa.baseAddress, Int32(a.shape[1]), 0, po.baseAddress, Int32(k))
+                        }
+                    }
+                }
+            }
+            gb = out
+        }
+        if step.needs(2), let c = step.inputs.optional(2) {
+            let scaled = beta == 1 ? g : Tensor(shape: g.shape, storage: g.storage.map { $0 * beta })
+            gc = try sumToShape(scaled, c.shape)
+        }
+        return [ga, gb, gc]
+    }
+}
+
+extension MatMulKernel: ReversibleKernel {
+    func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] {
+        var a = try step.input(0), b = try step.input(1)
+        let aShape = a.shape, bShape = b.shape
+        if a.rank == 1 { a = a.reshaped([1, a.shape[0]]) }
+        if b.rank == 1 { b = b.reshaped([b.shape[0], 1]) }
+        let m = a.shape[a.rank - 2], k = a.shape[a.rank - 1], n = b.shape[b.rank - 1]
+        let batchA = Array(a.shape.dropLast(2)), batchB = Array(b.shape.dropLast(2))
+        let batch = try broadcastShape(batchA, batchB)
+        let g = try step.grad().reshaped(batch + [m, n])
+        let count = batch.elementCount
+        let strideA = broadcastStrides(batchA, to: batch), strideB = broadcastStrides(batchB, to: batch)
+        var ga = step.needs(0) ? [Float](repeating: 0, count: a.count) : []
+        var gb = step.needs(1) ? [Float](repeating: 0, count: b.count) : []
+        var index = [Int](repeating: 0, count: batch.count)
+        for i in 0..<count {
+            var oa = 0, ob = 0
+            for (axis, v) in index.enumerated() { oa += v * strideA[axis]; ob += v * strideB[axis] }
+            g.storage.withUnsafeBufferPointer { pg in
+                let gi = pg.baseAddress! + i * m * n
+                if !ga.isEmpty {
+                    // dA_i += g_i * B_i^T (accumulating over broadcast batch entries).
+                    b.storage.withUnsafeBufferPointer { pb in
+                        ga.withUnsafeMutableBufferPointer { po in
+                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(k), Int32(n), 1,
+                                        gi, Int32(n), pb.baseAddress! + ob * k * n, Int32(n), 1, po.baseAddress! + oa * m * k, Int32(k))
+                        }
+                    }
+                }
+                if !gb.isEmpty {
+                    a.storage.withUnsafeBufferPointer { pa in
+                        gb.withUnsafeMutableBufferPointer { po in
+                            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(k), Int32(n), Int32(m), 1,
+                                        pa.baseAddress! + oa * m * k, Int32(k), gi, Int32(n), 1, po.baseAddress! + ob * k * n, Int32(n))
+                        }
+                    }
+                }
+            }
+            var axis = batch.count - 1
+            while axis >= 0 {
+                index[axis] += 1
+                if index[axis] < batch[axis] { break }
+                index[axis] = 0
+                axis -= 1
+            }
+        }
+        return [ga.isEmpty ? nil : Tensor(shape: aShape, storage: ga), gb.isEmpty ? nil : Tensor(shape: bShape, storage: gb)]
+    }
+}

@@ -1,0 +1,116 @@
+import LoomTensor
+
+/// The result of one DeepLIFT pass over examples stacked with their references.
+public struct DeepLiftPass: Sendable {
+    /// The attributed output for every row: the examples' first, then the references'.
+    public var outputs: [Float]
+    /// The multipliers of the attributed output with respect to X, for the example half, (P, A, L).
+    public var multipliers: Tensor<Float>
+}
+
+extension ONNXModel {
+    /// The first node on X's path that has no reverse rule, if any: such models are refused for attributions.
+    public var nodeWithoutReverseRule: (name: String, op: String)? {
+        let dependent = xDependentSlots()
+        for step in steps where step.inputs.contains(where: { $0.map(dependent.contains) ?? false }) {
+            if !(step.kernel is any ReversibleKernel) { return (step.name, step.op) }
+        }
+        return nil
+    }
+
+    /// Refuses, naming the operator, a model that DeepLIFT cannot run backwards through, or one without a single output.
+    public func checkAttributable(function: String) throws {
+        if let bad = nodeWithoutReverseRule {
+            throw ONNXError(file: path, kind: .unsupportedOp, node: bad.name, op: bad.op,
+                            detail: "operator \(bad.op) has no reverse (DeepLIFT) rule in Loom, so \(function) cannot run on this model")
+        }
+        guard outputs.count == 1 else {
+            throw ONNXError(file: path, kind: .inputMismatch,
+                            detail: "\(function) attributes a model with one output of shape (batch, outputs), and this one has \(outputs.count) (\(outputs.map(\.name).joined(separator: ", "))); export a model that returns only the output to explain (as bpnet-lite's CountWrapper does)")
+        }
+    }
+
+    /// Slots whose value depends on the first input (X).
+    func xDependentSlots() -> Set<Int> {
+        var dependent: Set<Int> = inputSlots.first.map { [$0] } ?? []
+        for step in steps where step.inputs.contains(where: { $0.map(dependent.contains) ?? false }) {
+            dependent.formUnion(step.outputs)
+        }
+        return dependent
+    }
+
+    /// Runs the model forward on examples stacked over their references and back with DeepLIFT's rules.
+    ///
+    /// - Parameters:
+    ///   - x: (2P, A, L): P examples, then the P references they pair with.
+    ///   - others: the other inputs, 2P rows each (the same rows for both halves).
+    ///   - target: the column of the (single) output to attribute.
+    /// - Returns: the attributed output of all 2P rows and the multipliers of the P examples,
+    ///   the gradient of the sum of all 2P outputs under the rescale rules, as tangermeme takes it.
+    public func deepLift(x: Tensor<Float>, others: [Tensor<Float>], target: Int) throws -> DeepLiftPass {
+        guard 1 + others.count == inputSlots.count else {
+            throw ONNXError(file: path, kind: .inputMismatch, detail: "the model takes \(inputSlots.count) inputs, \(1 + others.count) were given")
+        }
+        let rows = x.shape[0]
+        var env = [Value?](repeating: nil, count: slotCount)
+        for (s, v) in constantSlots { env[s] = v }
+        for (s, t) in zip(inputSlots, [x] + others) { env[s] = .float(t) }
+        let dependent = xDependentSlots()
+        // Forward, keeping every value: the reverse rules read inputs and outputs.
+        for step in steps {
+            let args = step.inputs.map { $0.flatMap { env[$0] } }
+            let results: [Value]
+            do { results = try step.kernel.run(args) } catch {
+                throw ONNXError(file: path, kind: .runtime, node: step.name, op: step.op, detail: "\(error)")
+            }
+            for (s, v) in zip(step.outputs, results) { env[s] = v }
+        }
+        guard case .float(let y)? = env[outputSlots[0]] else {
+            throw ONNXError(file: path, kind: .runtime, detail: "the output is not float32")
+        }
+        guard y.rank >= 2, y.shape[0] == rows, Array(y.shape.dropFirst(2)).elementCount == 1 else {
+            throw ONNXError(file: path, kind: .inputMismatch,
+                            detail: "deep-lift-shap needs the model to return (batch, outputs), optionally followed by axes of length 1, but it returns \(Array(y.shape.dropFirst())) per example; wrap the model so that it returns one value per output")
+        }
+        let columns = y.shape[1]
+        guard target >= 0 && target < columns else {
+            throw ONNXError(file: path, kind: .inputMismatch, detail: "--target \(target) is out of range: the model has \(columns) output\(columns == 1 ? "" : "s")")
+        }
+        let outputs = (0..<rows).map { y.storage[$0 * columns + target] }
+        // Backward from d(sum of y[:, target]) / dy.
+        var grads = [Tensor<Float>?](repeating: nil, count: slotCount)
+        var seed = Tensor<Float>(shape: y.shape, repeating: 0)
+        for r in 0..<rows { seed.storage[r * columns + target] = 1 }
+        grads[outputSlots[0]] = seed
+        for step in steps.reversed() {
+            let gradOutputs = step.outputs.map { grads[$0] }
+            guard gradOutputs.contains(where: { $0 != nil }) else { continue }
+            let needs = step.inputs.map { $0.map(dependent.contains) ?? false }
+            guard needs.contains(true) else { continue }
+            guard let rule = step.kernel as? any ReversibleKernel else {
+                throw ONNXError(file: path, kind: .unsupportedOp, node: step.name, op: step.op, detail: "operator \(step.op) has no reverse rule")
+            }
+            let reverse = ReverseStep(inputs: step.inputs.map { $0.flatMap { env[$0] } }, outputs: step.outputs.map { env[$0]! },
+                                      gradOutputs: gradOutputs, needs: needs)
+            let inputGrads: [Tensor<Float>?]
+            do { inputGrads = try rule.reverse(reverse) } catch {
+                throw ONNXError(file: path, kind: .runtime, node: step.name, op: step.op, detail: "reverse pass: \(error)")
+            }
+            for (k, slot) in step.inputs.enumerated() {
+                guard let slot, needs[k], k < inputGrads.count, let g = inputGrads[k] else { continue }
+                if let existing = grads[slot] {
+                    grads[slot] = try broadcastBinary(existing, g, +)
+                } else {
+                    grads[slot] = g
+                }
+            }
+            // Values only the reverse pass of this step read are no longer needed.
+            for s in step.outputs { grads[s] = nil }
+        }
+        let gx = grads[inputSlots[0]] ?? Tensor(shape: x.shape, repeating: 0)
+        let half = rows / 2
+        let rowSize = Array(x.shape.dropFirst()).elementCount
+        let m = Tensor<Float>(shape: [half] + Array(x.shape.dropFirst()), storage: Array(gx.storage[0..<(half * rowSize)]))
+        return DeepLiftPass(outputs: outputs, multipliers: m)
+    }
+}

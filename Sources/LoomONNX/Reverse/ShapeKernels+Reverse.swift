@@ -1,0 +1,59 @@
+import LoomTensor
+
+/// Ops whose output is the input's elements in the same order under another shape.
+protocol ReshapingKernel: ReversibleKernel {}
+
+extension ReshapingKernel {
+    func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] {
+        var grads = [Tensor<Float>?](repeating: nil, count: step.inputs.count)
+        if step.needs(0), let shape = step.inputs[0]?.shape { grads[0] = try step.grad().reshaped(shape) }
+        return grads
+    }
+}
+
+extension ReshapeKernel: ReshapingKernel {}
+extension FlattenKernel: ReshapingKernel {}
+extension UnsqueezeKernel: ReshapingKernel {}
+extension SqueezeKernel: ReshapingKernel {}
+
+extension ShapeKernel: ReversibleKernel {
+    func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] { [nil] }
+}
+
+extension GatherKernel: ReversibleKernel {
+    func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] { try routeBack(self, step) }
+}
+
+extension ConcatKernel: ReversibleKernel {
+    func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] { try routeBack(self, step) }
+}
+
+extension SliceKernel: ReversibleKernel {
+    func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] { try routeBack(self, step) }
+}
+
+extension TransposeKernel: ReversibleKernel {
+    func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] { try routeBack(self, step) }
+}
+
+extension ReduceKernel: ReversibleKernel {
+    /// Each input element gets its reduced output's gradient (divided by the count for a mean).
+    func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] {
+        guard step.needs(0) else { return [nil, nil] }
+        let x = try step.input(0), g = try step.grad()
+        var axes = attributeAxes ?? []
+        if let a = step.inputs.optional(1) { axes = try a.int64("axes").storage.map { Int($0) } }
+        if axes.isEmpty {
+            if noopWithEmptyAxes { return [g, nil] }
+            axes = Array(0..<x.rank)
+        }
+        let reduced = Set(try axes.map { try normalizeAxis($0, rank: x.rank) })
+        let keptShape = x.shape.enumerated().map { reduced.contains($0.offset) ? 1 : $0.element }
+        var spread = try broadcastTo(g.reshaped(keptShape), x.shape)
+        if mean {
+            let divisor = Float(x.count / max(keptShape.elementCount, 1))
+            spread = Tensor(shape: spread.shape, storage: spread.storage.map { $0 / divisor })
+        }
+        return [spread, nil]
+    }
+}
