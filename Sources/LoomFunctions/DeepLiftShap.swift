@@ -64,6 +64,13 @@ public struct DeepLiftShap: SequenceFunction {
     }
 
     public func apply(model: ONNXModel, batch: Batch) throws -> OutputTree {
+        let (attributions, pairs, worst) = try attribute(model: model, batch: batch)
+        ConvergenceMonitor.shared.record(pairs: pairs, worst: worst, threshold: warningThreshold)
+        return .leaf(attributions)
+    }
+
+    /// The batch's attributions (B, A, L), with the number of example–reference pairs and their largest convergence delta.
+    public func attribute(model: ONNXModel, batch: Batch) throws -> (Tensor<Float>, pairs: Int, worstDelta: Float) {
         let (a, l) = (batch.x.shape[1], batch.x.shape[2])
         let rowSize = a * l
         let s = shuffles
@@ -117,7 +124,6 @@ public struct DeepLiftShap: SequenceFunction {
             }
             first += p
         }
-        ConvergenceMonitor.shared.record(pairs: pairs, worst: worst, threshold: warningThreshold)
         let xb = batch.expandedX
         let scale = 1 / Float(s)
         let out = Tensor<Float>(shape: [batch.count, a, l]) { out in
@@ -128,7 +134,7 @@ public struct DeepLiftShap: SequenceFunction {
                 }
             }
         }
-        return .leaf(out)
+        return (out, pairs, worst)
     }
 }
 

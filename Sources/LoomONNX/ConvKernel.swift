@@ -38,6 +38,16 @@ struct ConvKernel: Kernel {
         if let kernelShape, kernelShape.count != 1 { throw KernelError("only 1-D convolutions are supported (kernel_shape \(kernelShape))") }
     }
 
+    /// Weights (M, C/g, k) laid out per tap, (k, M, C/g), for the tap-wise lowering.
+    static func tapMajor(_ w: Tensor<Float>) -> [Float] {
+        let (filters, groupChannels, k) = (w.shape[0], w.shape[1], w.shape[2])
+        var out = [Float](repeating: 0, count: w.count)
+        for f in 0..<filters { for c in 0..<groupChannels { for t in 0..<k {
+            out[(t * filters + f) * groupChannels + c] = w.storage[(f * groupChannels + c) * k + t]
+        } } }
+        return out
+    }
+
     /// The left and right padding and the output length for an input of length `length`.
     func geometry(length: Int, k: Int) -> (left: Int, right: Int, out: Int) {
         let span = dilation * (k - 1) + 1
@@ -73,13 +83,7 @@ struct ConvKernel: Kernel {
         let paddedLength = length + left + right
         let tapWise = stride == 1 && groupChannels >= 8
         // Per-tap weights (k, M, C/g) for the tap-wise lowering.
-        var tapWeights: [Float] = []
-        if tapWise {
-            tapWeights = [Float](repeating: 0, count: w.count)
-            for f in 0..<filters { for c in 0..<groupChannels { for t in 0..<k {
-                tapWeights[(t * filters + f) * groupChannels + c] = w.storage[(f * groupChannels + c) * k + t]
-            } } }
-        }
+        let tapWeights = tapWise ? ConvKernel.tapMajor(w) : []
         var padded = [Float](repeating: 0, count: groupChannels * paddedLength)
         var columns = tapWise ? [] : [Float](repeating: 0, count: groupChannels * k * outLength)
         let out = Tensor<Float>(shape: [batch, filters, outLength]) { out in

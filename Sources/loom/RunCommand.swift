@@ -31,25 +31,25 @@ struct JobOptions: ParsableArguments {
     @Option(help: "marginalize: the motif to substitute, over the alphabet; N keeps the original base.")
     var motif: String?
 
-    @Option(help: "Where the motif or region starts (marginalize default: L/2 - len(motif)/2).")
+    @Option(parsing: .unconditional, help: "Where the motif or region starts (marginalize default: L/2 - len(motif)/2).")
     var start: Int?
 
-    @Option(help: "ablate, saturation-mutagenesis: where the region ends (exclusive).")
+    @Option(parsing: .unconditional, help: "ablate, saturation-mutagenesis: where the region ends (exclusive; negative counts from past the end, -1 = L).")
     var end: Int?
 
     @Option(help: "The symbols of X's one-hot axis, in order.")
     var alphabet: String = "ACGT"
 
-    @Option(help: "The function marginalize applies before and after: predict or deep-lift-shap.")
+    @Option(help: "The function marginalize and ablate apply before and after: predict (default) or deep-lift-shap, which then takes the deep-lift-shap options.")
     var innerFunc: FunctionSpec.Name?
 
     @Option(name: .customLong("n"), help: "ablate: the number of shuffles (default 20).")
     var shuffles: Int?
 
-    @Option(help: "The seed of the shuffle streams (deep-lift-shap, ablate).")
+    @Option(parsing: .unconditional, help: "The seed of the shuffle streams (deep-lift-shap, ablate); drawn and printed when not given.")
     var randomState: Int?
 
-    @Option(help: "deep-lift-shap, saturation-mutagenesis: the output to attribute (default 0).")
+    @Option(parsing: .unconditional, help: "deep-lift-shap: the output column to attribute (default 0); saturation-mutagenesis: the column to score (default: all, averaged).")
     var target: Int?
 
     @Option(help: "deep-lift-shap: the number of dinucleotide-shuffled references (default 20).")

@@ -2,18 +2,15 @@ import Foundation
 import LoomTestSupport
 import Testing
 
-/// The functions this version of Loom implements.
-let implementedFunctions: Set<String> = ["predict", "marginalize"]
-
-/// Cases whose functions are all implemented here.
-func caseNames(implemented: Bool) -> [String] {
-    ((try? ConformanceCase.all()) ?? []).filter { Set($0.functions).isSubset(of: implementedFunctions) == implemented }.map(\.name)
+/// Every conformance case (the shared ones and Loom's own `loom_*` ones).
+func caseNames() -> [String] {
+    ((try? ConformanceCase.all()) ?? []).map(\.name)
 }
 
 @Suite("conformance with tangermeme 1.6 (real loom processes)")
 struct ConformanceTests {
-    @Test("every predict and marginalize case matches the reference within tolerance; error cases are refused",
-          arguments: caseNames(implemented: true))
+    @Test("every case matches the reference within tolerance; error cases are refused",
+          arguments: caseNames())
     func matches(name: String) throws {
         let c = try ConformanceCase(directory: Repository.conformanceDirectory + "/" + name)
         let out = TemporaryDirectory()
@@ -35,18 +32,6 @@ struct ConformanceTests {
         let q = try runLoom(["run"] + c.argv + ["--workers", "0", "--out", plain.path, "--quiet", "--no-share-rows"], cwd: c.directory)
         #expect(q.status == 0, "stderr: \(q.stderr)")
         #expect(try c.compare(out: plain.path).isEmpty)
-    }
-
-    @Test("functions not in this version are refused clearly, leaving no manifest",
-          arguments: caseNames(implemented: false))
-    func notYet(name: String) throws {
-        let c = try ConformanceCase(directory: Repository.conformanceDirectory + "/" + name)
-        let out = TemporaryDirectory()
-        defer { out.remove() }
-        let r = try runLoom(["run"] + c.argv + ["--workers", "0", "--out", out.path, "--quiet"], cwd: c.directory)
-        #expect(r.status == 1)
-        #expect(r.stderr.contains("not available in this version"))
-        #expect(!FileManager.default.fileExists(atPath: out.file("manifest.json")))
     }
 
     @Test("the same job at batch sizes 1, 5 and 64 gives the same values")

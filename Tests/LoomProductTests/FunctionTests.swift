@@ -112,11 +112,18 @@ struct JobInputsTests {
     @Test("the one-hot check names the sequence")
     func oneHotCheck() throws {
         var x = oneHot(["ACGT", "ACGT"])
-        try JobInputs(x: x, args: [], mode: .product, alphabetSize: 4).checkOneHot()
+        try JobInputs(x: x, args: [], mode: .product, alphabetSize: 4).checkOneHot(allowUnknown: false)
+        // An unknown base (an all-zero column) passes only where unknown bases are allowed.
+        var n = x
+        n.storage[2 * 4 + 2] = 0   // sequence 0, channel 2 (G), position 2
+        try JobInputs(x: n, args: [], mode: .product, alphabetSize: 4).checkOneHot(allowUnknown: true)
+        #expect(throws: FunctionError.notOneHot(sequence: 0, "no symbol is set at position 2 (an unknown base); deep-lift-shap needs every position to be one of the alphabet")) {
+            try JobInputs(x: n, args: [], mode: .product, alphabetSize: 4).checkOneHot(allowUnknown: false)
+        }
         x.storage[16 + 0] = 1   // sequence 1, channel 0, position 0 joins the A that is already there
         x.storage[16 + 4] = 1   // sequence 1, channel 1, position 0: two symbols at once
         do {
-            try JobInputs(x: x, args: [], mode: .product, alphabetSize: 4).checkOneHot()
+            try JobInputs(x: x, args: [], mode: .product, alphabetSize: 4).checkOneHot(allowUnknown: true)
             Issue.record("two symbols at one position is not one-hot")
         } catch let e as FunctionError {
             #expect(e == .notOneHot(sequence: 1, "2 symbols are set at position 0"))

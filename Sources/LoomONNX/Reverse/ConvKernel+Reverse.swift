@@ -15,13 +15,7 @@ extension ConvKernel: ReversibleKernel {
         let groupFilters = filters / group
         let paddedLength = length + left + right
         let tapWise = stride == 1 && groupChannels >= 8
-        var tapWeights: [Float] = []
-        if tapWise {
-            tapWeights = [Float](repeating: 0, count: w.count)
-            for f in 0..<filters { for c in 0..<groupChannels { for t in 0..<k {
-                tapWeights[(t * filters + f) * groupChannels + c] = w.storage[(f * groupChannels + c) * k + t]
-            } } }
-        }
+        let tapWeights = tapWise ? ConvKernel.tapMajor(w) : []
         var padded = [Float](repeating: 0, count: groupChannels * paddedLength)
         var columns = tapWise ? [] : [Float](repeating: 0, count: groupChannels * k * outLength)
         let out = Tensor<Float>(shape: x.shape) { out in
