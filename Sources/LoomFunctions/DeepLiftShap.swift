@@ -18,8 +18,12 @@ public struct DeepLiftShap: SequenceFunction {
     public let seed: Int?
     public let references: ReferenceSet?
     public let hypothetical: Bool
-    /// Example–reference pairs per forward and backward pass (tangermeme's `batch_size`).
+    /// At most this many example–reference pairs per forward and backward pass (tangermeme's `batch_size`).
     public let pairsPerPass: Int
+    /// The memory one pass may hold; passes take fewer pairs when a pair is large (long sequences, wide models).
+    public static let passBudgetBytes = 512 << 20
+    /// The pass size for this job, fixed on first use (see `passSize`).
+    private let chosenPassSize = PassSize()
     /// Convergence deltas above this are reported (tangermeme: 0.001), never an error.
     public let warningThreshold: Float = 0.001
 
@@ -76,11 +80,12 @@ public struct DeepLiftShap: SequenceFunction {
         let s = shuffles
         let refs = try referenceRows(batch)
         let pairs = batch.count * s
+        let perPass = try passSize(model: model, batch: batch, refs: refs)
         var sums = [Float](repeating: 0, count: batch.count * rowSize)
         var worst: Float = 0
         var first = 0
         while first < pairs {
-            let p = min(pairsPerPass, pairs - first)
+            let p = min(perPass, pairs - first)
             let range = first..<(first + p)
             // Rows: the P examples, then their P references; the args repeat for both halves.
             let exampleOf = range.map { $0 / s }
@@ -136,6 +141,29 @@ public struct DeepLiftShap: SequenceFunction {
         }
         return (out, pairs, worst)
     }
+}
+
+extension DeepLiftShap {
+    /// How many pairs a pass takes: `pairsPerPass`, fewer if that many would hold more than `passBudgetBytes`.
+    ///
+    /// The footprint is measured once, on one pair made from the batch's first rows, so it
+    /// depends only on the model and the shapes: every worker of a job picks the same size,
+    /// and a shard's bits do not depend on where it runs.
+    func passSize(model: ONNXModel, batch: Batch, refs: Tensor<Float>) throws -> Int {
+        if let known = chosenPassSize.value.withLock({ $0 }) { return known }
+        let probe = Tensor<Float>(shape: [2] + Array(batch.x.shape.dropFirst()),
+                                  storage: Array(batch.x.storage.prefix(batch.x.count / max(1, batch.distinctCount))) + Array(refs.storage.prefix(refs.count / max(1, refs.shape[0]))))
+        let others = batch.args.map { $0.gatherRows([0, 0]) }
+        let perPair = try model.deepLiftBytesPerPair(x: probe, others: others)
+        let size = max(1, min(pairsPerPass, DeepLiftShap.passBudgetBytes / max(1, perPair)))
+        chosenPassSize.value.withLock { $0 = size }
+        return size
+    }
+}
+
+/// A pass size decided once and shared by copies of a function.
+final class PassSize: Sendable {
+    let value = Mutex<Int?>(nil)
 }
 
 /// Tracks DeepLIFT's convergence deltas across a process and warns, as tangermeme does, when they exceed the threshold.

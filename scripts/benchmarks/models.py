@@ -1,7 +1,7 @@
 """The benchmark models, built with fixed seeds so that the ONNX files shipped in
 scripts/benchmarks/data and the torch modules the benchmark rebuilds have the same weights.
 
-    python models.py export DIR     # write flattendense1000.onnx, bpnet64x8.onnx(+.data), trivial.onnx
+    python models.py export DIR     # write flattendense1000.onnx, bpnet64x8.onnx(+.data), bpnet64x8_counts.onnx(+.data), trivial.onnx
     python models.py trivial DIR    # only trivial.onnx (needs onnx, not torch)
 
 Needs torch, onnx, onnxscript and bpnet-lite (scripts/bench makes a venv with them).
@@ -40,6 +40,12 @@ def bpnet():
     return BPNet(n_filters=64, n_layers=8, n_outputs=2, n_control_tracks=2).eval()
 
 
+def bpnet_counts():
+    """The same BPNet's count head alone (bpnet-lite's CountWrapper): the model deep_lift_shap explains."""
+    from bpnetlite.bpnet import CountWrapper
+    return CountWrapper(bpnet()).eval()
+
+
 def trivial(out):
     """A trivial model for scheduler throughput: y = sum(X) + a0, per example."""
     import onnx
@@ -74,7 +80,9 @@ def export(out):
     batch = torch.export.Dim("batch", min=1)
     torch.onnx.export(bp, (x, c), os.path.join(out, "bpnet64x8.onnx"), input_names=["X", "a0"],
                       dynamic_shapes=({0: batch}, {0: batch}), dynamo=True, external_data=True)
-    for f in ("flattendense1000.onnx", "bpnet64x8.onnx"):
+    torch.onnx.export(bpnet_counts(), (x, c), os.path.join(out, "bpnet64x8_counts.onnx"), input_names=["X", "a0"],
+                      dynamic_shapes=({0: batch}, {0: batch}), dynamo=True, external_data=True)
+    for f in ("flattendense1000.onnx", "bpnet64x8.onnx", "bpnet64x8_counts.onnx"):
         scrub(os.path.join(out, f))
 
 

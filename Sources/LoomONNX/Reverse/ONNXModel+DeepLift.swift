@@ -39,6 +39,25 @@ extension ONNXModel {
         return dependent
     }
 
+    /// The bytes one example–reference pair holds during a DeepLIFT pass (its forward values, and as much again for gradients).
+    ///
+    /// Measured on one pair of the given rows, so it depends only on the model and the
+    /// input shapes: every process that runs a job picks the same pass size from it.
+    public func deepLiftBytesPerPair(x: Tensor<Float>, others: [Tensor<Float>]) throws -> Int {
+        var env = [Value?](repeating: nil, count: slotCount)
+        for (s, v) in constantSlots { env[s] = v }
+        for (s, t) in zip(inputSlots, [x] + others) { env[s] = .float(t) }
+        var bytes = 0
+        for step in steps {
+            let results = try step.kernel.run(step.inputs.map { $0.flatMap { env[$0] } })
+            for (s, v) in zip(step.outputs, results) {
+                env[s] = v
+                bytes += v.shape.elementCount * 4
+            }
+        }
+        return 2 * bytes / max(1, x.shape[0] / 2)
+    }
+
     /// Runs the model forward on examples stacked over their references and back with DeepLIFT's rules.
     ///
     /// - Parameters:
@@ -98,8 +117,15 @@ extension ONNXModel {
             }
             for (k, slot) in step.inputs.enumerated() {
                 guard let slot, needs[k], k < inputGrads.count, let g = inputGrads[k] else { continue }
-                if let existing = grads[slot] {
-                    grads[slot] = try broadcastBinary(existing, g, +)
+                if var existing = grads[slot].take() {
+                    // A value read by several nodes (a residual connection) sums their gradients, in place.
+                    guard existing.shape == g.shape else {
+                        throw ONNXError(file: path, kind: .runtime, node: step.name, op: step.op, detail: "reverse pass: gradient shapes \(existing.shape) and \(g.shape) differ")
+                    }
+                    existing.storage.withUnsafeMutableBufferPointer { p in
+                        g.storage.withUnsafeBufferPointer { q in for i in 0..<p.count { p[i] += q[i] } }
+                    }
+                    grads[slot] = existing
                 } else {
                     grads[slot] = g
                 }
