@@ -79,9 +79,7 @@ public struct FunctionSpec: Codable, Sendable, Equatable {
     public func makeFunction(_ context: FunctionContext) throws -> any SequenceFunction {
         let alphabet = try Alphabet(parsing: self.alphabet)
         let length = context.sequenceLength
-        if references != nil && name != .deepLiftShap {
-            throw FunctionError.invalidOption("--references", "only applies to --func deep-lift-shap (inner functions draw their own shuffled references)")
-        }
+        try checkReferencesFlag()
         func inner(allowed: [Name], in outer: String) throws -> any SequenceFunction {
             let chosen = innerFunc ?? .predict
             guard allowed.contains(chosen) else {
@@ -110,6 +108,13 @@ public struct FunctionSpec: Codable, Sendable, Equatable {
         case .deepLiftShap:
             try refuseInner()
             return try deepLiftShap(context)
+        }
+    }
+
+    /// Refuses `--references` for functions other than deep-lift-shap itself.
+    public func checkReferencesFlag() throws {
+        if references != nil && name != .deepLiftShap {
+            throw FunctionError.invalidOption("--references", "only applies to --func deep-lift-shap (inner functions draw their own shuffled references)")
         }
     }
 

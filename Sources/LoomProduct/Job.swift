@@ -47,6 +47,7 @@ public final class Job: Sendable {
         try Job.checkModelInputs(model, inputs: inputs, spec: spec)
         if spec.function.requiresOneHot { try inputs.checkOneHot(allowUnknown: !spec.function.requiresStrictOneHot) }
         var references: ReferenceSet?
+        try spec.function.checkReferencesFlag()
         if let path = spec.function.references {
             references = try ReferenceSet(NpyArray.read(path: path).floatTensor(), file: path, sequences: inputs.x.shape[0],
                                           alphabetSize: alphabet.count, length: inputs.sequenceLength)

@@ -70,6 +70,9 @@ public enum OutputDirectory {
         return sameJob && !overwrite
     }
 
+    /// The spec of the job that claimed `path`, if a job did.
+    public static func claimedSpec(_ path: String) -> JobSpec? { try? readClaim(path).spec }
+
     static func readClaim(_ path: String) throws -> Claim {
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase

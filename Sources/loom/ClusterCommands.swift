@@ -3,6 +3,7 @@ import Foundation
 import LoomCluster
 import LoomONNX
 import LoomProduct
+import LoomTensor
 import ZeroMQ
 
 /// `loom coordinator`: serve one job to workers over ZeroMQ.
@@ -38,7 +39,9 @@ struct CoordinatorCommand: ParsableCommand {
             let bindEndpoint = try endpoint(bind, env: "LOOM_COORDINATOR", what: "--bind")
             let collectorEndpoint = collector ?? ProcessInfo.processInfo.environment["LOOM_COLLECTOR"].flatMap { $0.isEmpty ? nil : $0 }
             guard collectorEndpoint != nil || out != nil else { throw ValidationError("pass --out (results written here) or --collector") }
-            let loaded = try Job(spec: job.spec())
+            let (spec, seedNote) = try job.spec(out: overwrite ? nil : out)
+            let loaded = try Job(spec: spec)
+            if let seedNote { Console.error(seedNote) }
             var options = Coordinator.Options(bind: bindEndpoint, collector: collectorEndpoint, out: out)
             options.overwrite = overwrite
             options.progress = quiet ? .quiet : .auto

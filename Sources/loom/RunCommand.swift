@@ -64,7 +64,24 @@ struct JobOptions: ParsableArguments {
     @Flag(help: "Run the whole graph for every example, even the part that depends on X alone (for checking; slower).")
     var noShareRows = false
 
-    /// The job these flags describe.
+    /// The job these flags describe, for results in `out`, and a note on its seed to print once it has loaded.
+    ///
+    /// A job that shuffles and was given no seed takes the seed of the same job already in
+    /// `out` (so running the command again resumes it), or draws one and says which.
+    func spec(out: String?) throws -> (spec: JobSpec, seedNote: String?) {
+        var spec = try spec()
+        guard randomState == nil, references == nil, spec.function.usesRandomState, let drawn = spec.function.randomState else { return (spec, nil) }
+        if let out, var previous = OutputDirectory.claimedSpec(out), let seed = previous.function.randomState {
+            previous.function.randomState = drawn
+            if previous == spec {
+                spec.function.randomState = seed
+                return (spec, "loom: no --random-state given; using \(seed), the seed of the same job already in \(out)\n")
+            }
+        }
+        return (spec, "loom: no --random-state given; drew \(drawn) (pass --random-state \(drawn) to repeat this run)\n")
+    }
+
+    /// The job these flags describe (drawing a seed for functions that shuffle, when none is given).
     func spec() throws -> JobSpec {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
         var function = FunctionSpec(name: function, innerFunc: innerFunc, motif: motif, start: start, alphabet: alphabet,
@@ -74,7 +91,6 @@ struct JobOptions: ParsableArguments {
             // As tangermeme does without a seed, draw one; print it so that the run can be repeated (and resumed).
             let drawn = Int.random(in: 0..<9_999_999)
             function.randomState = drawn
-            Console.error("loom: no --random-state given; drew \(drawn) (pass --random-state \(drawn) to repeat or resume this run)\n")
         }
         return JobSpec(mode: mode, function: function, modelPath: model, xPath: x, argPaths: args, batchSize: batchSize,
                        shareRows: !noShareRows)
@@ -113,8 +129,9 @@ struct Run: ParsableCommand {
             guard workers >= 0 else { throw ValidationError("--workers must be 0 or more") }
             ProcessSetup.pinBLASThreads(threads)
             BLAS.setThreads(threads)
-            let spec = try job.spec()
+            let (spec, seedNote) = try job.spec(out: overwrite ? nil : out)
             let loaded = try Job(spec: spec)
+            if let seedNote { Console.error(seedNote) }
             let manifest: Manifest
             if workers == 0 {
                 let progress = ProgressReporter(totalShards: loaded.plan.shardCount, totalExamples: loaded.plan.examples,

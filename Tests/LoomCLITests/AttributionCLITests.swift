@@ -1,0 +1,99 @@
+import Foundation
+import LoomTensor
+import LoomTestSupport
+import Testing
+
+/// `loom run` with a conformance case's files, in the case's folder.
+func runCaseFiles(_ name: String, _ argv: [String], out: String, workers: Int = 0) throws -> ProcessResult {
+    try runLoom(["run"] + argv + ["--workers", "\(workers)", "--out", out, "--quiet"], cwd: Repository.conformanceDirectory + "/" + name)
+}
+
+let dlsArgv = ["--mode", "pairwise", "--func", "deep-lift-shap", "--model", "model.onnx", "--x", "x.npy",
+               "--arg", "a0.npy", "--arg", "a1.npy", "--batch-size", "4"]
+let ablateArgv = ["--mode", "product", "--func", "ablate", "--model", "model.onnx", "--x", "x.npy", "--arg", "a0.npy"]
+
+@Suite("attribution functions through the CLI (real loom processes)")
+struct AttributionCLITests {
+    @Test("bad options and inputs get one-line refusals naming the flag or file, and no manifest")
+    func refusals() throws {
+        let out = TemporaryDirectory()
+        defer { out.remove() }
+        let two = ["--mode", "pairwise", "--model", "model.onnx", "--x", "x.npy", "--arg", "a0.npy"]
+        let cases: [(String, [String], [String])] = [
+            ("fd100_product_ablate", ablateArgv + ["--end", "20"], ["--start", "ablate needs the region"]),
+            ("fd100_product_ablate", ablateArgv + ["--start", "90", "--end", "120"], ["falls off", "100"]),
+            ("fd100_product_ablate", ablateArgv + ["--start", "20", "--end", "10"], ["must come after its start"]),
+            ("fd100_product_ablate", ablateArgv + ["--start", "1", "--end", "5", "--n", "0"], ["--n", "at least one shuffle"]),
+            ("convdense_pairwise_two_outputs", two + ["--func", "saturation-mutagenesis"], ["one output", "y0, y1"]),
+            ("convdense_pairwise_two_outputs", two + ["--func", "deep-lift-shap", "--random-state", "0"], ["one output", "y0, y1"]),
+            ("tutorial_pairwise_deep_lift_shap", dlsArgv + ["--random-state", "0", "--target", "3"], ["--target 3 is out of range", "1 output"]),
+            ("tutorial_pairwise_deep_lift_shap", dlsArgv + ["--random-state", "0", "--n-shuffles", "0"], ["--n-shuffles"]),
+            ("tutorial_pairwise_deep_lift_shap", dlsArgv + ["--inner-func", "predict"], ["--inner-func", "only marginalize and ablate"]),
+            ("fd100_product_ablate", ablateArgv + ["--start", "1", "--end", "5", "--references", "x.npy"], ["--references", "only applies to --func deep-lift-shap"]),
+            ("tutorial_pairwise_deep_lift_shap", dlsArgv + ["--references", "x.npy"], ["--references", "x.npy", "(5, S, 4, 10)"]),
+        ]
+        for (name, argv, words) in cases {
+            expectRefusal(try runCaseFiles(name, argv, out: out.path), words, out: out.path)
+        }
+    }
+
+    @Test("deep-lift-shap refuses X with an unknown base, naming the sequence")
+    func unknownBase() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let src = Repository.conformanceDirectory + "/tutorial_pairwise_deep_lift_shap"
+        for f in ["model.onnx", "a0.npy", "a1.npy"] { try writeFile(dir.file(f), try FileIO.readAll(src + "/" + f)) }
+        var x = try NpyArray.read(path: src + "/x.npy").floatTensor()
+        for c in 0..<4 { x.storage[(3 * 4 + c) * 10 + 6] = 0 }   // sequence 3, position 6: N
+        try NpyArray.write(x, to: dir.file("x.npy"))
+        let r = try runLoom(["run"] + dlsArgv + ["--random-state", "0", "--out", dir.file("out"), "--quiet"], cwd: dir.path)
+        expectRefusal(r, ["X[3] is not one-hot", "position 6"], out: dir.file("out"))
+        // ablate allows unknown bases, as tangermeme does.
+        let a = try runLoom(["run", "--mode", "pairwise", "--func", "ablate", "--model", "model.onnx", "--x", "x.npy", "--arg", "a0.npy",
+                             "--arg", "a1.npy", "--start", "2", "--end", "8", "--n", "2", "--random-state", "1", "--out", dir.file("ab"), "--quiet"],
+                            cwd: dir.path)
+        #expect(a.status == 0, "\(a.stderr)")
+    }
+
+    @Test("without --random-state a seed is drawn and printed; passing it back repeats the run bit for bit")
+    func drawnSeed() throws {
+        let first = TemporaryDirectory(), second = TemporaryDirectory()
+        defer { first.remove(); second.remove() }
+        let r = try runCaseFiles("tutorial_pairwise_deep_lift_shap", dlsArgv, out: first.path)
+        #expect(r.status == 0, "\(r.stderr)")
+        let line = r.stderr.split(separator: "\n").first { $0.contains("drew") } ?? ""
+        let seed = line.split(separator: " ").compactMap { Int($0) }.first
+        #expect(seed != nil, "stderr: \(r.stderr)")
+        let again = try runCaseFiles("tutorial_pairwise_deep_lift_shap", dlsArgv + ["--random-state", "\(seed ?? -1)"], out: second.path)
+        #expect(again.status == 0)
+        #expect(!again.stderr.contains("drew"))
+        #expect(try resultBytes(first.path) == resultBytes(second.path))
+        // The same command again into the first folder takes that job's seed, so it resumes rather than clashing.
+        let resumed = try runCaseFiles("tutorial_pairwise_deep_lift_shap", dlsArgv, out: first.path)
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(resumed.stderr.contains("using \(seed ?? -1), the seed of the same job already in"), "\(resumed.stderr)")
+    }
+
+    @Test("--references: the same attributions in process and on 2 workers, bit for bit, and a different job than shuffles")
+    func givenReferences() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let src = Repository.conformanceDirectory + "/loom_convpool_pairwise_deep_lift_shap"
+        for f in ["model.onnx", "x.npy", "a0.npy"] { try writeFile(dir.file(f), try FileIO.readAll(src + "/" + f)) }
+        // Three random one-hot references per sequence (4 sequences, length 100).
+        var rng = SystemRandomNumberGenerator()
+        var refs = [Float](repeating: 0, count: 4 * 3 * 4 * 100)
+        for i in 0..<(4 * 3) { for pos in 0..<100 { refs[(i * 4 + Int.random(in: 0..<4, using: &rng)) * 100 + pos] = 1 } }
+        try writeNpy(dir.file("refs.npy"), shape: [4, 3, 4, 100], refs)
+        let argv = ["run", "--mode", "pairwise", "--func", "deep-lift-shap", "--model", "model.onnx", "--x", "x.npy", "--arg", "a0.npy",
+                    "--references", "refs.npy", "--batch-size", "2", "--quiet"]
+        let a = try runLoom(argv + ["--out", dir.file("w0")], cwd: dir.path)
+        let b = try runLoom(argv + ["--out", dir.file("w2"), "--workers", "2"], cwd: dir.path)
+        #expect(a.status == 0 && b.status == 0, "\(a.stderr) \(b.stderr)")
+        #expect(!a.stderr.contains("drew"), "given references need no seed")
+        #expect(try resultBytes(dir.file("w0")) == resultBytes(dir.file("w2")))
+        let m = try readJSON(dir.file("w0") + "/manifest.json")
+        #expect((m["outputs"] as? [[String: Any]])?.first?["shape"] as? [Int] == [4, 3, 4, 100])
+        #expect(orphanedWorkers().isEmpty)
+    }
+}
