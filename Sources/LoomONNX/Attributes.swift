@@ -12,6 +12,11 @@ struct Attributes {
         self.opset = opset
     }
 
+    init(values: [String: ONNXProto.AttributeValue], opset: Int) {
+        self.values = values
+        self.opset = opset
+    }
+
     func has(_ name: String) -> Bool { values[name] != nil }
 
     func int(_ name: String, default value: Int? = nil) throws -> Int {
