@@ -68,13 +68,25 @@ public struct DeepLiftShap: SequenceFunction {
     }
 
     public func apply(model: ONNXModel, batch: Batch) throws -> OutputTree {
-        let (attributions, pairs, worst) = try attribute(model: model, batch: batch)
-        ConvergenceMonitor.shared.record(pairs: pairs, worst: worst, threshold: warningThreshold)
-        return .leaf(attributions)
+        let result = try attribute(model: model, batch: batch)
+        ConvergenceMonitor.shared.record(pairs: result.pairs, worst: result.worstDelta, relative: result.relativeDelta, threshold: warningThreshold)
+        return .leaf(result.values)
     }
 
-    /// The batch's attributions (B, A, L), with the number of example–reference pairs and their largest convergence delta.
-    public func attribute(model: ONNXModel, batch: Batch) throws -> (Tensor<Float>, pairs: Int, worstDelta: Float) {
+    /// A batch's attributions and how well they converged.
+    public struct Attribution: Sendable {
+        /// (B, A, L).
+        public var values: Tensor<Float>
+        /// Example–reference pairs computed.
+        public var pairs: Int
+        /// The largest |Δy − Σ Δx·m| over the pairs.
+        public var worstDelta: Float
+        /// The mean convergence delta over the mean |Δy| (tangermeme warns above 1 %).
+        public var relativeDelta: Float
+    }
+
+    /// The batch's attributions (B, A, L), with their convergence.
+    public func attribute(model: ONNXModel, batch: Batch) throws -> Attribution {
         let (a, l) = (batch.x.shape[1], batch.x.shape[2])
         let rowSize = a * l
         let s = shuffles
@@ -83,6 +95,7 @@ public struct DeepLiftShap: SequenceFunction {
         let perPass = try passSize(model: model, batch: batch, refs: refs)
         var sums = [Float](repeating: 0, count: batch.count * rowSize)
         var worst: Float = 0
+        var deltaSum: Float = 0, outputDiffSum: Float = 0
         var first = 0
         while first < pairs {
             let p = min(perPass, pairs - first)
@@ -112,6 +125,8 @@ public struct DeepLiftShap: SequenceFunction {
                         for k in 0..<rowSize { inputDiff += (xi[k] - ri[k]) * mi[k] }
                         let delta = abs((pass.outputs[i] - pass.outputs[p + i]) - inputDiff)
                         worst = max(worst, delta)
+                        deltaSum += delta
+                        outputDiffSum += abs(pass.outputs[i] - pass.outputs[p + i])
                         // Hypothetical contributions: for each symbol c, sum over symbols of (onehot_c - ref) * m.
                         let e = exampleOf[i]
                         for pos in 0..<l {
@@ -139,7 +154,7 @@ public struct DeepLiftShap: SequenceFunction {
                 }
             }
         }
-        return (out, pairs, worst)
+        return Attribution(values: out, pairs: pairs, worstDelta: worst, relativeDelta: deltaSum / max(outputDiffSum, 1e-12))
     }
 }
 
@@ -166,23 +181,27 @@ final class PassSize: Sendable {
     let value = Mutex<Int?>(nil)
 }
 
+
 /// Tracks DeepLIFT's convergence deltas across a process and warns, as tangermeme does, when they exceed the threshold.
 public final class ConvergenceMonitor: Sendable {
     public static let shared = ConvergenceMonitor()
     private let state = Mutex<(pairs: Int, over: Int, worst: Float, warned: Int)>((0, 0, 0, 0))
 
-    /// Records one batch's worst delta; prints a warning for the first few batches over the threshold.
-    public func record(pairs: Int, worst: Float, threshold: Float) {
+    /// Records one batch's worst delta and its mean delta relative to the output differences;
+    /// warns, as tangermeme does, when the worst exceeds `threshold` or the relative one 1 %
+    /// (printed for the first three such batches of a process, counted after that).
+    public func record(pairs: Int, worst: Float, relative: Float, threshold: Float) {
         let message: String? = state.withLock { s in
             s.pairs += pairs
             s.worst = max(s.worst, worst)
-            guard worst > threshold else { return nil }
+            guard worst > threshold || relative > 0.01 else { return nil }
             s.over += 1
             s.warned += 1
-            if s.warned <= 3 {
-                return "loom: warning: deep-lift-shap convergence delta \(worst) exceeds \(threshold) in a batch (the model may have an operation DeepLIFT treats as linear)\(s.warned == 3 ? "; further warnings are counted in the summary" : "")\n"
-            }
-            return nil
+            guard s.warned <= 3 else { return nil }
+            var text = "loom: warning: deep-lift-shap convergence deltas up to \(worst) (warning threshold \(threshold)), \(Float(Int(relative * 1000)) / 10)% of the output differences"
+            if relative > 0.01 { text += ": an operation on X's path has no DeepLIFT rule and is treated as linear (see docs/onnx.md)" }
+            if s.warned == 3 { text += "; further batches like this are not reported" }
+            return text + "\n"
         }
         if let message { Console.error(message) }
     }

@@ -96,4 +96,28 @@ struct AttributionCLITests {
         #expect((m["outputs"] as? [[String: Any]])?.first?["shape"] as? [Int] == [4, 3, 4, 100])
         #expect(orphanedWorkers().isEmpty)
     }
+
+    @Test("an operation DeepLIFT treats as linear gives a convergence warning, never an error")
+    func convergenceWarning() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        // y = exp(W · flatten(X)): Exp has no DeepLIFT rule (tangermeme leaves torch.exp alone too).
+        var b = ONNXBuilder()
+        b.input("X", [nil, 4, 10])
+        b.output("y")
+        b.initializer("shape", shape: [2], ints: [0, -1])
+        b.node("Reshape", ["X", "shape"], ["flat"])
+        b.initializer("w", shape: [40, 1], values: (0..<40).map { Float($0 % 7) * 0.3 - 0.8 })
+        b.node("MatMul", ["flat", "w"], ["z"])
+        b.node("Exp", ["z"], ["y"])
+        try b.write(to: dir.file("exp.onnx"))
+        try writeFile(dir.file("x.npy"), try FileIO.readAll(Repository.conformanceDirectory + "/tutorial_pairwise_deep_lift_shap/x.npy"))
+        // The model takes X alone: a product with no args is X itself.
+        let r = try runLoom(["run", "--mode", "product", "--func", "deep-lift-shap", "--model", "exp.onnx", "--x", "x.npy",
+                             "--random-state", "0", "--n-shuffles", "4", "--out", dir.file("out"), "--quiet"], cwd: dir.path)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("warning: deep-lift-shap convergence deltas"), "\(r.stderr)")
+        #expect(r.stderr.contains("treated as linear"), "\(r.stderr)")
+        #expect(FileManager.default.fileExists(atPath: dir.file("out") + "/manifest.json"))
+    }
 }

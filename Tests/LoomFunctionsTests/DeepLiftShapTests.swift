@@ -32,17 +32,18 @@ struct DeepLiftShapTests {
         let targets = (model.outputs.first?.shape?.dropFirst().first ?? 1) ?? 1
         for target in 0..<min(targets, 3) {
             let f = DeepLiftShap(target: target, shuffles: 5, seed: 1, references: nil, hypothetical: false, pairsPerPass: 7)
-            let (_, pairs, worst) = try f.attribute(model: model, batch: batch)
-            #expect(pairs == batch.count * 5)
-            #expect(worst < 0.001, "target \(target): worst delta \(worst)")
+            let r = try f.attribute(model: model, batch: batch)
+            #expect(r.pairs == batch.count * 5)
+            #expect(r.worstDelta < 0.001, "target \(target): worst delta \(r.worstDelta)")
+            #expect(r.relativeDelta < 0.01)
         }
     }
 
     @Test("the result does not depend on how pairs are grouped into passes")
     func passSizes() throws {
         let (model, batch) = try load("loom_convpool_pairwise_deep_lift_shap")
-        let one = try DeepLiftShap(target: 0, shuffles: 4, seed: 3, references: nil, hypothetical: true, pairsPerPass: 1).attribute(model: model, batch: batch).0
-        let many = try DeepLiftShap(target: 0, shuffles: 4, seed: 3, references: nil, hypothetical: true, pairsPerPass: 64).attribute(model: model, batch: batch).0
+        let one = try DeepLiftShap(target: 0, shuffles: 4, seed: 3, references: nil, hypothetical: true, pairsPerPass: 1).attribute(model: model, batch: batch).values
+        let many = try DeepLiftShap(target: 0, shuffles: 4, seed: 3, references: nil, hypothetical: true, pairsPerPass: 64).attribute(model: model, batch: batch).values
         #expect(one.shape == many.shape)
         #expect(zip(one.storage, many.storage).allSatisfy { abs($0 - $1) <= 1e-6 })
     }
@@ -51,7 +52,7 @@ struct DeepLiftShapTests {
     func givenReferences() throws {
         let (model, batch) = try load("loom_convpool_pairwise_deep_lift_shap")
         let shuffled = DeepLiftShap(target: 1, shuffles: 3, seed: 8, references: nil, hypothetical: false, pairsPerPass: 5)
-        let expected = try shuffled.attribute(model: model, batch: batch).0
+        let expected = try shuffled.attribute(model: model, batch: batch).values
         // Build the same references by hand: reference r of sequence i is its dinucleotide shuffle seeded 8 + r.
         let (n, a, l) = (batch.x.shape[0], batch.x.shape[1], batch.x.shape[2])
         let refs = Tensor<Float>(shape: [n, 3, a, l]) { out in
@@ -69,7 +70,7 @@ struct DeepLiftShapTests {
         let set = try ReferenceSet(refs, file: "refs.npy", sequences: n, alphabetSize: a, length: l)
         let given = DeepLiftShap(target: 1, shuffles: 20, seed: nil, references: set, hypothetical: false, pairsPerPass: 5)
         #expect(given.shuffles == 3)
-        let got = try given.attribute(model: model, batch: batch).0
+        let got = try given.attribute(model: model, batch: batch).values
         #expect(got.storage == expected.storage)
     }
 
