@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import LoomFunctions
 import LoomONNX
 import LoomProduct
@@ -83,10 +84,18 @@ public final class Worker {
         // A fresh routing id per connection: a coordinator may still hold the old one.
         try socket.set(SocketOption.routingID, bytes: Array("\(id)-\(session)".utf8))
         try socket.connect(coordinator)
-        let pairEndpoint = "inproc://loom-worker-\(getpid())-\(session)"
-        let pair = try Socket(context, .pair)
+        // Each compute thread gets a PAIR of its own: a PAIR takes one peer, and a new thread
+        // connecting while the old one's pipe is still being torn down would be turned away.
+        var generation = 0
+        func newPair() throws -> (Socket, String) {
+            generation += 1
+            let endpoint = "inproc://loom-worker-\(getpid())-\(session)-\(generation)"
+            let s = try Socket(context, .pair)
+            try s.bind(endpoint)
+            return (s, endpoint)
+        }
+        var (pair, pairEndpoint) = try newPair()
         defer { pair.close() }
-        try pair.bind(pairEndpoint)
         var compute: ComputeThread? = nil
         defer { compute?.stop(pair) }
         var pendingJob: (descriptor: JobDescriptor, collector: String, args: [Tensor<Float>])? = nil
@@ -95,8 +104,12 @@ public final class Worker {
         var lastHello = Date(), lastSent = Date(), lastHeard = Date()
 
         func start(_ d: JobDescriptor, modelPath: String, collector: String, args: [Tensor<Float>]) throws {
-            compute?.stop(pair)
-            compute = nil
+            if let running = compute {
+                running.stop(pair)
+                compute = nil
+                pair.close()
+                (pair, pairEndpoint) = try newPair()
+            }
             do {
                 let model = try ONNXModel(path: modelPath)
                 let function = try d.spec.function.makeFunction(FunctionContext(sequenceLength: d.xRowShape[1], model: model,
@@ -226,6 +239,8 @@ final class ComputeThread: @unchecked Sendable {
     let pairEndpoint: String
     private let finished = NSCondition()
     private var isDone = false
+    /// Set by `stop`: the thread drops the shards still queued for it and returns.
+    private let cancelled = Atomic<Bool>(false)
     private var startError: (any Error)? = nil
     private var started = false
     // Credit accounting (touched by the compute thread only).
@@ -265,11 +280,21 @@ final class ComputeThread: @unchecked Sendable {
     }
 
     /// Asks the thread to stop after the shard it is computing, and waits for it.
+    ///
+    /// The shards still queued for the thread are dropped (the coordinator has re-queued them
+    /// or will), and what the thread sends on the pair meanwhile is drained and discarded, so
+    /// it can never block on a full pair while this thread waits for it.
     func stop(_ pair: Socket) {
+        cancelled.store(true, ordering: .sequentiallyConsistent)
         _ = try? pair.send([Array("stop".utf8)], dontWait: true)
-        finished.lock()
         let deadline = Date().addingTimeInterval(30)
-        while !isDone && finished.wait(until: deadline) {}
+        finished.lock()
+        while !isDone && Date() < deadline {
+            finished.unlock()
+            while (try? pair.receive(dontWait: true)) != nil {}
+            finished.lock()
+            if !isDone { _ = finished.wait(until: Date().addingTimeInterval(0.01)) }
+        }
         finished.unlock()
     }
 
@@ -292,12 +317,14 @@ final class ComputeThread: @unchecked Sendable {
     private func serve(pair: Socket, out: Socket) throws {
         while true {
             guard let frames = try pair.receive() else { continue }
+            if cancelled.load(ordering: .sequentiallyConsistent) { return }
             if frames.count == 1 && frames[0].array == Array("stop".utf8) { return }
             var r = WireReader(frames[0].bytes, peer: "coordinator")
             guard try r.string() == descriptor.jobId else { continue }
             let count = Int(try r.u32())
             guard count == frames.count - 1 else { throw ProtocolError.malformed(peer: "coordinator", "\(count) shards, \(frames.count - 1) row frames") }
             for k in 0..<count {
+                if cancelled.load(ordering: .sequentiallyConsistent) { return }
                 let shard = try r.int()
                 let distinct = try r.ints()
                 try compute(shard: shard, distinct: distinct, payload: frames[k + 1].bytes, out: out, pair: pair)

@@ -87,6 +87,35 @@ struct FaultToleranceTests {
         #expect(job.workers(of: p).isEmpty)
     }
 
+    @Test("a stand-alone worker stopped past its liveness comes back, computes again, and exits by itself at the end")
+    func stalledWorkerRejoins() throws {
+        let job = try LongJob(); defer { job.remove() }
+        let reference = try job.reference()
+        let port = freePort()
+        let slow = ["LOOM_TEST_SHARD_DELAY_US": "1000"]   // 10,000 shards of 1 ms: about 5 s on two workers
+        let fast = ["--heartbeat", "0.2", "--liveness", "3"]
+        let w1 = try startProcess(Repository.loomBinary, ["worker", "--connect", "tcp://127.0.0.1:\(port)"] + fast, environment: slow)
+        let w2 = try startProcess(Repository.loomBinary, ["worker", "--connect", "tcp://127.0.0.1:\(port)"] + fast, environment: slow)
+        var flags = Array(job.argv.dropFirst())   // the job flags of `loom run`
+        flags.removeAll { $0 == "--quiet" }
+        let coordinator = try startProcess(Repository.loomBinary, ["coordinator", "--bind", "tcp://127.0.0.1:\(port)", "--quiet"] + flags
+                                           + fast + ["--out", job.s.out], cwd: job.s.dir.path)
+        usleep(1_000_000)
+        kill(w1.processIdentifier, SIGSTOP)
+        usleep(1_200_000)   // past 3 heartbeats of 0.2 s both ways: each side takes the other for lost
+        kill(w1.processIdentifier, SIGCONT)
+        #expect(waitOrKill(coordinator, timeout: 120))
+        #expect(coordinator.terminationStatus == 0)
+        // Both workers hear the end of the job and exit by themselves: the one that was stopped is not
+        // stuck restarting its compute thread (it once blocked on a PAIR its new thread could not join).
+        #expect(waitOrKill(w1, timeout: 15), "the stalled worker did not exit by itself")
+        #expect(waitOrKill(w2, timeout: 15))
+        #expect(w1.terminationStatus == 0 && w2.terminationStatus == 0)
+        #expect(try FileIO.readAll(job.s.out + "/y.npy") == reference)
+        let r = try job.manifest()["reliability"] as! [String: Any]
+        #expect((r["workers_lost"] as! Int) >= 1)
+    }
+
     @Test("the run killed mid-job, then started again with the same command, resumes and matches the clean run")
     func resume() throws {
         let job = try LongJob(); defer { job.remove() }

@@ -68,11 +68,13 @@ public func processes(containing fragment: String) -> [Int32] {
 }
 
 /// Starts a process without waiting for it; the caller stops it.
-public func startProcess(_ executable: String, _ arguments: [String], cwd: String? = nil) throws -> Process {
+public func startProcess(_ executable: String, _ arguments: [String], cwd: String? = nil,
+                         environment: [String: String] = [:]) throws -> Process {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = arguments
     if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
+    if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     p.standardInput = FileHandle.nullDevice
     p.standardOutput = FileHandle.nullDevice
     p.standardError = FileHandle.nullDevice
