@@ -340,7 +340,13 @@ final class ComputeThread: @unchecked Sendable {
         guard distinct == expected else {
             throw ProtocolError.malformed(peer: "coordinator", "\(plan.describe(shard)) carries X rows \(distinct), expected \(expected)")
         }
-        if worker.crashShard == shard { abort() }   // test-only fault injection
+        if worker.crashShard == shard {
+            // Test-only fault injection: crash partway through the shard, as a real poison shard does
+            // (an instant abort would also drop the previous shard's result and report, still queued
+            // in libzmq, and that shard would be blamed for the crash instead).
+            usleep(100_000)
+            abort()
+        }
         if let delay = worker.shardDelay { usleep(delay) }
         do {
             let x = try XCodec.decode(payload, count: distinct.count, rowShape: descriptor.xRowShape, as: descriptor.xEncoding, peer: "coordinator")
