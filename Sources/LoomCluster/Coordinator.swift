@@ -145,7 +145,13 @@ public final class Coordinator {
             for d in directives {
                 switch d {
                 case .assign(let shard, let w):
-                    if let i = batches.firstIndex(where: { $0.worker == w }) { batches[i].shards.append(shard) } else { batches.append((w, [shard])) }
+                    // A shard that was on a worker that died travels alone (see `Scheduler.careful`).
+                    let alone = scheduler.careful.contains(shard)
+                    if !alone, let i = batches.lastIndex(where: { $0.worker == w && !scheduler.careful.contains($0.shards[0]) }) {
+                        batches[i].shards.append(shard)
+                    } else {
+                        batches.append((w, [shard]))
+                    }
                 case .finish:
                     try toCollector.send(.finish, body: wire {
                         $0.string(descriptor.jobId); $0.int(everJoined.count); $0.int(sentBytes.pointee)
@@ -167,8 +173,12 @@ public final class Coordinator {
                     body.ints(distinct)
                     frames.append(.bytes(encodedX.rows(distinct)))
                 }
+                guard workers[w] != nil else { scheduler.undelivered(w, shards); continue }   // buried by an earlier batch
                 let sent = try router.send(.shard, to: w, body: body, data: frames, counting: sentBytes)
-                if !sent { try bury(w, why: "its connection is gone") }
+                if !sent {
+                    scheduler.undelivered(w, shards)
+                    try bury(w, why: "its connection is gone")
+                }
             }
         }
 

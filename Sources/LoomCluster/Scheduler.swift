@@ -72,6 +72,10 @@ public struct Scheduler: Sendable {
     private var inFlight: [Int: [Assignment]] = [:]
     private var failures: [Int: Int] = [:]
     private var speculated: Set<Int> = []
+    /// Shards that were on a worker that died or stalled. They travel one per message from then on,
+    /// so that a worker that batches its results never holds one back with a shard that crashes it,
+    /// and a crash is charged to the shard that caused it.
+    public private(set) var careful: Set<Int> = []
     private var done: [Bool]
     private var cursor = 0
     private var sequence = 0
@@ -144,6 +148,19 @@ public struct Scheduler: Sendable {
         return dispatch(now: now)
     }
 
+    /// Shards whose message could not be sent to `worker` (its connection is gone): the worker never
+    /// saw them, so they go back to the queue without being charged with what happens to the worker.
+    public mutating func undelivered(_ worker: PeerID, _ shards: [Int]) {
+        var back: [Int] = []
+        for s in shards {
+            guard var list = inFlight[s] else { continue }
+            list.removeAll { $0.worker == worker }
+            inFlight[s] = list.isEmpty ? nil : list
+            if list.isEmpty && !done[s] { back.append(s) }
+        }
+        queue.insert(contentsOf: back.sorted(), at: 0)
+    }
+
     /// A worker is gone (declared dead, or its socket refused a send): its unacknowledged
     /// shards go back to the front of the queue, each counting a failed attempt.
     public mutating func leave(_ worker: PeerID, now: Double = 0, dead: Bool = true) -> [Directive] {
@@ -164,6 +181,7 @@ public struct Scheduler: Sendable {
             inFlight[s] = rest.isEmpty ? nil : rest
             if rest.isEmpty { lost.append(s) }
         }
+        if dead { careful.formUnion(lost); careful.formUnion(running.map { [$0] } ?? []) }
         if dead, let running, let fail = countFailure(running, why: "the worker running it died or went silent") { return [fail] }
         queue.insert(contentsOf: lost.sorted().filter { !done[$0] }, at: 0)
         reissued += lost.count
@@ -199,6 +217,8 @@ public struct Scheduler: Sendable {
         for s in charged.sorted() {
             if let fail = countFailure(s, why: "its lease of \(Int(policy.lease)) s ran out") { return [fail] }
         }
+        careful.formUnion(expired)
+        careful.formUnion(charged)
         queue.insert(contentsOf: expired.sorted().filter { !done[$0] }, at: 0)
         reissued += expired.count
         return dispatch(now: now)

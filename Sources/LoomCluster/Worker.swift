@@ -323,16 +323,36 @@ final class ComputeThread: @unchecked Sendable {
             guard try r.string() == descriptor.jobId else { continue }
             let count = Int(try r.u32())
             guard count == frames.count - 1 else { throw ProtocolError.malformed(peer: "coordinator", "\(count) shards, \(frames.count - 1) row frames") }
+            // Quick shards of one message go back to the collector together: a result message holds
+            // the shards computed within `ResultBatch.maxDelay` (and at most `maxBytes`); then the main
+            // thread is told they are computed. A shard slower than that goes back on its own.
+            var batch = ResultBatch(jobId: descriptor.jobId)
             for k in 0..<count {
                 if cancelled.load(ordering: .sequentiallyConsistent) { return }
                 let shard = try r.int()
                 let distinct = try r.ints()
-                try compute(shard: shard, distinct: distinct, payload: frames[k + 1].bytes, out: out, pair: pair)
+                try compute(shard: shard, distinct: distinct, payload: frames[k + 1].bytes, into: &batch, out: out, pair: pair)
+                if batch.isDue { try flush(&batch, out: out, pair: pair) }
             }
+            try flush(&batch, out: out, pair: pair)
         }
     }
 
-    private func compute(shard: Int, distinct: [Int], payload: UnsafeRawBufferPointer, out: Socket, pair: Socket) throws {
+    /// Sends the batch's results to the collector, then reports its shards computed (with any credit to announce).
+    private func flush(_ batch: inout ResultBatch, out: Socket, pair: Socket) throws {
+        guard !batch.shards.isEmpty else { return }
+        try out.send(.result, body: batch.body(), data: batch.frames)
+        computedSinceAnnouncement.append(contentsOf: batch.shards)
+        let grant = batch.grant
+        batch = ResultBatch(jobId: descriptor.jobId)
+        // Report the batch's shards computed at once (with any credit), so that a crash is charged
+        // to the shard being computed, not to one whose result went out a moment before.
+        let shards = computedSinceAnnouncement.flatMap { s in withUnsafeBytes(of: Int64(s)) { Array($0) } }
+        computedSinceAnnouncement.removeAll()
+        try pair.send([Array("ready".utf8), withUnsafeBytes(of: UInt32(grant)) { Array($0) }, shards])
+    }
+
+    private func compute(shard: Int, distinct: [Int], payload: UnsafeRawBufferPointer, into results: inout ResultBatch, out: Socket, pair: Socket) throws {
         let plan = descriptor.plan
         guard shard >= 0 && shard < plan.shardCount else { throw ProtocolError.malformed(peer: "coordinator", "shard \(shard) is not in the job") }
         let range = plan.range(of: shard)
@@ -354,32 +374,13 @@ final class ComputeThread: @unchecked Sendable {
             var batch = descriptor.space.batch(for: range, distinctX: x, rows: rows, args: args)
             if !descriptor.spec.shareRows { batch = batch.unshared() }
             let output = try function.apply(model: model, batch: batch)
-            var body = WireWriter()
-            body.string(descriptor.jobId)
-            body.int(shard)
-            let leaves = output.leaves
-            body.u32(UInt32(leaves.count))
-            var frames: [OutgoingFrame] = []
-            for (index, tensor) in leaves {
-                body.ints(index)
-                body.ints(Array(tensor.shape.dropFirst()))
-                let buffer = OutgoingFrame.allocate(tensor.count * 4)
-                tensor.storage.withUnsafeBytes { buffer.copyMemory(from: $0) }
-                frames.append(.owned(buffer))
-            }
-            try out.send(.result, body: body, data: frames)
-            let grant = replenish(after: Date().timeIntervalSince(began))
-            computedSinceAnnouncement.append(shard)
-            // Report computed shards with every grant; while shards are slow enough that credit stays
-            // small, report each one even without a grant, so a crash is pinned on the shard that caused it.
-            if grant > 0 || (shardSeconds ?? 1) > 0.0005 {
-                let shards = computedSinceAnnouncement.flatMap { s in withUnsafeBytes(of: Int64(s)) { Array($0) } }
-                computedSinceAnnouncement.removeAll()
-                try pair.send([Array("ready".utf8), withUnsafeBytes(of: UInt32(grant)) { Array($0) }, shards])
-            }
+            results.add(shard: shard, leaves: output.leaves)
+            results.grant += replenish(after: Date().timeIntervalSince(began))
         } catch let e as ProtocolError {
             throw e
         } catch {
+            // What was computed before this shard goes out first, so that only this shard is reported failed.
+            try flush(&results, out: out, pair: pair)
             let text = "\(plan.describe(shard)) failed on \(worker.id): \(error)"
             worker.logger.error("shard failed", metadata: ["shard": "\(shard)", "error": "\(error)"])
             try pair.send([Array("error".utf8), withUnsafeBytes(of: Int64(shard)) { Array($0) }, Array(text.utf8)])
@@ -401,5 +402,56 @@ final class ComputeThread: @unchecked Sendable {
         unannounced = 0
         outstanding += grant
         return grant
+    }
+}
+
+/// Results of consecutive shards, sent to the collector as one `result` message.
+struct ResultBatch {
+    /// A batch is sent once it holds this many bytes of results, even mid-message.
+    static let maxBytes = 8 << 20
+    /// A batch is sent once its first result has waited this long, even mid-message.
+    static let maxDelay = 0.002
+    /// When the first result was added.
+    var since: Date? = nil
+    let jobId: String
+    var shards: [Int] = []
+    var frames: [OutgoingFrame] = []
+    /// Per shard: its leaves' index paths and per-example shapes.
+    var layouts: [[(index: [Int], shape: [Int])]] = []
+    var bytes = 0
+    /// Credit to announce once the batch is sent.
+    var grant = 0
+
+    init(jobId: String) { self.jobId = jobId }
+
+    /// Whether the batch should go now rather than wait for more shards.
+    var isDue: Bool { bytes >= Self.maxBytes || since.map { Date().timeIntervalSince($0) >= Self.maxDelay } ?? false }
+
+    mutating func add(shard: Int, leaves: [(index: [Int], tensor: Tensor<Float>)]) {
+        if since == nil { since = Date() }
+        shards.append(shard)
+        layouts.append(leaves.map { ($0.index, Array($0.tensor.shape.dropFirst())) })
+        for (_, tensor) in leaves {
+            let buffer = OutgoingFrame.allocate(tensor.count * 4)
+            tensor.storage.withUnsafeBytes { buffer.copyMemory(from: $0) }
+            frames.append(.owned(buffer))
+            bytes += tensor.count * 4
+        }
+    }
+
+    /// string job id, u32 shards, then per shard: int shard, u32 leaves, per leaf: ints index, ints shape.
+    func body() -> WireWriter {
+        var w = WireWriter()
+        w.string(jobId)
+        w.u32(UInt32(shards.count))
+        for (shard, layout) in zip(shards, layouts) {
+            w.int(shard)
+            w.u32(UInt32(layout.count))
+            for leaf in layout {
+                w.ints(leaf.index)
+                w.ints(leaf.shape)
+            }
+        }
+        return w
     }
 }

@@ -140,4 +140,34 @@ struct SchedulerTests {
         var empty = Scheduler(shardCount: 0)
         #expect(assigned(empty.grant(w1, 2)).isEmpty)
     }
+
+    @Test("shards a dead worker held become careful (sent one per message from then on); others do not")
+    func careful() {
+        var s = Scheduler(shardCount: 10)
+        _ = s.grant(w1, 3, now: 0)      // 0, 1, 2
+        _ = s.grant(w2, 2, now: 0)      // 3, 4
+        #expect(s.careful.isEmpty)
+        _ = s.leave(w1, now: 1)
+        #expect(s.careful == [0, 1, 2])
+        _ = s.leave(w2, now: 1, dead: false)   // a worker that left cleanly makes nothing careful
+        #expect(s.careful == [0, 1, 2])
+    }
+
+    @Test("shards whose message could not be sent are not charged when the worker is then buried")
+    func undelivered() {
+        var s = Scheduler(shardCount: 10)
+        s.heard(w1, now: 0)
+        let first = assigned(s.grant(w1, 2, now: 0)).map(\.0)     // 0, 1: sent, and the worker dies
+        _ = s.leave(w1, now: 0.1)
+        #expect(s.failureCount(first[0]) == 1)
+        // w2 is given shard 0 again, but its connection is gone: the send fails.
+        s.heard(w2, now: 0.1)
+        let again = assigned(s.grant(w2, 1, now: 0.1)).map(\.0)
+        #expect(again == [0])
+        s.undelivered(w2, again)
+        _ = s.leave(w2, now: 0.2)
+        #expect(s.failureCount(0) == 1, "the failed send does not count against the shard")
+        // The shard is still to be done: the next worker gets it first.
+        #expect(assigned(s.grant(w3, 1, now: 0.3)).map(\.0) == [0])
+    }
 }
