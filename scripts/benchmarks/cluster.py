@@ -38,11 +38,15 @@ def run_job(loom, work, job_flags, workers, separate_collector=False, tag="job")
         cmd += ["--collector", coll]
     else:
         cmd += ["--out", out]
-    procs["coordinator"] = subprocess.Popen(cmd, stdout=devnull, stdin=devnull)
+    # Workers first, as on a cluster where they wait for coordinators: they keep trying until the
+    # coordinator binds, so the job's time is the job's, not the workers' process start-up.
     for i in range(workers):
         procs[f"worker{i}"] = subprocess.Popen([loom, "worker", "--connect", coord], stdout=devnull, stdin=devnull)
+    time.sleep(0.3)
+    procs["coordinator"] = subprocess.Popen(cmd, stdout=devnull, stdin=devnull)
     usage = {}
-    for role, p in procs.items():
+    # The coordinator (and collector) first: the job is over when they are.
+    for role, p in sorted(procs.items(), key=lambda kv: kv[0].startswith("worker")):
         if role.startswith("worker"):
             # A worker that joined after the end waits for a coordinator; stop it once the job is done.
             deadline = time.time() + 3
