@@ -35,8 +35,14 @@ struct Inspect: ParsableCommand {
             let bad = file.unsupportedNodes
             if bad.isEmpty {
                 do {
-                    _ = try ONNXModel(file: file)
+                    let model = try ONNXModel(file: file)
                     print("Loom can run this model.")
+                    do {
+                        try model.checkAttributable(function: "deep-lift-shap")
+                        print("deep-lift-shap: every operator on X's path has a reverse rule; the output must be (batch, outputs).")
+                    } catch let e as ONNXError {
+                        print("deep-lift-shap: not on this model: \(e.detail)")
+                    }
                 } catch {
                     print("Loom cannot run this model: \(error)")
                     throw ExitCode(2)

@@ -80,6 +80,10 @@ struct RunCommandTests {
         for w in ["X  float32 [batch, 4, 160]", "a0  float32 [batch, 2, 160]", "Conv", "x5", "supported", "opset 20", "Loom can run this model."] {
             #expect(r.stdout.contains(w), "'\(w)' missing from \(r.stdout)")
         }
+        // Two outputs (profile and counts): deep-lift-shap needs a one-output wrapper, and inspect says so.
+        #expect(r.stdout.contains("deep-lift-shap: not on this model"), "\(r.stdout)")
+        let counts = try runLoom(["inspect", Repository.conformanceDirectory + "/loom_bpnet_count_pairwise_deep_lift_shap/model.onnx"])
+        #expect(counts.stdout.contains("deep-lift-shap: every operator on X's path has a reverse rule"), "\(counts.stdout)")
         let dir = TemporaryDirectory(); defer { dir.remove() }
         var b = ONNXBuilder()
         b.input("x", [nil, 3])
