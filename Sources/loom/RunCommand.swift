@@ -145,6 +145,12 @@ struct Run: ParsableCommand {
             if !quiet {
                 let shapes = manifest.outputs.map { "\($0.file) \($0.shape)" }.joined(separator: ", ")
                 print("loom: wrote \(manifest.examples) examples in \(manifest.shards) shards to \(out): \(shapes)")
+                // In process, the convergence of deep-lift-shap is known here (workers report it in their own warnings).
+                let c = ConvergenceMonitor.shared.summary
+                if workers == 0 && c.pairs > 0 {
+                    print("loom: deep-lift-shap: \(c.pairs) example-reference pairs, largest convergence delta \(c.worst)"
+                          + (c.batchesOver > 0 ? " (\(c.batchesOver) batches warned)" : ""))
+                }
             }
         }
     }

@@ -119,5 +119,10 @@ struct AttributionCLITests {
         #expect(r.stderr.contains("warning: deep-lift-shap convergence deltas"), "\(r.stderr)")
         #expect(r.stderr.contains("treated as linear"), "\(r.stderr)")
         #expect(FileManager.default.fileExists(atPath: dir.file("out") + "/manifest.json"))
+        // Without --quiet, an in-process run ends with the convergence it saw.
+        let loud = try runLoom(["run", "--mode", "product", "--func", "deep-lift-shap", "--model", "exp.onnx", "--x", "x.npy",
+                                "--random-state", "0", "--n-shuffles", "4", "--out", dir.file("loud")], cwd: dir.path)
+        #expect(loud.stdout.contains("deep-lift-shap: 20 example-reference pairs, largest convergence delta"), "\(loud.stdout)")
+        #expect(loud.stdout.contains("batches warned"))
     }
 }
