@@ -247,8 +247,6 @@ final class ComputeThread: @unchecked Sendable {
     private var outstanding = 0
     private var shardSeconds: Double? = nil
     private var unannounced = 0
-    /// Shards computed since the last announcement, reported with it.
-    private var computedSinceAnnouncement: [Int] = []
 
     init(worker: Worker, descriptor: JobDescriptor, model: ONNXModel, function: any SequenceFunction, args: [Tensor<Float>],
          collector: String, pairEndpoint: String) {
@@ -342,13 +340,11 @@ final class ComputeThread: @unchecked Sendable {
     private func flush(_ batch: inout ResultBatch, out: Socket, pair: Socket) throws {
         guard !batch.shards.isEmpty else { return }
         try out.send(.result, body: batch.body(), data: batch.frames)
-        computedSinceAnnouncement.append(contentsOf: batch.shards)
-        let grant = batch.grant
-        batch = ResultBatch(jobId: descriptor.jobId)
         // Report the batch's shards computed at once (with any credit), so that a crash is charged
         // to the shard being computed, not to one whose result went out a moment before.
-        let shards = computedSinceAnnouncement.flatMap { s in withUnsafeBytes(of: Int64(s)) { Array($0) } }
-        computedSinceAnnouncement.removeAll()
+        let shards = batch.shards.flatMap { s in withUnsafeBytes(of: Int64(s)) { Array($0) } }
+        let grant = batch.grant
+        batch = ResultBatch(jobId: descriptor.jobId)
         try pair.send([Array("ready".utf8), withUnsafeBytes(of: UInt32(grant)) { Array($0) }, shards])
     }
 

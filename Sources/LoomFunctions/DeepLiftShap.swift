@@ -92,7 +92,7 @@ public struct DeepLiftShap: SequenceFunction {
         let s = shuffles
         let refs = try referenceRows(batch)
         let pairs = batch.count * s
-        let perPass = try passSize(model: model, batch: batch, refs: refs)
+        let perPass = try passSize(model: model, batch: batch, refs: refs, rowSize: rowSize)
         var sums = [Float](repeating: 0, count: batch.count * rowSize)
         var worst: Float = 0
         var deltaSum: Float = 0, outputDiffSum: Float = 0
@@ -164,10 +164,10 @@ extension DeepLiftShap {
     /// The footprint is measured once, on one pair made from the batch's first rows, so it
     /// depends only on the model and the shapes: every worker of a job picks the same size,
     /// and a shard's bits do not depend on where it runs.
-    func passSize(model: ONNXModel, batch: Batch, refs: Tensor<Float>) throws -> Int {
+    func passSize(model: ONNXModel, batch: Batch, refs: Tensor<Float>, rowSize: Int) throws -> Int {
         if let known = chosenPassSize.value.withLock({ $0 }) { return known }
         let probe = Tensor<Float>(shape: [2] + Array(batch.x.shape.dropFirst()),
-                                  storage: Array(batch.x.storage.prefix(batch.x.count / max(1, batch.distinctCount))) + Array(refs.storage.prefix(refs.count / max(1, refs.shape[0]))))
+                                  storage: Array(batch.x.storage.prefix(rowSize)) + Array(refs.storage.prefix(rowSize)))
         let others = batch.args.map { $0.gatherRows([0, 0]) }
         let perPair = try model.deepLiftBytesPerPair(x: probe, others: others)
         let size = max(1, min(pairsPerPass, DeepLiftShap.passBudgetBytes / max(1, perPair)))
@@ -181,11 +181,10 @@ final class PassSize: Sendable {
     let value = Mutex<Int?>(nil)
 }
 
-
 /// Tracks DeepLIFT's convergence deltas across a process and warns, as tangermeme does, when they exceed the threshold.
 public final class ConvergenceMonitor: Sendable {
     public static let shared = ConvergenceMonitor()
-    private let state = Mutex<(pairs: Int, over: Int, worst: Float, warned: Int)>((0, 0, 0, 0))
+    private let state = Mutex<(pairs: Int, over: Int, worst: Float)>((0, 0, 0))
 
     /// Records one batch's worst delta and its mean delta relative to the output differences;
     /// warns, as tangermeme does, when the worst exceeds `threshold` or the relative one 1 %
@@ -196,11 +195,10 @@ public final class ConvergenceMonitor: Sendable {
             s.worst = max(s.worst, worst)
             guard worst > threshold || relative > 0.01 else { return nil }
             s.over += 1
-            s.warned += 1
-            guard s.warned <= 3 else { return nil }
+            guard s.over <= 3 else { return nil }
             var text = "loom: warning: deep-lift-shap convergence deltas up to \(worst) (warning threshold \(threshold)), \(Float(Int(relative * 1000)) / 10)% of the output differences"
             if relative > 0.01 { text += ": an operation on X's path has no DeepLIFT rule and is treated as linear (see docs/onnx.md)" }
-            if s.warned == 3 { text += "; further batches like this are not reported" }
+            if s.over == 3 { text += "; further batches like this are not reported" }
             return text + "\n"
         }
         if let message { Console.error(message) }

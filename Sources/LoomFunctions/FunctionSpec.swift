@@ -64,13 +64,14 @@ public struct FunctionSpec: Codable, Sendable, Equatable {
                 o(target), o(nShuffles), "\(hypothetical)", o(references)].joined(separator: " ")
     }
 
+    /// Whether deep-lift-shap runs, as the function or inside it.
+    var runsDeepLiftShap: Bool { name == .deepLiftShap || innerFunc == .deepLiftShap }
+
     /// Whether the function draws shuffles (and so needs a seed to be repeatable).
-    public var usesRandomState: Bool {
-        name == .ablate || name == .deepLiftShap || innerFunc == .deepLiftShap
-    }
+    public var usesRandomState: Bool { name == .ablate || runsDeepLiftShap }
 
     /// Whether X must be strictly one-hot, every column one symbol (deep-lift-shap's references need it).
-    public var requiresStrictOneHot: Bool { name == .deepLiftShap || innerFunc == .deepLiftShap }
+    public var requiresStrictOneHot: Bool { runsDeepLiftShap }
 
     /// Whether the function needs X to be one-hot (all-zero columns, unknown bases, allowed unless strict).
     public var requiresOneHot: Bool { name == .marginalize || name == .ablate || requiresStrictOneHot }

@@ -24,6 +24,24 @@ func broadcastStrides(_ shape: [Int], to target: [Int]) -> [Int] {
     }
 }
 
+/// Visits every entry of a broadcast batch shape in order, with the offsets (in matrices) of
+/// the A and B entries it reads, given their `broadcastStrides`.
+func forEachBroadcastEntry(_ batch: [Int], strideA: [Int], strideB: [Int], _ body: (_ entry: Int, _ a: Int, _ b: Int) -> Void) {
+    var index = [Int](repeating: 0, count: batch.count)
+    for i in 0..<batch.elementCount {
+        var oa = 0, ob = 0
+        for (axis, v) in index.enumerated() { oa += v * strideA[axis]; ob += v * strideB[axis] }
+        body(i, oa, ob)
+        var axis = batch.count - 1
+        while axis >= 0 {
+            index[axis] += 1
+            if index[axis] < batch[axis] { break }
+            index[axis] = 0
+            axis -= 1
+        }
+    }
+}
+
 /// Applies `op` element-wise with broadcasting.
 @inline(__always)
 func broadcastBinary<T: Sendable>(_ a: Tensor<T>, _ b: Tensor<T>, _ op: (T, T) -> T) throws -> Tensor<T> {

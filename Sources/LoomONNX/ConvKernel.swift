@@ -38,6 +38,9 @@ struct ConvKernel: Kernel {
         if let kernelShape, kernelShape.count != 1 { throw KernelError("only 1-D convolutions are supported (kernel_shape \(kernelShape))") }
     }
 
+    /// Whether this convolution runs one sgemm per tap (stride 1, enough channels) rather than im2col.
+    func lowersTapWise(groupChannels: Int) -> Bool { stride == 1 && groupChannels >= 8 }
+
     /// Weights (M, C/g, k) laid out per tap, (k, M, C/g), for the tap-wise lowering.
     static func tapMajor(_ w: Tensor<Float>) -> [Float] {
         let (filters, groupChannels, k) = (w.shape[0], w.shape[1], w.shape[2])
@@ -81,7 +84,7 @@ struct ConvKernel: Kernel {
         guard outLength > 0 else { throw KernelError("input length \(length) is shorter than the kernel span") }
         let groupFilters = filters / group
         let paddedLength = length + left + right
-        let tapWise = stride == 1 && groupChannels >= 8
+        let tapWise = lowersTapWise(groupChannels: groupChannels)
         // Per-tap weights (k, M, C/g) for the tap-wise lowering.
         let tapWeights = tapWise ? ConvKernel.tapMajor(w) : []
         var padded = [Float](repeating: 0, count: groupChannels * paddedLength)

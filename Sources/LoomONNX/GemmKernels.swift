@@ -92,20 +92,10 @@ struct MatMulKernel: Kernel {
                                         pa.baseAddress, Int32(k), pb.baseAddress, Int32(n), 0, pc.baseAddress, Int32(n))
                             return
                         }
-                        var index = [Int](repeating: 0, count: batch.count)
-                        for i in 0..<count {
-                            var oa = 0, ob = 0
-                            for (axis, v) in index.enumerated() { oa += v * strideA[axis]; ob += v * strideB[axis] }
+                        forEachBroadcastEntry(batch, strideA: strideA, strideB: strideB) { i, oa, ob in
                             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1,
                                         pa.baseAddress! + oa * m * k, Int32(k), pb.baseAddress! + ob * k * n, Int32(n), 0,
                                         pc.baseAddress! + i * m * n, Int32(n))
-                            var axis = batch.count - 1
-                            while axis >= 0 {
-                                index[axis] += 1
-                                if index[axis] < batch[axis] { break }
-                                index[axis] = 0
-                                axis -= 1
-                            }
                         }
                     }
                 }

@@ -147,7 +147,7 @@ public final class ONNXModel: Sendable {
         return try execute([shared.gatherRows(rows)] + others, sharedRows: nil)
     }
 
-    private func checkFeedCount(_ n: Int) throws {
+    func checkFeedCount(_ n: Int) throws {
         guard n == inputSlots.count else {
             throw ONNXError(file: path, kind: .inputMismatch,
                             detail: "the model takes \(inputSlots.count) inputs (\(inputs.map(\.name).joined(separator: ", "))), \(n) were given")

@@ -29,13 +29,6 @@ public struct ConformanceCase: Sendable {
             .map { try ConformanceCase(directory: root + "/" + $0) }
     }
 
-    /// The `--func` value, and the inner function if any.
-    public var functions: [String] {
-        var out: [String] = []
-        for (i, a) in argv.enumerated() where (a == "--func" || a == "--inner-func") && i + 1 < argv.count { out.append(argv[i + 1]) }
-        return out
-    }
-
     /// A leaf of a manifest: index path, file and shape.
     public struct Leaf: Equatable, Sendable { public var index: [Int]; public var file: String; public var shape: [Int] }
 

@@ -14,7 +14,7 @@ extension ConvKernel: ReversibleKernel {
         let (left, right, outLength) = geometry(length: length, k: k)
         let groupFilters = filters / group
         let paddedLength = length + left + right
-        let tapWise = stride == 1 && groupChannels >= 8
+        let tapWise = lowersTapWise(groupChannels: groupChannels)
         let tapWeights = tapWise ? ConvKernel.tapMajor(w) : []
         var padded = [Float](repeating: 0, count: groupChannels * paddedLength)
         var columns = tapWise ? [] : [Float](repeating: 0, count: groupChannels * k * outLength)

@@ -64,14 +64,10 @@ extension MatMulKernel: ReversibleKernel {
         let batchA = Array(a.shape.dropLast(2)), batchB = Array(b.shape.dropLast(2))
         let batch = try broadcastShape(batchA, batchB)
         let g = try step.grad().reshaped(batch + [m, n])
-        let count = batch.elementCount
         let strideA = broadcastStrides(batchA, to: batch), strideB = broadcastStrides(batchB, to: batch)
         var ga = step.needs(0) ? [Float](repeating: 0, count: a.count) : []
         var gb = step.needs(1) ? [Float](repeating: 0, count: b.count) : []
-        var index = [Int](repeating: 0, count: batch.count)
-        for i in 0..<count {
-            var oa = 0, ob = 0
-            for (axis, v) in index.enumerated() { oa += v * strideA[axis]; ob += v * strideB[axis] }
+        forEachBroadcastEntry(batch, strideA: strideA, strideB: strideB) { i, oa, ob in
             g.storage.withUnsafeBufferPointer { pg in
                 let gi = pg.baseAddress! + i * m * n
                 if !ga.isEmpty {
@@ -91,13 +87,6 @@ extension MatMulKernel: ReversibleKernel {
                         }
                     }
                 }
-            }
-            var axis = batch.count - 1
-            while axis >= 0 {
-                index[axis] += 1
-                if index[axis] < batch[axis] { break }
-                index[axis] = 0
-                axis -= 1
             }
         }
         return [ga.isEmpty ? nil : Tensor(shape: aShape, storage: ga), gb.isEmpty ? nil : Tensor(shape: bShape, storage: gb)]

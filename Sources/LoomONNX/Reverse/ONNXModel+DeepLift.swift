@@ -44,18 +44,25 @@ extension ONNXModel {
     /// Measured on one pair of the given rows, so it depends only on the model and the
     /// input shapes: every process that runs a job picks the same pass size from it.
     public func deepLiftBytesPerPair(x: Tensor<Float>, others: [Tensor<Float>]) throws -> Int {
+        let env = try forwardKeepingValues([x] + others)
+        let bytes = steps.reduce(0) { sum, step in sum + step.outputs.reduce(0) { $0 + (env[$1]?.shape.elementCount ?? 0) * 4 } }
+        return 2 * bytes / max(1, x.shape[0] / 2)
+    }
+
+    /// Runs every step on `feeds` and keeps every value, as the reverse rules read inputs and outputs.
+    func forwardKeepingValues(_ feeds: [Tensor<Float>]) throws -> [Value?] {
+        try checkFeedCount(feeds.count)
         var env = [Value?](repeating: nil, count: slotCount)
         for (s, v) in constantSlots { env[s] = v }
-        for (s, t) in zip(inputSlots, [x] + others) { env[s] = .float(t) }
-        var bytes = 0
+        for (s, t) in zip(inputSlots, feeds) { env[s] = .float(t) }
         for step in steps {
-            let results = try step.kernel.run(step.inputs.map { $0.flatMap { env[$0] } })
-            for (s, v) in zip(step.outputs, results) {
-                env[s] = v
-                bytes += v.shape.elementCount * 4
+            let results: [Value]
+            do { results = try step.kernel.run(step.inputs.map { $0.flatMap { env[$0] } }) } catch {
+                throw ONNXError(file: path, kind: .runtime, node: step.name, op: step.op, detail: "\(error)")
             }
+            for (s, v) in zip(step.outputs, results) { env[s] = v }
         }
-        return 2 * bytes / max(1, x.shape[0] / 2)
+        return env
     }
 
     /// Runs the model forward on examples stacked over their references and back with DeepLIFT's rules.
@@ -67,23 +74,9 @@ extension ONNXModel {
     /// - Returns: the attributed output of all 2P rows and the multipliers of the P examples,
     ///   the gradient of the sum of all 2P outputs under the rescale rules, as tangermeme takes it.
     public func deepLift(x: Tensor<Float>, others: [Tensor<Float>], target: Int) throws -> DeepLiftPass {
-        guard 1 + others.count == inputSlots.count else {
-            throw ONNXError(file: path, kind: .inputMismatch, detail: "the model takes \(inputSlots.count) inputs, \(1 + others.count) were given")
-        }
         let rows = x.shape[0]
-        var env = [Value?](repeating: nil, count: slotCount)
-        for (s, v) in constantSlots { env[s] = v }
-        for (s, t) in zip(inputSlots, [x] + others) { env[s] = .float(t) }
+        let env = try forwardKeepingValues([x] + others)
         let dependent = xDependentSlots()
-        // Forward, keeping every value: the reverse rules read inputs and outputs.
-        for step in steps {
-            let args = step.inputs.map { $0.flatMap { env[$0] } }
-            let results: [Value]
-            do { results = try step.kernel.run(args) } catch {
-                throw ONNXError(file: path, kind: .runtime, node: step.name, op: step.op, detail: "\(error)")
-            }
-            for (s, v) in zip(step.outputs, results) { env[s] = v }
-        }
         guard case .float(let y)? = env[outputSlots[0]] else {
             throw ONNXError(file: path, kind: .runtime, detail: "the output is not float32")
         }
@@ -130,7 +123,7 @@ extension ONNXModel {
                     grads[slot] = g
                 }
             }
-            // Values only the reverse pass of this step read are no longer needed.
+            // The gradients of this step's outputs are spent.
             for s in step.outputs { grads[s] = nil }
         }
         let gx = grads[inputSlots[0]] ?? Tensor(shape: x.shape, repeating: 0)
