@@ -17,9 +17,11 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZeroMQ", pkgConfig: "libzmq",
                        providers: [.apt(["libzmq3-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto",
+                       providers: [.apt(["libssl-dev"])]),
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
         // Data path: tensors and .npy files -> ONNX runtime -> tangermeme functions -> product engine.
-        .target(name: "LoomTensor"),
+        .target(name: "LoomTensor", dependencies: ["COpenSSL"]),
         .target(name: "LoomONNX", dependencies: ["LoomTensor", "COpenBLAS"]),
         .target(name: "LoomFunctions", dependencies: ["LoomTensor", "LoomONNX"]),
         .target(name: "LoomProduct", dependencies: ["LoomTensor", "LoomONNX", "LoomFunctions"]),

@@ -19,6 +19,9 @@ public final class Collector {
     public let overwrite: Bool
     let context: Context
     var logger: Logger
+    /// Seconds a written shard may wait to be made durable and acknowledged. A crash loses at
+    /// most this much work, which is computed again; each commit costs an msync and an fsync.
+    static let commitInterval = 0.05
     /// The endpoint actually bound (with the port chosen for `:*`), once bound.
     public private(set) var boundEndpoint: String? = nil
 
@@ -68,7 +71,8 @@ public final class Collector {
         var pendingAcks: [Int] = []
         var oldestAck = Date()
         while true {
-            _ = try poll([socket], timeoutMilliseconds: pendingAcks.isEmpty ? 200 : 10)
+            let untilCommit = Self.commitInterval - Date().timeIntervalSince(oldestAck)
+            _ = try poll([socket], timeoutMilliseconds: pendingAcks.isEmpty ? 200 : max(1, Int((untilCommit * 1000).rounded(.up))))
             var budget = 512
             while budget > 0, let frames = try socket.receive(dontWait: true) {
                 budget -= 1
@@ -154,9 +158,10 @@ public final class Collector {
                 }
             }
             // Acknowledge in groups, each made durable with one msync and one journal fsync: at most
-            // 10 ms late, or 1,024 shards at a time. (Groups of 64 cost an fsync every millisecond
-            // or so when shards are tiny.)
-            if let a = active, pendingAcks.count >= 1024 || Date().timeIntervalSince(oldestAck) >= 0.01 {
+            // `Collector.commitInterval` late, or 1,024 shards at a time, and at once when the last
+            // shard is in. (Groups of 64 cost an fsync every millisecond or so when shards are tiny.)
+            if let a = active, !pendingAcks.isEmpty,
+               pendingAcks.count >= 1024 || a.count == a.descriptor.plan.shardCount || Date().timeIntervalSince(oldestAck) >= Self.commitInterval {
                 try flushAcks(socket, a, &pendingAcks)
             }
         }

@@ -43,7 +43,7 @@ public struct JobDescriptor: Codable, Sendable, Equatable {
     /// The manifest of the finished job.
     public func manifest(outputs: [Manifest.Output], workers: Int, elapsed: Double) -> Manifest {
         Manifest(outputs: outputs, loomVersion: LoomVersion.string, jobId: jobId, mode: spec.mode, function: spec.function,
-                 model: model, inputs: inputs, batchSize: plan.batchSize, examples: plan.examples, shards: plan.shardCount,
+                 model: model, inputs: inputs, batchSize: plan.batchSize, batchesPerShard: plan.batchesPerShard, examples: plan.examples, shards: plan.shardCount,
                  axes: space.axes, workers: workers, elapsedSeconds: elapsed, completedAt: isoNowString())
     }
 }

@@ -270,7 +270,8 @@ public struct Scheduler: Sendable {
         }
         // Nothing left to hand out: run the oldest shard in flight again, once.
         guard policy.speculate else { return nil }
-        let candidate = inFlight.filter { !speculated.contains($0.key) && $0.value.count == 1 }
+        // A shard its worker reports computed is on its way to the collector: not a straggler.
+        let candidate = inFlight.filter { !speculated.contains($0.key) && $0.value.count == 1 && !$0.value[0].computed }
             .min { ($0.value[0].started, $0.key) < ($1.value[0].started, $1.key) }
         guard let (s, _) = candidate else { return nil }
         speculated.insert(s)

@@ -83,6 +83,10 @@ public final class Worker {
         defer { socket.close() }
         // A fresh routing id per connection: a coordinator may still hold the old one.
         try socket.set(SocketOption.routingID, bytes: Array("\(id)-\(session)".utf8))
+        // Retry the connection every 10 ms (libzmq's default is 100 ms): a worker waiting for its
+        // coordinator to bind starts within 10 ms of it, rather than adding up to 100 ms to the job.
+        try socket.set(SocketOption.reconnectInterval, 10)
+        try socket.set(SocketOption.reconnectIntervalMax, 0)
         try socket.connect(coordinator)
         // Each compute thread gets a PAIR of its own: a PAIR takes one peer, and a new thread
         // connecting while the old one's pipe is still being torn down would be turned away.
@@ -367,10 +371,19 @@ final class ComputeThread: @unchecked Sendable {
         do {
             let x = try XCodec.decode(payload, count: distinct.count, rowShape: descriptor.xRowShape, as: descriptor.xEncoding, peer: "coordinator")
             let began = Date()
-            var batch = descriptor.space.batch(for: range, distinctX: x, rows: rows, args: args)
-            if !descriptor.spec.shareRows { batch = batch.unshared() }
-            let output = try function.apply(model: model, batch: batch)
-            results.add(shard: shard, leaves: output.leaves)
+            // The shard's batches, each built exactly as the in-process executor builds it: from
+            // its own distinct sequences, gathered from the shard's.
+            var position: [Int: Int] = [:]
+            for (p, s) in distinct.enumerated() where position[s] == nil { position[s] = p }
+            var outputs: [OutputTree] = []
+            for sub in plan.batches(of: shard) {
+                let (subDistinct, subRows) = descriptor.space.sequenceRows(for: sub)
+                let subX = subDistinct == distinct ? x : x.gatherRows(subDistinct.map { position[$0]! })
+                var batch = descriptor.space.batch(for: sub, distinctX: subX, rows: subRows, args: args)
+                if !descriptor.spec.shareRows { batch = batch.unshared() }
+                outputs.append(try function.apply(model: model, batch: batch))
+            }
+            try results.add(shard: shard, batches: outputs.map(\.leaves))
             results.grant += replenish(after: Date().timeIntervalSince(began))
         } catch let e as ProtocolError {
             throw e
@@ -423,15 +436,28 @@ struct ResultBatch {
     /// Whether the batch should go now rather than wait for more shards.
     var isDue: Bool { bytes >= Self.maxBytes || since.map { Date().timeIntervalSince($0) >= Self.maxDelay } ?? false }
 
-    mutating func add(shard: Int, leaves: [(index: [Int], tensor: Tensor<Float>)]) {
+    /// Adds a shard's results: its batches' output leaves, concatenated leaf by leaf along the examples.
+    mutating func add(shard: Int, batches: [[(index: [Int], tensor: Tensor<Float>)]]) throws {
+        guard let first = batches.first else { return }
         if since == nil { since = Date() }
         shards.append(shard)
-        layouts.append(leaves.map { ($0.index, Array($0.tensor.shape.dropFirst())) })
-        for (_, tensor) in leaves {
-            let buffer = OutgoingFrame.allocate(tensor.count * 4)
-            tensor.storage.withUnsafeBytes { buffer.copyMemory(from: $0) }
+        layouts.append(first.map { ($0.index, Array($0.tensor.shape.dropFirst())) })
+        for (k, leaf) in first.enumerated() {
+            var count = 0
+            for b in batches {
+                guard b.count == first.count, b[k].index == leaf.index, b[k].tensor.shape.dropFirst() == leaf.tensor.shape.dropFirst() else {
+                    throw ClusterError("the function's outputs differ in structure or shape between the batches of shard \(shard)")
+                }
+                count += b[k].tensor.count
+            }
+            let buffer = OutgoingFrame.allocate(count * 4)
+            var offset = 0
+            for b in batches where b[k].tensor.count > 0 {
+                b[k].tensor.storage.withUnsafeBytes { buffer.baseAddress!.advanced(by: offset).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                offset += b[k].tensor.count * 4
+            }
             frames.append(.owned(buffer))
-            bytes += tensor.count * 4
+            bytes += count * 4
         }
     }
 

@@ -76,6 +76,31 @@ public struct FunctionSpec: Codable, Sendable, Equatable {
     /// Whether the function needs X to be one-hot (all-zero columns, unknown bases, allowed unless strict).
     public var requiresOneHot: Bool { name == .marginalize || name == .ablate || requiresStrictOneHot }
 
+    /// About how many forward passes of the model one example costs, a backward pass counting as two.
+    ///
+    /// For sizing units of work (see `ShardPlan`), not for timing: it only has to tell a
+    /// cheap function from an expensive one.
+    public func forwardPassesPerExample(sequenceLength: Int) -> Double {
+        func passes(_ name: Name) -> Double {
+            switch name {
+            case .predict: return 1
+            // Each example and each reference once forward and once backward.
+            case .deepLiftShap: return Double(nShuffles ?? 20) * 2 * 3
+            case .saturationMutagenesis:
+                let alphabetSize = (try? Alphabet(parsing: alphabet).count) ?? 4
+                let region = max(1, (end ?? sequenceLength) - (start ?? 0))
+                return Double(1 + region * max(1, alphabetSize - 1))
+            case .marginalize, .ablate: return 1
+            }
+        }
+        let inner = passes(innerFunc ?? .predict)
+        switch name {
+        case .marginalize: return 2 * inner
+        case .ablate: return Double(1 + (n ?? 20)) * inner
+        default: return passes(name)
+        }
+    }
+
     /// Builds the function for a job, refusing options that cannot apply to its data and model.
     public func makeFunction(_ context: FunctionContext) throws -> any SequenceFunction {
         let alphabet = try Alphabet(parsing: self.alphabet)

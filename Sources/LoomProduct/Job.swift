@@ -55,7 +55,8 @@ public final class Job: Sendable {
         self.references = references
         self.function = try spec.function.makeFunction(FunctionContext(sequenceLength: inputs.sequenceLength, model: model,
                                                                        batchSize: spec.batchSize, references: references))
-        self.plan = try ShardPlan(examples: inputs.space.count, batchSize: spec.batchSize)
+        self.plan = try ShardPlan(examples: inputs.space.count, batchSize: spec.batchSize,
+                                  batchesPerShard: spec.shardBatches ?? Job.automaticBatchesPerShard(spec: spec, model: model, inputs: inputs))
         self.model = model
         self.inputs = inputs
         let files = [(spec.xPath, x)] + zip(spec.argPaths, args).map { ($0, $1) }
@@ -76,8 +77,22 @@ public final class Job: Sendable {
         if let references { h.update("references \(references.perSequence) \(SHA256.hex(references.codes))\n") }
         h.update("mode \(spec.mode.rawValue)\nbatch \(spec.batchSize)\n")
         if !spec.shareRows { h.update("unshared rows\n") }
+        if plan.batchesPerShard != 1 { h.update("shard \(plan.batchesPerShard) batches\n") }
         h.update("function \(spec.function.canonicalText)\n")
         self.id = h.finalize()
+    }
+
+    /// The batches per shard for a job that names none: from an estimate of one example's work,
+    /// the model run once on the first example (see ``ShardPlan/automaticBatchesPerShard(examples:batchSize:operationsPerExample:)``).
+    static func automaticBatchesPerShard(spec: JobSpec, model: ONNXModel, inputs: JobInputs) -> Int {
+        let space = inputs.space
+        guard space.count > 0 else { return 1 }
+        let first = space.coordinates(of: 0)
+        let feeds = [inputs.x.gatherRows([first.x])] + zip(inputs.args, first.args).map { $0.gatherRows([$1]) }
+        // A model that fails on the first example fails the job in its first shard, with its own message.
+        guard let perPass = try? model.operationsPerExample(feeds: feeds) else { return 1 }
+        let passes = spec.function.forwardPassesPerExample(sequenceLength: inputs.sequenceLength)
+        return ShardPlan.automaticBatchesPerShard(examples: space.count, batchSize: spec.batchSize, operationsPerExample: perPass * passes)
     }
 
     /// Refuses a model whose inputs do not fit X plus the args, naming the input at fault.

@@ -12,14 +12,17 @@ public struct JobSpec: Codable, Sendable, Equatable {
     public var xPath: String
     /// The extra model inputs, in model-input order.
     public var argPaths: [String]
-    /// Examples per batch (and per shard).
+    /// Examples per batch.
     public var batchSize: Int
     /// Whether a batch's repeated sequences are held, and their X-only work done, once (the default).
     public var shareRows: Bool = true
+    /// Batches per shard; nil chooses from the model's cost (see ``ShardPlan/automaticBatchesPerShard(examples:batchSize:operationsPerExample:)``).
+    public var shardBatches: Int? = nil
 
     public init(mode: ProductMode, function: FunctionSpec, modelPath: String, xPath: String, argPaths: [String], batchSize: Int,
-                shareRows: Bool = true) {
+                shareRows: Bool = true, shardBatches: Int? = nil) {
         self.shareRows = shareRows
+        self.shardBatches = shardBatches
         self.mode = mode
         self.function = function
         self.modelPath = modelPath

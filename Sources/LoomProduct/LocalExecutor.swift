@@ -18,11 +18,11 @@ public struct LocalExecutor {
         self.shareRows = job.spec.shareRows
     }
 
-    /// Computes one shard's outputs.
-    public func compute(shard: Int) throws -> (range: Range<Int>, output: OutputTree) {
-        let range = job.plan.range(of: shard)
-        let batch = job.inputs.batch(for: range, shareRows: shareRows)
-        return (range, try job.function.apply(model: job.model, batch: batch))
+    /// Computes one shard's outputs, batch by batch.
+    public func compute(shard: Int) throws -> [(range: Range<Int>, output: OutputTree)] {
+        try job.plan.batches(of: shard).map { range in
+            (range, try job.function.apply(model: job.model, batch: job.inputs.batch(for: range, shareRows: shareRows)))
+        }
     }
 
     /// Runs every shard not yet complete into `out` and publishes the manifest.
@@ -58,10 +58,12 @@ public struct LocalExecutor {
             lastCommit = Date()
         }
         for shard in 0..<plan.shardCount where !done[shard] {
-            let (range, output) = shard == 0 && first != nil ? first! : try compute(shard: shard)
-            try writer.write(output, at: range.lowerBound)
+            let batches = shard == 0 && first != nil ? first! : try compute(shard: shard)
+            for (range, output) in batches {
+                try writer.write(output, at: range.lowerBound)
+                examplesDone += range.count
+            }
             pending.append(shard)
-            examplesDone += range.count
             shardsDone += 1
             if Date().timeIntervalSince(lastCommit) >= commitInterval { try commit() }
             progress?.update(shardsDone: shardsDone, examplesDone: examplesDone)
@@ -73,7 +75,7 @@ public struct LocalExecutor {
             outputs: outputs, loomVersion: LoomVersion.string, jobId: job.id, mode: job.spec.mode,
             function: job.spec.function,
             model: .init(path: job.spec.modelPath, sha256: job.model.file.sha256, bytes: job.model.file.byteCount),
-            inputs: job.inputDescriptions, batchSize: plan.batchSize, examples: plan.examples,
+            inputs: job.inputDescriptions, batchSize: plan.batchSize, batchesPerShard: plan.batchesPerShard, examples: plan.examples,
             shards: plan.shardCount, axes: job.inputs.space.axes, workers: 0,
             elapsedSeconds: Date().timeIntervalSince(started), completedAt: isoNowString())
         manifest.reliability = .init(resumedShards: journal.resumed.count)

@@ -44,6 +44,8 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var model: ModelRecord
     public var inputs: [Job.InputDescription]
     public var batchSize: Int
+    /// Batches per shard (absent in manifests written before shards could hold several).
+    public var batchesPerShard: Int?
     public var examples: Int
     public var shards: Int
     public var axes: [Int]
@@ -94,7 +96,7 @@ public struct Manifest: Codable, Sendable, Equatable {
     }
 
     public init(outputs: [Output], loomVersion: String, jobId: String, mode: ProductMode, function: FunctionSpec,
-                model: ModelRecord, inputs: [Job.InputDescription], batchSize: Int, examples: Int, shards: Int,
+                model: ModelRecord, inputs: [Job.InputDescription], batchSize: Int, batchesPerShard: Int = 1, examples: Int, shards: Int,
                 axes: [Int], workers: Int, elapsedSeconds: Double, completedAt: String) {
         self.outputs = outputs
         self.loomVersion = loomVersion
@@ -104,6 +106,7 @@ public struct Manifest: Codable, Sendable, Equatable {
         self.model = model
         self.inputs = inputs
         self.batchSize = batchSize
+        self.batchesPerShard = batchesPerShard
         self.examples = examples
         self.shards = shards
         self.axes = axes

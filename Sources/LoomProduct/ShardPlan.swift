@@ -1,27 +1,72 @@
-/// The cut of an index space into fixed batches: shard `s` is examples `s*B ..< min((s+1)*B, N)`.
+/// The cut of an index space into fixed batches, and of the batches into shards.
 ///
-/// Shards are the unit of work in every executor. Fixed boundaries mean a shard
-/// gives the same floating-point result wherever and however often it is run.
+/// Batch `b` is examples `b*B ..< min((b+1)*B, N)`; shard `s` is the `K` consecutive batches
+/// from batch `s*K` (the last shard may hold fewer). Batches are what the model sees, so a
+/// result never depends on `K`; shards are the unit of work every executor schedules, journals
+/// and retries. Fixed boundaries mean a shard gives the same floating-point result wherever and
+/// however often it is run.
 public struct ShardPlan: Codable, Sendable, Equatable {
     /// The number of examples.
     public let examples: Int
-    /// The examples per shard (the last one may hold fewer).
+    /// The examples per batch (the last one may hold fewer).
     public let batchSize: Int
+    /// The batches per shard, `K`.
+    public let batchesPerShard: Int
 
-    public init(examples: Int, batchSize: Int) throws {
+    public init(examples: Int, batchSize: Int, batchesPerShard: Int = 1) throws {
         guard batchSize >= 1 else { throw IndexSpaceError("--batch-size must be at least 1, got \(batchSize)") }
+        guard batchesPerShard >= 1 else { throw IndexSpaceError("--shard-batches must be at least 1, got \(batchesPerShard)") }
         guard examples >= 0 else { throw IndexSpaceError("a negative number of examples") }
         self.examples = examples
         self.batchSize = batchSize
+        self.batchesPerShard = batchesPerShard
     }
 
+    /// The examples per shard (the last one may hold fewer).
+    public var shardSize: Int { batchSize * batchesPerShard }
+
     /// The number of shards.
-    public var shardCount: Int { (examples + batchSize - 1) / batchSize }
+    public var shardCount: Int { (examples + shardSize - 1) / shardSize }
+
+    /// The number of batches.
+    public var batchCount: Int { (examples + batchSize - 1) / batchSize }
 
     /// The examples of shard `shard`.
     public func range(of shard: Int) -> Range<Int> {
         precondition(shard >= 0 && shard < shardCount, "shard \(shard) is outside 0..<\(shardCount)")
-        let lo = shard * batchSize
-        return lo..<min(lo + batchSize, examples)
+        let lo = shard * shardSize
+        return lo..<min(lo + shardSize, examples)
+    }
+
+    /// The batches of shard `shard`, in order, as ranges of examples.
+    public func batches(of shard: Int) -> [Range<Int>] {
+        let r = range(of: shard)
+        return stride(from: r.lowerBound, to: r.upperBound, by: batchSize).map { $0..<min($0 + batchSize, r.upperBound) }
+    }
+}
+
+extension ShardPlan {
+    /// The work a shard should hold when its size is chosen automatically, in multiply-adds:
+    /// a few milliseconds on one core, so that sending, scheduling and journaling a shard
+    /// (some tens of microseconds end to end) costs about 1 % of computing it.
+    public static let targetShardOperations = 1 << 24
+    /// Automatic sizing leaves at least this many shards when there are enough batches, for
+    /// progress, load balance and the grain of retries.
+    public static let minimumAutomaticShards = 64
+
+    /// The batches per shard chosen when the user gives none: one, unless a batch is so cheap
+    /// that its work is small next to what moving a shard costs.
+    ///
+    /// - Parameter operationsPerExample: an estimate of one example's work (multiply-adds and
+    ///   element operations); nil when it could not be estimated, which gives one batch per shard.
+    /// The answer depends only on the model, the function and the input shapes, so every
+    /// process (and every resumption) of a job cuts it the same way.
+    public static func automaticBatchesPerShard(examples: Int, batchSize: Int, operationsPerExample: Double?) -> Int {
+        guard let ops = operationsPerExample, ops > 0, ops.isFinite, batchSize >= 1 else { return 1 }
+        let perBatch = ops * Double(batchSize)
+        let wanted = Int((Double(targetShardOperations) / perBatch).rounded(.down))
+        let batches = (examples + batchSize - 1) / batchSize
+        let cap = max(1, batches / minimumAutomaticShards)
+        return max(1, min(wanted, cap))
     }
 }

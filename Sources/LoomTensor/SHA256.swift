@@ -1,24 +1,15 @@
-/// SHA-256 (FIPS 180-4), for model and job identities.
+import COpenSSL
+
+/// SHA-256 (FIPS 180-4), for model, input and job identities.
 ///
-/// Streaming: feed bytes with ``update(_:)``, read the digest with ``finalize()``.
-public struct SHA256: Sendable {
-    private var state: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) =
-        (0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19)
-    private var buffer: [UInt8] = []
-    private var length: UInt64 = 0
+/// Streaming: feed bytes with ``update(_:)``, read the digest with ``finalize()``. The block
+/// function is OpenSSL's (libcrypto), which uses the CPU's SHA extensions where it has them:
+/// inputs of gigabytes are hashed at every job start, so this is on the start-up path.
+public struct SHA256: @unchecked Sendable {
+    // A plain C struct: copying a SHA256 copies the running state, as a value type should.
+    private var context = SHA256_CTX()
 
-    private static let k: [UInt32] = [
-        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-        0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-        0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-        0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-        0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-        0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-        0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
-    ]
-
-    public init() {}
+    public init() { loom_sha256_init(&context) }
 
     /// Feeds bytes.
     public mutating func update<Bytes: Sequence>(_ bytes: Bytes) where Bytes.Element == UInt8 {
@@ -26,46 +17,23 @@ public struct SHA256: Sendable {
         if done == nil { Array(bytes).withUnsafeBytes { update($0) } }
     }
 
-    /// Feeds raw bytes, whole blocks straight from the caller's memory.
+    /// Feeds raw bytes straight from the caller's memory.
     public mutating func update(_ bytes: UnsafeRawBufferPointer) {
-        guard let start = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
-        length &+= UInt64(bytes.count)
-        var i = 0
-        if !buffer.isEmpty {
-            let take = min(64 - buffer.count, bytes.count)
-            buffer.append(contentsOf: UnsafeBufferPointer(start: start, count: take))
-            i = take
-            if buffer.count == 64 {
-                buffer.withUnsafeBufferPointer { compress($0.baseAddress!) }
-                buffer.removeAll(keepingCapacity: true)
-            }
-        }
-        while bytes.count - i >= 64 {
-            compress(start + i)
-            i += 64
-        }
-        if i < bytes.count { buffer.append(contentsOf: UnsafeBufferPointer(start: start + i, count: bytes.count - i)) }
+        guard let start = bytes.baseAddress, bytes.count > 0 else { return }
+        loom_sha256_update(&context, start, bytes.count)
     }
 
     /// Feeds the UTF-8 bytes of a string.
     public mutating func update(_ text: String) { update(Array(text.utf8)) }
 
-    /// The digest as 64 lowercase hex digits.
+    /// The digest as 64 lowercase hex digits. The hasher is spent afterwards.
     public mutating func finalize() -> String {
-        let bitLength = length &* 8
-        var tail = buffer + [0x80]
-        while tail.count % 64 != 56 { tail.append(0) }
-        for shift in stride(from: 56, through: 0, by: -8) { tail.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift))) }
-        tail.withUnsafeBufferPointer { p in
-            for start in stride(from: 0, to: p.count, by: 64) { compress(p.baseAddress! + start) }
-        }
-        buffer = []
-        let words = [state.0, state.1, state.2, state.3, state.4, state.5, state.6, state.7]
+        var digest = [UInt8](repeating: 0, count: 32)
+        loom_sha256_final(&context, &digest)
         let hex = Array("0123456789abcdef")
         var s = ""
-        for w in words {
-            for shift in stride(from: 28, through: 0, by: -4) { s.append(hex[Int((w >> UInt32(shift)) & 0xF)]) }
-        }
+        s.reserveCapacity(64)
+        for b in digest { s.append(hex[Int(b >> 4)]); s.append(hex[Int(b & 15)]) }
         return s
     }
 
@@ -75,35 +43,4 @@ public struct SHA256: Sendable {
         h.update(bytes)
         return h.finalize()
     }
-
-    /// One 64-byte block; the message schedule lives on the stack.
-    private mutating func compress(_ block: UnsafePointer<UInt8>) {
-        var st = state
-        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { w in
-            for i in 0..<16 {
-                w[i] = UInt32(block[4 * i]) << 24 | UInt32(block[4 * i + 1]) << 16 | UInt32(block[4 * i + 2]) << 8 | UInt32(block[4 * i + 3])
-            }
-            for i in 16..<64 {
-                let s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3)
-                let s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10)
-                w[i] = w[i - 16] &+ s0 &+ w[i - 7] &+ s1
-            }
-            SHA256.k.withUnsafeBufferPointer { k in
-                var (a, b, c, d, e, f, g, h) = st
-                for i in 0..<64 {
-                    let s1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
-                    let ch = (e & f) ^ (~e & g)
-                    let t1 = h &+ s1 &+ ch &+ k[i] &+ w[i]
-                    let s0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
-                    let maj = (a & b) ^ (a & c) ^ (b & c)
-                    let t2 = s0 &+ maj
-                    h = g; g = f; f = e; e = d &+ t1; d = c; c = b; b = a; a = t1 &+ t2
-                }
-                st = (st.0 &+ a, st.1 &+ b, st.2 &+ c, st.3 &+ d, st.4 &+ e, st.5 &+ f, st.6 &+ g, st.7 &+ h)
-            }
-        }
-        state = st
-    }
-
-    @inline(__always) private func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
 }

@@ -28,6 +28,9 @@ struct JobOptions: ParsableArguments {
     @Option(help: "Examples per batch.")
     var batchSize: Int = 32
 
+    @Option(help: ArgumentHelp("Batches per shard, the unit of work that is scheduled, retried and journaled (default: chosen from the model's cost, so that a shard holds a few milliseconds of work).", valueName: "k"))
+    var shardBatches: Int?
+
     @Option(help: "marginalize: the motif to substitute, over the alphabet; N keeps the original base.")
     var motif: String?
 
@@ -84,6 +87,7 @@ struct JobOptions: ParsableArguments {
     /// The job these flags describe (drawing a seed for functions that shuffle, when none is given).
     func spec() throws -> JobSpec {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+        if let shardBatches, shardBatches < 1 { throw ValidationError("--shard-batches must be at least 1, got \(shardBatches)") }
         var function = FunctionSpec(name: function, innerFunc: innerFunc, motif: motif, start: start, alphabet: alphabet,
                                     end: end, n: shuffles, randomState: randomState, target: target, nShuffles: nShuffles,
                                     hypothetical: hypothetical, references: references)
@@ -93,7 +97,7 @@ struct JobOptions: ParsableArguments {
             function.randomState = drawn
         }
         return JobSpec(mode: mode, function: function, modelPath: model, xPath: x, argPaths: args, batchSize: batchSize,
-                       shareRows: !noShareRows)
+                       shareRows: !noShareRows, shardBatches: shardBatches)
     }
 }
 

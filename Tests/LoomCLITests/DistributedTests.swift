@@ -41,11 +41,36 @@ struct DistributedTests {
         #expect(orphanedWorkers().isEmpty, "no worker process is left")
     }
 
+    @Test("shards of several batches (--shard-batches 3, the last one short) give the same bits in process and on 2 workers",
+          arguments: ["fd100_product_batch_not_dividing", "fd100_pairwise_batch_not_dividing", "fd100_product_ablate",
+                      "loom_convpool_pairwise_deep_lift_shap", "tutorial_pairwise_predict_random"])
+    func multiBatchShards(name: String) throws {
+        let plain = try ConformanceCase(directory: Repository.conformanceDirectory + "/" + name)
+        let (base, r0) = try runCase(plain, workers: 0)
+        defer { base.remove() }
+        #expect(r0.status == 0, "\(r0.stderr)")
+        #expect(try readJSON(base.path + "/manifest.json")["batches_per_shard"] as? Int == 1, "a small job keeps one batch per shard")
+        let reference = try resultBytes(base.path)
+        var c = plain
+        c.argv += ["--shard-batches", "3"]
+        for n in [0, 2] {
+            let (out, r) = try runCase(c, workers: n)
+            defer { out.remove() }
+            #expect(r.status == 0, "--workers \(n): \(r.stderr)")
+            #expect(try resultBytes(out.path) == reference, "--shard-batches 3 --workers \(n) differs from one batch per shard")
+            let m = try readJSON(out.path + "/manifest.json")
+            let batch = m["batch_size"] as! Int, examples = m["examples"] as! Int
+            #expect(m["batches_per_shard"] as? Int == 3)
+            #expect(m["shards"] as? Int == (examples + 3 * batch - 1) / (3 * batch))
+        }
+    }
+
     @Test("cluster style: coordinator, two workers and a separate collector over tcp on 127.0.0.1")
     func cluster() throws {
         var c = try ConformanceCase(directory: Repository.conformanceDirectory + "/fd100_product_marginalize")
         // One example per shard: 1,280 shards, long enough for both workers to join before the end.
         c.argv[c.argv.firstIndex(of: "--batch-size")! + 1] = "1"
+        c.argv += ["--shard-batches", "1"]
         let (base, r0) = try runCase(c, workers: 0)
         defer { base.remove() }
         #expect(r0.status == 0)

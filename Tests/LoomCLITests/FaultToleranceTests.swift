@@ -12,7 +12,7 @@ struct LongJob {
         s = try Scratch()
         try writeNpy(s.dir.file("many.npy"), shape: [4000, 1], (0..<4000).map { Float($0) / 100 })
         argv = ["run", "--mode", "product", "--model", "model.onnx", "--x", "x.npy", "--arg", "many.npy", "--arg", "a1.npy",
-                "--batch-size", "10", "--quiet"]
+                "--batch-size", "10", "--shard-batches", "1", "--quiet"]
     }
 
     /// The reference result, computed in process.

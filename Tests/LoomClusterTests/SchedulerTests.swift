@@ -97,6 +97,17 @@ struct SchedulerTests {
         #expect(s.isComplete)
     }
 
+    @Test("a shard reported computed is not a straggler: its result is on the way, so it is not run again")
+    func noSpeculationOfComputed() {
+        var s = Scheduler(shardCount: 2)
+        _ = s.grant(w1, 2, now: 0)           // 0 and 1 on w1
+        s.computed(w1, [0])
+        let extra = assigned(s.grant(w2, 2, now: 1))
+        #expect(extra.map(\.0) == [1], "only the shard not yet computed is run again")
+        _ = s.acknowledge([0, 1], now: 2)
+        #expect(s.isComplete)
+    }
+
     @Test("a shard that kills three workers fails the job, naming the shard")
     func poison() {
         var s = Scheduler(shardCount: 5)

@@ -62,6 +62,38 @@ struct IndexSpaceTests {
         #expect(next == examples)
     }
 
+    @Test("shards of several batches cover every example once; their batches are the plain plan's batches",
+          arguments: [(100, 8, 3), (96, 8, 3), (7, 4, 5), (1, 1, 2), (0, 4, 2)])
+    func multiBatchShards(examples: Int, batch: Int, k: Int) throws {
+        let plan = try ShardPlan(examples: examples, batchSize: batch, batchesPerShard: k)
+        let plain = try ShardPlan(examples: examples, batchSize: batch)
+        #expect(plan.shardSize == batch * k)
+        #expect(plan.batchCount == plain.shardCount)
+        let batches = (0..<plan.shardCount).flatMap { plan.batches(of: $0) }
+        #expect(batches == (0..<plain.shardCount).map { plain.range(of: $0) }, "the same batches as one batch per shard")
+        for s in 0..<plan.shardCount {
+            #expect(plan.batches(of: s).count <= k)
+            #expect(plan.batches(of: s).first?.lowerBound == plan.range(of: s).lowerBound)
+            #expect(plan.batches(of: s).last?.upperBound == plan.range(of: s).upperBound)
+        }
+        #expect(throws: IndexSpaceError.self) { try ShardPlan(examples: 10, batchSize: 2, batchesPerShard: 0) }
+    }
+
+    @Test("automatic sizing: one batch per shard unless batches are cheap; at least 64 shards when there are enough batches")
+    func automaticSize() {
+        // Expensive examples (a BPNet deep_lift_shap: ~1e11 operations) stay one batch per shard.
+        #expect(ShardPlan.automaticBatchesPerShard(examples: 1_000_000, batchSize: 32, operationsPerExample: 1e11) == 1)
+        // No estimate: one batch per shard.
+        #expect(ShardPlan.automaticBatchesPerShard(examples: 1_000_000, batchSize: 32, operationsPerExample: nil) == 1)
+        // Cheap examples: shards of about 2^24 operations...
+        let k = ShardPlan.automaticBatchesPerShard(examples: 10_000_000, batchSize: 32, operationsPerExample: 4096)
+        #expect(k == (1 << 24) / (32 * 4096))
+        // ...but never fewer than 64 shards of a job with enough batches, and never below one batch.
+        let few = ShardPlan.automaticBatchesPerShard(examples: 32 * 640, batchSize: 32, operationsPerExample: 1)
+        #expect(few == 10)
+        #expect(ShardPlan.automaticBatchesPerShard(examples: 32 * 10, batchSize: 32, operationsPerExample: 1) == 1)
+    }
+
     @Test("a batch size below 1 is refused")
     func badBatch() {
         #expect(throws: IndexSpaceError.self) { try ShardPlan(examples: 10, batchSize: 0) }

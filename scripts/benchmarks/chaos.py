@@ -56,7 +56,7 @@ class Job:
         m = shards * 10 // (5 * 5)           # 5 sequences x m alphas x 5 betas, 10 examples per shard
         np.save(os.path.join(work, "alphas.npy"), (np.arange(m, dtype=np.float32) / 100).reshape(-1, 1))
         self.flags = ["--mode", "product", "--model", "model.onnx", "--x", "x.npy", "--arg", "alphas.npy",
-                      "--arg", "a1.npy", "--batch-size", "10"]
+                      "--arg", "a1.npy", "--batch-size", "10", "--shard-batches", "1"]
         self.fast = ["--heartbeat", "0.25", "--liveness", "3"]
         # Each shard of this small model takes microseconds; a test hook makes workers take 2 ms
         # a shard, so that the job lasts long enough to inject faults into.

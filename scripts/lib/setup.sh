@@ -4,7 +4,7 @@
 # Installs the Debian packages Loom builds against, when any is missing.
 loom_system_packages() {
     local need=()
-    for pkg in libzmq3-dev libopenblas-dev pkg-config; do
+    for pkg in libzmq3-dev libopenblas-dev libssl-dev pkg-config; do
         dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
     done
     if [ ${#need[@]} -gt 0 ]; then

@@ -1,0 +1,38 @@
+import LoomTensor
+
+extension ONNXModel {
+    /// An estimate of one example's work in a forward pass: the multiply-adds of Conv, Gemm and
+    /// MatMul, plus one operation per element every other step produces.
+    ///
+    /// Measured by running the graph once on `feeds`, one row each, so it depends only on the
+    /// model and the input shapes. It is meant for sizing units of work, not for timing: a
+    /// multiply-add inside sgemm and an element of a Relu are counted alike.
+    public func operationsPerExample(feeds: [Tensor<Float>]) throws -> Double {
+        let env = try forwardKeepingValues(feeds)
+        var total = 0.0
+        for step in steps {
+            let produced = step.outputs.reduce(0.0) { $0 + Double(env[$1]?.shape.elementCount ?? 0) }
+            let inputs = step.inputs.map { $0.flatMap { env[$0] } }
+            total += produced
+            switch step.op {
+            case "Conv", "ConvTranspose":
+                // Each output element sums over the weight's (C_in / group) × kernel taps.
+                if inputs.count > 1, let w = inputs[1], w.shape.count >= 2 {
+                    let tapsPerOutput = Double(Array(w.shape.dropFirst()).elementCount)
+                    total += produced * tapsPerOutput
+                }
+            case "Gemm", "MatMul":
+                // Out is (…, M, N) from A (…, M, K): K = |A| · N / |Out|.
+                if let a = inputs.first ?? nil, let out = step.outputs.first.flatMap({ env[$0] }), let n = out.shape.last,
+                   out.shape.elementCount > 0 {
+                    let k = Double(a.shape.elementCount) * Double(n) / Double(out.shape.elementCount)
+                    total += produced * k
+                }
+            default:
+                break
+            }
+        }
+        let rows = max(1, feeds.first?.shape.first ?? 1)
+        return total / Double(rows)
+    }
+}
