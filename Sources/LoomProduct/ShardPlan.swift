@@ -47,9 +47,9 @@ public struct ShardPlan: Codable, Sendable, Equatable {
 
 extension ShardPlan {
     /// The work a shard should hold when its size is chosen automatically, in multiply-adds:
-    /// a few milliseconds on one core, so that sending, scheduling and journaling a shard
+    /// some milliseconds on one core (5–20 for small models), so that sending, scheduling and journaling a shard
     /// (some tens of microseconds end to end) costs about 1 % of computing it.
-    public static let targetShardOperations = 1 << 24
+    public static let targetShardOperations = 1 << 26
     /// Automatic sizing leaves at least this many shards when there are enough batches, for
     /// progress, load balance and the grain of retries.
     public static let minimumAutomaticShards = 64

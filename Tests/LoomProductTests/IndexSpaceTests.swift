@@ -85,9 +85,9 @@ struct IndexSpaceTests {
         #expect(ShardPlan.automaticBatchesPerShard(examples: 1_000_000, batchSize: 32, operationsPerExample: 1e11) == 1)
         // No estimate: one batch per shard.
         #expect(ShardPlan.automaticBatchesPerShard(examples: 1_000_000, batchSize: 32, operationsPerExample: nil) == 1)
-        // Cheap examples: shards of about 2^24 operations...
+        // Cheap examples: shards of about 2^26 operations...
         let k = ShardPlan.automaticBatchesPerShard(examples: 10_000_000, batchSize: 32, operationsPerExample: 4096)
-        #expect(k == (1 << 24) / (32 * 4096))
+        #expect(k == (1 << 26) / (32 * 4096))
         // ...but never fewer than 64 shards of a job with enough batches, and never below one batch.
         let few = ShardPlan.automaticBatchesPerShard(examples: 32 * 640, batchSize: 32, operationsPerExample: 1)
         #expect(few == 10)

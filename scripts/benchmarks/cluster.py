@@ -23,8 +23,20 @@ def save(work, name, array):
     return path
 
 
+def cpu_so_far(pid):
+    """CPU seconds a running process has used: the sum over its threads of /proc's schedstat (ns)."""
+    total = 0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+    except OSError:
+        pass
+    return total / 1e9
+
+
 def run_job(loom, work, job_flags, workers, separate_collector=False, tag="job"):
-    """Runs one job; returns (manifest, {role: (cpu seconds, max rss kB)}, wall seconds)."""
+    """Runs one job; returns (manifest, {role: (cpu seconds, max rss kB, cpu seconds after the job started)}, wall seconds)."""
     d = tempfile.mkdtemp(prefix=f"loom-{tag}-", dir=work)
     out = os.path.join(d, "out")
     coord = f"ipc://{d}/coordinator"
@@ -44,6 +56,13 @@ def run_job(loom, work, job_flags, workers, separate_collector=False, tag="job")
         procs[f"worker{i}"] = subprocess.Popen([loom, "worker", "--connect", coord], stdout=devnull, stdin=devnull)
     time.sleep(0.3)
     procs["coordinator"] = subprocess.Popen(cmd, stdout=devnull, stdin=devnull)
+    # The job's clock (elapsed_seconds) starts when the collector claims --out: note every
+    # process's CPU time then, so that CPU within the job can be told from start-up CPU.
+    claimed = os.path.join(out, "job.json")
+    deadline = time.time() + 30
+    while not os.path.exists(claimed) and procs["coordinator"].poll() is None and time.time() < deadline:
+        time.sleep(0.0005)
+    at_start = {role: cpu_so_far(p.pid) for role, p in procs.items()}
     usage = {}
     # The coordinator (and collector) first: the job is over when they are.
     for role, p in sorted(procs.items(), key=lambda kv: kv[0].startswith("worker")):
@@ -61,7 +80,7 @@ def run_job(loom, work, job_flags, workers, separate_collector=False, tag="job")
         else:
             _, status, ru = os.wait4(p.pid, 0)
         p.returncode = status
-        usage[role] = (ru.ru_utime + ru.ru_stime, ru.ru_maxrss)
+        usage[role] = (ru.ru_utime + ru.ru_stime, ru.ru_maxrss, ru.ru_utime + ru.ru_stime - at_start[role])
         if status != 0 and not role.startswith("worker"):
             raise SystemExit(f"{role} exited with status {status}")
     wall = time.time() - t0
@@ -84,44 +103,57 @@ def main():
     n_seq = 200 if q else 2000
     x = save(work, "xt", one_hot(n_seq, 4, 0))
     at = save(work, "at", np.arange(20, dtype=np.float32).reshape(-1, 1))
-    flags = ["--mode", "product", "--model", os.path.join(DATA, "trivial.onnx"), "--x", x, "--arg", at, "--batch-size", "1"]
+    flags = ["--mode", "product", "--model", os.path.join(DATA, "trivial.onnx"), "--x", x, "--arg", at, "--batch-size", "1",
+             "--shard-batches", "1"]
     m, usage, wall = run_job(loom, work, flags, 1, tag="throughput")
     shards = m["shards"]
     print(f"scheduler throughput: {shards} shards of 1 example, 1 worker: {shards / m['elapsed_seconds']:.0f} shards/s "
           f"(job {m['elapsed_seconds']:.2f} s, wall {wall:.2f} s; coordinator+collector CPU {usage['coordinator'][0]:.2f} s, "
           f"worker CPU {usage['worker0'][0]:.2f} s)", flush=True)
 
-    # 2. Scaling: FlattenDense L=1000, product 200 x 50 x 50.
+    # 2. Scaling: FlattenDense L=1000, product 200 x 50 x 50 (and 10x longer, 200 x 500 x 50).
+    # A job lasts a fraction of a second, so each configuration runs `reps` times, 1 and 2
+    # workers alternating; the table gives medians, and the range of the 2-worker/1-worker ratio
+    # over the pairs of consecutive runs.
     n, mm = (40, 10) if q else (200, 50)
+    reps = 1 if q else 5
     xf = save(work, "xf", one_hot(n, 1000, 1))
-    al = save(work, "alpha", np.random.RandomState(2).randn(mm, 1).astype(np.float32))
     be = save(work, "beta", np.random.RandomState(3).randn(50 if not q else 10, 1).astype(np.float32))
     fd = os.path.join(DATA, "flattendense1000.onnx")
-    print(f"\nscaling: FlattenDense L=1000 product {n} x {mm} x {50 if not q else 10}", flush=True)
-    print(f"{'rows':10} {'batch':>5} {'workers':>7} {'ex/s':>10} {'speed-up':>9} {'coord+coll CPU %':>17} {'bytes/example':>14}", flush=True)
-    for share in (True, False):
-        for batch in (32, 256):
-            base = None
-            for w in (0, 1, 2):
+    med = lambda v: float(np.median(v))
+    for factor in ((1,) if q else (1, 10)):
+        al = save(work, f"alpha_s{factor}", np.random.RandomState(2).randn(mm * factor, 1).astype(np.float32))
+        print(f"\nscaling: FlattenDense L=1000 product {n} x {mm * factor} x {50 if not q else 10} "
+              f"(median of {reps if factor == 1 else max(1, reps - 2)} runs)", flush=True)
+        print(f"{'rows':9} {'batch':>5} {'shards':>6} {'workers':>7} {'ex/s':>10} {'speed-up':>9} {'range':>11} "
+              f"{'coord+coll CPU %':>17} {'in job':>7} {'bytes/example':>14}", flush=True)
+        for share in (True, False):
+            for batch in ((32, 256) if factor == 1 else (32,)):
                 flags = ["--mode", "product", "--model", fd, "--x", xf, "--arg", al, "--arg", be, "--batch-size", str(batch)]
                 if not share:
                     flags.append("--no-share-rows")
-                if w == 0:
+                label = "shared" if share else "unshared"
+                if factor == 1:
                     out = os.path.join(work, "inproc")
                     subprocess.run([loom, "run", *flags, "--out", out, "--overwrite", "--quiet"], check=True)
                     with open(os.path.join(out, "manifest.json")) as f:
                         m = json.load(f)
-                    rate = m["examples"] / m["elapsed_seconds"]
-                    print(f"{'shared' if share else 'unshared':10} {batch:5d} {'in-proc':>7} {rate:10.0f} {'':>9} {'':>17} {'':>14}", flush=True)
-                    continue
-                m, usage, wall = run_job(loom, work, flags, w, tag=f"scale{w}")
-                rate = m["examples"] / m["elapsed_seconds"]
-                if w == 1:
-                    base = rate
-                total = sum(c for c, _ in usage.values())
-                share_cpu = 100 * usage["coordinator"][0] / total if total else 0
-                print(f"{'shared' if share else 'unshared':10} {batch:5d} {w:7d} {rate:10.0f} {rate / base:9.2f} {share_cpu:16.1f}% "
-                      f"{m['transfer']['bytes_per_example']:14.1f}", flush=True)
+                    print(f"{label:9} {batch:5d} {m['shards']:6d} {'in-proc':>7} {m['examples'] / m['elapsed_seconds']:10.0f}", flush=True)
+                runs = {1: [], 2: []}
+                for _ in range(reps if factor == 1 else max(1, reps - 2)):
+                    for w in (1, 2):
+                        m, usage, wall = run_job(loom, work, flags, w, tag=f"scale{w}")
+                        total = sum(u[0] for u in usage.values())
+                        during = sum(u[2] for u in usage.values())
+                        runs[w].append((m["examples"] / m["elapsed_seconds"], 100 * usage["coordinator"][0] / total,
+                                        m["transfer"]["bytes_per_example"], m["shards"], 100 * usage["coordinator"][2] / during))
+                ratios = [b[0] / a[0] for a, b in zip(runs[1], runs[2])]
+                base = med([r[0] for r in runs[1]])
+                for w in (1, 2):
+                    rate = med([r[0] for r in runs[w]])
+                    span = f"{min(ratios):.2f}-{max(ratios):.2f}" if w == 2 else ""
+                    print(f"{label:9} {batch:5d} {runs[w][0][3]:6d} {w:7d} {rate:10.0f} {rate / base:9.2f} {span:>11} "
+                          f"{med([r[1] for r in runs[w]]):16.1f}% {med([r[4] for r in runs[w]]):6.1f}% {med([r[2] for r in runs[w]]):14.1f}", flush=True)
 
     # 3. Coordinator memory: the same job with m ten times larger (separate collector).
     print("\ncoordinator memory (separate collector process), batch 256:", flush=True)

@@ -23,3 +23,12 @@ loom_python_numpy() {
         python3 -m pip install -q numpy || { dpkg -s python3-numpy >/dev/null 2>&1 || apt-get install -y -qq python3-numpy >/dev/null; }
     fi
 }
+
+# Builds the release binary, .build/release/loom, with the Swift runtime and Foundation linked in
+# statically: every loom process (coordinator, each worker) starts without resolving thousands
+# of symbols in the Swift shared libraries, and the binary runs on cluster nodes that have no
+# Swift toolchain (it needs only the Debian libraries above). Prints errors only; fails if none built.
+loom_build_release() {
+    swift build -c release --product loom --static-swift-stdlib 2>&1 | grep -E "error:" && return 1
+    [ -x .build/release/loom ] || { echo "loom did not build" >&2; return 1; }
+}
