@@ -21,7 +21,8 @@ let package = Package(
                        providers: [.apt(["libssl-dev"])]),
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
         // Data path: tensors and .npy files -> ONNX runtime -> tangermeme functions -> product engine.
-        .target(name: "LoomTensor", dependencies: ["COpenSSL"]),
+        .systemLibrary(name: "CLoomSystem"),
+        .target(name: "LoomTensor", dependencies: ["COpenSSL", "CLoomSystem"]),
         .target(name: "LoomONNX", dependencies: ["LoomTensor", "COpenBLAS"]),
         .target(name: "LoomFunctions", dependencies: ["LoomTensor", "LoomONNX"]),
         .target(name: "LoomProduct", dependencies: ["LoomTensor", "LoomONNX", "LoomFunctions"]),

@@ -70,7 +70,7 @@ public final class ResultWriter {
             guard index == leaf.index, Array(tensor.shape.dropFirst()) == leaf.exampleShape else {
                 throw IndexSpaceError("output \(index) has per-example shape \(Array(tensor.shape.dropFirst())) in one batch and \(leaf.exampleShape) in another; Loom needs a fixed output shape")
             }
-            tensor.storage.withUnsafeBufferPointer { leaf.output.write(rows: $0, at: firstExample) }
+            try tensor.storage.withUnsafeBufferPointer { try leaf.output.write(rows: $0, at: firstExample) }
         }
     }
 
@@ -93,7 +93,7 @@ public final class ResultWriter {
             guard got.bytes.count == count * leaf.exampleShape.elementCount * 4 else {
                 throw IndexSpaceError("output \(got.index) carries \(got.bytes.count) bytes for \(count) examples of shape \(leaf.exampleShape)")
             }
-            leaf.output.write(rawRows: got.bytes, at: firstExample)
+            try leaf.output.write(rawRows: got.bytes, at: firstExample)
         }
     }
 

@@ -3,12 +3,16 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CLoomSystem
 
-/// A float32 `.npy` file of fixed shape, memory-mapped, filled row by row in any order.
+/// A float32 `.npy` file of fixed shape, filled row by row in any order.
 ///
-/// The file is created at full size up front; rows are copied into their place in the
-/// mapping, so a result larger than memory is written through the page cache. Call
-/// ``flush()`` before declaring the file complete.
+/// The file is created at full size up front, its blocks reserved (so a full disk is
+/// reported when the job starts, not hours into it), and rows are written in place with
+/// `pwrite` through the page cache, so a result larger than memory is fine. Writing with
+/// `pwrite` rather than into a shared mapping means an I/O error or a full disk is an error
+/// value naming the file, never a SIGBUS, and costs no page fault per 4 KB page. Call
+/// ``flush()`` before declaring rows complete.
 public final class NpyOutputFile: @unchecked Sendable {
     /// The file's path.
     public let path: String
@@ -20,13 +24,13 @@ public final class NpyOutputFile: @unchecked Sendable {
     public let dataOffset: Int
 
     private let fd: Int32
-    private let mapping: UnsafeMutableRawPointer?
-    private let mappedLength: Int
+    private let length: Int
 
-    /// Creates (or replaces) the file at full size and maps it.
+    /// Creates (or replaces) the file at full size.
     ///
     /// - Parameters:
     ///   - rowAxes: how many leading axes index examples; the rest form one row.
+    ///   - reuseExisting: open the file of an interrupted run of the same job instead (resume).
     public init(path: String, shape: [Int], rowAxes: Int, reuseExisting: Bool = false) throws {
         self.path = path
         self.shape = shape
@@ -45,59 +49,71 @@ public final class NpyOutputFile: @unchecked Sendable {
         let fd = open(path, O_RDWR | O_CREAT | (reuseExisting ? 0 : O_TRUNC) | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw NpyError(path: path, code: .writeFailed(errno: errno)) }
         self.fd = fd
-        func fail() -> NpyError {
-            let e = errno
+        self.length = total
+        func fail(_ e: Int32 = errno) -> NpyError {
             close(fd)
             return NpyError(path: path, code: .writeFailed(errno: e))
         }
         if !reuseExisting {
             guard ftruncate(fd, off_t(total)) == 0 else { throw fail() }
+            // Reserve the blocks now. Filesystems that cannot (EOPNOTSUPP) keep a sparse file.
+            if loom_reserve_blocks(fd, off_t(total)) == ENOSPC { throw fail(ENOSPC) }
             let written = header.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
             guard written == header.count else { throw fail() }
         }
-        self.mappedLength = total
-        let p = mmap(nil, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
-        guard let p, p != MAP_FAILED else { throw fail() }
-        self.mapping = p
     }
 
-    deinit {
-        if let mapping { munmap(mapping, mappedLength) }
-        close(fd)
+    deinit { close(fd) }
+
+    /// Writes whole rows in place, starting at row `firstRow`.
+    public func write(rows values: UnsafeBufferPointer<Float>, at firstRow: Int) throws {
+        try write(rawRows: UnsafeRawBufferPointer(values), at: firstRow)
     }
 
-    /// Copies whole rows into place, starting at row `firstRow`.
-    public func write(rows values: UnsafeBufferPointer<Float>, at firstRow: Int) {
-        precondition(values.count % max(rowElements, 1) == 0, "a partial row was written to \(path)")
-        let byteOffset = dataOffset + firstRow * rowElements * 4
-        precondition(byteOffset + values.count * 4 <= mappedLength, "rows past the end of \(path)")
-        guard let mapping, let src = values.baseAddress, values.count > 0 else { return }
-        (mapping + byteOffset).copyMemory(from: src, byteCount: values.count * 4)
-    }
-
-    /// Copies whole rows given as raw float32 bytes (any alignment) into place, starting at row `firstRow`.
-    public func write(rawRows bytes: UnsafeRawBufferPointer, at firstRow: Int) {
+    /// Writes whole rows given as raw float32 bytes (any alignment) in place, starting at row `firstRow`.
+    public func write(rawRows bytes: UnsafeRawBufferPointer, at firstRow: Int) throws {
         precondition(bytes.count % max(rowElements * 4, 1) == 0, "a partial row was written to \(path)")
         let byteOffset = dataOffset + firstRow * rowElements * 4
-        precondition(byteOffset + bytes.count <= mappedLength, "rows past the end of \(path)")
-        guard let mapping, let src = bytes.baseAddress, bytes.count > 0 else { return }
-        (mapping + byteOffset).copyMemory(from: src, byteCount: bytes.count)
+        precondition(byteOffset + bytes.count <= length, "rows past the end of \(path)")
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+        var done = 0
+        while done < bytes.count {
+            let n = pwrite(fd, base + done, bytes.count - done, off_t(byteOffset + done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw NpyError(path: path, code: .writeFailed(errno: errno))
+            }
+            done += n
+        }
     }
 
     /// Reads rows back, for resume and for checks.
-    public func read(rows count: Int, at firstRow: Int) -> [Float] {
+    public func read(rows count: Int, at firstRow: Int) throws -> [Float] {
         let n = count * rowElements
         let byteOffset = dataOffset + firstRow * rowElements * 4
-        precondition(byteOffset + n * 4 <= mappedLength)
-        guard let mapping else { return [] }
-        return Array(UnsafeBufferPointer(start: (mapping + byteOffset).assumingMemoryBound(to: Float.self), count: n))
+        precondition(byteOffset + n * 4 <= length)
+        var out = [Float](repeating: 0, count: n)
+        let want = n * 4
+        var done = 0
+        try out.withUnsafeMutableBytes { buf in
+            while done < want {
+                let r = pread(fd, buf.baseAddress! + done, want - done, off_t(byteOffset + done))
+                if r < 0 {
+                    if errno == EINTR { continue }
+                    throw NpyError(path: path, code: .writeFailed(errno: errno))
+                }
+                if r == 0 { throw NpyError(path: path, code: .badHeader("the file ends before row \(firstRow + count)")) }
+                done += r
+            }
+        }
+        return out
     }
 
-    /// Writes every dirty page to disk (msync, then fsync).
+    /// Makes every row written so far durable (fdatasync).
     public func flush() throws {
-        if let mapping, msync(mapping, mappedLength, MS_SYNC) != 0 {
+        while fdatasync(fd) != 0 {
+            if errno == EINTR { continue }
             throw NpyError(path: path, code: .writeFailed(errno: errno))
         }
-        guard fsync(fd) == 0 else { throw NpyError(path: path, code: .writeFailed(errno: errno)) }
     }
 }

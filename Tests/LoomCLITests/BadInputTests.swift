@@ -31,7 +31,7 @@ struct Scratch {
         try writeNpy(dir.file("many.npy"), shape: [40000, 1], (0..<40000).map { Float($0) })
         let p = try startProcess(Repository.loomBinary, ["run", "--mode", "product", "--model", "model.onnx", "--x", "x.npy",
                                                           "--arg", "many.npy", "--arg", "a1.npy", "--batch-size", "1",
-                                                          "--workers", "2", "--out", out, "--quiet"], cwd: dir.path)
+                                                          "--shard-batches", "1", "--workers", "2", "--out", out, "--quiet"], cwd: dir.path)
         let deadline = Date().addingTimeInterval(20)
         while processes(containing: "--parent-pid \(p.processIdentifier) ").count < 2 && Date() < deadline { usleep(20_000) }
         return p
@@ -166,6 +166,27 @@ struct BadInputTests {
         #expect(try s.run(x: "soft.npy").status == 0)
     }
 
+    @Test("a full disk: one line naming the result file and ENOSPC, at the start, not a crash (in process and on 2 workers)",
+          .enabled(if: TinyFilesystem.available, "needs to mount a tmpfs (root in this container)"))
+    func diskFull() throws {
+        let s = try Scratch(); defer { s.remove() }
+        try writeNpy(s.dir.file("many.npy"), shape: [4000, 1], (0..<4000).map { Float($0) })
+        for workers in [0, 2] {
+            let fs = try TinyFilesystem(at: s.dir.file("full\(workers)"), kilobytes: 64)
+            defer { fs.unmount() }
+            let out = fs.path + "/out"
+            let r = try runLoom(["run", "--mode", "product", "--model", "model.onnx", "--x", "x.npy", "--arg", "many.npy",
+                                 "--arg", "a1.npy", "--out", out, "--workers", "\(workers)", "--quiet"], cwd: s.dir.path, timeout: 60)
+            // 5 x 4,000 x 5 examples x 3 floats: 1.2 MB of results on a 64 KB disk.
+            #expect(r.status == 1, "exit \(r.status): \(r.stderr)")
+            #expect(!r.timedOut)
+            #expect(r.stderr.contains(out + "/y.npy") && r.stderr.contains("No space left on device"), "\(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: out + "/manifest.json"))
+            if workers == 0 { #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)") }
+        }
+        #expect(orphanedWorkers().isEmpty)
+    }
+
     @Test("a bad flag value gets a usage error, not a crash")
     func flags() throws {
         let s = try Scratch(); defer { s.remove() }
@@ -176,4 +197,34 @@ struct BadInputTests {
         #expect(m.status != 0)
         #expect(m.stderr.contains("sideways"))
     }
+}
+
+/// A tmpfs of a few kilobytes mounted for a test (needs root, as in CI's container).
+struct TinyFilesystem {
+    let path: String
+
+    /// Whether this process may mount one.
+    static let available: Bool = {
+        guard getuid() == 0 else { return false }
+        let probe = TemporaryDirectory("loom-mount-probe")
+        defer { probe.remove() }
+        guard let fs = try? TinyFilesystem(at: probe.file("m"), kilobytes: 16) else { return false }
+        fs.unmount()
+        return true
+    }()
+
+    init(at path: String, kilobytes: Int) throws {
+        self.path = path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        let r = try runProcess("/bin/mount", ["-t", "tmpfs", "-o", "size=\(kilobytes)k", "tmpfs", path], timeout: 10)
+        guard r.status == 0 else { throw TestFailure("mount failed: \(r.stderr)") }
+    }
+
+    func unmount() { _ = try? runProcess("/bin/umount", [path], timeout: 10) }
+}
+
+/// A test's own set-up failed (not Loom).
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }

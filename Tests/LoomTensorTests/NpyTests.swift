@@ -100,13 +100,13 @@ struct NpyTests {
             let out = try NpyOutputFile(path: path, shape: [4, 2, 3], rowAxes: 2)
             #expect(out.rowElements == 3)
             let rows = (0..<8).map { r in (0..<3).map { Float(r * 10 + $0) } }
-            for r in [5, 0, 7, 3] { rows[r].withUnsafeBufferPointer { out.write(rows: $0, at: r) } }
+            for r in [5, 0, 7, 3] { try rows[r].withUnsafeBufferPointer { try out.write(rows: $0, at: r) } }
             let pair = rows[1] + rows[2]
-            pair.withUnsafeBufferPointer { out.write(rows: $0, at: 1) }
-            rows[4].withUnsafeBufferPointer { out.write(rows: $0, at: 4) }
-            rows[6].withUnsafeBufferPointer { out.write(rows: $0, at: 6) }
+            try pair.withUnsafeBufferPointer { try out.write(rows: $0, at: 1) }
+            try rows[4].withUnsafeBufferPointer { try out.write(rows: $0, at: 4) }
+            try rows[6].withUnsafeBufferPointer { try out.write(rows: $0, at: 6) }
             try out.flush()
-            #expect(out.read(rows: 1, at: 5) == rows[5])
+            #expect(try out.read(rows: 1, at: 5) == rows[5])
         }
         let back = try NpyArray.read(path: path)
         #expect(back.shape == [4, 2, 3])
