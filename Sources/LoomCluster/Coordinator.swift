@@ -119,6 +119,9 @@ public final class Coordinator {
         func fail(_ text: String) throws -> Never {
             for w in workers.keys { _ = try? router.send(.end, to: w, body: wire { $0.u8(0); $0.string(text) }) }
             _ = try? toCollector.send(.end, body: wire { $0.u8(0); $0.string(text) })
+            // Closing with LINGER 0 could drop these last words: a worker that misses `end` waits for a coordinator that is gone.
+            router.close(lingeringFor: 1000)
+            toCollector.close(lingeringFor: 1000)
             collectorThread?.join()
             throw ClusterError(text)
         }
@@ -284,6 +287,7 @@ public final class Coordinator {
                                 _ = try? router.send(.end, to: w, body: wire { $0.u8(1); $0.string("done") })
                             }
                         }
+                        router.close(lingeringFor: 1000)
                         collectorThread?.join()
                         logger.info("done", metadata: ["seconds": "\(Date().timeIntervalSince(started))", "workers": "\(everJoined.count)"])
                         return everJoined.count

@@ -39,6 +39,16 @@ public final class Socket {
         zmq_close(handle)
     }
 
+    /// Closes the socket, letting its queued messages go out for up to `milliseconds`: the
+    /// context's termination (at the end of the process) waits for them, or for the time to run
+    /// out when a peer is gone. For last words, such as telling workers the job is over.
+    public func close(lingeringFor milliseconds: Int32) {
+        guard !closed else { return }
+        checkThread()
+        _ = try? set(ZMQ_LINGER, milliseconds)
+        close()
+    }
+
     /// Binds to an endpoint (`tcp://127.0.0.1:5555`, `tcp://*:0`, `ipc:///tmp/x`).
     public func bind(_ endpoint: String) throws {
         checkThread()
