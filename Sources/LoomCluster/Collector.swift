@@ -4,7 +4,7 @@ import LoomProduct
 import LoomTensor
 import ZeroMQ
 
-/// Reassembles a job's results: writes each shard's rows at their place in the memory-mapped
+/// Reassembles a job's results: writes each shard's rows at their place in the
 /// result files, acknowledges it to the coordinator, and publishes the manifest when told.
 ///
 /// It binds one ROUTER socket: workers send results to it and the coordinator connects to it
@@ -20,7 +20,7 @@ public final class Collector {
     let context: Context
     var logger: Logger
     /// Seconds a written shard may wait to be made durable and acknowledged. A crash loses at
-    /// most this much work, which is computed again; each commit costs an msync and an fsync.
+    /// most this much work, which is computed again; each commit costs an fdatasync per result file and an fsync of the journal.
     static let commitInterval = 0.05
     /// The endpoint actually bound (with the port chosen for `:*`), once bound.
     public private(set) var boundEndpoint: String? = nil
@@ -157,7 +157,7 @@ public final class Collector {
                     logger.warning("unexpected message", metadata: ["type": "\(message.type)", "from": "\(message.peerName)"])
                 }
             }
-            // Acknowledge in groups, each made durable with one msync and one journal fsync: at most
+            // Acknowledge in groups, each made durable with one fdatasync per file and one journal fsync: at most
             // `Collector.commitInterval` late, or 1,024 shards at a time, and at once when the last
             // shard is in. (Groups of 64 cost an fsync every millisecond or so when shards are tiny.)
             if let a = active, !pendingAcks.isEmpty,
@@ -167,7 +167,7 @@ public final class Collector {
         }
     }
 
-    /// Makes the pending shards durable (rows msync'ed, then journaled), then acknowledges them.
+    /// Makes the pending shards durable (rows synced, then journaled), then acknowledges them.
     private func flushAcks(_ socket: Socket, _ a: Active, _ acks: inout [Int]) throws {
         guard !acks.isEmpty else { return }
         try a.writer.sync()

@@ -1,7 +1,7 @@
 import LoomFunctions
 import LoomTensor
 
-/// Writes each batch's outputs at their rows of the memory-mapped result files.
+/// Writes each batch's outputs at their rows of the result files.
 ///
 /// The files are created from the first batch's leaves (their number, nesting and
 /// per-example shapes); every later batch must match. Batches may arrive in any order.
@@ -53,7 +53,7 @@ public final class ResultWriter {
         return true
     }
 
-    /// Makes every row written so far durable (msync), before the journal records them.
+    /// Makes every row written so far durable (fdatasync), before the journal records them.
     public func sync() throws {
         for leaf in leaves ?? [] { try leaf.output.flush() }
     }

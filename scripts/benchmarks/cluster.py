@@ -116,7 +116,7 @@ def main():
     # workers alternating; the table gives medians, and the range of the 2-worker/1-worker ratio
     # over the pairs of consecutive runs.
     n, mm = (40, 10) if q else (200, 50)
-    reps = 1 if q else 5
+    reps = 1 if q else 7
     xf = save(work, "xf", one_hot(n, 1000, 1))
     be = save(work, "beta", np.random.RandomState(3).randn(50 if not q else 10, 1).astype(np.float32))
     fd = os.path.join(DATA, "flattendense1000.onnx")
