@@ -89,6 +89,8 @@ public final class Coordinator {
             collectorThread = thread
         }
         let advertised = Self.advertise(collectorEndpoint)
+        // X in its wire encoding, before the job's clock starts at the collector.
+        let encodedX = XCodec.Encoded(job.inputs.x, as: descriptor.xEncoding)
         let toCollector = try Socket(context, .dealer)
         defer { toCollector.close() }
         try toCollector.connect(collectorEndpoint)
@@ -105,7 +107,6 @@ public final class Coordinator {
         var collectorLost = false
         var lastHeartbeat = 0.0
         var lastNoWorkers = 0.0
-        let encodedX = XCodec.Encoded(job.inputs.x, as: descriptor.xEncoding)
         var workers: [PeerID: WorkerInfo] = [:]
         var waiting: [PeerID] = []
         var collectorReady = false

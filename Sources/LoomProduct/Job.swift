@@ -8,7 +8,7 @@ import LoomTensor
 /// dtypes, shapes, the index space, the model's inputs against the args, the
 /// function's options. What is left to fail at run time is what only running shows.
 public final class Job: Sendable {
-    /// The job as the user gave it.
+    /// The job as the user gave it, with the shard size resolved.
     public let spec: JobSpec
     /// The compiled model.
     public let model: ONNXModel
@@ -36,8 +36,8 @@ public final class Job: Sendable {
     }
 
     /// Loads and checks everything a job needs.
-    public init(spec: JobSpec) throws {
-        self.spec = spec
+    public init(spec given: JobSpec) throws {
+        var spec = given
         let x = try NpyArray.read(path: spec.xPath)
         let args = try spec.argPaths.map { try NpyArray.read(path: $0) }
         let alphabet = try Alphabet(parsing: spec.function.alphabet)
@@ -57,6 +57,9 @@ public final class Job: Sendable {
                                                                        batchSize: spec.batchSize, references: references))
         self.plan = try ShardPlan(examples: inputs.space.count, batchSize: spec.batchSize,
                                   batchesPerShard: spec.shardBatches ?? Job.automaticBatchesPerShard(spec: spec, model: model, inputs: inputs))
+        // The spec as run: the shard size chosen is recorded (in job.json, the manifest, for workers).
+        spec.shardBatches = plan.batchesPerShard
+        self.spec = spec
         self.model = model
         self.inputs = inputs
         let files = [(spec.xPath, x)] + zip(spec.argPaths, args).map { ($0, $1) }

@@ -69,18 +69,29 @@ struct JobOptions: ParsableArguments {
 
     /// The job these flags describe, for results in `out`, and a note on its seed to print once it has loaded.
     ///
-    /// A job that shuffles and was given no seed takes the seed of the same job already in
-    /// `out` (so running the command again resumes it), or draws one and says which.
+    /// When `out` holds the same job (the same flags), it is resumed as it was started: with
+    /// its seed, if the job shuffles and was given none (so running the command again resumes
+    /// it), and with its shard size, if `--shard-batches` is not given (a Loom whose automatic
+    /// choice differs still resumes it). A job that shuffles and was given no seed otherwise
+    /// draws one and says which.
     func spec(out: String?) throws -> (spec: JobSpec, seedNote: String?) {
         var spec = try spec()
-        guard randomState == nil, references == nil, spec.function.usesRandomState, let drawn = spec.function.randomState else { return (spec, nil) }
-        if let out, var previous = OutputDirectory.claimedSpec(out), let seed = previous.function.randomState {
-            previous.function.randomState = drawn
-            if previous == spec {
-                spec.function.randomState = seed
-                return (spec, "loom: no --random-state given; using \(seed), the seed of the same job already in \(out)\n")
+        let drawsSeed = randomState == nil && references == nil && spec.function.usesRandomState
+        if let out, let previous = OutputDirectory.claimedSpec(out) {
+            var comparable = previous
+            if drawsSeed { comparable.function.randomState = spec.function.randomState }
+            if shardBatches == nil { comparable.shardBatches = nil }
+            if comparable == spec {
+                // A claim without a shard size was written before shards could hold several batches: one.
+                if shardBatches == nil { spec.shardBatches = previous.shardBatches ?? 1 }
+                if drawsSeed, let seed = previous.function.randomState {
+                    spec.function.randomState = seed
+                    return (spec, "loom: no --random-state given; using \(seed), the seed of the same job already in \(out)\n")
+                }
+                return (spec, nil)
             }
         }
+        guard drawsSeed, let drawn = spec.function.randomState else { return (spec, nil) }
         return (spec, "loom: no --random-state given; drew \(drawn) (pass --random-state \(drawn) to repeat this run)\n")
     }
 

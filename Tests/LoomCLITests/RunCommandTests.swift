@@ -53,6 +53,34 @@ struct RunCommandTests {
         expectRefusal(r, ["not written by Loom"], out: foreign)
     }
 
+    @Test("the same command resumes a job with the shard size it was started with, even one an older Loom chose")
+    func resumeKeepsShardSize() throws {
+        let s = try Scratch(); defer { s.remove() }
+        #expect(try s.run(extra: ["--batch-size", "2", "--shard-batches", "3"]).status == 0)
+        #expect(try readJSON(s.out + "/job.json")["spec"].flatMap { ($0 as? [String: Any])?["shard_batches"] as? Int } == 3)
+        // Without --shard-batches (the automatic size would be 1 here), the job in --out is the same job: it resumes, all done.
+        let again = try s.run(extra: ["--batch-size", "2"])
+        #expect(again.status == 0, "\(again.stderr)")
+        var m = try readJSON(s.out + "/manifest.json")
+        #expect(m["batches_per_shard"] as? Int == 3)
+        #expect((m["reliability"] as? [String: Any])?["resumed_shards"] as? Int == m["shards"] as? Int)
+        // An explicit, different shard size is a different job.
+        let other = try s.run(extra: ["--batch-size", "2", "--shard-batches", "2"])
+        #expect(other.status == 1 && other.stderr.contains("different job") && other.stderr.contains("--overwrite"), "\(other.stderr)")
+        // A job.json from before shards could hold several batches has no shard size: it was one.
+        #expect(try s.run(extra: ["--batch-size", "2", "--shard-batches", "1", "--overwrite"]).status == 0)
+        var claim = try readJSON(s.out + "/job.json")
+        var spec = claim["spec"] as! [String: Any]
+        spec["shard_batches"] = nil
+        claim["spec"] = spec
+        try JSONSerialization.data(withJSONObject: claim).write(to: URL(fileURLWithPath: s.out + "/job.json"))
+        let old = try s.run(extra: ["--batch-size", "2"])
+        #expect(old.status == 0, "\(old.stderr)")
+        m = try readJSON(s.out + "/manifest.json")
+        #expect(m["batches_per_shard"] as? Int == 1)
+        #expect((m["reliability"] as? [String: Any])?["resumed_shards"] as? Int == 13)
+    }
+
     @Test("a run that fails at the first batch leaves the out folder untouched")
     func failEarly() throws {
         let s = try Scratch(); defer { s.remove() }
