@@ -172,7 +172,7 @@ public final class Coordinator {
                 var frames: [OutgoingFrame] = []
                 for shard in shards {
                     // Each distinct sequence travels once, whether or not the worker shares its rows in the batch.
-                    let distinct = descriptor.space.sequenceRows(for: descriptor.plan.range(of: shard)).distinct
+                    let distinct = descriptor.space.distinctSequences(for: descriptor.plan.range(of: shard))
                     body.int(shard)
                     body.ints(distinct)
                     frames.append(.bytes(encodedX.rows(distinct)))

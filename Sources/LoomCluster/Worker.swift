@@ -356,9 +356,10 @@ final class ComputeThread: @unchecked Sendable {
         let plan = descriptor.plan
         guard shard >= 0 && shard < plan.shardCount else { throw ProtocolError.malformed(peer: "coordinator", "shard \(shard) is not in the job") }
         let range = plan.range(of: shard)
-        let (expected, rows) = descriptor.space.sequenceRows(for: range)
+        let expected = descriptor.space.distinctSequences(for: range)
         guard distinct == expected else {
-            throw ProtocolError.malformed(peer: "coordinator", "\(plan.describe(shard)) carries X rows \(distinct), expected \(expected)")
+            func brief(_ rows: [Int]) -> String { rows.count <= 8 ? "\(rows)" : "\(rows.count) rows from \(rows.prefix(4))" }
+            throw ProtocolError.malformed(peer: "coordinator", "\(plan.describe(shard)) carries X rows \(brief(distinct)), expected \(brief(expected))")
         }
         if worker.crashShard == shard {
             // Test-only fault injection: crash partway through the shard, as a real poison shard does

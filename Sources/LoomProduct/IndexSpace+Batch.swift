@@ -19,6 +19,17 @@ extension IndexSpace {
         return (distinct, rows)
     }
 
+    /// The distinct sequence indices a range of examples uses, in order of first use: the X
+    /// rows a shard carries (``sequenceRows(for:shareRows:)``'s `distinct`, without the per-example rows).
+    public func distinctSequences(for range: Range<Int>) -> [Int] {
+        var distinct: [Int] = []
+        for e in range {
+            let x = sequence(of: e)
+            if distinct.last != x { distinct.append(x) }
+        }
+        return distinct
+    }
+
     /// A batch from its distinct sequences and each example's row among them (as ``sequenceRows(for:shareRows:)`` gives them), and the full args.
     ///
     /// The in-process executor and remote workers both build batches here, so a shard's
