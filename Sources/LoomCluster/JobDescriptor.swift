@@ -77,10 +77,14 @@ public enum XCodec {
         case .oneHot:
             var out = [UInt8](repeating: 255, count: indices.count * l)
             x.storage.withUnsafeBufferPointer { p in
-                for (i, r) in indices.enumerated() {
-                    for c in 0..<a {
-                        let base = r * row + c * l
-                        for pos in 0..<l where p[base + pos] != 0 { out[i * l + pos] = UInt8(c) }
+                out.withUnsafeMutableBufferPointer { o in
+                    guard let src = p.baseAddress, let dst = o.baseAddress else { return }
+                    for (i, r) in indices.enumerated() {
+                        let codes = dst + i * l
+                        for c in 0..<a {
+                            let channel = src + r * row + c * l
+                            for pos in 0..<l where channel[pos] != 0 { codes[pos] = UInt8(c) }
+                        }
                     }
                 }
             }

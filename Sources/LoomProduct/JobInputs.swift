@@ -59,26 +59,52 @@ public struct JobInputs: Sendable {
     public var isOneHot: Bool { (try? checkOneHot(allowUnknown: true)) != nil }
 
     /// Checks that every column of X is one-hot (or all zero, an unknown base, if `allowUnknown`); names the first bad sequence.
+    ///
+    /// One pass in memory order (each channel's positions are contiguous), with a per-position
+    /// count; a sequence found at fault is scanned again position by position, so the message
+    /// names the first bad position whatever the kind of fault.
     public func checkOneHot(allowUnknown: Bool) throws {
         let (n, a, l) = (x.shape[0], x.shape[1], x.shape[2])
         try x.storage.withUnsafeBufferPointer { p in
-            for i in 0..<n {
-                for pos in 0..<l {
-                    var sum: Float = 0
+            guard let base = p.baseAddress else { return }
+            try withUnsafeTemporaryAllocation(of: Float.self, capacity: max(l, 1)) { sums in
+                for i in 0..<n {
+                    let seq = base + i * a * l
+                    sums.initialize(repeating: 0)
+                    var bad = false
                     for c in 0..<a {
-                        let v = p[(i * a + c) * l + pos]
-                        guard v == 0 || v == 1 else {
-                            throw FunctionError.notOneHot(sequence: i, "value \(v) at position \(pos); one-hot sequences hold only 0 and 1")
+                        let row = seq + c * l
+                        for pos in 0..<l {
+                            let v = row[pos]
+                            if v != 0 && v != 1 { bad = true }
+                            sums[pos] += v
                         }
-                        sum += v
                     }
-                    guard sum <= 1 else {
-                        throw FunctionError.notOneHot(sequence: i, "\(Int(sum)) symbols are set at position \(pos)")
+                    if !bad {
+                        for pos in 0..<l where sums[pos] > 1 || (sums[pos] == 0 && !allowUnknown) { bad = true; break }
                     }
-                    guard sum == 1 || allowUnknown else {
-                        throw FunctionError.notOneHot(sequence: i, "no symbol is set at position \(pos) (an unknown base); deep-lift-shap needs every position to be one of the alphabet")
-                    }
+                    if bad { try Self.explainOneHotFault(seq, sequence: i, alphabetSize: a, length: l, allowUnknown: allowUnknown) }
                 }
+            }
+        }
+    }
+
+    /// Throws the error for the first bad position of a sequence known to be at fault.
+    private static func explainOneHotFault(_ p: UnsafePointer<Float>, sequence i: Int, alphabetSize a: Int, length l: Int, allowUnknown: Bool) throws {
+        for pos in 0..<l {
+            var sum: Float = 0
+            for c in 0..<a {
+                let v = p[c * l + pos]
+                guard v == 0 || v == 1 else {
+                    throw FunctionError.notOneHot(sequence: i, "value \(v) at position \(pos); one-hot sequences hold only 0 and 1")
+                }
+                sum += v
+            }
+            guard sum <= 1 else {
+                throw FunctionError.notOneHot(sequence: i, "\(Int(sum)) symbols are set at position \(pos)")
+            }
+            guard sum == 1 || allowUnknown else {
+                throw FunctionError.notOneHot(sequence: i, "no symbol is set at position \(pos) (an unknown base); deep-lift-shap needs every position to be one of the alphabet")
             }
         }
     }
