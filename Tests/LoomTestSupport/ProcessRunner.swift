@@ -69,7 +69,7 @@ public func processes(containing fragment: String) -> [Int32] {
 
 /// Starts a process without waiting for it; the caller stops it.
 public func startProcess(_ executable: String, _ arguments: [String], cwd: String? = nil,
-                         environment: [String: String] = [:]) throws -> Process {
+                         environment: [String: String] = [:], stderrPath: String? = nil) throws -> Process {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = arguments
@@ -77,7 +77,13 @@ public func startProcess(_ executable: String, _ arguments: [String], cwd: Strin
     if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     p.standardInput = FileHandle.nullDevice
     p.standardOutput = FileHandle.nullDevice
-    p.standardError = FileHandle.nullDevice
+    if let stderrPath {
+        // A file, not a pipe: nobody drains a pipe while the test waits, and a full one would block the process.
+        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        p.standardError = FileHandle(forWritingAtPath: stderrPath)
+    } else {
+        p.standardError = FileHandle.nullDevice
+    }
     try p.run()
     return p
 }
