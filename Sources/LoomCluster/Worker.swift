@@ -14,7 +14,7 @@ import ZeroMQ
 /// shards, heartbeats both ways) and the compute thread runs shards and sends results to the
 /// collector; they talk over an inproc PAIR. Heartbeats go on while a long shard computes.
 /// A worker that hears nothing from its coordinator for `liveness` heartbeats drops its work,
-/// reconnects with backoff (1 s doubling to 32 s) and joins again.
+/// reconnects after 1 s (doubling to 32 s while the coordinator never answers) and joins again.
 public final class Worker {
     /// The coordinator's endpoint.
     public let coordinator: String
@@ -54,7 +54,11 @@ public final class Worker {
         self.logger[metadataKey: "worker"] = "\(id)"
     }
 
-    enum SessionEnd { case done, nextJob, lost, parentGone }
+    enum SessionEnd {
+        case done, nextJob, parentGone
+        /// The coordinator went silent; `heard`: it had answered during the session.
+        case lost(heard: Bool)
+    }
 
     /// Serves until the coordinator ends the job (or, with keep-alive, forever). Throws on a failure it reported.
     public func run() throws {
@@ -65,7 +69,10 @@ public final class Worker {
             switch try serve(session: session) {
             case .done, .parentGone: return
             case .nextJob: backoff = 1
-            case .lost:
+            case .lost(let heard):
+                // Back off from a coordinator that never answers; one that answered and then went quiet
+                // (a stall on either side, a restart) is tried again after the first step.
+                if heard { backoff = 1 }
                 logger.warning("lost the coordinator; reconnecting", metadata: ["in": "\(Int(backoff)) s"])
                 let until = Date().addingTimeInterval(backoff)
                 while Date() < until {
@@ -106,6 +113,7 @@ public final class Worker {
         var jobId: String? = nil
         try hello(socket)
         var lastHello = Date(), lastSent = Date(), lastHeard = Date()
+        var heard = false
 
         func start(_ d: JobDescriptor, modelPath: String, collector: String, args: [Tensor<Float>]) throws {
             if let running = compute {
@@ -141,6 +149,7 @@ public final class Worker {
                 while budget > 0, let frames = try socket.receive(dontWait: true) {
                     budget -= 1
                     lastHeard = Date()
+                    heard = true
                     let message = try Message(frames: frames, routed: false, peerName: "coordinator \(coordinator)")
                     switch message.type {
                     case .job:
@@ -213,7 +222,7 @@ public final class Worker {
                 lastHello = now
             }
             if now.timeIntervalSince(lastHeard) > heartbeat * Double(liveness) {
-                return .lost
+                return .lost(heard: heard)
             }
         }
     }

@@ -125,13 +125,15 @@ struct FaultToleranceTests {
     func resume() throws {
         let job = try LongJob(); defer { job.remove() }
         let reference = try job.reference()
-        let p = try job.start(workers: 2)
+        // 10,000 shards of at least 0.5 ms on two workers: the job is still running when it is killed 1.2 s in.
+        let slow = ["LOOM_TEST_SHARD_DELAY_US": "500"]
+        let p = try job.start(workers: 2, environment: slow)
         job.waitForWorkers(p, 2)
         usleep(1_200_000)
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
-        #expect(!FileManager.default.fileExists(atPath: job.s.out + "/manifest.json"))
-        let again = try job.start(workers: 2)
+        #expect(!FileManager.default.fileExists(atPath: job.s.out + "/manifest.json"), "the job ended before it could be killed")
+        let again = try job.start(workers: 2, environment: slow)
         #expect(waitOrKill(again, timeout: 120))
         #expect(again.terminationStatus == 0)
         #expect(try FileIO.readAll(job.s.out + "/y.npy") == reference)
