@@ -159,7 +159,7 @@ struct Run: ParsableCommand {
             }
             if !quiet {
                 let shapes = manifest.outputs.map { "\($0.file) \($0.shape)" }.joined(separator: ", ")
-                print("loom: wrote \(manifest.examples) examples in \(manifest.shards) shards to \(out): \(shapes)")
+                print("loom: wrote \(manifest.examples) examples in \(manifest.shards) shard\(manifest.shards == 1 ? "" : "s") to \(out): \(shapes)")
                 // In process, the convergence of deep-lift-shap is known here (workers report it in their own warnings).
                 let c = ConvergenceMonitor.shared.summary
                 if workers == 0 && c.pairs > 0 {
