@@ -61,7 +61,8 @@ public final class Collector {
     /// - Parameter onBound: called with the endpoint actually bound, before any message is read.
     public func run(onBound: ((String) -> Void)? = nil) throws {
         let socket = try Socket(context, .router)
-        defer { socket.close() }
+        // Every way out follows a last reply to the coordinator (`finished`, an error): let it go out.
+        defer { socket.close(lingeringFor: 1000) }
         try socket.set(SocketOption.receiveHighWaterMark, 0)
         try socket.bind(bind)
         boundEndpoint = socket.lastEndpoint

@@ -25,6 +25,7 @@ public enum LocalCluster {
         let dir = String(cString: dirPointer)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let context = try Context()
+        defer { context.terminate(waitingAtMost: 2) }
         var options = Coordinator.Options(bind: "ipc://\(dir)/coordinator", out: out)
         options.collectorBind = "ipc://\(dir)/collector"
         options.overwrite = overwrite

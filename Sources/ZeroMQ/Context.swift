@@ -1,8 +1,11 @@
 import CZeroMQ
+import Foundation
+import Synchronization
 
 /// A libzmq context: owns the I/O threads. Thread-safe; share one per process.
 public final class Context: @unchecked Sendable {
     let handle: UnsafeMutableRawPointer
+    private let terminated = Atomic<Bool>(false)
 
     /// Creates a context.
     public init() throws {
@@ -10,8 +13,27 @@ public final class Context: @unchecked Sendable {
         handle = h
     }
 
-    /// Terminates the context; every socket must be closed first.
+    /// Terminates the context once its sockets are closed, waiting at most `seconds`.
+    ///
+    /// Termination is what delivers the messages of sockets closed with a linger
+    /// (``Socket/close(lingeringFor:)``): a process that exits without it may drop its last
+    /// words, such as a coordinator's `end` to its workers. Call it before the process exits;
+    /// if a socket is still open somewhere it gives up after `seconds` rather than hang.
+    public func terminate(waitingAtMost seconds: Double) {
+        guard !terminated.exchange(true, ordering: .sequentiallyConsistent) else { return }
+        let done = DispatchSemaphore(value: 0)
+        let h = UInt(bitPattern: handle)
+        Thread.detachNewThread {
+            let p = UnsafeMutableRawPointer(bitPattern: h)!
+            while zmq_ctx_term(p) != 0 && zmq_errno() == EINTR {}
+            done.signal()
+        }
+        _ = done.wait(timeout: .now() + seconds)
+    }
+
+    /// Terminates the context, if ``terminate(waitingAtMost:)`` has not; every socket must be closed first.
     deinit {
+        guard !terminated.load(ordering: .sequentiallyConsistent) else { return }
         while zmq_ctx_term(handle) != 0 && zmq_errno() == EINTR {}
     }
 

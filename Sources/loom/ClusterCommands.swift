@@ -46,7 +46,10 @@ struct CoordinatorCommand: ParsableCommand {
             options.overwrite = overwrite
             options.progress = quiet ? .quiet : .auto
             faults.apply(to: &options)
-            let c = Coordinator(job: loaded, options: options, context: try Context(), logger: log.logger("loom.coordinator"))
+            let context = try Context()
+            // Delivers the lingering last words (`end` to workers) before the process exits.
+            defer { context.terminate(waitingAtMost: 2) }
+            let c = Coordinator(job: loaded, options: options, context: context, logger: log.logger("loom.coordinator"))
             let workers = try c.run()
             if !quiet { print("loom: job \(loaded.id.prefix(12)) done: \(loaded.plan.shardCount) shards by \(workers) worker(s)") }
         }
@@ -87,7 +90,9 @@ struct WorkerCommand: ParsableCommand {
             ProcessSetup.pinBLASThreads(1)
             BLAS.setThreads(1)
             let target = try endpoint(connect, env: "LOOM_COORDINATOR", what: "--connect")
-            let w = Worker(context: try Context(), coordinator: target, keepAlive: keepAlive, credit: credit, maxCredit: maxCredit,
+            let context = try Context()
+            defer { context.terminate(waitingAtMost: 2) }
+            let w = Worker(context: context, coordinator: target, keepAlive: keepAlive, credit: credit, maxCredit: maxCredit,
                            logger: log.logger("loom.worker"))
             w.parentPID = parentPid
             w.heartbeat = heartbeat
@@ -117,7 +122,10 @@ struct CollectorCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let bindEndpoint = try endpoint(bind, env: "LOOM_COLLECTOR", what: "--bind")
-            let c = Collector(context: try Context(), bind: bindEndpoint, out: out, overwrite: overwrite, logger: log.logger("loom.collector"))
+            let context = try Context()
+            // Delivers the collector's last reply (`finished`, or an error) before the process exits.
+            defer { context.terminate(waitingAtMost: 2) }
+            let c = Collector(context: context, bind: bindEndpoint, out: out, overwrite: overwrite, logger: log.logger("loom.collector"))
             try c.run()
         }
     }

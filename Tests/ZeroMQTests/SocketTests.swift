@@ -29,6 +29,38 @@ struct SocketTests {
         router.close()
     }
 
+    @Test("last words: a message sent just before close(lingeringFor:) and terminate reaches its peer, every time")
+    func lastWords() throws {
+        let receiver = try Context()
+        let pull = try Socket(receiver, .pull)
+        try pull.bind("tcp://127.0.0.1:*")
+        let endpoint = pull.lastEndpoint
+        for i in 0..<50 {
+            // A whole sender process in miniature: connect, say one thing, close, terminate, gone.
+            let sender = try Context()
+            let push = try Socket(sender, .push)
+            try push.connect(endpoint)
+            let payload = OutgoingFrame.allocate(256 << 10)
+            #expect(try push.send([.bytes(Array("end \(i)".utf8)), .owned(payload)]))
+            push.close(lingeringFor: 2000)
+            sender.terminate(waitingAtMost: 5)
+            #expect(try poll([pull], timeoutMilliseconds: 5000) == [true], "message \(i) was lost at close")
+            #expect(try pull.receive(dontWait: true)?.first?.array == Array("end \(i)".utf8))
+        }
+    }
+
+    @Test("terminate gives up after its time when a socket is left open, rather than hang the process")
+    func boundedTerminate() throws {
+        let ctx = try Context()
+        let open = try Socket(ctx, .dealer)
+        try open.connect("tcp://127.0.0.1:9")
+        let start = ContinuousClock.now
+        ctx.terminate(waitingAtMost: 0.3)
+        let waited = ContinuousClock.now - start
+        #expect(waited >= .milliseconds(250) && waited < .seconds(3))
+        open.close()   // the detached termination completes now
+    }
+
     @Test("a non-blocking receive on an empty socket returns nil; poll times out")
     func nonBlocking() throws {
         let ctx = try Context()
