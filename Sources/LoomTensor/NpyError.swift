@@ -10,6 +10,7 @@ public struct NpyError: Error, CustomStringConvertible, Sendable, Equatable {
         case fortranOrder
         case truncated(expected: Int, actual: Int)
         case writeFailed(errno: Int32)
+        case readFailed(errno: Int32)
     }
 
     /// The file at fault.
@@ -35,6 +36,7 @@ public struct NpyError: Error, CustomStringConvertible, Sendable, Equatable {
         case .truncated(let expected, let actual):
             why = "truncated: the header promises \(expected) bytes of data, the file has \(actual)"
         case .writeFailed(let e): why = "cannot write (\(String(cString: strerrorCompat(e))))"
+        case .readFailed(let e): why = "cannot read (\(String(cString: strerrorCompat(e))))"
         }
         return "\(path): \(why)"
     }

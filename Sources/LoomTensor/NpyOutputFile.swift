@@ -87,7 +87,7 @@ public final class NpyOutputFile: @unchecked Sendable {
         }
     }
 
-    /// Reads rows back, for resume and for checks.
+    /// Reads rows back (for checks).
     public func read(rows count: Int, at firstRow: Int) throws -> [Float] {
         let n = count * rowElements
         let byteOffset = dataOffset + firstRow * rowElements * 4
@@ -100,9 +100,9 @@ public final class NpyOutputFile: @unchecked Sendable {
                 let r = pread(fd, buf.baseAddress! + done, want - done, off_t(byteOffset + done))
                 if r < 0 {
                     if errno == EINTR { continue }
-                    throw NpyError(path: path, code: .writeFailed(errno: errno))
+                    throw NpyError(path: path, code: .readFailed(errno: errno))
                 }
-                if r == 0 { throw NpyError(path: path, code: .badHeader("the file ends before row \(firstRow + count)")) }
+                if r == 0 { throw NpyError(path: path, code: .truncated(expected: length, actual: byteOffset + done)) }
                 done += r
             }
         }
