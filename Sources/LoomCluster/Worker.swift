@@ -335,8 +335,10 @@ final class ComputeThread: @unchecked Sendable {
             let count = Int(try r.u32())
             guard count == frames.count - 1 else { throw ProtocolError.malformed(peer: "coordinator", "\(count) shards, \(frames.count - 1) row frames") }
             // Quick shards of one message go back to the collector together: a result message holds
-            // the shards computed within `ResultBatch.maxDelay` (and at most `maxBytes`); then the main
-            // thread is told they are computed. A shard slower than that goes back on its own.
+            // the shards computed within `ResultBatch.maxDelay` of the first one's start (and at most
+            // `maxBytes`); then the main thread is told they are computed, which is what earns the
+            // worker its next shards. A shard slower than that goes back on its own as soon as it is
+            // done, so the next shards are on their way while the ones in hand compute.
             var batch = ResultBatch(jobId: descriptor.jobId)
             for k in 0..<count {
                 if cancelled.load(ordering: .sequentiallyConsistent) { return }
@@ -393,7 +395,7 @@ final class ComputeThread: @unchecked Sendable {
                 if !descriptor.spec.shareRows { batch = batch.unshared() }
                 outputs.append(try function.apply(model: model, batch: batch))
             }
-            try results.add(shard: shard, batches: outputs.map(\.leaves))
+            try results.add(shard: shard, batches: outputs.map(\.leaves), began: began)
             results.grant += replenish(after: Date().timeIntervalSince(began))
         } catch let e as ProtocolError {
             throw e
@@ -428,9 +430,9 @@ final class ComputeThread: @unchecked Sendable {
 struct ResultBatch {
     /// A batch is sent once it holds this many bytes of results, even mid-message.
     static let maxBytes = 8 << 20
-    /// A batch is sent once its first result has waited this long, even mid-message.
+    /// A batch is sent once this long has passed since its first shard began, even mid-message.
     static let maxDelay = 0.002
-    /// When the first result was added.
+    /// When the computation of its first shard began.
     var since: Date? = nil
     let jobId: String
     var shards: [Int] = []
@@ -447,9 +449,14 @@ struct ResultBatch {
     var isDue: Bool { bytes >= Self.maxBytes || since.map { Date().timeIntervalSince($0) >= Self.maxDelay } ?? false }
 
     /// Adds a shard's results: its batches' output leaves, concatenated leaf by leaf along the examples.
-    mutating func add(shard: Int, batches: [[(index: [Int], tensor: Tensor<Float>)]]) throws {
+    ///
+    /// - Parameter began: when the shard's computation began. The delay counts from there, not from
+    ///   the moment its results are added: counted from the end, a shard slower than `maxDelay`
+    ///   would wait for the next one, and the worker would report its shards (and ask for more)
+    ///   only once per message, running dry at every message's end.
+    mutating func add(shard: Int, batches: [[(index: [Int], tensor: Tensor<Float>)]], began: Date = Date()) throws {
         guard let first = batches.first else { return }
-        if since == nil { since = Date() }
+        if since == nil { since = began }
         shards.append(shard)
         layouts.append(first.map { ($0.index, Array($0.tensor.shape.dropFirst())) })
         for (k, leaf) in first.enumerated() {
