@@ -13,8 +13,8 @@ let package = Package(
     ],
     targets: [
         // System libraries.
-        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
-                       providers: [.apt(["libopenblas-dev"])]),
+        // OpenBLAS is loaded at run time (see Sources/COpenBLAS/include/COpenBLAS.h); apt libopenblas0-pthread.
+        .target(name: "COpenBLAS", linkerSettings: [.linkedLibrary("dl")]),
         .systemLibrary(name: "CZeroMQ", pkgConfig: "libzmq",
                        providers: [.apt(["libzmq3-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto",
@@ -31,7 +31,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "loom", dependencies: [
-            "LoomTensor", "LoomONNX", "LoomFunctions", "LoomProduct", "LoomCluster",
+            "LoomTensor", "LoomONNX", "LoomFunctions", "LoomProduct", "LoomCluster", "CLoomSystem",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),

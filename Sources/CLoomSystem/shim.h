@@ -18,4 +18,18 @@ static inline int loom_reserve_blocks(int fd, off_t length) {
     return EOPNOTSUPP;
 #endif
 }
+
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
+// Keeps buffers up to 1 GiB on glibc's heap (no fresh mmap for each large tensor) and freed
+// memory in the process (no trimming). Returns 1 if both were accepted (always 0 off glibc).
+static inline int loom_keep_heap(void) {
+#ifdef __GLIBC__
+    return mallopt(M_MMAP_THRESHOLD, 1 << 30) == 1 && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1;
+#else
+    return 0;
+#endif
+}
 #endif

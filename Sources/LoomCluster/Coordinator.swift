@@ -52,10 +52,15 @@ public final class Coordinator {
     /// Called about every 200 ms on the coordinator's thread; a non-nil answer fails the job with that reason.
     public var tick: (() -> String?)? = nil
 
-    public init(job: Job, options: Options, context: Context, logger: Logger) {
+    /// The workers' socket, bound by ``listen(context:bind:)`` before the job was loaded.
+    let listening: Socket?
+
+    /// - Parameter listening: a socket from ``listen(context:bind:)`` (on this thread); nil binds `options.bind` in ``run()``.
+    public init(job: Job, options: Options, context: Context, listening: Socket? = nil, logger: Logger) {
         self.job = job
         self.options = options
         self.context = context
+        self.listening = listening
         self.descriptor = JobDescriptor(job: job)
         self.logger = logger
         self.logger[metadataKey: "role"] = "coordinator"
@@ -68,10 +73,8 @@ public final class Coordinator {
     /// Runs the job to its end; returns the number of workers that took part. Throws if the job fails.
     public func run() throws -> Int {
         let started = Date()
-        let router = try Socket(context, .router)
+        let router = try listening ?? Self.listen(context: context, bind: options.bind)
         defer { router.close() }
-        try router.set(SocketOption.routerMandatory, 1)
-        try router.bind(options.bind)
         let endpoint = router.lastEndpoint
         logger.info("listening", metadata: ["endpoint": "\(endpoint)", "job": "\(descriptor.jobId.prefix(12))"])
         try onBound?(endpoint)
@@ -368,6 +371,19 @@ public final class Coordinator {
             }
             progress.update(shardsDone: scheduler.completed, examplesDone: examplesDone, workers: workers.count)
         }
+    }
+
+    /// Binds the socket workers connect to, before the job is loaded.
+    ///
+    /// Workers that wait for this coordinator (retrying every 10 ms) connect and say hello while
+    /// it loads and hashes the job's inputs, so the job is sent to them the moment the collector
+    /// is ready rather than up to one retry later. The calling thread owns the socket; pass it to
+    /// ``init(job:options:context:listening:logger:)`` and call ``run()`` on the same thread.
+    public static func listen(context: Context, bind: String) throws -> Socket {
+        let router = try Socket(context, .router)
+        try router.set(SocketOption.routerMandatory, 1)
+        try router.bind(bind)
+        return router
     }
 
     /// An endpoint for the in-process collector beside the coordinator's: same transport and host, another port or path.

@@ -109,7 +109,7 @@ struct ConvKernel: Kernel {
                           }
                           if tapWise {
                             for t in 0..<k {
-                              cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+                              loom_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
                                           Int32(groupFilters), Int32(outLength), Int32(groupChannels), 1,
                                           ptw.baseAddress! + (t * filters + g * groupFilters) * groupChannels, Int32(groupChannels),
                                           pp.baseAddress! + t * dilation, Int32(paddedLength), 1, o, Int32(outLength))
@@ -126,7 +126,7 @@ struct ConvKernel: Kernel {
                                 }
                               }
                             }
-                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+                            loom_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
                                         Int32(groupFilters), Int32(outLength), Int32(groupChannels * k), 1,
                                         pw.baseAddress! + g * groupFilters * groupChannels * k, Int32(groupChannels * k),
                                         pcol.baseAddress, Int32(outLength), 1, o, Int32(outLength))

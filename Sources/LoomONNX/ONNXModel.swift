@@ -61,6 +61,8 @@ public final class ONNXModel: Sendable {
             throw ONNXError(file: path, kind: .unsupportedOp, node: bad.name, op: bad.opType,
                             detail: "operator \(bad.opType)\(domain) is not supported by Loom\(more); `loom inspect \(path)` lists what is")
         }
+        // Conv, Gemm and MatMul run on OpenBLAS: a missing library is an error here, not at the first batch.
+        try BLAS.load()
         var slots: [String: Int] = [:]
         func slot(_ name: String) -> Int {
             if let s = slots[name] { return s }

@@ -35,10 +35,16 @@ struct CoordinatorCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            ProcessSetup.pinBLASThreads(1)
+            // OpenBLAS (for the cost estimate) loads with one thread when the model does.
             let bindEndpoint = try endpoint(bind, env: "LOOM_COORDINATOR", what: "--bind")
             let collectorEndpoint = collector ?? ProcessInfo.processInfo.environment["LOOM_COLLECTOR"].flatMap { $0.isEmpty ? nil : $0 }
             guard collectorEndpoint != nil || out != nil else { throw ValidationError("pass --out (results written here) or --collector") }
+            let context = try Context()
+            // Delivers the lingering last words (`end` to workers) before the process exits.
+            defer { context.terminate(waitingAtMost: 2) }
+            // Bound first: waiting workers connect while the job's inputs load and hash.
+            let listening = try Coordinator.listen(context: context, bind: bindEndpoint)
+            defer { listening.close() }
             let (spec, seedNote) = try job.spec(out: overwrite ? nil : out)
             let loaded = try Job(spec: spec)
             if let seedNote { Console.error(seedNote) }
@@ -46,10 +52,7 @@ struct CoordinatorCommand: ParsableCommand {
             options.overwrite = overwrite
             options.progress = quiet ? .quiet : .auto
             faults.apply(to: &options)
-            let context = try Context()
-            // Delivers the lingering last words (`end` to workers) before the process exits.
-            defer { context.terminate(waitingAtMost: 2) }
-            let c = Coordinator(job: loaded, options: options, context: context, logger: log.logger("loom.coordinator"))
+            let c = Coordinator(job: loaded, options: options, context: context, listening: listening, logger: log.logger("loom.coordinator"))
             let workers = try c.run()
             if !quiet { print("loom: job \(loaded.id.prefix(12)) done: \(loaded.plan.shardCount) shards by \(workers) worker(s)") }
         }
@@ -87,8 +90,7 @@ struct WorkerCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            ProcessSetup.pinBLASThreads(1)
-            BLAS.setThreads(1)
+            try ProcessSetup.prepareForCompute(threads: 1)
             let target = try endpoint(connect, env: "LOOM_COORDINATOR", what: "--connect")
             let context = try Context()
             defer { context.terminate(waitingAtMost: 2) }

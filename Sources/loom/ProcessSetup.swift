@@ -1,30 +1,18 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import CLoomSystem
+import LoomONNX
 
 /// Process-wide settings that must be in place before the work starts.
 enum ProcessSetup {
-    /// Makes OpenBLAS start with `threads` threads, and glibc keep large buffers on the heap.
+    /// Prepares a process that computes: OpenBLAS with `threads` threads, and glibc keeping
+    /// freed buffers on its heap.
     ///
-    /// OpenBLAS sizes its thread pool when the library loads, before `main`; idle pool
-    /// threads then spin in `sched_yield` and steal the core a second worker needs.
-    /// glibc serves large allocations with fresh mmaps, so every batch's tensors would
-    /// page-fault anew. Both read their settings from the environment at start-up, so
-    /// when `OPENBLAS_NUM_THREADS` is unset, Loom sets them and re-executes itself once.
-    static func pinBLASThreads(_ threads: Int) {
-        #if os(Linux)
-        guard getenv("OPENBLAS_NUM_THREADS") == nil, getenv("LOOM_NO_REEXEC") == nil else { return }
-        setenv("OPENBLAS_NUM_THREADS", String(max(1, threads)), 1)
-        if getenv("MALLOC_MMAP_THRESHOLD_") == nil { setenv("MALLOC_MMAP_THRESHOLD_", "1073741824", 1) }
-        if getenv("MALLOC_TRIM_THRESHOLD_") == nil { setenv("MALLOC_TRIM_THRESHOLD_", "1073741824", 1) }
-        setenv("LOOM_NO_REEXEC", "1", 1)
-        var argv: [UnsafeMutablePointer<CChar>?] = CommandLine.arguments.map { strdup($0) }
-        argv.append(nil)
-        // Exec the binary by its real path, so the process keeps its name (ps, pgrep) rather than "exe".
-        var path = [CChar](repeating: 0, count: 4096)
-        let n = readlink("/proc/self/exe", &path, path.count - 1)
-        execv(n > 0 ? String(cString: path) : "/proc/self/exe", &argv)
-        // If exec fails, carry on in this process: only speed is at stake.
-        #endif
+    /// OpenBLAS sizes its thread pool as it loads, and idle pool threads spin in
+    /// `sched_yield`, stealing the core a second worker needs; Loom loads it on demand
+    /// (``BLAS/load(threads:)``), so the count is chosen first. glibc would serve large
+    /// allocations with fresh mmaps and hand freed memory back, so that every batch's
+    /// tensors page-faulted anew; a 1 GiB mmap threshold and no trimming keep them on the heap.
+    static func prepareForCompute(threads: Int) throws {
+        _ = loom_keep_heap()
+        try BLAS.setThreads(threads)
     }
 }

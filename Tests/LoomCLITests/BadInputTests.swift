@@ -187,6 +187,21 @@ struct BadInputTests {
         #expect(orphanedWorkers().isEmpty)
     }
 
+    @Test("without OpenBLAS: one line naming the library and the package to install, from run, worker and coordinator")
+    func missingBLAS() throws {
+        let s = try Scratch(); defer { s.remove() }
+        let env = ["LOOM_OPENBLAS": "/nonexistent/libopenblas.so.0"]
+        let argv = ["--mode", "pairwise", "--func", "predict", "--model", "model.onnx", "--x", "x.npy", "--arg", "a0.npy", "--arg", "a1.npy"]
+        let run = try runProcess(Repository.loomBinary, ["run"] + argv + ["--out", s.out, "--quiet"], cwd: s.dir.path, environment: env)
+        expectRefusal(run, ["cannot load OpenBLAS", "/nonexistent/libopenblas.so.0", "libopenblas0-pthread"], out: s.out)
+        let worker = try runProcess(Repository.loomBinary, ["worker", "--connect", "ipc://\(s.dir.file("nobody"))"], environment: env, timeout: 20)
+        expectRefusal(worker, ["cannot load OpenBLAS"], out: s.out)
+        // The coordinator loads it for the model's cost estimate.
+        let coordinator = try runProcess(Repository.loomBinary, ["coordinator", "--bind", "ipc://\(s.dir.file("c"))"] + argv + ["--out", s.out, "--quiet"],
+                                         cwd: s.dir.path, environment: env, timeout: 20)
+        expectRefusal(coordinator, ["cannot load OpenBLAS"], out: s.out)
+    }
+
     @Test("a bad flag value gets a usage error, not a crash")
     func flags() throws {
         let s = try Scratch(); defer { s.remove() }

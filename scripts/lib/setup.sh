@@ -1,10 +1,11 @@
 # Shared set-up for Loom's scripts: system packages and the build.
 # Source it from a script that has already cd'ed to the repository root.
 
-# Installs the Debian packages Loom builds against, when any is missing.
+# Installs the Debian packages Loom builds against (and OpenBLAS, which it loads at run time),
+# when any is missing.
 loom_system_packages() {
     local need=()
-    for pkg in libzmq3-dev libopenblas-dev libssl-dev pkg-config; do
+    for pkg in libzmq3-dev libopenblas0-pthread libssl-dev pkg-config; do
         dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
     done
     if [ ${#need[@]} -gt 0 ]; then

@@ -31,14 +31,14 @@ extension ConvKernel: ReversibleKernel {
                           if tapWise {
                             // padded[:, t*d : t*d + outLength] += W_t^T (C x M) * g (M x outLength)
                             for t in 0..<k {
-                              cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
+                              loom_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
                                           Int32(groupChannels), Int32(outLength), Int32(groupFilters), 1,
                                           ptw.baseAddress! + (t * filters + gr * groupFilters) * groupChannels, Int32(groupChannels),
                                           gOut, Int32(outLength), 1, pp.baseAddress! + t * dilation, Int32(paddedLength))
                             }
                           } else {
                             // columns (C*k x outLength) = W^T * g, then scattered back (col2im).
-                            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
+                            loom_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
                                         Int32(groupChannels * k), Int32(outLength), Int32(groupFilters), 1,
                                         pw.baseAddress! + gr * groupFilters * groupChannels * k, Int32(groupChannels * k),
                                         gOut, Int32(outLength), 0, pcol.baseAddress, Int32(outLength))
