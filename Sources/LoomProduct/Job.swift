@@ -93,9 +93,12 @@ public final class Job: Sendable {
         let first = space.coordinates(of: 0)
         let feeds = [inputs.x.gatherRows([first.x])] + zip(inputs.args, first.args).map { $0.gatherRows([$1]) }
         // A model that fails on the first example fails the job in its first shard, with its own message.
-        guard let perPass = try? model.operationsPerExample(feeds: feeds) else { return 1 }
+        guard let perPass = try? model.costPerExample(feeds: feeds) else { return 1 }
         let passes = spec.function.forwardPassesPerExample(sequenceLength: inputs.sequenceLength)
-        return ShardPlan.automaticBatchesPerShard(examples: space.count, batchSize: spec.batchSize, operationsPerExample: perPass * passes)
+        // Results: about the model's outputs once per pass (saturation mutagenesis keeps one per
+        // variant; attribution maps are X-sized, but those jobs are expensive: one batch per shard).
+        return ShardPlan.automaticBatchesPerShard(examples: space.count, batchSize: spec.batchSize, operationsPerExample: perPass.operations * passes,
+                                                  resultBytesPerExample: 4 * perPass.outputElements * passes)
     }
 
     /// Refuses a model whose inputs do not fit X plus the args, naming the input at fault.

@@ -46,10 +46,16 @@ public struct ShardPlan: Codable, Sendable, Equatable {
 }
 
 extension ShardPlan {
-    /// The work a shard should hold when its size is chosen automatically, in multiply-adds:
-    /// some milliseconds on one core (5–20 for small models), so that sending, scheduling and journaling a shard
-    /// (some tens of microseconds end to end) costs about 1 % of computing it.
-    public static let targetShardOperations = 1 << 26
+    /// The work a shard should hold when its size is chosen automatically, in estimated
+    /// operations: 5–50 ms on one core for small models (less when rows are shared), so that
+    /// moving a shard costs a few per cent of computing it. Moving one costs about 0.3 ms of CPU
+    /// across the processes when every core is busy (messages each way through the worker's
+    /// threads, the coordinator's and the collector's, a write and a journal record): at 2^26,
+    /// FlattenDense's 2.4-ms shards lost a tenth of two workers' time to it (measured 2026-11-26).
+    public static let targetShardOperations = 1 << 27
+    /// The most result bytes a shard should carry when its size is chosen automatically: a
+    /// shard's results are held by its worker and sent as one message.
+    public static let maximumShardResultBytes = 16 << 20
     /// Automatic sizing leaves at least this many shards when there are enough batches, for
     /// progress, load balance and the grain of retries.
     public static let minimumAutomaticShards = 64
@@ -57,14 +63,20 @@ extension ShardPlan {
     /// The batches per shard chosen when the user gives none: one, unless a batch is so cheap
     /// that its work is small next to what moving a shard costs.
     ///
-    /// - Parameter operationsPerExample: an estimate of one example's work (multiply-adds and
-    ///   element operations); nil when it could not be estimated, which gives one batch per shard.
+    /// - Parameters:
+    ///   - operationsPerExample: an estimate of one example's work (multiply-adds and element
+    ///     operations); nil when it could not be estimated, which gives one batch per shard.
+    ///   - resultBytesPerExample: an estimate of one example's results; nil: not bounded by them.
     /// The answer depends only on the model, the function and the input shapes, so every
     /// process (and every resumption) of a job cuts it the same way.
-    public static func automaticBatchesPerShard(examples: Int, batchSize: Int, operationsPerExample: Double?) -> Int {
+    public static func automaticBatchesPerShard(examples: Int, batchSize: Int, operationsPerExample: Double?,
+                                                resultBytesPerExample: Double? = nil) -> Int {
         guard let ops = operationsPerExample, ops > 0, ops.isFinite, batchSize >= 1 else { return 1 }
         let perBatch = ops * Double(batchSize)
-        let wanted = Int((Double(targetShardOperations) / perBatch).rounded(.down))
+        var wanted = Int(min(Double(Int.max / 2), (Double(targetShardOperations) / perBatch).rounded(.down)))
+        if let bytes = resultBytesPerExample, bytes > 0, bytes.isFinite {
+            wanted = min(wanted, Int(min(Double(Int.max / 2), (Double(maximumShardResultBytes) / (bytes * Double(batchSize))).rounded(.down))))
+        }
         let batches = (examples + batchSize - 1) / batchSize
         let cap = max(1, batches / minimumAutomaticShards)
         return max(1, min(wanted, cap))

@@ -16,6 +16,10 @@ struct CostEstimateTests {
         let x = Tensor<Float>(shape: [1, 2, 3], storage: noise(6, seed: 1))
         let a = Tensor<Float>(shape: [1, 1], storage: [2])
         #expect(try m.operationsPerExample(feeds: [x, a]) == 6 + (3 + 3 * 6) + 3)
+        // The output y: 3 elements per example (the same for a batch of two).
+        let x2 = Tensor<Float>(shape: [2, 2, 3], storage: noise(12, seed: 1))
+        let a2 = Tensor<Float>(shape: [2, 1], storage: [2, 3])
+        #expect(try m.costPerExample(feeds: [x2, a2]) == CostEstimate(operations: 6 + (3 + 3 * 6) + 3, outputElements: 3))
     }
 
     @Test("Conv counts (C_in / group) × kernel multiply-adds per output element")

@@ -85,9 +85,15 @@ struct IndexSpaceTests {
         #expect(ShardPlan.automaticBatchesPerShard(examples: 1_000_000, batchSize: 32, operationsPerExample: 1e11) == 1)
         // No estimate: one batch per shard.
         #expect(ShardPlan.automaticBatchesPerShard(examples: 1_000_000, batchSize: 32, operationsPerExample: nil) == 1)
-        // Cheap examples: shards of about 2^26 operations...
+        // Cheap examples: shards of about 2^27 operations...
         let k = ShardPlan.automaticBatchesPerShard(examples: 10_000_000, batchSize: 32, operationsPerExample: 4096)
-        #expect(k == (1 << 26) / (32 * 4096))
+        #expect(k == (1 << 27) / (32 * 4096))
+        #expect(k == ShardPlan.targetShardOperations / (32 * 4096))
+        // ...and of at most 16 MB of results: 64 KB per example makes 8 batches of 32.
+        #expect(ShardPlan.automaticBatchesPerShard(examples: 10_000_000, batchSize: 32, operationsPerExample: 4096,
+                                                   resultBytesPerExample: 65536) == (16 << 20) / (32 * 65536))
+        #expect(ShardPlan.automaticBatchesPerShard(examples: 10_000_000, batchSize: 32, operationsPerExample: 4096,
+                                                   resultBytesPerExample: Double(1 << 30)) == 1)
         // ...but never fewer than 64 shards of a job with enough batches, and never below one batch.
         let few = ShardPlan.automaticBatchesPerShard(examples: 32 * 640, batchSize: 32, operationsPerExample: 1)
         #expect(few == 10)
