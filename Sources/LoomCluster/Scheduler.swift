@@ -23,8 +23,10 @@ public struct PeerID: Hashable, Sendable, CustomStringConvertible {
 ///   worker; the first result wins (the collector writes a shard once).
 /// - **Dead workers.** A worker declared dead (silent past its liveness) loses its shards, which
 ///   go back to the front of the queue.
-/// - **Stragglers.** When the queue is empty and a worker has credit, the oldest shard still in
-///   flight is run again there, once.
+/// - **Stragglers.** When the queue is empty and a worker has credit, a shard still in flight is
+///   run again there, once: the one given out last first. Workers compute in the order given, so
+///   that one is the likeliest to be still waiting behind another on its worker: at the end of a
+///   job, an idle worker takes over the shard queued behind its neighbour's running one.
 /// - **Poison shards.** A shard whose attempts have ended in `maxFailures` dead workers or
 ///   expired leases fails the job.
 ///
@@ -268,11 +270,12 @@ public struct Scheduler: Sendable {
             next += 1
             if !done[s] { return s }
         }
-        // Nothing left to hand out: run the oldest shard in flight again, once.
+        // Nothing left to hand out: run a shard in flight again, once, the last one given out first
+        // (it is the likeliest to be waiting, not running, on its worker).
         guard policy.speculate else { return nil }
         // A shard its worker reports computed is on its way to the collector: not a straggler.
         let candidate = inFlight.filter { !speculated.contains($0.key) && $0.value.count == 1 && !$0.value[0].computed }
-            .min { ($0.value[0].started, $0.key) < ($1.value[0].started, $1.key) }
+            .max { $0.value[0].sequence < $1.value[0].sequence }
         guard let (s, _) = candidate else { return nil }
         speculated.insert(s)
         reissued += 1

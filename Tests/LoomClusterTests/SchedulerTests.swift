@@ -85,12 +85,12 @@ struct SchedulerTests {
         #expect(s.completed == 1)
     }
 
-    @Test("stragglers: with the queue empty, an idle worker runs the oldest shard in flight again, once")
+    @Test("stragglers: with the queue empty, an idle worker runs the shards in flight again, once, the last given out first")
     func speculation() {
         var s = Scheduler(shardCount: 2)
-        _ = s.grant(w1, 2, now: 0)           // 0 and 1 on w1
+        _ = s.grant(w1, 2, now: 0)           // 0 and 1 on w1: 0 computing, 1 waiting behind it
         let extra = assigned(s.grant(w2, 2, now: 1))
-        #expect(extra.map(\.0) == [0, 1], "both in-flight shards are run again on the idle worker")
+        #expect(extra.map(\.0) == [1, 0], "both in-flight shards are run again on the idle worker, the waiting one first")
         #expect(extra.allSatisfy { $0.1 == w2 })
         #expect(assigned(s.grant(w2, 2, now: 2)).isEmpty, "each shard is speculated once")
         _ = s.acknowledge([0, 1], now: 3)
