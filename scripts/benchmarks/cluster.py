@@ -112,11 +112,11 @@ def main():
           f"worker CPU {usage['worker0'][0]:.2f} s)", flush=True)
 
     # 2. Scaling: FlattenDense L=1000, product 200 x 50 x 50 (and 10x longer, 200 x 500 x 50).
-    # A job lasts a fraction of a second, so each configuration runs `reps` times, 1 and 2
+    # A job lasts a fraction of a second, so each configuration runs `reps` (11) times, 1 and 2
     # workers alternating; the table gives medians, and the range of the 2-worker/1-worker ratio
     # over the pairs of consecutive runs.
     n, mm = (40, 10) if q else (200, 50)
-    reps = 1 if q else 7
+    reps = 1 if q else 11
     xf = save(work, "xf", one_hot(n, 1000, 1))
     be = save(work, "beta", np.random.RandomState(3).randn(50 if not q else 10, 1).astype(np.float32))
     fd = os.path.join(DATA, "flattendense1000.onnx")
