@@ -35,20 +35,33 @@ extension IndexSpace {
     /// The in-process executor and remote workers both build batches here, so a shard's
     /// batch, and so its floating-point result, is the same wherever it is computed.
     public func batch(for range: Range<Int>, distinctX: Tensor<Float>, rows: [Int], args: [Tensor<Float>]) -> Batch {
-        let coords = range.map { coordinates(of: $0) }
         let b = range.count
+        // Each arg's row for an example, by arithmetic: no per-example arrays (an array per
+        // example, with its runtime metadata lookup, was a tenth of a cheap model's time).
         let ab = args.enumerated().map { k, arg in
-            Tensor<Float>(shape: [b] + Array(arg.shape.dropFirst())) { out in
+            let (period, length) = argCycle(k)
+            return Tensor<Float>(shape: [b] + Array(arg.shape.dropFirst())) { out in
                 let row = Array(arg.shape.dropFirst()).elementCount
                 arg.storage.withUnsafeBufferPointer { src in
-                    for (i, c) in coords.enumerated() {
-                        (out.baseAddress! + i * row).initialize(from: src.baseAddress! + c.args[k] * row, count: row)
+                    for (i, e) in range.enumerated() {
+                        (out.baseAddress! + i * row).initialize(from: src.baseAddress! + (e / period) % length * row, count: row)
                     }
                 }
             }
         }
         var indices = [Int](repeating: 0, count: distinctX.shape.first ?? 0)
-        for (i, c) in coords.enumerated() where rows[i] < indices.count { indices[rows[i]] = c.x }
+        for (i, e) in range.enumerated() where rows[i] < indices.count { indices[rows[i]] = sequence(of: e) }
         return Batch(x: distinctX, xRows: rows, args: ab, xIndices: indices)
+    }
+
+    /// Arg `k`'s row for example `e` is `(e / period) % length`: the examples sharing one of its
+    /// rows come in runs of `period`, and its rows cycle with `length`.
+    func argCycle(_ k: Int) -> (period: Int, length: Int) {
+        switch mode {
+        case .pairwise:
+            return (1, axes[1])
+        case .product:
+            return (argLengths[(k + 1)...].reduce(1, *), argLengths[k])
+        }
     }
 }

@@ -1,4 +1,5 @@
 import LoomProduct
+import LoomTensor
 import Testing
 
 @Suite("index space and shards")
@@ -22,6 +23,32 @@ struct IndexSpaceTests {
         var expected: [[Int]] = []
         for i in 0..<2 { for j in 0..<3 { for k in 0..<2 { expected.append([i, j, k]) } } }
         #expect(seen == expected)
+    }
+
+    @Test("a batch gathers each example's arg rows and X index as coordinates(of:) gives them, in every mode and range")
+    func batchRows() throws {
+        for (mode, lengths) in [(ProductMode.product, [3, 2, 4]), (.product, [5]), (.pairwise, [4, 4, 4]), (.product, [])] {
+            let s = try IndexSpace(mode: mode, sequences: 3, argLengths: lengths)
+            // Arg k's row r holds the value 100 k + r, in two columns.
+            var args: [Tensor<Float>] = []
+            for (k, n) in lengths.enumerated() {
+                var values: [Float] = []
+                for r in 0..<n { values += [Float(100 * k + r), Float(100 * k + r)] }
+                args.append(Tensor<Float>(shape: [n, 2], storage: values))
+            }
+            let x = Tensor<Float>(shape: [3, 1, 1], storage: [0, 1, 2])
+            for range in [0..<s.count, 1..<min(s.count, 8), max(0, s.count - 5)..<s.count] {
+                let (distinct, rows) = s.sequenceRows(for: range)
+                let b = s.batch(for: range, distinctX: x.gatherRows(distinct), rows: rows, args: args)
+                for (i, e) in range.enumerated() {
+                    let c = s.coordinates(of: e)
+                    #expect(b.xIndices[b.xRows[i]] == c.x, "\(mode) \(lengths) example \(e)")
+                    for k in lengths.indices {
+                        #expect(b.args[k].storage[2 * i] == Float(100 * k + c.args[k]), "\(mode) \(lengths) example \(e) arg \(k)")
+                    }
+                }
+            }
+        }
     }
 
     @Test("product with no args is just the sequences")
