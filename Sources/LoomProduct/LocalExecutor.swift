@@ -59,10 +59,8 @@ public struct LocalExecutor {
         }
         for shard in 0..<plan.shardCount where !done[shard] {
             let batches = shard == 0 && first != nil ? first! : try compute(shard: shard)
-            for (range, output) in batches {
-                try writer.write(output, at: range.lowerBound)
-                examplesDone += range.count
-            }
+            try writer.write(consecutive: batches)
+            examplesDone += batches.reduce(0) { $0 + $1.range.count }
             pending.append(shard)
             shardsDone += 1
             if Date().timeIntervalSince(lastCommit) >= commitInterval { try commit() }

@@ -74,6 +74,37 @@ public final class ResultWriter {
         }
     }
 
+    /// Writes the outputs of consecutive batches (a shard's, in order) with one write per file.
+    ///
+    /// Each batch is checked as ``write(_:at:)`` checks it; their rows are gathered leaf by
+    /// leaf, so a shard of many small batches costs one system call per file, not one per batch.
+    public func write(consecutive batches: [(range: Range<Int>, output: OutputTree)]) throws {
+        guard let first = batches.first else { return }
+        guard batches.count > 1 else { return try write(first.output, at: first.range.lowerBound) }
+        let trees = batches.map { $0.output.leaves }
+        if leaves == nil { try open(leaves: trees[0].map { ($0.index, Array($0.tensor.shape.dropFirst())) }) }
+        let leaves = self.leaves!
+        for (k, got) in zip(batches.indices, trees) {
+            guard got.count == leaves.count else {
+                throw IndexSpaceError("a batch produced \(got.count) outputs where the first produced \(leaves.count)")
+            }
+            for (leaf, (index, tensor)) in zip(leaves, got) {
+                guard index == leaf.index, Array(tensor.shape.dropFirst()) == leaf.exampleShape else {
+                    throw IndexSpaceError("output \(index) has per-example shape \(Array(tensor.shape.dropFirst())) in one batch and \(leaf.exampleShape) in another; Loom needs a fixed output shape")
+                }
+                guard tensor.shape.first == batches[k].range.count, k == 0 || batches[k].range.lowerBound == batches[k - 1].range.upperBound else {
+                    throw IndexSpaceError("batches written together must be consecutive and hold one row per example")
+                }
+            }
+        }
+        for (j, leaf) in leaves.enumerated() {
+            var rows: [Float] = []
+            rows.reserveCapacity(trees.reduce(0) { $0 + $1[j].tensor.count })
+            for tree in trees { rows.append(contentsOf: tree[j].tensor.storage) }
+            try rows.withUnsafeBufferPointer { try leaf.output.write(rows: $0, at: first.range.lowerBound) }
+        }
+    }
+
     /// Writes raw float32 rows received from a worker: one buffer per leaf, `count` examples from `firstExample`.
     ///
     /// The leaves' number, index paths and per-example shapes must match the first batch written.
