@@ -35,9 +35,26 @@ public enum FileIO {
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw FileError(path: path, operation: "stat", errno: errno) }
         if (st.st_mode & S_IFMT) == S_IFDIR { throw FileError(path: path, operation: "read a directory as a file", errno: EISDIR) }
-        var result = [UInt8]()
-        result.reserveCapacity(Int(st.st_size))
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        // Straight into the result, sized from fstat: one copy, from the page cache.
+        let size = max(Int(st.st_size), 0)
+        var failure: Int32 = 0
+        var result = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            count = 0
+            while count < size {
+                let n = read(fd, buffer.baseAddress! + count, size - count)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    failure = errno
+                    return
+                }
+                if n == 0 { break }
+                count += n
+            }
+        }
+        if failure != 0 { throw FileError(path: path, operation: "read", errno: failure) }
+        if result.count < size { return result }
+        // The file may have grown since fstat: read on to its end.
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
         while true {
             let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n < 0 {

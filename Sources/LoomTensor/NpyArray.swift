@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The contents of one `.npy` file: its element type, its shape and its raw little-endian bytes.
 public struct NpyArray: Sendable {
     /// The element type.
@@ -14,10 +20,55 @@ public struct NpyArray: Sendable {
     }
 
     /// Reads and validates a `.npy` file (format versions 1, 2 and 3).
+    ///
+    /// The header is read first and the data straight into ``data``: one copy of the data, so
+    /// that reading an input costs about its size in memory, not two or three times it.
     public static func read(path: String) throws -> NpyArray {
-        let bytes: [UInt8]
-        do { bytes = try FileIO.readAll(path) } catch { throw NpyError(path: path, code: .cannotOpen(errno: error.errno)) }
-        return try parse(bytes, path: path)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw NpyError(path: path, code: .cannotOpen(errno: errno)) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw NpyError(path: path, code: .cannotOpen(errno: errno)) }
+        if (st.st_mode & S_IFMT) == S_IFDIR { throw NpyError(path: path, code: .cannotOpen(errno: EISDIR)) }
+        let size = Int(st.st_size)
+        func readAt(_ offset: Int, _ count: Int) throws -> [UInt8] {
+            var failure: Int32 = 0
+            let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, done in
+                done = 0
+                while done < count {
+                    let n = pread(fd, buffer.baseAddress! + done, count - done, off_t(offset + done))
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        failure = errno
+                        return
+                    }
+                    if n == 0 { break }
+                    done += n
+                }
+            }
+            if failure != 0 { throw NpyError(path: path, code: .readFailed(errno: failure)) }
+            return bytes
+        }
+        // Headers are a few hundred bytes; a longer one (version 2 or 3) is read whole on a second try.
+        var prefix = try readAt(0, min(size, 4096))
+        var header: NpyHeader
+        do { header = try NpyHeader.parse(prefix, path: path) } catch let e as NpyError {
+            guard case .truncated(let wanted, _) = e.code, wanted > prefix.count else { throw e }
+            guard wanted <= size else { throw NpyError(path: path, code: .truncated(expected: wanted, actual: size)) }
+            prefix = try readAt(0, wanted)
+            header = try NpyHeader.parse(prefix, path: path)
+        }
+        let expected = header.shape.elementCount * header.dtype.byteWidth
+        let available = size - header.dataOffset
+        guard available >= expected else {
+            throw NpyError(path: path, code: .truncated(expected: expected, actual: max(available, 0)))
+        }
+        if available > expected {
+            throw NpyError(path: path, code: .badHeader("\(available - expected) bytes follow the data that the shape \(header.shape) does not account for"))
+        }
+        let data = try readAt(header.dataOffset, expected)
+        guard data.count == expected else { throw NpyError(path: path, code: .truncated(expected: expected, actual: data.count)) }
+        return NpyArray(dtype: header.dtype, shape: header.shape, data: data)
     }
 
     /// Parses the bytes of a `.npy` file; `path` only names the file in errors.
@@ -42,7 +93,11 @@ public struct NpyArray: Sendable {
             data.withUnsafeBytes { raw in
                 switch dtype {
                 case .float32:
+                    #if _endian(little)
+                    UnsafeMutableRawBufferPointer(out).copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[0..<(n * 4)]))
+                    #else
                     for i in 0..<n { out[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))) }
+                    #endif
                 case .float64:
                     for i in 0..<n { out[i] = Float(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self)))) }
                 case .int8:

@@ -86,6 +86,39 @@ struct NpyTests {
         }
     }
 
+    @Test("reading a file refuses what parsing its bytes refuses, and reads headers longer than its first read")
+    func readFromFile() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        func codes(_ bytes: [UInt8]) throws -> (parsed: NpyError.Code?, read: NpyError.Code?) {
+            let path = dir.file("f.npy")
+            try writeFile(path, bytes)
+            func code(_ body: () throws -> NpyArray) -> NpyError.Code? {
+                do { _ = try body(); return nil } catch let e as NpyError { return e.code } catch { return nil }
+            }
+            return (code { try NpyArray.parse(bytes, path: path) }, code { try NpyArray.read(path: path) })
+        }
+        let full = handNpy(version: 1, descr: "<f4", shape: "(2,)", data: floatBytes([1, 2]))
+        for bad in [Array("not numpy".utf8), [], Array(full.prefix(20)), Array(full.prefix(full.count - 1)), full + [0],
+                    handNpy(version: 4, descr: "<f4", shape: "(1,)", data: floatBytes([1])),
+                    handNpy(version: 1, descr: "<i4", shape: "(1,)", data: [1, 0, 0, 0]),
+                    handNpy(version: 1, descr: "<f4", shape: "(3,)", data: floatBytes([1, 2]))] {
+            let c = try codes(bad)
+            #expect(c.parsed != nil && c.read == c.parsed, "\(bad.count) bytes: parse \(String(describing: c.parsed)), read \(String(describing: c.read))")
+        }
+        // A version-2 header of 6,000 bytes (longer than the first read), then the data.
+        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }" + String(repeating: " ", count: 6000)
+        while (12 + header.utf8.count + 1) % 64 != 0 { header += " " }
+        header += "\n"
+        let n = header.utf8.count
+        let long = [0x93] + Array("NUMPY".utf8) + [2, 0, UInt8(n & 0xFF), UInt8((n >> 8) & 0xFF), 0, 0] + Array(header.utf8) + floatBytes([4, 5, 6])
+        try writeFile(dir.file("long.npy"), long)
+        #expect(try NpyArray.read(path: dir.file("long.npy")).floatTensor().storage == [4, 5, 6])
+        // Its data cut short: truncated, counted against the whole file.
+        try writeFile(dir.file("short.npy"), Array(long.prefix(5000)))
+        #expect(throws: NpyError.self) { try NpyArray.read(path: dir.file("short.npy")) }
+    }
+
     @Test("a missing file says it cannot be opened")
     func missing() {
         #expect(throws: NpyError.self) { try NpyArray.read(path: "/nonexistent/x.npy") }
