@@ -35,36 +35,46 @@ public enum FileIO {
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw FileError(path: path, operation: "stat", errno: errno) }
         if (st.st_mode & S_IFMT) == S_IFDIR { throw FileError(path: path, operation: "read a directory as a file", errno: EISDIR) }
-        // Straight into the result, sized from fstat: one copy, from the page cache.
         let size = max(Int(st.st_size), 0)
+        // Straight into the result, sized from fstat (one copy, from the page cache), then on to
+        // the end in case the file grew meanwhile.
+        var result: [UInt8] = []
+        var want = size > 0 ? size : 1 << 16
+        while true {
+            let piece: [UInt8]
+            do { piece = try read(fd, count: want, at: result.count) } catch { throw FileError(path: path, operation: "read", errno: error.code) }
+            if result.isEmpty { result = piece } else { result += piece }
+            if piece.count < want { break }
+            want = 1 << 16
+        }
+        return result
+    }
+
+    /// Reads `count` bytes of an open file from byte `offset` into a new array (fewer at the
+    /// file's end), retrying interrupted and short reads. Throws the errno of a failed read.
+    public static func read(_ fd: Int32, count: Int, at offset: Int) throws(Errno) -> [UInt8] {
         var failure: Int32 = 0
-        var result = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
-            count = 0
-            while count < size {
-                let n = read(fd, buffer.baseAddress! + count, size - count)
+        let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, done in
+            done = 0
+            while done < count {
+                let n = pread(fd, buffer.baseAddress! + done, count - done, off_t(offset + done))
                 if n < 0 {
                     if errno == EINTR { continue }
                     failure = errno
                     return
                 }
                 if n == 0 { break }
-                count += n
+                done += n
             }
         }
-        if failure != 0 { throw FileError(path: path, operation: "read", errno: failure) }
-        if result.count < size { return result }
-        // The file may have grown since fstat: read on to its end.
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw FileError(path: path, operation: "read", errno: errno)
-            }
-            if n == 0 { break }
-            result.append(contentsOf: chunk[0..<n])
-        }
-        return result
+        if failure != 0 { throw Errno(failure) }
+        return bytes
+    }
+
+    /// A bare errno, for the callers of ``read(_:count:at:)`` to put in their own errors.
+    public struct Errno: Error, Sendable {
+        public let code: Int32
+        public init(_ code: Int32) { self.code = code }
     }
 
     /// Reads up to `count` bytes from the start of a file.

@@ -32,22 +32,7 @@ public struct NpyArray: Sendable {
         if (st.st_mode & S_IFMT) == S_IFDIR { throw NpyError(path: path, code: .cannotOpen(errno: EISDIR)) }
         let size = Int(st.st_size)
         func readAt(_ offset: Int, _ count: Int) throws -> [UInt8] {
-            var failure: Int32 = 0
-            let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, done in
-                done = 0
-                while done < count {
-                    let n = pread(fd, buffer.baseAddress! + done, count - done, off_t(offset + done))
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        failure = errno
-                        return
-                    }
-                    if n == 0 { break }
-                    done += n
-                }
-            }
-            if failure != 0 { throw NpyError(path: path, code: .readFailed(errno: failure)) }
-            return bytes
+            do { return try FileIO.read(fd, count: count, at: offset) } catch { throw NpyError(path: path, code: .readFailed(errno: error.code)) }
         }
         // Headers are a few hundred bytes; a longer one (version 2 or 3) is read whole on a second try.
         var prefix = try readAt(0, min(size, 4096))
