@@ -35,7 +35,10 @@ struct CoordinatorCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            // OpenBLAS (for the cost estimate) loads with one thread when the model does.
+            // OpenBLAS (for the model's cost estimate), with one thread, while this process has
+            // only one thread: loading sets OPENBLAS_NUM_THREADS for a moment, and setenv is not
+            // safe beside threads that read the environment.
+            try BLAS.load(threads: 1)
             let bindEndpoint = try endpoint(bind, env: "LOOM_COORDINATOR", what: "--bind")
             let collectorEndpoint = collector ?? ProcessInfo.processInfo.environment["LOOM_COLLECTOR"].flatMap { $0.isEmpty ? nil : $0 }
             guard collectorEndpoint != nil || out != nil else { throw ValidationError("pass --out (results written here) or --collector") }

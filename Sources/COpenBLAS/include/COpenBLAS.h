@@ -18,7 +18,8 @@ typedef enum { CblasNoTrans = 111, CblasTrans = 112 } CBLAS_TRANSPOSE;
 // Loads OpenBLAS (once per process) with `threads` threads, unless OPENBLAS_NUM_THREADS is
 // already set, which is then honoured. Returns 0, or -1 with the reason in loom_blas_error().
 // Later calls return the first call's outcome. $LOOM_OPENBLAS names the library to load
-// (default: libopenblas.so.0, then libopenblas.so).
+// (default: libopenblas.so.0, then libopenblas.so). The first call sets OPENBLAS_NUM_THREADS
+// for the moment of loading: make it before the process starts other threads.
 int loom_blas_load(int threads);
 
 // Why loading failed; empty if it did not.
