@@ -112,6 +112,8 @@ public final class Coordinator {
         var lastNoWorkers = 0.0
         var workers: [PeerID: WorkerInfo] = [:]
         var waiting: [PeerID] = []
+        /// When each worker was last sent the job.
+        var jobSent: [PeerID: Double] = [:]
         var collectorReady = false
         var examplesDone = 0
         var everJoined = Set<PeerID>()
@@ -140,6 +142,7 @@ public final class Coordinator {
         }
 
         func sendJob(_ w: PeerID) throws {
+            jobSent[w] = now()
             var body = WireWriter()
             body.blob(descriptorJSON)
             body.string(advertised)
@@ -329,9 +332,13 @@ public final class Coordinator {
                     case .hello:
                         var r = try m.reader()
                         let name = try r.string()
-                        if workers[w] != nil, !waiting.contains(w) {
-                            // A repeated hello: the worker has lost its job (or our answer); send it again.
-                            if collectorReady { try sendJob(w) }
+                        if workers[w] != nil {
+                            // A repeated hello. A worker says hello every second until it has a job, so
+                            // one that waited for this coordinator has several queued, which arrive
+                            // together: answer the first only (each job sent restarts the worker's
+                            // compute thread). One that says hello again well after its job was sent
+                            // has lost it (or our answer): send it again.
+                            if collectorReady, !waiting.contains(w), now() - (jobSent[w] ?? -.infinity) >= 1.5 { try sendJob(w) }
                             continue
                         }
                         workers[w] = WorkerInfo(name: name)

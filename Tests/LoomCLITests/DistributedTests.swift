@@ -91,6 +91,29 @@ struct DistributedTests {
         #expect(try readJSON(out.path + "/manifest.json")["workers"] as? Int == 2)
     }
 
+    @Test("a worker that waited for its coordinator gets the job once, however many hellos it queued meanwhile")
+    func waitingWorkerGetsOneJob() throws {
+        let c = try ConformanceCase(directory: Repository.conformanceDirectory + "/fd100_product_marginalize")
+        let (base, r0) = try runCase(c, workers: 0)
+        defer { base.remove() }
+        #expect(r0.status == 0)
+        let out = TemporaryDirectory()
+        defer { out.remove() }
+        let port = freePort()
+        let log = out.file("worker.log")
+        // Slow heartbeats, so that it keeps waiting (6 s) rather than starting over; it says hello every second.
+        let worker = try startProcess(Repository.loomBinary, ["worker", "--connect", "tcp://127.0.0.1:\(port)", "--heartbeat", "2",
+                                                              "--liveness", "3", "--log-level", "info"], stderrPath: log)
+        usleep(3_300_000)   // four hellos queued
+        let coordinator = try runLoom(["coordinator", "--bind", "tcp://127.0.0.1:\(port)", "--quiet"] + c.argv + ["--out", out.path + "/r"],
+                                      cwd: c.directory, timeout: 60)
+        #expect(coordinator.status == 0, "\(coordinator.stderr)")
+        #expect(waitOrKill(worker, timeout: 10) && worker.terminationStatus == 0)
+        #expect(try resultBytes(out.path + "/r") == resultBytes(base.path))
+        let jobs = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").filter { $0.hasSuffix("[LoomCluster] job") }
+        #expect(jobs.count == 1, "the worker was sent the job \(jobs.count) times")
+    }
+
     @Test("workers are job-agnostic and cache models by hash; --keep-alive serves the next job")
     func keepAlive() throws {
         let port = freePort()
