@@ -15,6 +15,8 @@ import ZeroMQ
 /// collector; they talk over an inproc PAIR. Heartbeats go on while a long shard computes.
 /// A worker that hears nothing from its coordinator for `liveness` heartbeats drops its work,
 /// reconnects after 1 s (doubling to 32 s while the coordinator never answers) and joins again.
+/// A coordinator that is there (its transport handshake done) but has not answered yet, because
+/// it is still loading its job, is waited for instead.
 public final class Worker {
     /// The coordinator's endpoint.
     public let coordinator: String
@@ -95,6 +97,12 @@ public final class Worker {
         try socket.set(SocketOption.reconnectInterval, 10)
         try socket.set(SocketOption.reconnectIntervalMax, 0)
         try socket.connect(coordinator)
+        // Whether a coordinator process is at the other end (the transport's handshake done), even
+        // before it answers: one that is still loading its job is waited for, not taken as lost.
+        let monitor = try socket.monitorConnections(in: context)
+        defer { socket.stopMonitoring(); monitor.close() }
+        var linked = false
+        var saidWaiting = false
         // Each compute thread gets a PAIR of its own: a PAIR takes one peer, and a new thread
         // connecting while the old one's pipe is still being torn down would be turned away.
         var generation = 0
@@ -143,7 +151,19 @@ public final class Worker {
                 logger.warning("the process that started this worker is gone; exiting")
                 return .parentGone
             }
-            let ready = try poll([socket, pair], timeoutMilliseconds: 100)
+            let ready = try poll([socket, pair, monitor], timeoutMilliseconds: 100)
+            if ready[2] {
+                while let frames = try monitor.receive(dontWait: true) {
+                    switch Socket.connectionEvent(frames) {
+                    case .linked?: linked = true
+                    case .unlinked?:
+                        linked = false
+                        // Not yet answered: give the new connection the usual time before giving up.
+                        if !heard { lastHeard = Date() }
+                    case nil: break
+                    }
+                }
+            }
             if ready[0] {
                 var budget = 256
                 while budget > 0, let frames = try socket.receive(dontWait: true) {
@@ -222,7 +242,13 @@ public final class Worker {
                 lastHello = now
             }
             if now.timeIntervalSince(lastHeard) > heartbeat * Double(liveness) {
-                return .lost(heard: heard)
+                // A coordinator that answered and went silent is lost; one that is there but has not
+                // answered yet (loading and hashing a large job's inputs) is waited for.
+                if heard || !linked { return .lost(heard: heard) }
+                if !saidWaiting {
+                    saidWaiting = true
+                    logger.info("connected; waiting for the coordinator to answer (it may still be loading its job)")
+                }
             }
         }
     }

@@ -28,7 +28,7 @@ public final class Socket {
 
     deinit { close() }
 
-    @inline(__always) private func checkThread() {
+    @inline(__always) func checkThread() {
         assert(pthread_equal(owner, pthread_self()) != 0, "a ZeroMQ socket was used from a thread that does not own it")
     }
 

@@ -48,6 +48,8 @@ struct CoordinatorCommand: ParsableCommand {
             // Bound first: waiting workers connect while the job's inputs load and hash.
             let listening = try Coordinator.listen(context: context, bind: bindEndpoint)
             defer { listening.close() }
+            // Test-only: a job that takes this long to load (`LOOM_TEST_LOAD_DELAY_MS`), as a large one does.
+            if let ms = ProcessInfo.processInfo.environment["LOOM_TEST_LOAD_DELAY_MS"].flatMap(UInt32.init) { usleep(ms * 1000) }
             let (spec, seedNote) = try job.spec(out: overwrite ? nil : out)
             let loaded = try Job(spec: spec)
             if let seedNote { Console.error(seedNote) }

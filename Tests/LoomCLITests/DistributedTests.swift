@@ -114,6 +114,30 @@ struct DistributedTests {
         #expect(jobs.count == 1, "the worker was sent the job \(jobs.count) times")
     }
 
+    @Test("a worker waits for a coordinator that is still loading its job, however long, and joins the moment it is ready")
+    func workerWaitsForLoadingCoordinator() throws {
+        let c = try ConformanceCase(directory: Repository.conformanceDirectory + "/fd100_product_marginalize")
+        let out = TemporaryDirectory()
+        defer { out.remove() }
+        let port = freePort()
+        let log = out.file("worker.log")
+        // The worker gives up on a silent coordinator after 0.6 s; this one takes 2.5 s to load its job.
+        let worker = try startProcess(Repository.loomBinary, ["worker", "--connect", "tcp://127.0.0.1:\(port)", "--heartbeat", "0.2",
+                                                              "--liveness", "3", "--log-level", "info"], stderrPath: log)
+        let started = Date()
+        let coordinator = try runProcess(Repository.loomBinary, ["coordinator", "--bind", "tcp://127.0.0.1:\(port)", "--quiet"] + c.argv
+                                         + ["--out", out.path + "/r", "--heartbeat", "0.2", "--liveness", "3"],
+                                         cwd: c.directory, environment: ["LOOM_TEST_LOAD_DELAY_MS": "2500"], timeout: 60)
+        let took = Date().timeIntervalSince(started)
+        #expect(coordinator.status == 0, "\(coordinator.stderr)")
+        #expect(waitOrKill(worker, timeout: 10) && worker.terminationStatus == 0)
+        let text = try String(contentsOfFile: log, encoding: .utf8)
+        #expect(!text.contains("lost the coordinator"), "the worker gave up on a coordinator that was loading:\n\(text)")
+        #expect(text.contains("waiting for the coordinator to answer"))
+        // Joined at once: no back-off (1 s, then 2 s) after the load.
+        #expect(took < 4.5, "the job took \(took) s")
+    }
+
     @Test("workers are job-agnostic and cache models by hash; --keep-alive serves the next job")
     func keepAlive() throws {
         let port = freePort()

@@ -29,6 +29,34 @@ struct SocketTests {
         router.close()
     }
 
+    @Test("the connection monitor says linked once a peer is bound and handshaken, and unlinked when it goes")
+    func monitor() throws {
+        let ctx = try Context()
+        let dealer = try Socket(ctx, .dealer)
+        let port = try { () throws -> String in
+            let probe = try Socket(ctx, .router)
+            try probe.bind("tcp://127.0.0.1:*")
+            defer { probe.close() }
+            return String(probe.lastEndpoint.split(separator: ":").last!)
+        }()
+        try dealer.connect("tcp://127.0.0.1:\(port)")
+        let events = try dealer.monitorConnections(in: ctx)
+        func next(within ms: Int) throws -> ConnectionEvent? {
+            guard try poll([events], timeoutMilliseconds: ms)[0], let frames = try events.receive() else { return nil }
+            return Socket.connectionEvent(frames)
+        }
+        #expect(try next(within: 300) == nil, "nobody is there yet")
+        let router = try Socket(ctx, .router)
+        try router.bind("tcp://127.0.0.1:\(port)")
+        #expect(try next(within: 5000) == .linked)
+        router.close()
+        #expect(try next(within: 5000) == .unlinked)
+        dealer.stopMonitoring()
+        events.close()
+        dealer.close()
+        ctx.terminate(waitingAtMost: 2)
+    }
+
     @Test("last words: a message sent just before close(lingeringFor:) and terminate reaches its peer, every time")
     func lastWords() throws {
         let receiver = try Context()
