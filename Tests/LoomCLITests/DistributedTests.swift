@@ -91,49 +91,56 @@ struct DistributedTests {
         #expect(try readJSON(out.path + "/manifest.json")["workers"] as? Int == 2)
     }
 
+    /// A stand-alone worker that waits for a coordinator on a free port, logging to a file; then that coordinator's run.
+    struct WaitingWorker {
+        let c: ConformanceCase
+        let out = TemporaryDirectory()
+        let port = freePort()
+        var log: String { out.file("worker.log") }
+        let worker: Process
+
+        /// Starts the worker with `heartbeat` seconds between heartbeats and a liveness of 3.
+        init(heartbeat: String) throws {
+            c = try ConformanceCase(directory: Repository.conformanceDirectory + "/fd100_product_marginalize")
+            worker = try startProcess(Repository.loomBinary, ["worker", "--connect", "tcp://127.0.0.1:\(port)", "--heartbeat", heartbeat,
+                                                              "--liveness", "3", "--log-level", "info"], stderrPath: out.file("worker.log"))
+        }
+
+        /// Runs the coordinator of the case's job; checks that it and the worker end well. Returns the worker's log.
+        func runCoordinator(_ extra: [String] = [], environment: [String: String] = [:]) throws -> String {
+            let coordinator = try runProcess(Repository.loomBinary, ["coordinator", "--bind", "tcp://127.0.0.1:\(port)", "--quiet"] + c.argv
+                                             + ["--out", out.path + "/r"] + extra, cwd: c.directory, environment: environment, timeout: 60)
+            #expect(coordinator.status == 0, "\(coordinator.stderr)")
+            #expect(waitOrKill(worker, timeout: 10) && worker.terminationStatus == 0)
+            return try String(contentsOfFile: log, encoding: .utf8)
+        }
+    }
+
     @Test("a worker that waited for its coordinator gets the job once, however many hellos it queued meanwhile")
     func waitingWorkerGetsOneJob() throws {
-        let c = try ConformanceCase(directory: Repository.conformanceDirectory + "/fd100_product_marginalize")
-        let (base, r0) = try runCase(c, workers: 0)
+        // Slow heartbeats, so that it keeps waiting (6 s) rather than starting over; it says hello every second.
+        let w = try WaitingWorker(heartbeat: "2")
+        defer { w.out.remove() }
+        let (base, r0) = try runCase(w.c, workers: 0)
         defer { base.remove() }
         #expect(r0.status == 0)
-        let out = TemporaryDirectory()
-        defer { out.remove() }
-        let port = freePort()
-        let log = out.file("worker.log")
-        // Slow heartbeats, so that it keeps waiting (6 s) rather than starting over; it says hello every second.
-        let worker = try startProcess(Repository.loomBinary, ["worker", "--connect", "tcp://127.0.0.1:\(port)", "--heartbeat", "2",
-                                                              "--liveness", "3", "--log-level", "info"], stderrPath: log)
         usleep(3_300_000)   // four hellos queued
-        let coordinator = try runLoom(["coordinator", "--bind", "tcp://127.0.0.1:\(port)", "--quiet"] + c.argv + ["--out", out.path + "/r"],
-                                      cwd: c.directory, timeout: 60)
-        #expect(coordinator.status == 0, "\(coordinator.stderr)")
-        #expect(waitOrKill(worker, timeout: 10) && worker.terminationStatus == 0)
-        #expect(try resultBytes(out.path + "/r") == resultBytes(base.path))
-        let jobs = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").filter { $0.hasSuffix("[LoomCluster] job") }
+        let log = try w.runCoordinator()
+        #expect(try resultBytes(w.out.path + "/r") == resultBytes(base.path))
+        let jobs = log.split(separator: "\n").filter { $0.hasSuffix("[LoomCluster] job") }
         #expect(jobs.count == 1, "the worker was sent the job \(jobs.count) times")
     }
 
     @Test("a worker waits for a coordinator that is still loading its job, however long, and joins the moment it is ready")
     func workerWaitsForLoadingCoordinator() throws {
-        let c = try ConformanceCase(directory: Repository.conformanceDirectory + "/fd100_product_marginalize")
-        let out = TemporaryDirectory()
-        defer { out.remove() }
-        let port = freePort()
-        let log = out.file("worker.log")
         // The worker gives up on a silent coordinator after 0.6 s; this one takes 2.5 s to load its job.
-        let worker = try startProcess(Repository.loomBinary, ["worker", "--connect", "tcp://127.0.0.1:\(port)", "--heartbeat", "0.2",
-                                                              "--liveness", "3", "--log-level", "info"], stderrPath: log)
+        let w = try WaitingWorker(heartbeat: "0.2")
+        defer { w.out.remove() }
         let started = Date()
-        let coordinator = try runProcess(Repository.loomBinary, ["coordinator", "--bind", "tcp://127.0.0.1:\(port)", "--quiet"] + c.argv
-                                         + ["--out", out.path + "/r", "--heartbeat", "0.2", "--liveness", "3"],
-                                         cwd: c.directory, environment: ["LOOM_TEST_LOAD_DELAY_MS": "2500"], timeout: 60)
+        let log = try w.runCoordinator(["--heartbeat", "0.2", "--liveness", "3"], environment: ["LOOM_TEST_LOAD_DELAY_MS": "2500"])
         let took = Date().timeIntervalSince(started)
-        #expect(coordinator.status == 0, "\(coordinator.stderr)")
-        #expect(waitOrKill(worker, timeout: 10) && worker.terminationStatus == 0)
-        let text = try String(contentsOfFile: log, encoding: .utf8)
-        #expect(!text.contains("lost the coordinator"), "the worker gave up on a coordinator that was loading:\n\(text)")
-        #expect(text.contains("waiting for the coordinator to answer"))
+        #expect(!log.contains("lost the coordinator"), "the worker gave up on a coordinator that was loading:\n\(log)")
+        #expect(log.contains("waiting for the coordinator to answer"))
         // Joined at once: no back-off (1 s, then 2 s) after the load.
         #expect(took < 4.5, "the job took \(took) s")
     }
