@@ -61,6 +61,14 @@ public final class ResultWriter {
     /// Writes the outputs of examples `firstExample ..< firstExample + batch` into place.
     public func write(_ tree: OutputTree, at firstExample: Int) throws {
         let got = tree.leaves
+        for (leaf, (_, tensor)) in zip(try checked(got), got) {
+            try tensor.storage.withUnsafeBufferPointer { try leaf.output.write(rows: $0, at: firstExample) }
+        }
+    }
+
+    /// The result files for a batch's leaves (created from the first batch); throws if the leaves
+    /// differ in number, index paths or per-example shapes from the first batch's.
+    private func checked(_ got: [(index: [Int], tensor: Tensor<Float>)]) throws -> [Leaf] {
         if leaves == nil { try open(leaves: got.map { ($0.index, Array($0.tensor.shape.dropFirst())) }) }
         let leaves = self.leaves!
         guard got.count == leaves.count else {
@@ -70,8 +78,8 @@ public final class ResultWriter {
             guard index == leaf.index, Array(tensor.shape.dropFirst()) == leaf.exampleShape else {
                 throw IndexSpaceError("output \(index) has per-example shape \(Array(tensor.shape.dropFirst())) in one batch and \(leaf.exampleShape) in another; Loom needs a fixed output shape")
             }
-            try tensor.storage.withUnsafeBufferPointer { try leaf.output.write(rows: $0, at: firstExample) }
         }
+        return leaves
     }
 
     /// Writes the outputs of consecutive batches (a shard's, in order) with one write per file.
@@ -82,19 +90,12 @@ public final class ResultWriter {
         guard let first = batches.first else { return }
         guard batches.count > 1 else { return try write(first.output, at: first.range.lowerBound) }
         let trees = batches.map { $0.output.leaves }
-        if leaves == nil { try open(leaves: trees[0].map { ($0.index, Array($0.tensor.shape.dropFirst())) }) }
-        let leaves = self.leaves!
+        var leaves: [Leaf] = []
         for (k, got) in zip(batches.indices, trees) {
-            guard got.count == leaves.count else {
-                throw IndexSpaceError("a batch produced \(got.count) outputs where the first produced \(leaves.count)")
-            }
-            for (leaf, (index, tensor)) in zip(leaves, got) {
-                guard index == leaf.index, Array(tensor.shape.dropFirst()) == leaf.exampleShape else {
-                    throw IndexSpaceError("output \(index) has per-example shape \(Array(tensor.shape.dropFirst())) in one batch and \(leaf.exampleShape) in another; Loom needs a fixed output shape")
-                }
-                guard tensor.shape.first == batches[k].range.count, k == 0 || batches[k].range.lowerBound == batches[k - 1].range.upperBound else {
-                    throw IndexSpaceError("batches written together must be consecutive and hold one row per example")
-                }
+            leaves = try checked(got)
+            guard got.allSatisfy({ $0.tensor.shape.first == batches[k].range.count }),
+                  k == 0 || batches[k].range.lowerBound == batches[k - 1].range.upperBound else {
+                throw IndexSpaceError("batches written together must be consecutive and hold one row per example")
             }
         }
         for (j, leaf) in leaves.enumerated() {

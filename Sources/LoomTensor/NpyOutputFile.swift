@@ -92,21 +92,13 @@ public final class NpyOutputFile: @unchecked Sendable {
         let n = count * rowElements
         let byteOffset = dataOffset + firstRow * rowElements * 4
         precondition(byteOffset + n * 4 <= length)
-        var out = [Float](repeating: 0, count: n)
-        let want = n * 4
-        var done = 0
-        try out.withUnsafeMutableBytes { buf in
-            while done < want {
-                let r = pread(fd, buf.baseAddress! + done, want - done, off_t(byteOffset + done))
-                if r < 0 {
-                    if errno == EINTR { continue }
-                    throw NpyError(path: path, code: .readFailed(errno: errno))
-                }
-                if r == 0 { throw NpyError(path: path, code: .truncated(expected: length, actual: byteOffset + done)) }
-                done += r
-            }
+        let bytes: [UInt8]
+        do { bytes = try FileIO.read(fd, count: n * 4, at: byteOffset) } catch { throw NpyError(path: path, code: .readFailed(errno: error.code)) }
+        guard bytes.count == n * 4 else { throw NpyError(path: path, code: .truncated(expected: length, actual: byteOffset + bytes.count)) }
+        return [Float](unsafeUninitializedCapacity: n) { out, count in
+            bytes.withUnsafeBytes { UnsafeMutableRawBufferPointer(out).copyMemory(from: $0) }
+            count = n
         }
-        return out
     }
 
     /// Makes every row written so far durable (fdatasync).
