@@ -96,11 +96,12 @@ public final class Worker {
         // coordinator to bind starts within 10 ms of it, rather than adding up to 100 ms to the job.
         try socket.set(SocketOption.reconnectInterval, 10)
         try socket.set(SocketOption.reconnectIntervalMax, 0)
-        try socket.connect(coordinator)
         // Whether a coordinator process is at the other end (the transport's handshake done), even
         // before it answers: one that is still loading its job is waited for, not taken as lost.
+        // Watched from before the connect, so a handshake that completes at once is not missed.
         let monitor = try socket.monitorConnections(in: context)
         defer { socket.stopMonitoring(); monitor.close() }
+        try socket.connect(coordinator)
         var linked = false
         var saidWaiting = false
         // Each compute thread gets a PAIR of its own: a PAIR takes one peer, and a new thread

@@ -13,7 +13,8 @@ extension Socket {
     ///
     /// Poll the returned socket with the others and pass what it receives to
     /// ``connectionEvent(_:)``. Both belong to the calling thread; call ``stopMonitoring()``
-    /// before closing the returned socket.
+    /// before closing the returned socket. Start it before `connect`: events from before it
+    /// started are not reported, and a handshake with a peer already bound can be that fast.
     public func monitorConnections(in context: Context) throws -> Socket {
         checkThread()
         let endpoint = "inproc://loom-monitor-\(UInt(bitPattern: handle))-\(UInt32.random(in: 0...UInt32.max))"

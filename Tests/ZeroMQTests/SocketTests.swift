@@ -33,27 +33,44 @@ struct SocketTests {
     func monitor() throws {
         let ctx = try Context()
         let dealer = try Socket(ctx, .dealer)
-        let port = try { () throws -> String in
-            let probe = try Socket(ctx, .router)
-            try probe.bind("tcp://127.0.0.1:*")
-            defer { probe.close() }
-            return String(probe.lastEndpoint.split(separator: ":").last!)
-        }()
-        try dealer.connect("tcp://127.0.0.1:\(port)")
+        // An ipc path nobody listens on yet. (A probe socket bound to a tcp port and closed to free it would not do:
+        // libzmq closes its listener asynchronously, so the dealer could link to the probe before it is gone.)
+        let path = "/tmp/loom-monitor-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { unlink(path) }
         let events = try dealer.monitorConnections(in: ctx)
+        try dealer.connect("ipc://\(path)")
         func next(within ms: Int) throws -> ConnectionEvent? {
             guard try poll([events], timeoutMilliseconds: ms)[0], let frames = try events.receive() else { return nil }
             return Socket.connectionEvent(frames)
         }
         #expect(try next(within: 300) == nil, "nobody is there yet")
         let router = try Socket(ctx, .router)
-        try router.bind("tcp://127.0.0.1:\(port)")
+        try router.bind("ipc://\(path)")
         #expect(try next(within: 5000) == .linked)
         router.close()
         #expect(try next(within: 5000) == .unlinked)
         dealer.stopMonitoring()
         events.close()
         dealer.close()
+        ctx.terminate(waitingAtMost: 2)
+    }
+
+    @Test("the connection monitor, started before connect, sees the handshake with a peer that is already bound")
+    func monitorBoundPeer() throws {
+        let ctx = try Context()
+        let router = try Socket(ctx, .router)
+        try router.bind("tcp://127.0.0.1:*")
+        for _ in 0..<20 {
+            let dealer = try Socket(ctx, .dealer)
+            let events = try dealer.monitorConnections(in: ctx)
+            try dealer.connect(router.lastEndpoint)
+            try #require(try poll([events], timeoutMilliseconds: 5000)[0], "no event: the handshake was missed")
+            #expect(try events.receive(dontWait: true).flatMap(Socket.connectionEvent) == .linked)
+            dealer.stopMonitoring()
+            events.close()
+            dealer.close()
+        }
+        router.close()
         ctx.terminate(waitingAtMost: 2)
     }
 
