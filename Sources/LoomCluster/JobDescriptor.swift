@@ -83,7 +83,10 @@ public enum XCodec {
                         let codes = dst + i * l
                         for c in 0..<a {
                             let channel = src + r * row + c * l
-                            for pos in 0..<l where channel[pos] != 0 { codes[pos] = UInt8(c) }
+                            let code = UInt8(truncatingIfNeeded: c)
+                            // A select, not a branch: bases are random, so a branch mispredicts
+                            // often; this form also vectorizes. The last non-zero channel wins.
+                            for pos in 0..<l { codes[pos] = channel[pos] != 0 ? code : codes[pos] }
                         }
                     }
                 }
