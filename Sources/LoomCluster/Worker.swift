@@ -58,30 +58,27 @@ public final class Worker {
 
     enum SessionEnd {
         case done, nextJob, parentGone
-        /// The coordinator went silent; `heard`: it had answered during the session.
-        case lost(heard: Bool)
+        /// The coordinator answered during the session, then went silent.
+        case lost
     }
 
     /// Serves until the coordinator ends the job (or, with keep-alive, forever). Throws on a failure it reported.
     public func run() throws {
-        var backoff = 1.0
         var session = 0
         while true {
             session += 1
             switch try serve(session: session) {
             case .done, .parentGone: return
-            case .nextJob: backoff = 1
-            case .lost(let heard):
-                // Back off from a coordinator that never answers; one that answered and then went quiet
-                // (a stall on either side, a restart) is tried again after the first step.
-                if heard { backoff = 1 }
-                logger.warning("lost the coordinator; reconnecting", metadata: ["in": "\(Int(backoff)) s"])
-                let until = Date().addingTimeInterval(backoff)
+            case .nextJob: continue
+            case .lost:
+                // A coordinator that answered and then went quiet (a stall on either side, a crash, a
+                // restart): start over after a second, with a new routing id and nothing held.
+                logger.warning("lost the coordinator; reconnecting", metadata: ["in": "1 s"])
+                let until = Date().addingTimeInterval(1)
                 while Date() < until {
                     if let parentPID, getppid() != parentPID { return }
                     usleep(100_000)
                 }
-                backoff = min(backoff * 2, 32)
             }
         }
     }
@@ -92,10 +89,11 @@ public final class Worker {
         defer { socket.close() }
         // A fresh routing id per connection: a coordinator may still hold the old one.
         try socket.set(SocketOption.routingID, bytes: Array("\(id)-\(session)".utf8))
-        // Retry the connection every 10 ms (libzmq's default is 100 ms): a worker waiting for its
-        // coordinator to bind starts within 10 ms of it, rather than adding up to 100 ms to the job.
+        // Retry the connection after 10 ms (libzmq's default is 100 ms), doubling up to 1 s: a worker
+        // started with its coordinator joins within milliseconds of its bind, and one started long
+        // before it (workers first, as on a cluster) within a second, for one attempt a second.
         try socket.set(SocketOption.reconnectInterval, 10)
-        try socket.set(SocketOption.reconnectIntervalMax, 0)
+        try socket.set(SocketOption.reconnectIntervalMax, 1000)
         // Whether a coordinator process is at the other end (the transport's handshake done), even
         // before it answers: one that is still loading its job is waited for, not taken as lost.
         // Watched from before the connect, so a handshake that completes at once is not missed.
@@ -103,7 +101,7 @@ public final class Worker {
         defer { socket.stopMonitoring(); monitor.close() }
         try socket.connect(coordinator)
         var linked = false
-        var saidWaiting = false
+        var saidWaiting: Bool? = nil   // what was last said while waiting: connected (true) or not
         // Each compute thread gets a PAIR of its own: a PAIR takes one peer, and a new thread
         // connecting while the old one's pipe is still being torn down would be turned away.
         var generation = 0
@@ -236,19 +234,22 @@ public final class Worker {
                 try socket.send(.heartbeat)
                 lastSent = now
             }
-            if compute == nil && pendingJob == nil && now.timeIntervalSince(lastHello) >= 1 {
-                // Until a job arrives, say hello again every second: a hello queued to a coordinator
-                // that has since gone is lost with its connection.
+            if compute == nil && pendingJob == nil && linked && now.timeIntervalSince(lastHello) >= 1 {
+                // Until a job arrives, say hello again every second while connected: a hello sent to a
+                // coordinator that has since gone is lost with its connection. (Not while nobody is
+                // there: the first hello waits in the queue for the connection, and more would pile up.)
                 try hello(socket)
                 lastHello = now
             }
             if now.timeIntervalSince(lastHeard) > heartbeat * Double(liveness) {
-                // A coordinator that answered and went silent is lost; one that is there but has not
-                // answered yet (loading and hashing a large job's inputs) is waited for.
-                if heard || !linked { return .lost(heard: heard) }
-                if !saidWaiting {
-                    saidWaiting = true
-                    logger.info("connected; waiting for the coordinator to answer (it may still be loading its job)")
+                // A coordinator that answered and went silent is lost. One that has not answered yet is
+                // waited for, however long: not there yet (workers started first), or there but still
+                // loading and hashing a large job's inputs. libzmq keeps reconnecting meanwhile.
+                if heard { return .lost }
+                if saidWaiting != linked {
+                    saidWaiting = linked
+                    logger.info(linked ? "connected; waiting for the coordinator to answer (it may still be loading its job)"
+                                       : "waiting for a coordinator at \(coordinator)")
                 }
             }
         }

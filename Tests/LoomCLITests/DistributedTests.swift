@@ -118,13 +118,14 @@ struct DistributedTests {
 
     @Test("a worker that waited for its coordinator gets the job once, however many hellos it queued meanwhile")
     func waitingWorkerGetsOneJob() throws {
-        // Slow heartbeats, so that it keeps waiting (6 s) rather than starting over; it says hello every second.
+        // Slow heartbeats (it would give up on a silent coordinator after 6 s). Its first hello waits
+        // for the connection; while connected it says hello again every second until the job comes.
         let w = try WaitingWorker(heartbeat: "2")
         defer { w.out.remove() }
         let (base, r0) = try runCase(w.c, workers: 0)
         defer { base.remove() }
         #expect(r0.status == 0)
-        usleep(3_300_000)   // four hellos queued
+        usleep(3_300_000)
         let log = try w.runCoordinator()
         #expect(try resultBytes(w.out.path + "/r") == resultBytes(base.path))
         let jobs = log.split(separator: "\n").filter { $0.hasSuffix("[LoomCluster] job") }
@@ -143,6 +144,21 @@ struct DistributedTests {
         #expect(log.contains("waiting for the coordinator to answer"))
         // Joined at once: no back-off (1 s, then 2 s) after the load.
         #expect(took < 4.5, "the job took \(took) s")
+    }
+
+    @Test("a worker started long before its coordinator waits for it, without giving up and backing off, and joins within about a second")
+    func workerStartedFirstJoinsPromptly() throws {
+        // A silent coordinator would be given up after 0.3 s; this one starts 3 s after the worker.
+        let w = try WaitingWorker(heartbeat: "0.1")
+        defer { w.out.remove() }
+        usleep(3_000_000)
+        let started = Date()
+        let log = try w.runCoordinator(["--heartbeat", "0.1", "--liveness", "3"])
+        let took = Date().timeIntervalSince(started)
+        #expect(log.contains("waiting for a coordinator at tcp://127.0.0.1:\(w.port)"), "\(log)")
+        #expect(!log.contains("lost the coordinator"), "the worker gave up on a coordinator that was not there yet:\n\(log)")
+        // libzmq retries after 10 ms, doubling to 1 s: the job starts at most about a second late.
+        #expect(took < 4, "the job took \(took) s")
     }
 
     @Test("workers are job-agnostic and cache models by hash; --keep-alive serves the next job")
