@@ -35,6 +35,8 @@ public final class Worker {
     let crashShard: Int? = ProcessInfo.processInfo.environment["LOOM_TEST_CRASH_SHARD"].flatMap(Int.init)
     /// Test-only: microseconds added to every shard (`LOOM_TEST_SHARD_DELAY_US`), so fault tests have time to inject faults.
     let shardDelay: UInt32? = ProcessInfo.processInfo.environment["LOOM_TEST_SHARD_DELAY_US"].flatMap(UInt32.init)
+    /// Seconds without an answer before a waiting worker warns (then every minute); `LOOM_TEST_WAIT_WARNING_S` in tests.
+    let waitWarning: Double = ProcessInfo.processInfo.environment["LOOM_TEST_WAIT_WARNING_S"].flatMap(Double.init) ?? 10
     let context: Context
     let cache: ModelCache
     let id: String
@@ -120,6 +122,8 @@ public final class Worker {
         var jobId: String? = nil
         try hello(socket)
         var lastHello = Date(), lastSent = Date(), lastHeard = Date()
+        // A wait longer than this (seconds since the session began) is worth a warning, and another every minute.
+        var warnWaitingAfter = waitWarning
         var heard = false
 
         func start(_ d: JobDescriptor, modelPath: String, collector: String, args: [Tensor<Float>]) throws {
@@ -250,6 +254,13 @@ public final class Worker {
                     saidWaiting = linked
                     logger.info(linked ? "connected; waiting for the coordinator to answer (it may still be loading its job)"
                                        : "waiting for a coordinator at \(coordinator)")
+                }
+                let waited = now.timeIntervalSince(lastHeard)
+                if waited >= warnWaitingAfter {
+                    warnWaitingAfter = waited + 60
+                    logger.warning(linked
+                        ? "connected to \(coordinator) \(Int(waited)) s ago, no answer yet: is that a Loom coordinator, still loading its job?"
+                        : "no coordinator at \(coordinator) for \(Int(waited)) s: is one running there, and is the endpoint right? Still waiting")
                 }
             }
         }

@@ -99,11 +99,12 @@ struct DistributedTests {
         var log: String { out.file("worker.log") }
         let worker: Process
 
-        /// Starts the worker with `heartbeat` seconds between heartbeats and a liveness of 3.
-        init(heartbeat: String) throws {
+        /// Starts the worker with `heartbeat` seconds between heartbeats and a liveness of 3; it warns after `warnAfter` s without an answer.
+        init(heartbeat: String, warnAfter: String = "10") throws {
             c = try ConformanceCase(directory: Repository.conformanceDirectory + "/fd100_product_marginalize")
             worker = try startProcess(Repository.loomBinary, ["worker", "--connect", "tcp://127.0.0.1:\(port)", "--heartbeat", heartbeat,
-                                                              "--liveness", "3", "--log-level", "info"], stderrPath: out.file("worker.log"))
+                                                              "--liveness", "3", "--log-level", "info"],
+                                      environment: ["LOOM_TEST_WAIT_WARNING_S": warnAfter], stderrPath: out.file("worker.log"))
         }
 
         /// Runs the coordinator of the case's job; checks that it and the worker end well. Returns the worker's log.
@@ -135,13 +136,14 @@ struct DistributedTests {
     @Test("a worker waits for a coordinator that is still loading its job, however long, and joins the moment it is ready")
     func workerWaitsForLoadingCoordinator() throws {
         // The worker gives up on a silent coordinator after 0.6 s; this one takes 2.5 s to load its job.
-        let w = try WaitingWorker(heartbeat: "0.2")
+        let w = try WaitingWorker(heartbeat: "0.2", warnAfter: "1.5")
         defer { w.out.remove() }
         let started = Date()
         let log = try w.runCoordinator(["--heartbeat", "0.2", "--liveness", "3"], environment: ["LOOM_TEST_LOAD_DELAY_MS": "2500"])
         let took = Date().timeIntervalSince(started)
         #expect(!log.contains("lost the coordinator"), "the worker gave up on a coordinator that was loading:\n\(log)")
         #expect(log.contains("waiting for the coordinator to answer"))
+        #expect(log.contains("no answer yet: is that a Loom coordinator, still loading its job?"), "\(log)")
         // Joined at once: no back-off (1 s, then 2 s) after the load.
         #expect(took < 4.5, "the job took \(took) s")
     }
@@ -149,7 +151,7 @@ struct DistributedTests {
     @Test("a worker started long before its coordinator waits for it, without giving up and backing off, and joins within about a second")
     func workerStartedFirstJoinsPromptly() throws {
         // A silent coordinator would be given up after 0.3 s; this one starts 3 s after the worker.
-        let w = try WaitingWorker(heartbeat: "0.1")
+        let w = try WaitingWorker(heartbeat: "0.1", warnAfter: "1")
         defer { w.out.remove() }
         usleep(3_000_000)
         let started = Date()
@@ -157,6 +159,8 @@ struct DistributedTests {
         let took = Date().timeIntervalSince(started)
         #expect(log.contains("waiting for a coordinator at tcp://127.0.0.1:\(w.port)"), "\(log)")
         #expect(!log.contains("lost the coordinator"), "the worker gave up on a coordinator that was not there yet:\n\(log)")
+        // And it says so at warning level (the default), naming the endpoint: a wrong one is not a silent hang.
+        #expect(log.contains("warning") && log.contains("no coordinator at tcp://127.0.0.1:\(w.port) for 1 s"), "\(log)")
         // libzmq retries after 10 ms, doubling to 1 s: the job starts at most about a second late.
         #expect(took < 4, "the job took \(took) s")
     }
