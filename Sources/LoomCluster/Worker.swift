@@ -234,8 +234,11 @@ public final class Worker {
                 }
             }
             let now = Date()
-            if now.timeIntervalSince(lastSent) >= heartbeat {
-                try socket.send(.heartbeat)
+            if linked && now.timeIntervalSince(lastSent) >= heartbeat {
+                // Only while connected, and never blocking: heartbeats queued for nobody would fill the
+                // socket's queue (1,000 messages) during a long wait and then block this thread, and a
+                // heartbeat that cannot be queued (a coordinator busy loading) is simply not needed.
+                _ = try socket.send(.heartbeat, dontWait: true)
                 lastSent = now
             }
             if compute == nil && pendingJob == nil && linked && now.timeIntervalSince(lastHello) >= 1 {
@@ -259,7 +262,7 @@ public final class Worker {
                 if waited >= warnWaitingAfter {
                     warnWaitingAfter = waited + 60
                     logger.warning(linked
-                        ? "connected to \(coordinator) \(Int(waited)) s ago, no answer yet: is that a Loom coordinator, still loading its job?"
+                        ? "connected to \(coordinator), no answer for \(Int(waited)) s: is that a Loom coordinator, still loading its job?"
                         : "no coordinator at \(coordinator) for \(Int(waited)) s: is one running there, and is the endpoint right? Still waiting")
                 }
             }
@@ -269,13 +272,15 @@ public final class Worker {
     private func hello(_ socket: Socket) throws {
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, 255)
-        try socket.send(.hello, body: wire { w in
+        // Not blocking: a hello that cannot be queued now is said again a second later.
+        let body = wire { w in
             w.string(id)
             w.u32(UInt32(getpid()))
             w.string(String(cString: host))
             w.u32(UInt32(cache.hashes.count))
             for h in cache.hashes { w.string(h) }
-        })
+        }
+        _ = try socket.send(.hello, body: body, dontWait: true)
     }
 }
 

@@ -35,6 +35,7 @@ struct CoordinatorCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            try faults.check()
             // OpenBLAS (for the model's cost estimate), with one thread, while this process has
             // only one thread: loading sets OPENBLAS_NUM_THREADS for a moment, and setenv is not
             // safe beside threads that read the environment.
@@ -88,13 +89,17 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Seconds between heartbeats to the coordinator.")
     var heartbeat: Double = 1
 
-    @Option(help: "Missed heartbeats after which the coordinator is taken as lost (then: reconnect with backoff).")
+    @Option(help: "Missed heartbeats after which a coordinator that answered is taken as lost (then: reconnect after 1 s).")
     var liveness: Int = 3
 
     @OptionGroup var log: LogOptions
 
     func run() throws {
         try reportingErrors {
+            try requirePositive(heartbeat, "--heartbeat")
+            guard liveness >= 1 else { throw ValidationError("--liveness must be at least 1 (got \(liveness))") }
+            guard credit >= 1 else { throw ValidationError("--credit must be at least 1 (got \(credit))") }
+            guard maxCredit >= 1 else { throw ValidationError("--max-credit must be at least 1 (got \(maxCredit))") }
             try ProcessSetup.prepareForCompute(threads: 1)
             let target = try endpoint(connect, env: "LOOM_COORDINATOR", what: "--connect")
             let context = try Context()
@@ -158,6 +163,15 @@ struct FaultOptions: ParsableArguments {
     @Flag(help: "Do not run the last shards in flight again on idle workers.")
     var noSpeculation = false
 
+    /// Refuses values that would make no sense, or spin: a zero heartbeat, a lease of no time.
+    func check() throws {
+        try requirePositive(heartbeat, "--heartbeat")
+        guard liveness >= 1 else { throw ValidationError("--liveness must be at least 1 (got \(liveness))") }
+        try requirePositive(lease, "--lease")
+        guard maxFailures >= 1 else { throw ValidationError("--max-failures must be at least 1 (got \(maxFailures))") }
+        if let deadline { try requirePositive(deadline, "--deadline") }
+    }
+
     func apply(to options: inout Coordinator.Options) {
         options.heartbeat = heartbeat
         options.liveness = max(1, liveness)
@@ -167,4 +181,9 @@ struct FaultOptions: ParsableArguments {
         options.policy.freshness = heartbeat
         options.deadline = deadline
     }
+}
+
+/// Throws unless `value` is a finite number above zero (seconds, for the options named `flag`).
+func requirePositive(_ value: Double, _ flag: String) throws {
+    guard value.isFinite && value > 0 else { throw ValidationError("\(flag) must be a positive number of seconds (got \(value))") }
 }

@@ -142,6 +142,7 @@ struct Run: ParsableCommand {
     func run() throws {
         try reportingErrors {
             guard workers >= 0 else { throw ValidationError("--workers must be 0 or more") }
+            try faults.check()
             try ProcessSetup.prepareForCompute(threads: threads)
             let (spec, seedNote) = try job.spec(out: overwrite ? nil : out)
             let loaded = try Job(spec: spec)

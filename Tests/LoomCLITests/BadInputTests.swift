@@ -105,6 +105,24 @@ struct BadInputTests {
         expectRefusal(try s.run(extra: ["--func", "marginalize"]), ["--motif"], out: s.out)
     }
 
+    @Test("timing options of no time (a zero heartbeat used to spin forever), from run, coordinator and worker")
+    func timingOptions() throws {
+        let s = try Scratch()
+        defer { s.remove() }
+        for (flag, word) in [("--heartbeat=0", "--heartbeat"), ("--heartbeat=nan", "--heartbeat"), ("--lease=0", "--lease"),
+                             ("--deadline=-1", "--deadline"), ("--liveness=0", "--liveness"), ("--max-failures=0", "--max-failures")] {
+            expectRefusal(try s.run(extra: ["--workers", "1", flag]), [word], out: s.out)
+        }
+        let coordinator = try runLoom(["coordinator", "--bind", "ipc://\(s.dir.file("c"))", "--mode", "pairwise", "--model", "model.onnx",
+                                       "--x", "x.npy", "--arg", "a0.npy", "--arg", "a1.npy", "--out", s.out, "--heartbeat=0"],
+                                      cwd: s.dir.path)
+        expectRefusal(coordinator, ["--heartbeat", "positive"], out: s.out)
+        for flag in ["--heartbeat=0", "--liveness=0", "--credit=0"] {
+            let worker = try runLoom(["worker", "--connect", "ipc://\(s.dir.file("c"))", flag], cwd: s.dir.path)
+            expectRefusal(worker, [String(flag.prefix(while: { $0 != "=" }))], out: s.out)
+        }
+    }
+
     @Test("missing, truncated and corrupt .npy files")
     func badNpy() throws {
         let s = try Scratch(); defer { s.remove() }
