@@ -62,16 +62,30 @@ public final class Worker {
         case done, nextJob, parentGone
         /// The coordinator answered during the session, then went silent.
         case lost
+        /// No coordinator has been there for ``fastRetryWindow`` seconds: reconnect, retrying less often.
+        case slowDown
     }
+
+    /// Seconds a waiting worker retries its connection every 10 ms before it slows down to once a second
+    /// (`LOOM_TEST_FAST_RETRY_S` in tests).
+    ///
+    /// Workers are often started moments before their coordinator (by the benchmark, by cluster
+    /// launchers), and then each 100 ms of join latency is a large part of a short job.
+    let fastRetryWindow: Double = ProcessInfo.processInfo.environment["LOOM_TEST_FAST_RETRY_S"].flatMap(Double.init) ?? 10
 
     /// Serves until the coordinator ends the job (or, with keep-alive, forever). Throws on a failure it reported.
     public func run() throws {
         var session = 0
+        var patient = false
+        var waitingSince = Date()
         while true {
             session += 1
-            switch try serve(session: session) {
+            let end = try serve(session: session, patient: patient, waitingSince: waitingSince)
+            patient = end == .slowDown
+            if !patient { waitingSince = Date() }
+            switch end {
             case .done, .parentGone: return
-            case .nextJob: continue
+            case .nextJob, .slowDown: continue
             case .lost:
                 // A coordinator that answered and then went quiet (a stall on either side, a crash, a
                 // restart): start over after a second, with a new routing id and nothing held.
@@ -86,16 +100,20 @@ public final class Worker {
     }
 
     /// One connection to the coordinator, until the job ends or the coordinator is lost.
-    private func serve(session: Int) throws -> SessionEnd {
+    ///
+    /// `patient`: retry the connection after 10 ms doubling to 1 s (else every 10 ms, and give up
+    /// after ``fastRetryWindow`` seconds with no coordinator there). `waitingSince`: when the wait
+    /// for a coordinator began, for the warnings.
+    private func serve(session: Int, patient: Bool, waitingSince: Date) throws -> SessionEnd {
         let socket = try Socket(context, .dealer)
         defer { socket.close() }
         // A fresh routing id per connection: a coordinator may still hold the old one.
         try socket.set(SocketOption.routingID, bytes: Array("\(id)-\(session)".utf8))
-        // Retry the connection after 10 ms (libzmq's default is 100 ms), doubling up to 1 s: a worker
-        // started with its coordinator joins within milliseconds of its bind, and one started long
-        // before it (workers first, as on a cluster) within a second, for one attempt a second.
+        // Retry the connection every 10 ms (libzmq's default is 100 ms): a worker started with its
+        // coordinator joins within 10 ms of its bind. Once patient (no coordinator for 10 s), after
+        // 10 ms doubling to 1 s: one started long before it joins within a second, for an attempt a second.
         try socket.set(SocketOption.reconnectInterval, 10)
-        try socket.set(SocketOption.reconnectIntervalMax, 1000)
+        try socket.set(SocketOption.reconnectIntervalMax, patient ? 1000 : 0)
         // Whether a coordinator process is at the other end (the transport's handshake done), even
         // before it answers: one that is still loading its job is waited for, not taken as lost.
         // Watched from before the connect, so a handshake that completes at once is not missed.
@@ -253,12 +271,13 @@ public final class Worker {
                 // waited for, however long: not there yet (workers started first), or there but still
                 // loading and hashing a large job's inputs. libzmq keeps reconnecting meanwhile.
                 if heard { return .lost }
+                if !linked && !patient && now.timeIntervalSince(lastHeard) >= fastRetryWindow { return .slowDown }
                 if saidWaiting != linked {
                     saidWaiting = linked
                     logger.info(linked ? "connected; waiting for the coordinator to answer (it may still be loading its job)"
                                        : "waiting for a coordinator at \(coordinator)")
                 }
-                let waited = now.timeIntervalSince(lastHeard)
+                let waited = now.timeIntervalSince(waitingSince)
                 if waited >= warnWaitingAfter {
                     warnWaitingAfter = waited + 60
                     logger.warning(linked
