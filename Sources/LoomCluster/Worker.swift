@@ -13,10 +13,10 @@ import ZeroMQ
 /// Two threads, each owning its sockets: the main thread talks to the coordinator (job,
 /// shards, heartbeats both ways) and the compute thread runs shards and sends results to the
 /// collector; they talk over an inproc PAIR. Heartbeats go on while a long shard computes.
-/// A worker that hears nothing from its coordinator for `liveness` heartbeats drops its work,
-/// reconnects after 1 s (doubling to 32 s while the coordinator never answers) and joins again.
-/// A coordinator that is there (its transport handshake done) but has not answered yet, because
-/// it is still loading its job, is waited for instead.
+/// A worker whose coordinator answered and then was silent for `liveness` heartbeats drops its
+/// work, reconnects after 1 s and joins again. A coordinator that has not answered yet is waited
+/// for however long: not there yet (retrying every 10 ms for ``fastRetryWindow`` seconds, then
+/// at most a second apart), or there but still loading its job.
 public final class Worker {
     /// The coordinator's endpoint.
     public let coordinator: String
@@ -140,7 +140,7 @@ public final class Worker {
         var jobId: String? = nil
         try hello(socket)
         var lastHello = Date(), lastSent = Date(), lastHeard = Date()
-        // A wait longer than this (seconds since the session began) is worth a warning, and another every minute.
+        // A wait longer than this (seconds since `waitingSince`) is worth a warning, and another every minute.
         var warnWaitingAfter = waitWarning
         var heard = false
 

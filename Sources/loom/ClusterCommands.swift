@@ -97,9 +97,9 @@ struct WorkerCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             try requirePositive(heartbeat, "--heartbeat")
-            guard liveness >= 1 else { throw ValidationError("--liveness must be at least 1 (got \(liveness))") }
-            guard credit >= 1 else { throw ValidationError("--credit must be at least 1 (got \(credit))") }
-            guard maxCredit >= 1 else { throw ValidationError("--max-credit must be at least 1 (got \(maxCredit))") }
+            try requireAtLeastOne(liveness, "--liveness")
+            try requireAtLeastOne(credit, "--credit")
+            try requireAtLeastOne(maxCredit, "--max-credit")
             try ProcessSetup.prepareForCompute(threads: 1)
             let target = try endpoint(connect, env: "LOOM_COORDINATOR", what: "--connect")
             let context = try Context()
@@ -166,9 +166,9 @@ struct FaultOptions: ParsableArguments {
     /// Refuses values that would make no sense, or spin: a zero heartbeat, a lease of no time.
     func check() throws {
         try requirePositive(heartbeat, "--heartbeat")
-        guard liveness >= 1 else { throw ValidationError("--liveness must be at least 1 (got \(liveness))") }
+        try requireAtLeastOne(liveness, "--liveness")
         try requirePositive(lease, "--lease")
-        guard maxFailures >= 1 else { throw ValidationError("--max-failures must be at least 1 (got \(maxFailures))") }
+        try requireAtLeastOne(maxFailures, "--max-failures")
         if let deadline { try requirePositive(deadline, "--deadline") }
     }
 
@@ -181,6 +181,11 @@ struct FaultOptions: ParsableArguments {
         options.policy.freshness = heartbeat
         options.deadline = deadline
     }
+}
+
+/// Throws unless `value` is at least 1 (a count, for the option named `flag`).
+func requireAtLeastOne(_ value: Int, _ flag: String) throws {
+    guard value >= 1 else { throw ValidationError("\(flag) must be at least 1 (got \(value))") }
 }
 
 /// Throws unless `value` is a finite number above zero (seconds, for the options named `flag`).
