@@ -15,8 +15,9 @@ let package = Package(
         // System libraries.
         // OpenBLAS is loaded at run time (see Sources/COpenBLAS/include/COpenBLAS.h); apt libopenblas0-pthread.
         .target(name: "COpenBLAS", linkerSettings: [.linkedLibrary("dl")]),
-        .systemLibrary(name: "CZeroMQ", pkgConfig: "libzmq",
-                       providers: [.apt(["libzmq3-dev"])]),
+        // No pkgConfig: libzmq's .pc file adds `-isystem /usr/include/mit-krb5` (from Kerberos), which
+        // SwiftPM refuses with a warning on every build; zmq.h is in /usr/include and the module map links zmq.
+        .systemLibrary(name: "CZeroMQ", providers: [.apt(["libzmq3-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto",
                        providers: [.apt(["libssl-dev"])]),
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),

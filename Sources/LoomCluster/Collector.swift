@@ -22,6 +22,11 @@ public final class Collector {
     /// Seconds a written shard may wait to be made durable and acknowledged. A crash loses at
     /// most this much work, which is computed again; each commit costs an fdatasync per result file and an fsync of the journal.
     static let commitInterval = 0.05
+    /// Seconds between libzmq's pings to each peer, and the silences (in pings) after which a
+    /// peer's connection is dropped: a worker cut off by a partition then reconnects as soon as
+    /// the network is back, instead of keeping a dead connection for minutes.
+    public var heartbeat: Double = 1
+    public var liveness: Int = 3
     /// The endpoint actually bound (with the port chosen for `:*`), once bound.
     public private(set) var boundEndpoint: String? = nil
 
@@ -64,6 +69,9 @@ public final class Collector {
         // Every way out follows a last reply to the coordinator (`finished`, an error): let it go out.
         defer { socket.close(lingeringFor: 1000) }
         try socket.set(SocketOption.receiveHighWaterMark, 0)
+        // A peer that reconnects under a routing id still held by its dead connection takes it over.
+        try socket.set(SocketOption.routerHandover, 1)
+        try socket.dropSilentPeers(interval: heartbeat, timeout: heartbeat * Double(liveness))
         try socket.bind(bind)
         boundEndpoint = socket.lastEndpoint
         onBound?(socket.lastEndpoint)

@@ -24,6 +24,9 @@ public final class Coordinator {
         public var progress: ProgressReporter.Style = .auto
         /// Where the in-process collector binds (default: beside `bind`).
         public var collectorBind: String?
+        /// The host workers should use for this host's endpoints (`--advertise`); nil: each worker
+        /// uses the host through which it reached the coordinator (see ``Endpoint``).
+        public var advertise: String?
         /// Seconds between heartbeats, both ways.
         public var heartbeat: Double = 1
         /// Missed heartbeats after which a worker is declared dead.
@@ -75,6 +78,8 @@ public final class Coordinator {
         let started = Date()
         let router = try listening ?? Self.listen(context: context, bind: options.bind)
         defer { router.close() }
+        let silence = options.heartbeat * Double(options.liveness)
+        try router.dropSilentPeers(interval: options.heartbeat, timeout: silence)
         let endpoint = router.lastEndpoint
         logger.info("listening", metadata: ["endpoint": "\(endpoint)", "job": "\(descriptor.jobId.prefix(12))"])
         try onBound?(endpoint)
@@ -87,15 +92,19 @@ public final class Coordinator {
         } else {
             guard let out = options.out else { throw ClusterError("the coordinator needs --out (or --collector)") }
             let bind = options.collectorBind ?? Self.siblingEndpoint(of: endpoint)
-            let thread = CollectorThread(collector: Collector(context: context, bind: bind, out: out, overwrite: options.overwrite, logger: logger))
+            let collector = Collector(context: context, bind: bind, out: out, overwrite: options.overwrite, logger: logger)
+            collector.heartbeat = options.heartbeat
+            collector.liveness = options.liveness
+            let thread = CollectorThread(collector: collector)
             collectorEndpoint = try thread.start()
             collectorThread = thread
         }
-        let advertised = Self.advertise(collectorEndpoint)
+        let advertised = Endpoint.advertised(collectorEndpoint, host: options.advertise)
         // X in its wire encoding, before the job's clock starts at the collector.
         let encodedX = XCodec.Encoded(job.inputs.x, as: descriptor.xEncoding)
         let toCollector = try Socket(context, .dealer)
         defer { toCollector.close() }
+        try toCollector.dropSilentPeers(interval: options.heartbeat, timeout: silence)
         try toCollector.connect(collectorEndpoint)
         let descriptorJSON = Array(try JSONEncoder().encode(descriptor))
         try toCollector.send(.collect, body: wire { $0.blob(descriptorJSON) })
@@ -117,6 +126,8 @@ public final class Coordinator {
         var collectorReady = false
         var examplesDone = 0
         var everJoined = Set<PeerID>()
+        /// Connections declared lost, and when each was last told to rejoin.
+        var buried: [PeerID: Double] = [:]
         let sentBytes = UnsafeMutablePointer<Int>.allocate(capacity: 1)
         sentBytes.initialize(to: 0)
         defer { sentBytes.deallocate() }
@@ -137,6 +148,7 @@ public final class Coordinator {
             let name = workers[w]?.name ?? "\(w)"
             workers[w] = nil
             lastSeen[w] = nil
+            buried[w] = -.infinity
             logger.warning("worker lost", metadata: ["worker": "\(name)", "why": "\(why)"])
             try apply(scheduler.leave(w, now: now()))
         }
@@ -169,6 +181,12 @@ public final class Coordinator {
                     })
                 case .poison(let shard, let failures, let cause):
                     try fail("\(descriptor.plan.describe(shard)) failed \(failures) times, last because \(cause); it may crash or hang every worker that runs it, so the job stops (--max-failures sets the limit)")
+                case .uncollected(let w, let shards):
+                    logger.warning("shards computed but never collected; computing them again", metadata: [
+                        "worker": "\(workers[w]?.name ?? "\(w)")", "shards": "\(shards.count == 1 ? descriptor.plan.describe(shards[0]) : "\(shards.count) shards from \(shards[0])")",
+                        "collector": "\(advertised)",
+                        "hint": "the worker's results did not reach the collector within \(Int(scheduler.policy.collectTimeout)) s: can that worker's host reach the collector's endpoint?",
+                    ])
                 }
             }
             for (w, shards) in batches {
@@ -319,13 +337,16 @@ public final class Coordinator {
                     guard let w = m.peer else { continue }
                     if workers[w] != nil { lastSeen[w] = now(); scheduler.heard(w, now: lastSeen[w]!) }
                     if workers[w] == nil && m.type != .hello {
-                        // A worker we declared dead is back (it was stalled, or cut off): it joins again.
-                        if m.type == .error { continue }
-                        workers[w] = WorkerInfo(name: "\(w)")
-                        lastSeen[w] = now()
-                        everJoined.insert(w)
-                        logger.notice("worker back", metadata: ["worker": "\(w)"])
-                        if collectorReady { try sendJob(w) } else { waiting.append(w) }
+                        // A connection we declared lost is heard from again (the worker was stalled, or
+                        // cut off by a partition, or these are its last words arriving late). Its shards
+                        // have gone to others: tell it to start over on a new connection, at most once a
+                        // second, rather than take its reports for shards it no longer holds.
+                        let t = now()
+                        if t - (buried[w] ?? -.infinity) >= 1 {
+                            if buried[w] == -.infinity { logger.notice("a worker declared lost is back; told to join again", metadata: ["worker": "\(w)"]) }
+                            buried[w] = t
+                            _ = try router.send(.rejoin, to: w, dontWait: true)
+                        }
                         continue
                     }
                     switch m.type {
@@ -361,7 +382,7 @@ public final class Coordinator {
                         var r = try m.reader()
                         guard try r.string() == descriptor.jobId else { continue }
                         let credit = Int(try r.u32())
-                        if !r.isAtEnd { scheduler.computed(w, try r.ints()) }
+                        if !r.isAtEnd { scheduler.computed(w, try r.ints(), now: now()) }
                         try apply(scheduler.grant(w, min(credit, 256), now: now()))
                     case .error:
                         var r = try m.reader()
@@ -400,16 +421,6 @@ public final class Coordinator {
             return String(endpoint[..<colon]) + ":*"
         }
         return "inproc://loom-collector"
-    }
-
-    /// The endpoint workers should connect to for a bound one (a wildcard host becomes this host's name).
-    static func advertise(_ endpoint: String) -> String {
-        for wildcard in ["tcp://*:", "tcp://0.0.0.0:"] where endpoint.hasPrefix(wildcard) {
-            var host = [CChar](repeating: 0, count: 256)
-            gethostname(&host, 255)
-            return "tcp://\(String(cString: host)):" + endpoint.dropFirst(wildcard.count)
-        }
-        return endpoint
     }
 }
 

@@ -3,7 +3,7 @@
 /// 8 bytes: `L O O M`, version (u8), type (u8), two reserved bytes (0).
 public struct Header: Equatable, Sendable {
     /// This build's protocol version.
-    public static let version: UInt8 = 3
+    public static let version: UInt8 = 4
     static let magic: [UInt8] = Array("LOOM".utf8)
 
     public var type: MessageType
@@ -59,4 +59,7 @@ public enum MessageType: UInt8, Sendable, CaseIterable {
     case finished = 15
     /// coordinator ↔ worker: still here (every heartbeat interval, both ways).
     case heartbeat = 16
+    /// coordinator → worker: it declared this connection lost (silent past its liveness); the
+    /// worker drops what it holds and joins again on a new connection.
+    case rejoin = 17
 }

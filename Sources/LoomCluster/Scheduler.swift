@@ -40,6 +40,10 @@ public struct Scheduler: Sendable {
         case finish
         /// A shard failed `failures` times (`cause`: the last failure): the job cannot succeed.
         case poison(shard: Int, failures: Int, cause: String)
+        /// `worker` reported these shards computed more than `Policy.collectTimeout` ago and the
+        /// collector never acknowledged them: their results were lost on the way (a partition, a
+        /// collector the worker cannot reach). They are back in the queue, uncharged; the shell says so.
+        case uncollected(worker: PeerID, shards: [Int])
     }
 
     /// Tuning, with the defaults of `loom coordinator`.
@@ -54,6 +58,9 @@ public struct Scheduler: Sendable {
         /// shard. A shard given to a worker already silent (killed, not yet declared dead) is not
         /// charged when that worker is declared dead: it never ran there.
         public var freshness: Double = 1
+        /// Seconds a shard reported computed may wait for the collector's acknowledgement before
+        /// its result is taken as lost and the shard is computed again.
+        public var collectTimeout: Double = 10
         public init() {}
     }
 
@@ -63,8 +70,9 @@ public struct Scheduler: Sendable {
         var started: Double
         /// Assignment order: a worker computes its shards in this order.
         var sequence: Int
-        /// The worker has reported it computed (its result is on the way to the collector).
-        var computed = false
+        /// When the worker reported it computed (its result is on the way to the collector).
+        var computedAt: Double? = nil
+        var computed: Bool { computedAt != nil }
         /// The worker had been heard from recently when it was given the shard.
         var fresh = true
     }
@@ -206,8 +214,10 @@ public struct Scheduler: Sendable {
         return dispatch(now: now)
     }
 
-    /// Expires leases at time `now`; their shards go to other workers.
+    /// Expires leases at time `now`; their shards go to other workers. Shards computed long ago
+    /// and never collected go back to the queue.
     public mutating func tick(now: Double) -> [Directive] {
+        let uncollected = reclaimUncollected(now: now)
         var expired: [Int] = []
         var charged: [Int] = []
         for w in order {
@@ -228,7 +238,7 @@ public struct Scheduler: Sendable {
         careful.formUnion(charged)
         queue.insert(contentsOf: expired.sorted().filter { !done[$0] }, at: 0)
         reissued += expired.count
-        return dispatch(now: now)
+        return uncollected + dispatch(now: now)
     }
 
     /// The shard a worker was given first among those it has not reported computed: the one it is computing.
@@ -241,12 +251,30 @@ public struct Scheduler: Sendable {
     }
 
     /// A worker reports shards it has computed (their results are on the way to the collector).
-    public mutating func computed(_ worker: PeerID, _ shards: [Int]) {
+    public mutating func computed(_ worker: PeerID, _ shards: [Int], now: Double = 0) {
         for s in shards {
             guard var list = inFlight[s] else { continue }
-            for i in list.indices where list[i].worker == worker { list[i].computed = true }
+            for i in list.indices where list[i].worker == worker && list[i].computedAt == nil { list[i].computedAt = now }
             inFlight[s] = list
         }
+    }
+
+    /// Takes back the shards whose results did not reach the collector within `collectTimeout`
+    /// of being reported computed; they go to the front of the queue, uncharged.
+    private mutating func reclaimUncollected(now: Double) -> [Directive] {
+        var lost: [PeerID: [Int]] = [:]
+        var back: [Int] = []
+        for (s, list) in inFlight {
+            let stale = list.filter { $0.computedAt.map { now - $0 > policy.collectTimeout } ?? false }
+            guard !stale.isEmpty else { continue }
+            for a in stale { lost[a.worker, default: []].append(s) }
+            let rest = list.filter { a in !stale.contains { $0.sequence == a.sequence } }
+            inFlight[s] = rest.isEmpty ? nil : rest
+            if rest.isEmpty && !done[s] { back.append(s) }
+        }
+        queue.insert(contentsOf: back.sorted(), at: 0)
+        reissued += back.count
+        return lost.keys.sorted { $0.description < $1.description }.map { .uncollected(worker: $0, shards: lost[$0]!.sorted()) }
     }
 
     /// Counts a failed attempt; returns a failure directive once the shard is poison.

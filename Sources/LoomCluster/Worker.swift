@@ -31,6 +31,8 @@ public final class Worker {
     /// Seconds between heartbeats, and missed heartbeats after which the coordinator is lost.
     public var heartbeat: Double = 1
     public var liveness: Int = 3
+    /// Seconds without a coordinator after which the worker gives up and ``run()`` throws; nil: wait for ever.
+    public var maxWait: Double? = nil
     /// Test-only fault injection: crash when computing this shard (`LOOM_TEST_CRASH_SHARD`).
     let crashShard: Int? = ProcessInfo.processInfo.environment["LOOM_TEST_CRASH_SHARD"].flatMap(Int.init)
     /// Test-only: microseconds added to every shard (`LOOM_TEST_SHARD_DELAY_US`), so fault tests have time to inject faults.
@@ -64,6 +66,8 @@ public final class Worker {
         case lost
         /// No coordinator has been there for ``fastRetryWindow`` seconds: reconnect, retrying less often.
         case slowDown
+        /// The coordinator declared this connection lost (a partition, a stall): join again at once.
+        case rejoin
     }
 
     /// Seconds a waiting worker retries its connection every 10 ms before it slows down to once a second
@@ -86,6 +90,9 @@ public final class Worker {
             switch end {
             case .done, .parentGone: return
             case .nextJob, .slowDown: continue
+            case .rejoin:
+                logger.warning("the coordinator declared this worker lost (cut off or stalled); joining again")
+                continue
             case .lost:
                 // A coordinator that answered and then went quiet (a stall on either side, a crash, a
                 // restart): start over after a second, with a new routing id and nothing held.
@@ -114,6 +121,9 @@ public final class Worker {
         // 10 ms doubling to 1 s: one started long before it joins within a second, for an attempt a second.
         try socket.set(SocketOption.reconnectInterval, 10)
         try socket.set(SocketOption.reconnectIntervalMax, patient ? 1000 : 0)
+        // A connection that carries nothing (not even libzmq's pings) for the liveness window is
+        // dropped, so a partition is noticed here too, and not only by the coordinator.
+        try socket.dropSilentPeers(interval: heartbeat, timeout: heartbeat * Double(liveness))
         // Whether a coordinator process is at the other end (the transport's handshake done), even
         // before it answers: one that is still loading its job is waited for, not taken as lost.
         // Watched from before the connect, so a handshake that completes at once is not missed.
@@ -143,6 +153,8 @@ public final class Worker {
         // A wait longer than this (seconds since `waitingSince`) is worth a warning, and another every minute.
         var warnWaitingAfter = waitWarning
         var heard = false
+        /// The connection dropped after the coordinator had answered.
+        var dropped = false
 
         func start(_ d: JobDescriptor, modelPath: String, collector: String, args: [Tensor<Float>]) throws {
             if let running = compute {
@@ -156,7 +168,8 @@ public final class Worker {
                 let function = try d.spec.function.makeFunction(FunctionContext(sequenceLength: d.xRowShape[1], model: model,
                                                                                 batchSize: d.plan.batchSize, references: d.references))
                 let thread = ComputeThread(worker: self, descriptor: d, model: model, function: function, args: args,
-                                           collector: collector, pairEndpoint: pairEndpoint)
+                                           collector: collector, pairEndpoint: pairEndpoint,
+                                           routingID: "\(id)-\(session)-compute-\(generation)")
                 try thread.start()
                 compute = thread
                 jobId = d.jobId
@@ -179,13 +192,19 @@ public final class Worker {
                     case .linked?: linked = true
                     case .unlinked?:
                         linked = false
+                        // Answered before: whatever was queued on that connection, both ways, is gone
+                        // with it (shards, reports), so start over on a new one rather than hold shards
+                        // the coordinator may be waiting for, or wait for ones that will never come.
+                        // (Decided below, once the messages that came before the drop are read: the last
+                        // of them may be `end`.)
+                        if heard { dropped = true }
                         // Not yet answered: give the new connection the usual time before giving up.
-                        if !heard { lastHeard = Date() }
+                        else { lastHeard = Date() }
                     case nil: break
                     }
                 }
             }
-            if ready[0] {
+            if ready[0] || dropped {
                 var budget = 256
                 while budget > 0, let frames = try socket.receive(dontWait: true) {
                     budget -= 1
@@ -196,7 +215,8 @@ public final class Worker {
                     case .job:
                         var r = try message.reader()
                         let descriptor = try JSONDecoder().decode(JobDescriptor.self, from: Data(try r.blob()))
-                        let collector = try r.string()
+                        // A wildcard or loopback host means the coordinator's host, as this worker reaches it.
+                        let collector = Endpoint.resolve(try r.string(), via: coordinator)
                         guard message.data.count == descriptor.argShapes.count else {
                             throw ProtocolError.malformed(peer: message.peerName, "the job has \(descriptor.argShapes.count) args, \(message.data.count) frames came")
                         }
@@ -225,6 +245,8 @@ public final class Worker {
                         try pair.send([message.body?.array ?? []] + message.data.map(\.array))
                     case .heartbeat:
                         break
+                    case .rejoin:
+                        return .rejoin
                     case .end:
                         var r = try message.reader()
                         let ok = try r.u8() == 1
@@ -234,6 +256,10 @@ public final class Worker {
                         logger.warning("unexpected message", metadata: ["type": "\(message.type)"])
                     }
                 }
+            }
+            if dropped {
+                logger.warning("the connection to the coordinator dropped", metadata: ["endpoint": "\(coordinator)"])
+                return .lost
             }
             if ready[1] {
                 while let frames = try pair.receive(dontWait: true) {
@@ -265,6 +291,11 @@ public final class Worker {
                 // there: the first hello waits in the queue for the connection, and more would pile up.)
                 try hello(socket)
                 lastHello = now
+            }
+            if !heard, let maxWait, now.timeIntervalSince(waitingSince) >= maxWait {
+                throw ClusterError(linked
+                    ? "connected to \(coordinator), but no Loom coordinator answered within --max-wait \(String(format: "%g", maxWait)) s"
+                    : "no coordinator at \(coordinator) within --max-wait \(String(format: "%g", maxWait)) s")
             }
             if now.timeIntervalSince(lastHeard) > heartbeat * Double(liveness) {
                 // A coordinator that answered and went silent is lost. One that has not answered yet is
@@ -313,6 +344,11 @@ final class ComputeThread: @unchecked Sendable {
     let args: [Tensor<Float>]
     let collector: String
     let pairEndpoint: String
+    /// Unique to this thread: a collector that still holds a dead connection under an id must not
+    /// take a new connection for that one (libzmq's ROUTER refuses the newcomer, silently).
+    let routingID: String
+    /// Seconds without a connection to the collector after which the thread says so (then every minute).
+    let unreachableWarning: Double = 5
     private let finished = NSCondition()
     private var isDone = false
     /// Set by `stop`: the thread drops the shards still queued for it and returns.
@@ -325,7 +361,7 @@ final class ComputeThread: @unchecked Sendable {
     private var unannounced = 0
 
     init(worker: Worker, descriptor: JobDescriptor, model: ONNXModel, function: any SequenceFunction, args: [Tensor<Float>],
-         collector: String, pairEndpoint: String) {
+         collector: String, pairEndpoint: String, routingID: String) {
         self.worker = worker
         self.descriptor = descriptor
         self.model = model
@@ -333,6 +369,7 @@ final class ComputeThread: @unchecked Sendable {
         self.args = args
         self.collector = collector
         self.pairEndpoint = pairEndpoint
+        self.routingID = routingID
         self.outstanding = worker.credit
     }
 
@@ -378,8 +415,12 @@ final class ComputeThread: @unchecked Sendable {
         try pair.connect(pairEndpoint)
         let out = try Socket(worker.context, .dealer)
         defer { out.close() }
-        try out.set(SocketOption.routingID, bytes: Array("\(worker.id)-compute".utf8))
+        try out.set(SocketOption.routingID, bytes: Array(routingID.utf8))
+        try out.dropSilentPeers(interval: worker.heartbeat, timeout: worker.heartbeat * Double(worker.liveness))
+        let monitor = try out.monitorConnections(in: worker.context)
+        defer { out.stopMonitoring(); monitor.close() }
         try out.connect(collector)
+        link = CollectorLink(endpoint: collector, monitor: monitor, since: Date(), warnAfter: unreachableWarning)
         finished.lock(); started = true; finished.broadcast(); finished.unlock()
         do { try serve(pair: pair, out: out) } catch {
             // Tell the main thread, which tells the coordinator: a worker that cannot compute must not hold shards.
@@ -388,9 +429,51 @@ final class ComputeThread: @unchecked Sendable {
         }
     }
 
+    /// The state of the connection to the collector, for saying when it cannot be reached.
+    struct CollectorLink {
+        let endpoint: String
+        let monitor: Socket
+        var linked = false
+        /// Since when it has been unlinked.
+        var since: Date
+        var warnAfter: Double
+    }
+    private var link: CollectorLink? = nil
+
+    /// Reads the connection monitor; warns (naming the endpoint) when the collector has been out of
+    /// reach for ``unreachableWarning`` seconds, then every minute.
+    private func watchCollector() throws {
+        guard var l = link else { return }
+        defer { link = l }
+        while let frames = try l.monitor.receive(dontWait: true) {
+            switch Socket.connectionEvent(frames) {
+            case .linked?:
+                if l.linked == false && l.warnAfter > unreachableWarning {
+                    worker.logger.notice("reached the collector", metadata: ["endpoint": "\(l.endpoint)"])
+                }
+                l.linked = true
+                l.warnAfter = unreachableWarning
+            case .unlinked?:
+                l.linked = false
+                l.since = Date()
+            case nil: break
+            }
+        }
+        let out = Date().timeIntervalSince(l.since)
+        if !l.linked && out >= l.warnAfter {
+            l.warnAfter = out + 60
+            worker.logger.warning("cannot reach the collector at \(l.endpoint) for \(Int(out)) s: is it running, and reachable from this host? Results wait until it is")
+        }
+    }
+
     private func serve(pair: Socket, out: Socket) throws {
         while true {
-            guard let frames = try pair.receive() else { continue }
+            if try poll([pair], timeoutMilliseconds: 500)[0] == false {
+                try watchCollector()
+                continue
+            }
+            try watchCollector()
+            guard let frames = try pair.receive(dontWait: true) else { continue }
             if cancelled.load(ordering: .sequentiallyConsistent) { return }
             if frames.count == 1 && frames[0].array == Array("stop".utf8) { return }
             var r = WireReader(frames[0].bytes, peer: "coordinator")
@@ -417,6 +500,16 @@ final class ComputeThread: @unchecked Sendable {
     /// Sends the batch's results to the collector, then reports its shards computed (with any credit to announce).
     private func flush(_ batch: inout ResultBatch, out: Socket, pair: Socket) throws {
         guard !batch.shards.isEmpty else { return }
+        // Never block on the collector: while it cannot take the message (unreachable, its queue
+        // full), keep watching the connection and stop at once if the worker drops the job.
+        while try !out.waitWritable(timeoutMilliseconds: 200) {
+            if cancelled.load(ordering: .sequentiallyConsistent) {
+                batch.frames.forEach { $0.discard() }
+                batch = ResultBatch(jobId: descriptor.jobId)
+                return
+            }
+            try watchCollector()
+        }
         try out.send(.result, body: batch.body(), data: batch.frames)
         // Report the batch's shards computed at once (with any credit), so that a crash is charged
         // to the shard being computed, not to one whose result went out a moment before.

@@ -30,4 +30,9 @@ public enum OutgoingFrame {
     public static func allocate(_ count: Int) -> UnsafeMutableRawBufferPointer {
         UnsafeMutableRawBufferPointer(start: malloc(max(count, 1)), count: count)
     }
+
+    /// Frees an owned buffer that will not be sent.
+    public func discard() {
+        if case .owned(let b) = self { free(b.baseAddress) }
+    }
 }

@@ -162,6 +162,37 @@ public func poll(_ sockets: [Socket], timeoutMilliseconds: Int) throws -> [Bool]
     return items.map { $0.revents & Int16(ZMQ_POLLIN) != 0 }
 }
 
+extension Socket {
+    /// Waits until a message can be queued on this socket without blocking, or `timeoutMilliseconds` pass.
+    public func waitWritable(timeoutMilliseconds: Int) throws -> Bool {
+        checkThread()
+        var item = zmq_pollitem_t(socket: handle, fd: 0, events: Int16(ZMQ_POLLOUT), revents: 0)
+        let n = zmq_poll(&item, 1, timeoutMilliseconds)
+        if n < 0 {
+            if zmq_errno() == EINTR { return false }
+            throw ZMQError("poll")
+        }
+        return item.revents & Int16(ZMQ_POLLOUT) != 0
+    }
+
+    /// Makes libzmq ping the peers of this socket every `interval` seconds and drop a connection
+    /// that has carried nothing for `timeout` seconds (ZMTP heartbeats).
+    ///
+    /// Over TCP a partition drops packets silently: without this, both ends keep a connection
+    /// that carries nothing for as long as the kernel retransmits (minutes), a connecting socket
+    /// never reconnects, and a ROUTER keeps the dead peer's routing id, so a peer that comes back
+    /// under the same id is refused. With it, the dead connection is closed within `timeout`
+    /// and a connecting socket reconnects as soon as the network lets it.
+    public func dropSilentPeers(interval: Double, timeout: Double) throws {
+        let ivl = Int32(clamping: Int((interval * 1000).rounded()))
+        let tmo = Int32(clamping: Int((timeout * 1000).rounded()))
+        try set(ZMQ_HEARTBEAT_IVL, max(1, ivl))
+        try set(ZMQ_HEARTBEAT_TIMEOUT, max(1, tmo))
+        // The peer drops us too if it hears nothing from us for that long (rounded to 100 ms by ZMTP).
+        try set(ZMQ_HEARTBEAT_TTL, min(6_553_500, max(100, tmo)))
+    }
+}
+
 /// libzmq socket option numbers Loom sets.
 public enum SocketOption {
     public static let linger = ZMQ_LINGER
@@ -173,4 +204,6 @@ public enum SocketOption {
     public static let immediate = ZMQ_IMMEDIATE
     public static let reconnectInterval = ZMQ_RECONNECT_IVL
     public static let reconnectIntervalMax = ZMQ_RECONNECT_IVL_MAX
+    /// A ROUTER gives a routing id already in use to the newest connection instead of refusing it.
+    public static let routerHandover = ZMQ_ROUTER_HANDOVER
 }

@@ -20,6 +20,12 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "A collector running elsewhere (or $LOOM_COLLECTOR); by default one runs in this process.")
     var collector: String?
 
+    @Option(help: ArgumentHelp("The host or address workers should use to reach this host's endpoints (default: each worker uses the host it reached the coordinator by).", valueName: "host"))
+    var advertise: String?
+
+    @Option(help: ArgumentHelp("Once bound, write the endpoint workers should use here (an address, never a name), atomically; for --bind tcp://*:0 and cluster launchers.", valueName: "path"))
+    var endpointFile: String?
+
     @Option(help: "The results folder (for the collector in this process).")
     var out: String?
 
@@ -43,18 +49,23 @@ struct CoordinatorCommand: ParsableCommand {
             let bindEndpoint = try endpoint(bind, env: "LOOM_COORDINATOR", what: "--bind")
             let collectorEndpoint = collector ?? ProcessInfo.processInfo.environment["LOOM_COLLECTOR"].flatMap { $0.isEmpty ? nil : $0 }
             guard collectorEndpoint != nil || out != nil else { throw ValidationError("pass --out (results written here) or --collector") }
+            if let collectorEndpoint { try Endpoint.checkResolvable(collectorEndpoint, flag: "--collector") }
             let context = try Context()
             // Delivers the lingering last words (`end` to workers) before the process exits.
             defer { context.terminate(waitingAtMost: 2) }
             // Bound first: waiting workers connect while the job's inputs load and hash.
             let listening = try Coordinator.listen(context: context, bind: bindEndpoint)
             defer { listening.close() }
+            if let endpointFile {
+                try EndpointFile.write(try EndpointFile.contents(bound: listening.lastEndpoint, advertise: advertise), to: endpointFile)
+            }
             // Test-only: a job that takes this long to load (`LOOM_TEST_LOAD_DELAY_MS`), as a large one does.
             if let ms = ProcessInfo.processInfo.environment["LOOM_TEST_LOAD_DELAY_MS"].flatMap(UInt32.init) { usleep(ms * 1000) }
             let (spec, seedNote) = try job.spec(out: overwrite ? nil : out)
             let loaded = try Job(spec: spec)
             if let seedNote { Console.error(seedNote) }
             var options = Coordinator.Options(bind: bindEndpoint, collector: collectorEndpoint, out: out)
+            options.advertise = advertise
             options.overwrite = overwrite
             options.progress = quiet ? .quiet : .auto
             faults.apply(to: &options)
@@ -73,6 +84,12 @@ struct WorkerCommand: ParsableCommand {
 
     @Option(help: "The coordinator, e.g. tcp://host:5555 (or $LOOM_COORDINATOR).")
     var connect: String?
+
+    @Option(help: ArgumentHelp("Wait for this file (written by `loom coordinator --endpoint-file`) and connect to the endpoint it holds.", valueName: "path"))
+    var endpointFile: String?
+
+    @Option(help: ArgumentHelp("Exit non-zero after this many seconds without a coordinator (default: wait as long as it takes).", valueName: "seconds"))
+    var maxWait: Double?
 
     @Flag(help: "Stay for the next job of a coordinator at the same endpoint.")
     var keepAlive = false
@@ -100,13 +117,29 @@ struct WorkerCommand: ParsableCommand {
             try requireAtLeastOne(liveness, "--liveness")
             try requireAtLeastOne(credit, "--credit")
             try requireAtLeastOne(maxCredit, "--max-credit")
+            if let maxWait { try requirePositive(maxWait, "--max-wait") }
+            guard connect == nil || endpointFile == nil else { throw ValidationError("pass --connect or --endpoint-file, not both") }
             try ProcessSetup.prepareForCompute(threads: 1)
-            let target = try endpoint(connect, env: "LOOM_COORDINATOR", what: "--connect")
+            let logger = log.logger("loom.worker")
+            let target: String
+            if let endpointFile {
+                let found = try EndpointFile.wait(for: endpointFile, maxWait: maxWait) { waited in
+                    logger.warning("no endpoint file at \(endpointFile) after \(Int(waited)) s; still waiting")
+                }
+                guard let found else {
+                    throw ClusterError("no coordinator: --endpoint-file \(endpointFile) did not appear within --max-wait \(String(format: "%g", maxWait ?? 0)) s")
+                }
+                target = found
+            } else {
+                target = try endpoint(connect, env: "LOOM_COORDINATOR", what: "--connect")
+            }
+            try Endpoint.checkResolvable(target, flag: endpointFile == nil ? "--connect" : "--endpoint-file")
             let context = try Context()
             defer { context.terminate(waitingAtMost: 2) }
             let w = Worker(context: context, coordinator: target, keepAlive: keepAlive, credit: credit, maxCredit: maxCredit,
-                           logger: log.logger("loom.worker"))
+                           logger: logger)
             w.parentPID = parentPid
+            w.maxWait = maxWait
             w.heartbeat = heartbeat
             w.liveness = liveness
             try w.run()

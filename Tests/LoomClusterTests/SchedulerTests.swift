@@ -181,4 +181,35 @@ struct SchedulerTests {
         // The shard is still to be done: the next worker gets it first.
         #expect(assigned(s.grant(w3, 1, now: 0.3)).map(\.0) == [0])
     }
+
+    @Test("a shard computed but never collected goes back to the queue after collectTimeout, uncharged, and is reported")
+    func uncollected() {
+        var policy = Scheduler.Policy()
+        policy.collectTimeout = 5
+        policy.speculate = false
+        var s = Scheduler(shardCount: 4, policy: policy)
+        #expect(assigned(s.grant(w1, 2, now: 0)).map(\.0) == [0, 1])
+        s.computed(w1, [0, 1], now: 1)
+        #expect(s.acknowledge([1], now: 2).isEmpty)
+        #expect(assigned(s.tick(now: 5.9)).isEmpty, "within the timeout nothing moves")
+        let d = s.tick(now: 6.1)
+        #expect(d.contains(.uncollected(worker: w1, shards: [0])))
+        #expect(s.failureCount(0) == 0, "a result lost on the way is not the shard's fault")
+        #expect(s.reissued == 1)
+        // It goes out first, to whoever has credit; a late original is a harmless duplicate.
+        #expect(assigned(s.grant(w2, 1, now: 7)).map(\.0) == [0])
+        #expect(s.acknowledge([0, 2, 3], now: 8) == [.finish])
+        #expect(s.remaining == 0)
+    }
+
+    @Test("a computed report that is acknowledged in time never reclaims the shard")
+    func collectedInTime() {
+        var policy = Scheduler.Policy()
+        policy.collectTimeout = 5
+        var s = Scheduler(shardCount: 2, policy: policy)
+        _ = s.grant(w1, 2, now: 0)
+        s.computed(w1, [0, 1], now: 1)
+        _ = s.acknowledge([0, 1], now: 2)
+        #expect(!s.tick(now: 100).contains { if case .uncollected = $0 { true } else { false } })
+    }
 }

@@ -9,6 +9,9 @@ Scenarios (each against the same clean reference):
   kill-coordinator the run SIGKILLed once mid-job, then started again with the same command
   kill-collector   a stand-alone collector SIGKILLed and restarted (tcp on 127.0.0.1)
   cut-network      workers reach the coordinator through a TCP proxy that drops every connection for 2 s
+  partition        coordinator and workers on two hosts (network namespaces joined by a veth pair);
+                   nftables drops every packet between them, both ways, for 3 s mid-job: silent,
+                   as a failed link is (needs root, ip and nft; skipped otherwise)
   poison           a test hook crashes every worker that runs shard 7: the job must fail, in bounded time
 Prints: faults injected, shards re-issued, duplicates dropped, resumed shards, wall time
 against the clean run, and "identical: yes/no".
@@ -175,15 +178,20 @@ def scenario_kill_collector(job, short):
     coll.wait()
     time.sleep(0.5)
     coll = subprocess.Popen([job.loom, "collector", "--bind", f"tcp://127.0.0.1:{kport}", "--out", out], stdout=dn, stderr=dn, env=env)
+    return finish(job, coord, workers + [coll]), 1, "kill-collector"
+
+
+def finish(job, coord, others):
+    """Waits for the coordinator, then gives the other processes 10 s to exit by themselves; returns its exit code."""
     coord.wait(timeout=600)
-    if coord.returncode != 0:
-        print(job.stderr(coord)[-2000:], file=sys.stderr)
-    for w in workers + [coll]:
+    for w in others:
         try:
             w.wait(timeout=10)
         except subprocess.TimeoutExpired:
             w.kill()
-    return coord.returncode, 1, "kill-collector"
+    if coord.returncode != 0:
+        print(job.stderr(coord)[-2000:], file=sys.stderr)
+    return coord.returncode
 
 
 class Proxy:
@@ -269,16 +277,87 @@ def scenario_cut_network(job, short):
                                 stdout=dn, stderr=dn, env=env) for _ in range(2)]
     time.sleep(1.0 if short else 3.0)
     proxy.cut(2.0)
-    coord.wait(timeout=600)
-    for w in workers:
-        try:
-            w.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            w.kill()
+    code = finish(job, coord, workers)
     proxy.close()
-    if coord.returncode != 0:
-        print(job.stderr(coord)[-2000:], file=sys.stderr)
-    return coord.returncode, 1, "cut-network"
+    return code, 1, "cut-network"
+
+
+class Lab:
+    """Two hosts of the suite's own: network namespaces joined by a veth pair, 198.18.0.1 and
+    198.18.0.2 (the benchmarking range, never routed), where nftables can drop packets."""
+
+    @staticmethod
+    def available():
+        return os.geteuid() == 0 and shutil.which("ip") is not None and shutil.which("nft") is not None
+
+    def __init__(self):
+        tag = f"{os.getpid() % 100000:05d}"
+        self.ns = [f"loomchaos-{tag}-a", f"loomchaos-{tag}-b"]
+        self.addr = ["198.18.0.1", "198.18.0.2"]
+        ends = [f"lca{tag}", f"lcb{tag}"]
+        try:
+            self.sh("ip", "link", "add", ends[0], "type", "veth", "peer", "name", ends[1])
+            for ns, end, addr in zip(self.ns, ends, self.addr):
+                self.sh("ip", "netns", "add", ns)
+                self.sh("ip", "link", "set", end, "netns", ns)
+                self.sh("ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", end)
+                self.sh("ip", "-n", ns, "link", "set", end, "up")
+                self.sh("ip", "-n", ns, "link", "set", "lo", "up")
+        except Exception:
+            self.close()
+            raise
+
+    @staticmethod
+    def sh(*cmd):
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def cut(self):
+        ns = self.ns[0]
+        self.sh("ip", "netns", "exec", ns, "nft", "add", "table", "inet", "loomchaos")
+        for hook, field in (("input", "saddr"), ("output", "daddr")):
+            self.sh("ip", "netns", "exec", ns, "nft", "add", "chain", "inet", "loomchaos", hook,
+                    f"{{ type filter hook {hook} priority 0; policy accept; }}")
+            self.sh("ip", "netns", "exec", ns, "nft", "add", "rule", "inet", "loomchaos", hook, "ip", field, self.addr[1], "drop")
+
+    def heal(self):
+        self.sh("ip", "netns", "exec", self.ns[0], "nft", "delete", "table", "inet", "loomchaos")
+
+    def close(self):
+        for ns in self.ns:
+            pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (OSError, ValueError):
+                    pass
+            subprocess.run(["ip", "netns", "del", ns], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def scenario_partition(job, short):
+    if not Lab.available():
+        return None, 0, "partition"
+    lab = Lab()
+    try:
+        out = os.path.join(job.work, "partition")
+        env = {**os.environ, **job.env}
+        dn = subprocess.DEVNULL
+        a, b = lab.ns
+        log = open(os.path.join(job.work, "partition.stderr"), "w+")
+        coord = subprocess.Popen(["ip", "netns", "exec", a, job.loom, "coordinator", "--bind", "tcp://*:5555", "--out", out,
+                                  *job.flags, "--quiet", *job.fast], cwd=job.work, stdout=dn, stderr=log, text=True, env=env)
+        coord.log = log
+        workers = [subprocess.Popen(["ip", "netns", "exec", b, job.loom, "worker", "--connect", f"tcp://{lab.addr[0]}:5555", *job.fast],
+                                    stdout=dn, stderr=dn, env=env) for _ in range(2)]
+        # Under way: the collector has journaled some shards.
+        deadline = time.time() + 30
+        while journal_count(out) < 10 and time.time() < deadline and coord.poll() is None:
+            time.sleep(0.02)
+        lab.cut()
+        time.sleep(3.0)          # 4x the liveness (0.75 s) on both sides
+        lab.heal()
+        return finish(job, coord, workers), 1, "partition"
+    finally:
+        lab.close()
 
 
 def scenario_poison(job, short):
@@ -315,10 +394,16 @@ def main():
           f"2 workers {clean2_wall:.2f} s, identical to the in-process run", flush=True)
     print(f"{'scenario':18} {'faults':>6} {'re-issued':>9} {'duplicates':>10} {'resumed':>8} {'wall':>7} {'vs clean':>8}  identical", flush=True)
     failed = 0
-    for scenario in (scenario_kill_workers, scenario_stall, scenario_kill_coordinator, scenario_kill_collector, scenario_cut_network):
+    skipped = 0
+    for scenario in (scenario_kill_workers, scenario_stall, scenario_kill_coordinator, scenario_kill_collector, scenario_cut_network,
+                     scenario_partition):
         t0 = time.time()
         code, faults, name = scenario(job, a.short)
         wall = time.time() - t0
+        if code is None:
+            print(f"{name:18} skipped: needs root, ip (iproute2) and nft (nftables)", flush=True)
+            skipped += 1
+            continue
         base = clean_wall if name == "kill-workers" else clean2_wall   # the clean run with as many workers
         if code != 0:
             print(f"{name:18} {faults:6d} {'':>9} {'':>10} {'':>8} {wall:6.2f}s {wall / base:7.1f}x  no (exit {code})", flush=True)
@@ -337,7 +422,7 @@ def main():
         print(f"(logs kept in {work})")
     else:
         shutil.rmtree(work)
-    print(f"{6 - failed} passed, {failed} failed")
+    print(f"{7 - failed - skipped} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
     sys.exit(1 if failed else 0)
 
 

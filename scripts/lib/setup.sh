@@ -4,8 +4,19 @@
 # Installs the Debian packages Loom builds against (and OpenBLAS, which it loads at run time),
 # when any is missing.
 loom_system_packages() {
+    loom_apt_install libzmq3-dev libopenblas0-pthread libssl-dev pkg-config
+}
+
+# Installs what the multi-host tests need: ip (iproute2) for network namespaces and veth pairs,
+# nft (nftables) to drop packets between them.
+loom_test_packages() {
+    loom_apt_install iproute2 nftables
+}
+
+# Installs the named Debian packages that are missing, with apt-get.
+loom_apt_install() {
     local need=()
-    for pkg in libzmq3-dev libopenblas0-pthread libssl-dev pkg-config; do
+    for pkg in "$@"; do
         dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
     done
     if [ ${#need[@]} -gt 0 ]; then
