@@ -32,22 +32,8 @@ extension ONNXModel {
             let produced = step.outputs.reduce(0.0) { $0 + Double(env[$1]?.shape.elementCount ?? 0) }
             let inputs = step.inputs.map { $0.flatMap { env[$0] } }
             total += produced
-            switch step.op {
-            case "Conv", "ConvTranspose":
-                // Each output element sums over the weight's (C_in / group) × kernel taps.
-                if inputs.count > 1, let w = inputs[1], w.shape.count >= 2 {
-                    let tapsPerOutput = Double(Array(w.shape.dropFirst()).elementCount)
-                    total += produced * tapsPerOutput
-                }
-            case "Gemm", "MatMul":
-                // Out is (…, M, N) from A (…, M, K): K = |A| · N / |Out|.
-                if let a = inputs.first ?? nil, let out = step.outputs.first.flatMap({ env[$0] }), let n = out.shape.last,
-                   out.shape.elementCount > 0 {
-                    let k = Double(a.shape.elementCount) * Double(n) / Double(out.shape.elementCount)
-                    total += produced * k
-                }
-            default:
-                break
+            if let costed = step.kernel as? any CostedKernel {
+                total += costed.multiplyAdds(inputs: inputs, outputs: step.outputs.compactMap { env[$0] })
             }
         }
         let rows = Double(max(1, feeds.first?.shape.first ?? 1))

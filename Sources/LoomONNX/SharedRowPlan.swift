@@ -89,23 +89,20 @@ struct SharedRowPlan: Sendable {
         self.expandOutputs = expandOutputs
     }
 
-    /// Operators that can act row by row, given which inputs are shared data (the rest constant or shared shapes).
+    /// Whether a step can act row by row, given which inputs are shared data (the rest constant or shared shapes).
     static func rowWiseCandidate(_ step: ONNXModel.Step, _ worlds: [World]) -> Bool {
-        func only(_ positions: Set<Int>) -> Bool {
-            worlds.enumerated().allSatisfy { k, w in w != .sharedData || positions.contains(k) }
-                && worlds.enumerated().allSatisfy { k, w in w != .sharedMeta || step.op == "Reshape" && k == 1 }
-        }
-        switch step.op {
-        case "Relu", "Sigmoid", "Tanh", "Exp", "Log", "Neg", "Abs", "Sqrt", "Softplus", "Identity", "Dropout", "Cast", "Softmax",
-             "Conv", "MaxPool", "BatchNormalization", "MatMul", "Gemm", "ReduceMean", "ReduceSum", "Slice", "Transpose",
-             "Flatten", "Unsqueeze", "Squeeze", "Gather", "Reshape":
-            return only([0])
-        case "Add", "Sub", "Mul", "Div", "Pow":
-            return only([0, 1])
-        case "Concat":
+        guard let kernel = step.kernel as? any RowWiseKernel else { return false }
+        switch kernel.rowInputs {
+        case .positions(let data, let shapes):
+            return worlds.enumerated().allSatisfy { k, w in
+                switch w {
+                case .sharedData: data.contains(k)
+                case .sharedMeta: shapes.contains(k)
+                default: true
+                }
+            }
+        case .allShared:
             return worlds.allSatisfy { $0 == .sharedData }
-        default:
-            return false
         }
     }
 }
@@ -116,7 +113,6 @@ struct NotRowWise: Error {
 }
 
 extension ONNXModel {
-    /// Checks at run time that a shared step acted row by row on `rows` rows.
     /// What the row-wise checks need to know of a step's input: its shape, and its values if it is a small int64 tensor.
     struct InputFacts {
         var shape: [Int]
@@ -128,56 +124,13 @@ extension ONNXModel {
         }
     }
 
+    /// Checks at run time that a shared step acted row by row on `rows` rows.
     static func checkRowWise(_ step: Step, plan: SharedRowPlan.StepPlan, inputs: [InputFacts?], outputs: [Value], rows: Int) throws {
-        func lead(_ v: Value?) -> Int? { v.flatMap { $0.shape.first } }
-        func constInts(_ k: Int) -> [Int]? { k < inputs.count ? inputs[k]?.ints : nil }
-        let data = inputs.first ?? nil
-        let rank = data?.shape.count ?? 0
-        func axisOK(_ a: Int, rank r: Int) -> Bool { (a < 0 ? a + r : a) >= 1 }
         for out in outputs {
             if case .float = out { guard out.shape.first == rows else { throw NotRowWise() } }
         }
-        switch step.op {
-        case "Add", "Sub", "Mul", "Div", "Pow":
-            // A constant operand may broadcast along the batch axis only with extent 1.
-            let outRank = outputs[0].shape.count
-            for k in plan.constantPositions where k < inputs.count {
-                if let v = inputs[k], v.shape.count == outRank, v.shape.first != 1 { throw NotRowWise() }
-            }
-        case "Gemm":
-            guard let k = step.kernel as? GemmKernel, !k.transA else { throw NotRowWise() }
-        case "MatMul":
-            guard rank >= 2, (inputs.count > 1 ? inputs[1]?.shape.count : nil) == 2 else { throw NotRowWise() }
-        case "Softmax":
-            guard let k = step.kernel as? SoftmaxKernel, axisOK(k.axis, rank: rank) else { throw NotRowWise() }
-        case "ReduceMean", "ReduceSum":
-            guard let k = step.kernel as? ReduceKernel else { throw NotRowWise() }
-            let axes = constInts(1) ?? k.attributeAxes ?? []
-            guard !axes.isEmpty, axes.allSatisfy({ axisOK($0, rank: rank) }) else { throw NotRowWise() }
-        case "Slice":
-            guard let axes = constInts(3), axes.allSatisfy({ axisOK($0, rank: rank) }) else { throw NotRowWise() }
-        case "Transpose":
-            guard let k = step.kernel as? TransposeKernel, k.perm?.first == 0 else { throw NotRowWise() }
-        case "Flatten":
-            guard let k = step.kernel as? FlattenKernel, axisOK(k.axis, rank: rank) else { throw NotRowWise() }
-        case "Unsqueeze":
-            guard let k = step.kernel as? UnsqueezeKernel, let axes = constInts(1) ?? k.attributeAxes,
-                  axes.allSatisfy({ axisOK($0, rank: rank + axes.count) }) else { throw NotRowWise() }
-        case "Squeeze":
-            guard let k = step.kernel as? SqueezeKernel, let axes = constInts(1) ?? k.attributeAxes,
-                  axes.allSatisfy({ axisOK($0, rank: rank) }) else { throw NotRowWise() }
-        case "Gather":
-            guard let k = step.kernel as? GatherKernel, axisOK(k.axis, rank: rank) else { throw NotRowWise() }
-        case "Concat":
-            guard let k = step.kernel as? ConcatKernel, axisOK(k.axis, rank: rank) else { throw NotRowWise() }
-        case "Reshape":
-            // Rows stay rows when the leading extent is kept; a constant target must copy or infer it.
-            guard lead(outputs[0]) == data?.shape.first else { throw NotRowWise() }
-            if !plan.metaPositions.contains(1), let spec = constInts(1) {
-                guard let first = spec.first, first == 0 || first == -1 else { throw NotRowWise() }
-            }
-        default:
-            break
-        }
+        guard let kernel = step.kernel as? any RowWiseKernel else { throw NotRowWise() }
+        try kernel.checkRows(RowFacts(inputs: inputs, outputs: outputs, constantPositions: plan.constantPositions,
+                                      metaPositions: plan.metaPositions))
     }
 }
