@@ -4,17 +4,21 @@ import LoomTensor
 struct Attributes {
     let values: [String: ONNXProto.AttributeValue]
     let opset: Int
+    /// How many outputs the node names (Split without sizes splits into that many parts).
+    let outputCount: Int
 
-    init(_ list: [ONNXProto.AttributeProto], opset: Int) {
+    init(_ list: [ONNXProto.AttributeProto], opset: Int, outputCount: Int = 1) {
         var d: [String: ONNXProto.AttributeValue] = [:]
         for a in list { if let v = a.value { d[a.name] = v } }
         values = d
         self.opset = opset
+        self.outputCount = outputCount
     }
 
-    init(values: [String: ONNXProto.AttributeValue], opset: Int) {
+    init(values: [String: ONNXProto.AttributeValue], opset: Int, outputCount: Int = 1) {
         self.values = values
         self.opset = opset
+        self.outputCount = outputCount
     }
 
     func has(_ name: String) -> Bool { values[name] != nil }

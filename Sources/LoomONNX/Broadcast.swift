@@ -100,3 +100,40 @@ func broadcastBinary<T: Sendable>(_ a: Tensor<T>, _ b: Tensor<T>, _ op: (T, T) -
         }
     }
 }
+
+/// `t` repeated along its broadcast axes to `shape` (numpy's `broadcast_to`, materialized).
+func broadcast<T: Sendable>(_ t: Tensor<T>, to shape: [Int]) throws -> Tensor<T> {
+    if t.shape == shape { return t }
+    guard try broadcastShape(t.shape, shape) == shape else {
+        throw KernelError("shape \(t.shape) does not broadcast to \(shape)")
+    }
+    let strides = broadcastStrides(t.shape, to: shape)
+    let rank = shape.count
+    return Tensor(shape: shape) { out in
+        guard out.count > 0 else { return }
+        t.storage.withUnsafeBufferPointer { p in
+            var index = [Int](repeating: 0, count: rank)
+            var offset = 0
+            for o in 0..<out.count {
+                out[o] = p[offset]
+                var axis = rank - 1
+                while axis >= 0 {
+                    index[axis] += 1
+                    offset += strides[axis]
+                    if index[axis] < shape[axis] { break }
+                    offset -= strides[axis] * shape[axis]
+                    index[axis] = 0
+                    axis -= 1
+                }
+            }
+        }
+    }
+}
+
+/// A value as float32, for kernels that take either type (a bool or int64 condition, say).
+func floats(_ v: Value) -> Tensor<Float> {
+    switch v {
+    case .float(let t): t
+    case .int64(let t): Tensor(shape: t.shape, storage: t.storage.map { Float($0) })
+    }
+}

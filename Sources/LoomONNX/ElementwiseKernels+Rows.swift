@@ -8,12 +8,7 @@ extension BinaryKernel: RowWiseKernel {
     var rowInputs: RowInputs { .positions([0, 1]) }
 
     /// A constant operand may broadcast along the batch axis only with extent 1.
-    func checkRows(_ facts: RowFacts) throws {
-        let outRank = facts.outputs[0].shape.count
-        for k in facts.constantPositions where k < facts.inputs.count {
-            if let v = facts.inputs[k], v.shape.count == outRank, v.shape.first != 1 { throw NotRowWise() }
-        }
-    }
+    func checkRows(_ facts: RowFacts) throws { try facts.constantsKeepBatch() }
 }
 
 extension SoftmaxKernel: RowWiseKernel {

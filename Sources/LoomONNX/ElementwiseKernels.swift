@@ -173,12 +173,14 @@ struct SoftmaxKernel: Kernel {
     }
 }
 
-/// Converts between float32 and int64 (the two types Loom's values carry).
+/// Converts between float32 and int64 (the two types Loom's values carry); bool is int64 0 or 1.
 struct CastKernel: Kernel {
     let toFloat: Bool
+    let toBool: Bool
 
     init(attributes: Attributes) throws {
         let to = try attributes.int("to")
+        toBool = to == 9
         switch to {
         case 1, 10, 11: toFloat = true   // float, float16, double: all carried as float32
         case 2, 3, 4, 5, 6, 7, 9, 12, 13: toFloat = false
@@ -187,7 +189,14 @@ struct CastKernel: Kernel {
     }
 
     func run(_ inputs: [Value?]) throws -> [Value] {
-        switch (try inputs.required(0, "input"), toFloat) {
+        let v = try inputs.required(0, "input")
+        if toBool {
+            switch v {
+            case .float(let t): return [.int64(Tensor(shape: t.shape, storage: t.storage.map { $0 != 0 ? 1 : 0 }))]
+            case .int64(let t): return [.int64(Tensor(shape: t.shape, storage: t.storage.map { $0 != 0 ? 1 : 0 }))]
+            }
+        }
+        switch (v, toFloat) {
         case (.float(let t), true): return [.float(t)]
         case (.int64(let t), false): return [.int64(t)]
         case (.int64(let t), true): return [.float(Tensor(shape: t.shape, storage: t.storage.map { Float($0) }))]

@@ -22,6 +22,14 @@ struct RowFacts {
     var rank: Int { inputs.first??.shape.count ?? 0 }
     /// Input `k`'s values, when it is a small int64 tensor.
     func ints(_ k: Int) -> [Int]? { k < inputs.count ? inputs[k]?.ints : nil }
+    /// Throws ``NotRowWise`` if a constant operand broadcast along the batch axis (extent other than 1 at the output's rank).
+    func constantsKeepBatch() throws {
+        let outRank = outputs[0].shape.count
+        for k in constantPositions where k < inputs.count {
+            if let v = inputs[k], v.shape.count == outRank, v.shape.first != 1 { throw NotRowWise() }
+        }
+    }
+
     /// Whether an axis of a tensor of rank `r` leaves the batch axis alone.
     func keepsBatch(_ axis: Int, rank r: Int) -> Bool { (axis < 0 ? axis + r : axis) >= 1 }
 }

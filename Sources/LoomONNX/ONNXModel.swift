@@ -79,7 +79,7 @@ public final class ONNXModel: Sendable {
         for (i, node) in file.graph.nodes.enumerated() {
             let name = file.nodes[i].name
             if node.opType == "Constant" { continue }
-            let attrs = Attributes(node.attributes, opset: file.opset)
+            let attrs = Attributes(node.attributes, opset: file.opset, outputCount: node.outputs.count)
             let kernel: any Kernel
             do { kernel = try OpRegistry.builders[node.opType]!(attrs, file.opset) } catch {
                 throw ONNXError(file: path, kind: .invalidModel, node: name, op: node.opType, detail: "\(error)")
@@ -164,8 +164,11 @@ public final class ONNXModel: Sendable {
         var expanded: [Int: Value] = [:]
         func expand(_ s: Int) throws -> Value {
             if let v = expanded[s] { return v }
-            guard case .float(let t)? = env[s], let rows = sharedRows, t.rank >= 1 else { throw NotRowWise() }
-            let v = Value.float(t.gatherRows(rows))
+            guard let value = env[s], let rows = sharedRows, value.shape.count >= 1 else { throw NotRowWise() }
+            let v: Value = switch value {
+            case .float(let t): .float(t.gatherRows(rows))
+            case .int64(let t): .int64(t.gatherRows(rows))
+            }
             expanded[s] = v
             return v
         }

@@ -11,7 +11,18 @@ public enum OpRegistry {
     // Constant is not a kernel: the loader decodes its tensor once and stores it as a constant value.
     typealias Builder = @Sendable (Attributes, Int) throws -> any Kernel
 
-    static let builders: [String: Builder] = [
+    static let builders: [String: Builder] = core
+        .merging(Dictionary(uniqueKeysWithValues: ActivationKernel.operators.map { op in
+            (op, { a, _ in try ActivationKernel(op, attributes: a) } as Builder)
+        })) { a, _ in a }
+        .merging(Dictionary(uniqueKeysWithValues: CompareKernel.Op.allCases.map { op in
+            (op.rawValue, { _, _ in CompareKernel(op: op) } as Builder)
+        })) { a, _ in a }
+        .merging(Dictionary(uniqueKeysWithValues: LogicKernel.Op.allCases.map { op in
+            (op.rawValue, { _, _ in LogicKernel(op: op) } as Builder)
+        })) { a, _ in a }
+
+    static let core: [String: Builder] = [
         // Arithmetic with numpy broadcasting.
         "Add": { _, _ in BinaryKernel(op: .add) },
         "Sub": { _, _ in BinaryKernel(op: .sub) },
@@ -51,5 +62,19 @@ public enum OpRegistry {
         "Slice": { _, _ in SliceKernel() },
         "Transpose": { a, _ in try TransposeKernel(attributes: a) },
         "Cast": { a, _ in try CastKernel(attributes: a) },
+        // Selection and masks (SelectionKernels.swift).
+        "Where": { _, _ in WhereKernel() },
+        "Max": { _, _ in ExtremumKernel(isMax: true) },
+        "Min": { _, _ in ExtremumKernel(isMax: false) },
+        "PRelu": { _, _ in PReluKernel() },
+        "Mod": { a, _ in try ModKernel(attributes: a) },
+        // Moving elements (IndexingKernels.swift).
+        "Pad": { a, _ in try PadKernel(attributes: a) },
+        "Expand": { _, _ in ExpandKernel() },
+        "Tile": { _, _ in TileKernel() },
+        "Split": { a, _ in try SplitKernel(attributes: a) },
+        // Normalization and pooling beyond the above (LayerNormKernel.swift, AveragePoolKernel.swift).
+        "LayerNormalization": { a, _ in try LayerNormKernel(attributes: a) },
+        "AveragePool": { a, _ in try AveragePoolKernel(attributes: a) },
     ]
 }

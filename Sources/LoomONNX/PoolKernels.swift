@@ -5,26 +5,29 @@ import Glibc
 import Darwin
 #endif
 
-/// 1-D max pooling over (N, C, L) with kernel, stride, padding, dilation and ceil mode.
-struct MaxPoolKernel: Kernel {
+/// A 1-D pooling window's geometry: kernel, stride, dilation, padding and ceil mode, as
+/// MaxPool and AveragePool read them from their attributes.
+struct PoolWindow: Sendable {
     let kernel: Int, stride: Int, dilation: Int
     let padLeft: Int, padRight: Int
     let ceilMode: Bool
 
-    init(attributes: Attributes) throws {
+    init(attributes: Attributes, op: String) throws {
         guard let ks = try attributes.ints("kernel_shape"), ks.count == 1 else {
-            throw KernelError("only 1-D max pooling is supported (kernel_shape must have one entry)")
+            throw KernelError("only 1-D \(op) is supported (kernel_shape must have one entry)")
         }
         kernel = ks[0]
         stride = (try attributes.ints("strides"))?.first ?? 1
         dilation = (try attributes.ints("dilations"))?.first ?? 1
         let pads = try attributes.ints("pads") ?? [0, 0]
-        guard pads.count == 2 else { throw KernelError("only 1-D max pooling is supported (pads \(pads))") }
+        guard pads.count == 2 else { throw KernelError("only 1-D \(op) is supported (pads \(pads))") }
         padLeft = pads[0]; padRight = pads[1]
         ceilMode = try attributes.int("ceil_mode", default: 0) != 0
         let autoPad = try attributes.string("auto_pad", default: "NOTSET")
-        guard autoPad == "NOTSET" || autoPad == "VALID" else { throw KernelError("auto_pad '\(autoPad)' is not supported for MaxPool") }
-        guard kernel >= 1, stride >= 1, dilation >= 1 else { throw KernelError("kernel, stride and dilation must be positive") }
+        guard autoPad == "NOTSET" || autoPad == "VALID" else { throw KernelError("auto_pad '\(autoPad)' is not supported for \(op)") }
+        guard kernel >= 1, stride >= 1, dilation >= 1, padLeft >= 0, padRight >= 0 else {
+            throw KernelError("kernel, stride and dilation must be positive, pads non-negative")
+        }
     }
 
     /// The output length for an input of length `length`.
@@ -37,6 +40,21 @@ struct MaxPoolKernel: Kernel {
         if ceilMode && (n - 1) * stride >= length + padLeft { n -= 1 }
         return n
     }
+}
+
+/// 1-D max pooling over (N, C, L) with kernel, stride, padding, dilation and ceil mode.
+struct MaxPoolKernel: Kernel {
+    let window: PoolWindow
+    var kernel: Int { window.kernel }
+    var stride: Int { window.stride }
+    var dilation: Int { window.dilation }
+    var padLeft: Int { window.padLeft }
+
+    init(attributes: Attributes) throws {
+        window = try PoolWindow(attributes: attributes, op: "max pooling")
+    }
+
+    func outputLength(_ length: Int) -> Int { window.outputLength(length) }
 
     func run(_ inputs: [Value?]) throws -> [Value] {
         let x = try inputs.required(0, "X").float("X")

@@ -126,9 +126,8 @@ extension ONNXModel {
 
     /// Checks at run time that a shared step acted row by row on `rows` rows.
     static func checkRowWise(_ step: Step, plan: SharedRowPlan.StepPlan, inputs: [InputFacts?], outputs: [Value], rows: Int) throws {
-        for out in outputs {
-            if case .float = out { guard out.shape.first == rows else { throw NotRowWise() } }
-        }
+        // Every output of a step on shared data holds rows (masks and indices as much as floats).
+        for out in outputs { guard out.shape.first == rows else { throw NotRowWise() } }
         guard let kernel = step.kernel as? any RowWiseKernel else { throw NotRowWise() }
         try kernel.checkRows(RowFacts(inputs: inputs, outputs: outputs, constantPositions: plan.constantPositions,
                                       metaPositions: plan.metaPositions))

@@ -70,33 +70,43 @@ extension UnaryKernel: ReversibleKernel {
     func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] {
         guard step.needs(0) else { return [nil] }
         let x = try step.input(0), y = try step.output(0), g = try step.grad()
-        guard isActivation else {
-            return [Tensor(shape: x.shape) { out in
-                for i in 0..<out.count { out[i] = g.storage[i] * derivative(x.storage[i], y.storage[i]) }
-            }]
-        }
-        // The rescale rule: g * Δout/Δin, with the plain gradient where |Δin| < 1e-6.
-        // The differences are per example/reference pair and serve both halves.
-        let n = try halfCount(x, "the input of \(op)")
-        return [Tensor(shape: x.shape) { out in
-            x.storage.withUnsafeBufferPointer { px in
-                y.storage.withUnsafeBufferPointer { py in
-                    g.storage.withUnsafeBufferPointer { pg in
-                        for i in 0..<n {
-                            let dIn = px[i] - px[n + i]
-                            if abs(dIn) < 1e-6 {
-                                out[i] = pg[i] * derivative(px[i], py[i])
-                                out[n + i] = pg[n + i] * derivative(px[n + i], py[n + i])
-                            } else {
-                                let ratio = (py[i] - py[n + i]) / dIn
-                                out[i] = pg[i] * ratio
-                                out[n + i] = pg[n + i] * ratio
-                            }
+        guard isActivation else { return [elementwiseGradient(x, y, g, derivative: derivative)] }
+        return [try rescale(x, y, g, what: "the input of \(op)") { derivative($1, $2) }]
+    }
+}
+
+/// DeepLIFT's rescale rule for an element-wise activation: `g · Δout/Δin` per example/reference
+/// pair (the differences serve both halves), with the plain gradient where |Δin| < 1e-6.
+///
+/// `derivative(i, x, y)` is the plain derivative at element `i`.
+func rescale(_ x: Tensor<Float>, _ y: Tensor<Float>, _ g: Tensor<Float>, what: String,
+             derivative: (Int, Float, Float) -> Float) throws -> Tensor<Float> {
+    let n = try halfCount(x, what)
+    return Tensor(shape: x.shape) { out in
+        x.storage.withUnsafeBufferPointer { px in
+            y.storage.withUnsafeBufferPointer { py in
+                g.storage.withUnsafeBufferPointer { pg in
+                    for i in 0..<n {
+                        let dIn = px[i] - px[n + i]
+                        if abs(dIn) < 1e-6 {
+                            out[i] = pg[i] * derivative(i, px[i], py[i])
+                            out[n + i] = pg[n + i] * derivative(n + i, px[n + i], py[n + i])
+                        } else {
+                            let ratio = (py[i] - py[n + i]) / dIn
+                            out[i] = pg[i] * ratio
+                            out[n + i] = pg[n + i] * ratio
                         }
                     }
                 }
             }
-        }]
+        }
+    }
+}
+
+/// The plain gradient of an element-wise function: `g · f'(x)`.
+func elementwiseGradient(_ x: Tensor<Float>, _ y: Tensor<Float>, _ g: Tensor<Float>, derivative: (Float, Float) -> Float) -> Tensor<Float> {
+    Tensor(shape: x.shape) { out in
+        for i in 0..<out.count { out[i] = g.storage[i] * derivative(x.storage[i], y.storage[i]) }
     }
 }
 

@@ -1,0 +1,158 @@
+import LoomTensor
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Element-wise functions with parameters, as `torch.onnx.export` writes activations beyond
+/// ReLU and sigmoid: Elu, LeakyRelu, Selu, Celu, Gelu, Mish, Clip (ReLU6, Hardtanh),
+/// HardSigmoid, HardSwish, Softsign, Erf and Reciprocal.
+///
+/// Forward, reverse rule, row sharing and cost live in this file. Under deep-lift-shap the
+/// functions tangermeme 1.6 registers as non-linear modules (ELU, LeakyReLU, SELU, CELU, GELU,
+/// Mish, ReLU6) take DeepLIFT's rescale rule; the others (HardSigmoid, Hardswish, Softsign, and
+/// Erf and Reciprocal, which are parts of larger functions) their plain gradient.
+struct ActivationKernel: Kernel {
+    enum Function: Sendable, Equatable {
+        case elu(alpha: Float), leakyRelu(alpha: Float), selu(alpha: Float, gamma: Float), celu(alpha: Float)
+        case gelu(tanh: Bool), mish, hardSigmoid(alpha: Float, beta: Float), hardSwish, softsign, erf, reciprocal
+        /// Bounds from attributes (opset < 11) or from inputs 1 and 2 (opset 11 on).
+        case clip(min: Float?, max: Float?)
+    }
+    let function: Function
+
+    /// Builds the kernel of `op` from its attributes.
+    init(_ op: String, attributes a: Attributes) throws {
+        switch op {
+        case "Elu": function = .elu(alpha: try a.float("alpha", default: 1))
+        case "LeakyRelu": function = .leakyRelu(alpha: try a.float("alpha", default: 0.01))
+        case "Selu": function = .selu(alpha: try a.float("alpha", default: 1.67326319217681884765625),
+                                      gamma: try a.float("gamma", default: 1.05070102214813232421875))
+        case "Celu": function = .celu(alpha: try a.float("alpha", default: 1))
+        case "Gelu":
+            switch try a.string("approximate", default: "none") {
+            case "none": function = .gelu(tanh: false)
+            case "tanh": function = .gelu(tanh: true)
+            case let other: throw KernelError("Gelu approximate '\(other)' is not one of none, tanh")
+            }
+        case "Mish": function = .mish
+        case "HardSigmoid": function = .hardSigmoid(alpha: try a.float("alpha", default: 0.2), beta: try a.float("beta", default: 0.5))
+        case "HardSwish": function = .hardSwish
+        case "Softsign": function = .softsign
+        case "Erf": function = .erf
+        case "Reciprocal": function = .reciprocal
+        case "Clip":
+            if a.opset < 11 {
+                function = .clip(min: try a.float("min", default: -.greatestFiniteMagnitude), max: try a.float("max", default: .greatestFiniteMagnitude))
+            } else {
+                function = .clip(min: nil, max: nil)
+            }
+        default: throw KernelError("\(op) is not an activation")
+        }
+        guard case .celu(let alpha) = function, alpha == 0 else { return }
+        throw KernelError("Celu alpha must not be 0")
+    }
+
+    /// The operators this kernel runs.
+    static let operators = ["Elu", "LeakyRelu", "Selu", "Celu", "Gelu", "Mish", "HardSigmoid", "HardSwish", "Softsign", "Erf",
+                            "Reciprocal", "Clip"]
+
+    /// The function with the step's bounds filled in (Clip reads them from inputs 1 and 2).
+    func resolved(_ inputs: [Value?]) throws -> Function {
+        guard case .clip(let lo, let hi) = function, lo == nil && hi == nil else { return function }
+        func bound(_ k: Int, _ fallback: Float) throws -> Float {
+            guard let v = inputs.optional(k) else { return fallback }
+            let t = try v.float(k == 1 ? "min" : "max")
+            guard t.count == 1 else { throw KernelError("Clip's \(k == 1 ? "min" : "max") must be a scalar, got shape \(t.shape)") }
+            return t.storage[0]
+        }
+        return .clip(min: try bound(1, -.greatestFiniteMagnitude), max: try bound(2, .greatestFiniteMagnitude))
+    }
+
+    func run(_ inputs: [Value?]) throws -> [Value] {
+        let x = try inputs.required(0, "X").float("X")
+        let f = try resolved(inputs)
+        return [.float(Tensor(shape: x.shape) { out in
+            x.storage.withUnsafeBufferPointer { p in
+                for i in 0..<out.count { out[i] = Self.value(f, p[i]) }
+            }
+        })]
+    }
+
+    static let sqrt2OverPi: Float = 0.7978845608028654
+    static let invSqrt2: Float = 0.7071067811865476
+    static let invSqrt2Pi: Float = 0.3989422804014327
+
+    @inline(__always)
+    static func value(_ f: Function, _ x: Float) -> Float {
+        switch f {
+        case .elu(let a): return x > 0 ? x : a * (expf(x) - 1)
+        case .leakyRelu(let a): return x >= 0 ? x : a * x
+        case .selu(let a, let g): return x > 0 ? g * x : g * a * (expf(x) - 1)
+        case .celu(let a): return Swift.max(0, x) + Swift.min(0, a * (expf(x / a) - 1))
+        case .gelu(false): return 0.5 * x * (1 + erff(x * invSqrt2))
+        case .gelu(true): return 0.5 * x * (1 + tanhf(sqrt2OverPi * (x + 0.044715 * x * x * x)))
+        case .mish: return x * tanhf(softplus(x))
+        case .hardSigmoid(let a, let b): return Swift.max(0, Swift.min(1, a * x + b))
+        case .hardSwish: return x * Swift.max(0, Swift.min(1, x / 6 + 0.5))
+        case .softsign: return x / (1 + Swift.abs(x))
+        case .erf: return erff(x)
+        case .reciprocal: return 1 / x
+        case .clip(let lo, let hi): return Swift.min(hi ?? .greatestFiniteMagnitude, Swift.max(lo ?? -.greatestFiniteMagnitude, x))
+        }
+    }
+
+    @inline(__always)
+    static func softplus(_ x: Float) -> Float { x > 20 ? x : log1pf(expf(x)) }
+
+    /// The derivative at `x` (output `y`), as torch's autograd computes it.
+    @inline(__always)
+    static func derivative(_ f: Function, _ x: Float, _ y: Float) -> Float {
+        switch f {
+        case .elu(let a): return x > 0 ? 1 : a * expf(x)
+        case .leakyRelu(let a): return x > 0 ? 1 : a
+        case .selu(let a, let g): return x > 0 ? g : g * a * expf(x)
+        case .celu(let a): return x > 0 ? 1 : expf(x / a)
+        case .gelu(false): return 0.5 * (1 + erff(x * invSqrt2)) + x * invSqrt2Pi * expf(-0.5 * x * x)
+        case .gelu(true):
+            let inner = sqrt2OverPi * (x + 0.044715 * x * x * x)
+            let t = tanhf(inner)
+            return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * sqrt2OverPi * (1 + 3 * 0.044715 * x * x)
+        case .mish:
+            let sp = softplus(x), t = tanhf(sp)
+            return t + x * (1 - t * t) * (1 / (1 + expf(-x)))
+        case .hardSigmoid(let a, let b):
+            let z = a * x + b
+            return z > 0 && z < 1 ? a : 0
+        case .hardSwish: return x < -3 ? 0 : (x > 3 ? 1 : x / 3 + 0.5)
+        case .softsign:
+            let d = 1 + Swift.abs(x)
+            return 1 / (d * d)
+        case .erf: return 2 / Float.pi.squareRoot() * expf(-x * x)
+        case .reciprocal: return -y * y
+        case .clip(let lo, let hi): return x >= (lo ?? -.greatestFiniteMagnitude) && x <= (hi ?? .greatestFiniteMagnitude) ? 1 : 0
+        }
+    }
+
+    /// Whether deep-lift-shap applies the rescale rule here (tangermeme 1.6's non-linear modules).
+    var isActivation: Bool {
+        switch function {
+        case .elu, .leakyRelu, .selu, .celu, .gelu, .mish, .clip: true
+        case .hardSigmoid, .hardSwish, .softsign, .erf, .reciprocal: false
+        }
+    }
+}
+
+extension ActivationKernel: ReversibleKernel {
+    func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] {
+        guard step.needs(0) else { return step.inputs.map { _ in nil } }
+        let x = try step.input(0), y = try step.output(0), g = try step.grad()
+        let f = try resolved(step.inputs)
+        let d: (Float, Float) -> Float = { Self.derivative(f, $0, $1) }
+        let gx = isActivation ? try rescale(x, y, g, what: "the input of \(function)") { d($1, $2) } : elementwiseGradient(x, y, g, derivative: d)
+        return [gx] + step.inputs.dropFirst().map { _ in nil }
+    }
+}
+
+extension ActivationKernel: PlainRowWiseKernel {}

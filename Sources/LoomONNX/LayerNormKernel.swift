@@ -1,0 +1,105 @@
+import LoomTensor
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// LayerNormalization (opset 17): each row over the axes from `axis` on is normalized to mean 0
+/// and variance 1 (`epsilon` added), then scaled and shifted; outputs Y and, if the graph asks,
+/// the mean and the inverse standard deviation. Forward, reverse, row sharing here.
+///
+/// Under deep-lift-shap it takes its ordinary gradient (see docs/onnx.md).
+struct LayerNormKernel: Kernel {
+    let axis: Int
+    let epsilon: Float
+
+    init(attributes a: Attributes) throws {
+        axis = try a.int("axis", default: -1)
+        epsilon = try a.float("epsilon", default: 1e-5)
+    }
+
+    /// Rows (the leading axes) and the length of each (the normalized axes).
+    func layout(_ x: Tensor<Float>) throws -> (rows: Int, length: Int, axis: Int) {
+        let a = try normalizeAxis(axis, rank: x.rank)
+        return (Array(x.shape[..<a]).elementCount, Array(x.shape[a...]).elementCount, a)
+    }
+
+    /// Scale or bias broadcast to one row's length.
+    func perElement(_ t: Tensor<Float>?, length: Int, shape: ArraySlice<Int>, fill: Float, _ what: String) throws -> [Float] {
+        guard let t else { return [Float](repeating: fill, count: length) }
+        return try broadcast(t, to: Array(shape)).storage
+    }
+
+    func run(_ inputs: [Value?]) throws -> [Value] {
+        let x = try inputs.required(0, "X").float("X")
+        let (rows, length, a) = try layout(x)
+        guard length > 0 else { throw KernelError("normalized axes of \(x.shape) from \(axis) are empty") }
+        let scale = try perElement(try inputs.required(1, "Scale").float("Scale"), length: length, shape: x.shape[a...], fill: 1, "Scale")
+        let bias = try perElement(try inputs.optional(2)?.float("B"), length: length, shape: x.shape[a...], fill: 0, "B")
+        var means = [Float](repeating: 0, count: rows), inverses = [Float](repeating: 0, count: rows)
+        let y = Tensor<Float>(shape: x.shape) { out in
+            x.storage.withUnsafeBufferPointer { p in
+                for r in 0..<rows {
+                    let base = r * length
+                    var sum: Float = 0
+                    for i in 0..<length { sum += p[base + i] }
+                    let mean = sum / Float(length)
+                    var sq: Float = 0
+                    for i in 0..<length { let d = p[base + i] - mean; sq += d * d }
+                    let inv = 1 / sqrtf(sq / Float(length) + epsilon)
+                    means[r] = mean; inverses[r] = inv
+                    for i in 0..<length { out[base + i] = (p[base + i] - mean) * inv * scale[i] + bias[i] }
+                }
+            }
+        }
+        let statShape = Array(x.shape[..<a]) + [Int](repeating: 1, count: x.rank - a)
+        return [.float(y), .float(Tensor(shape: statShape, storage: means)), .float(Tensor(shape: statShape, storage: inverses))]
+    }
+}
+
+extension LayerNormKernel: ReversibleKernel {
+    /// The gradient of x: `inv/D · (D·h − Σh − x̂·Σ(h·x̂))` per row, with h = g·scale and x̂ the normalized x.
+    /// Gradients reach X only through Y; the statistics outputs are taken as constants.
+    func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] {
+        guard step.needs(0) else { return step.inputs.map { _ in nil } }
+        let x = try step.input(0), g = try step.grad(0)
+        let (rows, length, a) = try layout(x)
+        let scale = try perElement(try step.input(1), length: length, shape: x.shape[a...], fill: 1, "Scale")
+        let dx = Tensor<Float>(shape: x.shape) { out in
+            x.storage.withUnsafeBufferPointer { p in
+                g.storage.withUnsafeBufferPointer { q in
+                    let n = Float(length)
+                    for r in 0..<rows {
+                        let base = r * length
+                        var sum: Float = 0
+                        for i in 0..<length { sum += p[base + i] }
+                        let mean = sum / n
+                        var sq: Float = 0
+                        for i in 0..<length { let d = p[base + i] - mean; sq += d * d }
+                        let inv = 1 / sqrtf(sq / n + epsilon)
+                        var sumH: Float = 0, sumHX: Float = 0
+                        for i in 0..<length {
+                            let h = q[base + i] * scale[i]
+                            sumH += h
+                            sumHX += h * (p[base + i] - mean) * inv
+                        }
+                        for i in 0..<length {
+                            let h = q[base + i] * scale[i], xhat = (p[base + i] - mean) * inv
+                            out[base + i] = inv / n * (n * h - sumH - xhat * sumHX)
+                        }
+                    }
+                }
+            }
+        }
+        return [dx] + step.inputs.dropFirst().map { _ in nil }
+    }
+}
+
+/// Row-wise when the normalized axes leave the batch axis alone.
+extension LayerNormKernel: RowWiseKernel {
+    var rowInputs: RowInputs { .positions([0]) }
+    func checkRows(_ facts: RowFacts) throws {
+        guard facts.keepsBatch(axis, rank: facts.rank) else { throw NotRowWise() }
+    }
+}
