@@ -76,5 +76,8 @@ public enum OpRegistry {
         // Normalization and pooling beyond the above (LayerNormKernel.swift, AveragePoolKernel.swift).
         "LayerNormalization": { a, _ in try LayerNormKernel(attributes: a) },
         "AveragePool": { a, _ in try AveragePoolKernel(attributes: a) },
+        // Recurrent layers (RecurrentKernels.swift).
+        "LSTM": { a, _ in try RecurrentKernel(.lstm, attributes: a) },
+        "GRU": { a, _ in try RecurrentKernel(.gru, attributes: a) },
     ]
 }

@@ -155,6 +155,24 @@ def main():
                         ("avg_pool_pad_include", {"kernel_shape": [3], "strides": [2], "pads": [1, 1], "count_include_pad": 1}),
                         ("avg_pool_ceil", {"kernel_shape": [4], "strides": [3], "pads": [1, 1], "ceil_mode": 1, "count_include_pad": 1})]:
         case(name, [node("AveragePool", ["X"], ["Y"], **attrs)], ["Y"], x, grad_output="Y")
+    # Recurrent layers, as torch exports DanQ's: X (batch, channels, length) -> (length, batch, channels).
+    hidden = 4
+    for name, op, gates, attrs in [("lstm_bidirectional", "LSTM", 4, {"direction": "bidirectional"}),
+                                   ("lstm_forward_no_bias", "LSTM", 4, {}),
+                                   ("gru_reverse_lbr", "GRU", 3, {"direction": "reverse", "linear_before_reset": 1}),
+                                   ("gru_bidirectional", "GRU", 3, {"direction": "bidirectional"})]:
+        dirs = 2 if attrs.get("direction") == "bidirectional" else 1
+        w = rng.uniform(-0.5, 0.5, size=(dirs, gates * hidden, 3)).astype(np.float32)
+        r = rng.uniform(-0.5, 0.5, size=(dirs, gates * hidden, hidden)).astype(np.float32)
+        b = rng.uniform(-0.5, 0.5, size=(dirs, 2 * gates * hidden)).astype(np.float32)
+        ins = ["T", "w", "r"] + ([] if "no_bias" in name else ["b"])
+        inits = [("w", w), ("r", r)] + ([] if "no_bias" in name else [("b", b)])
+        outs = ["Y", "Yh", "Yc"] if op == "LSTM" else ["Y", "Yh"]
+        nodes = [node("Transpose", ["X"], ["T"], perm=[2, 0, 1]), node(op, ins, outs, hidden_size=hidden, **attrs)]
+        # The batch is axis 2 of Y and axis 1 of the states: put it first for the gradient's weighted sum.
+        case(name, nodes + [node("Transpose", ["Y"], ["Yb"], perm=[2, 0, 1, 3])], outs + ["Yb"], x * 0.5, inits, grad_output="Yb")
+        case(name + "_state", nodes + [node("Transpose", [outs[-1]], ["Sb"], perm=[1, 0, 2])], outs + ["Sb"], x * 0.5, inits,
+             grad_output="Sb")
     print(f"wrote {len(os.listdir(OUT))} cases to {OUT}")
 
 
