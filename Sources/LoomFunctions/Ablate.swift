@@ -9,6 +9,7 @@ public struct Ablate: SequenceFunction {
     public let shuffle: RegionShuffle
     /// The function applied before and after (predict, or deep-lift-shap).
     public let inner: any SequenceFunction
+    public var loadNotes: [String] { inner.loadNotes }
 
     public init(shuffle: RegionShuffle, inner: any SequenceFunction) {
         self.shuffle = shuffle

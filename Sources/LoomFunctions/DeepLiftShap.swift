@@ -18,6 +18,8 @@ public struct DeepLiftShap: SequenceFunction {
     public let seed: Int?
     public let references: ReferenceSet?
     public let hypothetical: Bool
+    /// Which DeepLIFT rule each node takes (chosen once, when the job loads).
+    public let rules: DeepLiftRules?
     /// At most this many example–reference pairs per forward and backward pass (tangermeme's `batch_size`).
     public let pairsPerPass: Int
     /// The memory one pass may hold; passes take fewer pairs when a pair is large (long sequences, wide models).
@@ -27,7 +29,12 @@ public struct DeepLiftShap: SequenceFunction {
     /// Convergence deltas above this are reported (tangermeme: 0.001), never an error.
     public let warningThreshold: Float = 0.001
 
-    public init(target: Int, shuffles: Int, seed: Int?, references: ReferenceSet?, hypothetical: Bool, pairsPerPass: Int) {
+    /// Said when the job loads only where Loom cannot tell which rule tangermeme would apply.
+    public var loadNotes: [String] { rules.flatMap { $0.isAmbiguous ? [$0.summary] : nil } ?? [] }
+
+    public init(target: Int, shuffles: Int, seed: Int?, references: ReferenceSet?, hypothetical: Bool, pairsPerPass: Int,
+                rules: DeepLiftRules? = nil) {
+        self.rules = rules
         self.target = target
         self.shuffles = references?.perSequence ?? shuffles
         self.seed = seed
@@ -114,7 +121,7 @@ public struct DeepLiftShap: SequenceFunction {
                 }
             }
             let others = batch.args.map { $0.gatherRows(exampleOf + exampleOf) }
-            let pass = try model.deepLift(x: stacked, others: others, target: target)
+            let pass = try model.deepLift(x: stacked, others: others, target: target, rules: rules)
             stacked.storage.withUnsafeBufferPointer { px in
                 pass.multipliers.storage.withUnsafeBufferPointer { pm in
                     for i in 0..<p {

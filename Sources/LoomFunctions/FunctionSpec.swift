@@ -39,6 +39,9 @@ public struct FunctionSpec: Codable, Sendable, Equatable {
     public var hypothetical: Bool
     /// deep-lift-shap: a `.npy` of references (N, S, A, L).
     public var references: String?
+    /// deep-lift-shap: ONNX operator types that take DeepLIFT's rule, or do not, whatever the export says.
+    public var nonlinear: [String]?
+    public var linear: [String]?
 
     public init(name: Name, innerFunc: Name? = nil, motif: String? = nil, start: Int? = nil, alphabet: String = "ACGT",
                 end: Int? = nil, n: Int? = nil, randomState: Int? = nil, target: Int? = nil, nShuffles: Int? = nil,
@@ -62,10 +65,11 @@ public struct FunctionSpec: Codable, Sendable, Equatable {
         func o<T>(_ v: T?) -> String { v.map { "\($0)" } ?? "-" }
         return [name.rawValue, o(innerFunc?.rawValue), o(motif), o(start), alphabet, o(end), o(n), o(randomState),
                 o(target), o(nShuffles), "\(hypothetical)", o(references)].joined(separator: " ")
+            + (nonlinear ?? []).sorted().map { " +\($0)" }.joined() + (linear ?? []).sorted().map { " -\($0)" }.joined()
     }
 
     /// Whether deep-lift-shap runs, as the function or inside it.
-    var runsDeepLiftShap: Bool { name == .deepLiftShap || innerFunc == .deepLiftShap }
+    public var runsDeepLiftShap: Bool { name == .deepLiftShap || innerFunc == .deepLiftShap }
 
     /// Whether the function draws shuffles (and so needs a seed to be repeatable).
     public var usesRandomState: Bool { name == .ablate || runsDeepLiftShap }
@@ -162,8 +166,9 @@ public struct FunctionSpec: Codable, Sendable, Equatable {
         guard target >= 0 else { throw FunctionError.invalidOption("--target", "\(target) is not an output column") }
         let shuffles = nShuffles ?? 20
         guard shuffles >= 1 else { throw FunctionError.invalidOption("--n-shuffles", "deep-lift-shap needs at least one reference, got \(shuffles)") }
+        let rules = try DeepLiftRules(model: context.model, nonlinear: Set(nonlinear ?? []), linear: Set(linear ?? []))
         return DeepLiftShap(target: target, shuffles: shuffles, seed: context.references == nil ? try seed() : randomState,
-                            references: context.references, hypothetical: hypothetical, pairsPerPass: context.batchSize)
+                            references: context.references, hypothetical: hypothetical, pairsPerPass: context.batchSize, rules: rules)
     }
 }
 

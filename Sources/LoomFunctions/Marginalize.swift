@@ -11,6 +11,7 @@ public struct Marginalize: SequenceFunction {
     public let start: Int
     /// The function applied before and after.
     public let inner: any SequenceFunction
+    public var loadNotes: [String] { inner.loadNotes }
 
     /// Validates the motif and start against the alphabet and the sequence length.
     public init(motif text: String, start: Int?, alphabet: Alphabet, sequenceLength: Int, inner: any SequenceFunction) throws {

@@ -5,6 +5,12 @@ import LoomTensor
 public protocol SequenceFunction: Sendable {
     /// Applies the function to one batch and returns its nested outputs, batch axis first.
     func apply(model: ONNXModel, batch: Batch) throws -> OutputTree
+    /// One-line notes for the job's log when the job loads (how deep-lift-shap chose its rules, say).
+    var loadNotes: [String] { get }
+}
+
+extension SequenceFunction {
+    public var loadNotes: [String] { [] }
 }
 
 /// tangermeme's `predict`: the model's outputs for the batch.

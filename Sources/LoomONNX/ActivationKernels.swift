@@ -135,13 +135,6 @@ struct ActivationKernel: Kernel {
         }
     }
 
-    /// Whether deep-lift-shap applies the rescale rule here (tangermeme 1.6's non-linear modules).
-    var isActivation: Bool {
-        switch function {
-        case .elu, .leakyRelu, .selu, .celu, .gelu, .mish, .clip: true
-        case .hardSigmoid, .hardSwish, .softsign, .erf, .reciprocal: false
-        }
-    }
 }
 
 extension ActivationKernel: ReversibleKernel {
@@ -150,7 +143,7 @@ extension ActivationKernel: ReversibleKernel {
         let x = try step.input(0), y = try step.output(0), g = try step.grad()
         let f = try resolved(step.inputs)
         let d: (Float, Float) -> Float = { Self.derivative(f, $0, $1) }
-        let gx = isActivation ? try rescale(x, y, g, what: "the input of \(function)") { d($1, $2) } : elementwiseGradient(x, y, g, derivative: d)
+        let gx = step.useRule ? try rescale(x, y, g, what: "the input of \(function)") { d($1, $2) } : elementwiseGradient(x, y, g, derivative: d)
         return [gx] + step.inputs.dropFirst().map { _ in nil }
     }
 }

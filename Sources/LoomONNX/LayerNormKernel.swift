@@ -66,6 +66,7 @@ extension LayerNormKernel: ReversibleKernel {
         let x = try step.input(0), g = try step.grad(0)
         let (rows, length, a) = try layout(x)
         let scale = try perElement(try step.input(1), length: length, shape: x.shape[a...], fill: 1, "Scale")
+        if step.useRule { return [try deepLiftRule(x, g, rows: rows, length: length, scale: scale)] + step.inputs.dropFirst().map { _ in nil } }
         let dx = Tensor<Float>(shape: x.shape) { out in
             x.storage.withUnsafeBufferPointer { p in
                 g.storage.withUnsafeBufferPointer { q in
@@ -93,6 +94,53 @@ extension LayerNormKernel: ReversibleKernel {
             }
         }
         return [dx] + step.inputs.dropFirst().map { _ in nil }
+    }
+}
+
+extension LayerNormKernel {
+    /// tangermeme 1.6's DeepLIFT rule for `nn.LayerNorm`, per example/reference pair of rows:
+    /// `v̄ (g̃ − mean g̃) + (Δv/Δσ²) (A + A₀)/(2D) Σ g̃ (A + A₀)`, with g̃ = g·scale, A = x − μ,
+    /// v = (σ² + ε)^−½, v̄ the pair's mean of v; where Δσ² ≈ 0 the ratio is its limit −½(σ̄² + ε)^−³ᐟ².
+    func deepLiftRule(_ x: Tensor<Float>, _ g: Tensor<Float>, rows: Int, length: Int, scale: [Float]) throws -> Tensor<Float> {
+        let n = try halfCount(x, "the input of LayerNormalization")
+        let halfRows = n / length
+        let d = Float(length)
+        return Tensor(shape: x.shape) { out in
+            x.storage.withUnsafeBufferPointer { p in
+                g.storage.withUnsafeBufferPointer { q in
+                    for r in 0..<halfRows {
+                        let (b, b0) = (r * length, (halfRows + r) * length)
+                        var mu: Float = 0, mu0: Float = 0
+                        for i in 0..<length { mu += p[b + i]; mu0 += p[b0 + i] }
+                        mu /= d; mu0 /= d
+                        var variance: Float = 0, variance0: Float = 0
+                        for i in 0..<length {
+                            let (u, u0) = (p[b + i] - mu, p[b0 + i] - mu0)
+                            variance += u * u; variance0 += u0 * u0
+                        }
+                        variance /= d; variance0 /= d
+                        let v = 1 / sqrtf(variance + epsilon), v0 = 1 / sqrtf(variance0 + epsilon)
+                        let dSigma = variance - variance0
+                        let ratio = abs(dSigma) < 1e-6 ? -0.5 * powf((variance + variance0) / 2 + epsilon, -1.5) : (v - v0) / dSigma
+                        let vMean = (v + v0) / 2
+                        for (base, _) in [(b, 0), (b0, 1)] {
+                            var gMean: Float = 0, dot: Float = 0
+                            for i in 0..<length {
+                                let gt = q[base + i] * scale[i]
+                                gMean += gt
+                                dot += gt * ((p[b + i] - mu) + (p[b0 + i] - mu0))
+                            }
+                            gMean /= d
+                            for i in 0..<length {
+                                let gt = q[base + i] * scale[i]
+                                let aSum = (p[b + i] - mu) + (p[b0 + i] - mu0)
+                                out[base + i] = vMean * (gt - gMean) + ratio * aSum / (2 * d) * dot
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 

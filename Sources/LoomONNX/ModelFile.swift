@@ -30,6 +30,8 @@ public struct ModelFile: Sendable {
         public var domain: String
         public var inputs: [String]
         public var outputs: [String]
+        /// The node's `metadata_props` (the dynamo exporter records the module path and classes there).
+        public var metadata: [String: String] = [:]
     }
 
     /// The model file's path.
@@ -121,7 +123,7 @@ public struct ModelFile: Sendable {
         outputs = graph.outputs.map(info)
         nodes = graph.nodes.enumerated().map { i, n in
             NodeInfo(name: n.name.isEmpty ? (n.outputs.first ?? "node \(i)") : n.name, opType: n.opType,
-                     domain: n.domain, inputs: n.inputs, outputs: n.outputs)
+                     domain: n.domain, inputs: n.inputs, outputs: n.outputs, metadata: n.metadata)
         }
     }
 

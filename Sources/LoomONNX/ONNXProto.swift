@@ -110,6 +110,8 @@ enum ONNXProto {
         var opType = ""
         var domain = ""
         var attributes: [AttributeProto] = []
+        /// `metadata_props`: what the exporter says of the node (the dynamo exporter: the module path and classes).
+        var metadata: [String: String] = [:]
 
         init(reader r: inout ProtoReader) throws(ProtoError) {
             while !r.isAtEnd {
@@ -124,6 +126,20 @@ enum ONNXProto {
                     var sub = ProtoReader(r.bytes, range: range)
                     attributes.append(try AttributeProto(reader: &sub))
                 case 7: domain = try r.readString()
+                case 9:
+                    // StringStringEntryProto: key = 1, value = 2.
+                    let range = try r.readLengthDelimited()
+                    var sub = ProtoReader(r.bytes, range: range)
+                    var key = "", value = ""
+                    while !sub.isAtEnd {
+                        let (f, w) = try sub.readKey()
+                        switch f {
+                        case 1: key = try sub.readString()
+                        case 2: value = try sub.readString()
+                        default: try sub.skip(w)
+                        }
+                    }
+                    metadata[key] = value
                 default: try r.skip(wire)
                 }
             }

@@ -193,8 +193,9 @@ extension PReluKernel: ReversibleKernel {
         guard step.needs(0) else { return [nil, nil] }
         let x = try step.input(0), y = try step.output(0), g = try step.grad()
         let slope = try broadcast(try step.input(1), to: x.shape)
-        let gx = try rescale(x, y, g, what: "the input of PRelu") { i, xv, _ in xv < 0 ? slope.storage[i] : 1 }
-        return [gx, nil]
+        let d: (Int, Float, Float) -> Float = { i, xv, _ in xv < 0 ? slope.storage[i] : 1 }
+        guard step.useRule else { return [Tensor(shape: x.shape) { out in for i in 0..<out.count { out[i] = g.storage[i] * d(i, x.storage[i], 0) } }, nil] }
+        return [try rescale(x, y, g, what: "the input of PRelu", derivative: d), nil]
     }
 }
 

@@ -64,6 +64,7 @@ struct CoordinatorCommand: ParsableCommand {
             let (spec, seedNote) = try job.spec(out: overwrite ? nil : out)
             let loaded = try Job(spec: spec)
             if let seedNote { Console.error(seedNote) }
+            for note in loaded.function.loadNotes { Console.error("loom: \(note)\n") }
             var options = Coordinator.Options(bind: bindEndpoint, collector: collectorEndpoint, out: out)
             options.advertise = advertise
             options.overwrite = overwrite

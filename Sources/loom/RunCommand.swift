@@ -64,6 +64,12 @@ struct JobOptions: ParsableArguments {
     @Option(help: "deep-lift-shap: references, an (N, S, A, L) .npy file.")
     var references: String?
 
+    @Option(help: ArgumentHelp("deep-lift-shap: give every node of this ONNX operator type DeepLIFT's rule (rescale), whatever module it came from (tangermeme's additional_nonlinear_ops); repeat for more.", valueName: "op"))
+    var nonlinear: [String] = []
+
+    @Option(help: ArgumentHelp("deep-lift-shap: give every node of this ONNX operator type its plain gradient; repeat for more.", valueName: "op"))
+    var linear: [String] = []
+
     @Flag(help: "Run the whole graph for every example, even the part that depends on X alone (for checking; slower).")
     var noShareRows = false
 
@@ -102,6 +108,11 @@ struct JobOptions: ParsableArguments {
         var function = FunctionSpec(name: function, innerFunc: innerFunc, motif: motif, start: start, alphabet: alphabet,
                                     end: end, n: shuffles, randomState: randomState, target: target, nShuffles: nShuffles,
                                     hypothetical: hypothetical, references: references)
+        if !nonlinear.isEmpty || !linear.isEmpty {
+            guard function.runsDeepLiftShap else { throw ValidationError("--nonlinear and --linear choose deep-lift-shap's rules; this job runs no deep-lift-shap") }
+            function.nonlinear = nonlinear.isEmpty ? nil : nonlinear
+            function.linear = linear.isEmpty ? nil : linear
+        }
         if function.usesRandomState && function.randomState == nil && references == nil {
             // As tangermeme does without a seed, draw one; print it so that the run can be repeated (and resumed).
             let drawn = Int.random(in: 0..<9_999_999)
@@ -147,6 +158,7 @@ struct Run: ParsableCommand {
             let (spec, seedNote) = try job.spec(out: overwrite ? nil : out)
             let loaded = try Job(spec: spec)
             if let seedNote { Console.error(seedNote) }
+            for note in loaded.function.loadNotes { Console.error("loom: \(note)\n") }
             let manifest: Manifest
             if workers == 0 {
                 let progress = ProgressReporter(totalShards: loaded.plan.shardCount, totalExamples: loaded.plan.examples,

@@ -31,10 +31,26 @@ struct AttributionCLITests {
             ("tutorial_pairwise_deep_lift_shap", dlsArgv + ["--inner-func", "predict"], ["--inner-func", "only marginalize and ablate"]),
             ("fd100_product_ablate", ablateArgv + ["--start", "1", "--end", "5", "--references", "x.npy"], ["--references", "only applies to --func deep-lift-shap"]),
             ("tutorial_pairwise_deep_lift_shap", dlsArgv + ["--references", "x.npy"], ["--references", "x.npy", "(5, S, 4, 10)"]),
+            ("tutorial_pairwise_deep_lift_shap", dlsArgv + ["--random-state", "0", "--nonlinear", "Conv"], ["--nonlinear Conv", "no DeepLIFT rule"]),
+            ("fd100_product_ablate", ablateArgv + ["--start", "1", "--end", "5", "--linear", "Relu"], ["--linear", "runs no deep-lift-shap"]),
         ]
         for (name, argv, words) in cases {
             expectRefusal(try runCaseFiles(name, argv, out: out.path), words, out: out.path)
         }
+    }
+
+    @Test("an export that records no modules: one line says every activation node takes its rule; --linear changes the result")
+    func unrecordedModules() throws {
+        let out = TemporaryDirectory()
+        defer { out.remove() }
+        let argv = ["--mode", "pairwise", "--func", "deep-lift-shap", "--model", "model.onnx", "--x", "x.npy", "--arg", "a0.npy", "--random-state", "0"]
+        let r = try runCaseFiles("loom_bpnet_count_pairwise_deep_lift_shap", argv, out: out.file("a"))
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").filter { $0.contains("records no modules") }.count == 1, "\(r.stderr)")
+        let linear = try runCaseFiles("loom_bpnet_count_pairwise_deep_lift_shap", argv + ["--linear", "Relu"], out: out.file("b"))
+        #expect(linear.status == 0, "\(linear.stderr)")
+        #expect(try FileIO.readAll(out.file("a/y.npy")) != FileIO.readAll(out.file("b/y.npy")), "plain gradients through the Relus differ from rescale")
+        #expect(try readJSON(out.file("b/job.json")).description != (try readJSON(out.file("a/job.json"))).description, "--linear is part of the job")
     }
 
     @Test("deep-lift-shap refuses X with an unknown base, naming the sequence")

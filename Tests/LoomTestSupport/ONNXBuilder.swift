@@ -60,7 +60,7 @@ public struct ONNXBuilder {
 
     /// Adds a node.
     public mutating func node(_ op: String, _ inputs: [String], _ outputs: [String], name: String? = nil,
-                              domain: String? = nil, _ attributes: [Attribute] = []) {
+                              domain: String? = nil, metadata: [(String, String)] = [], _ attributes: [Attribute] = []) {
         var m = ProtoWriter()
         for i in inputs { m.string(1, i) }
         for o in outputs { m.string(2, o) }
@@ -68,6 +68,12 @@ public struct ONNXBuilder {
         m.string(4, op)
         for a in attributes { m.message(5, Self.attribute(a)) }
         if let domain { m.string(7, domain) }
+        for (key, value) in metadata {
+            var entry = ProtoWriter()
+            entry.string(1, key)
+            entry.string(2, value)
+            m.message(9, entry.bytes)
+        }
         nodes.append(m.bytes)
     }
 

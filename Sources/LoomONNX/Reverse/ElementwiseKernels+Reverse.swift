@@ -40,14 +40,6 @@ extension BinaryKernel: ReversibleKernel {
 }
 
 extension UnaryKernel: ReversibleKernel {
-    /// Whether DeepLIFT's rescale rule replaces this op's gradient (tangermeme's activation modules).
-    var isActivation: Bool {
-        switch op {
-        case .relu, .sigmoid, .tanh, .softplus: true
-        case .exp, .log, .neg, .abs, .sqrt: false
-        }
-    }
-
     /// The ordinary derivative at input `x` with output `y`, as torch computes it.
     @inline(__always)
     func derivative(_ x: Float, _ y: Float) -> Float {
@@ -70,7 +62,7 @@ extension UnaryKernel: ReversibleKernel {
     func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] {
         guard step.needs(0) else { return [nil] }
         let x = try step.input(0), y = try step.output(0), g = try step.grad()
-        guard isActivation else { return [elementwiseGradient(x, y, g, derivative: derivative)] }
+        guard step.useRule else { return [elementwiseGradient(x, y, g, derivative: derivative)] }
         return [try rescale(x, y, g, what: "the input of \(op)") { derivative($1, $2) }]
     }
 }
@@ -124,11 +116,29 @@ extension CastKernel: ReversibleKernel {
 }
 
 extension SoftmaxKernel: ReversibleKernel {
+    /// The gradient of a functional softmax: `y · (g − Σ g·y)` along the axis.
+    func plainGradient(y: Tensor<Float>, g: Tensor<Float>, axis a: Int) throws -> Tensor<Float> {
+        let len = flattenTrailing ? Array(y.shape[a...]).elementCount : y.shape[a]
+        let inner = flattenTrailing ? 1 : Array(y.shape[(a + 1)...]).elementCount
+        let outer = Array(y.shape[..<a]).elementCount
+        return Tensor(shape: y.shape) { out in
+            for o in 0..<outer {
+                for i in 0..<inner {
+                    let base = o * len * inner + i
+                    var dot: Float = 0
+                    for k in 0..<len { dot += g.storage[base + k * inner] * y.storage[base + k * inner] }
+                    for k in 0..<len { out[base + k * inner] = y.storage[base + k * inner] * (g.storage[base + k * inner] - dot) }
+                }
+            }
+        }
+    }
+
     /// tangermeme 1.6's DeepLIFT rule for softmax: the log-ratio product rule, over any axis but the batch's.
     func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] {
         guard step.needs(0) else { return [nil] }
         let x = try step.input(0), g = try step.grad()
         let a = try normalizeAxis(axis, rank: x.rank)
+        guard step.useRule else { return [try plainGradient(y: try step.output(0), g: g, axis: a)] }
         guard a > 0 else {
             throw KernelError("softmax over the batch axis has no DeepLIFT rule: examples and references share that axis")
         }

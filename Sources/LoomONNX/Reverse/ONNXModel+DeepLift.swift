@@ -73,7 +73,8 @@ extension ONNXModel {
     ///   - target: the column of the (single) output to attribute.
     /// - Returns: the attributed output of all 2P rows and the multipliers of the P examples,
     ///   the gradient of the sum of all 2P outputs under the rescale rules, as tangermeme takes it.
-    public func deepLift(x: Tensor<Float>, others: [Tensor<Float>], target: Int) throws -> DeepLiftPass {
+    public func deepLift(x: Tensor<Float>, others: [Tensor<Float>], target: Int, rules: DeepLiftRules? = nil) throws -> DeepLiftPass {
+        let rules = try rules ?? DeepLiftRules(model: self)
         let rows = x.shape[0]
         let env = try forwardKeepingValues([x] + others)
         let dependent = xDependentSlots()
@@ -94,42 +95,98 @@ extension ONNXModel {
         var seed = Tensor<Float>(shape: y.shape, repeating: 0)
         for r in 0..<rows { seed.storage[r * columns + target] = 1 }
         grads[outputSlots[0]] = seed
-        for step in steps.reversed() {
+        /// Adds a gradient into a slot's (a value read by several nodes sums their gradients, in place).
+        func accumulate(_ slot: Int, _ g: Tensor<Float>, into grads: inout [Tensor<Float>?], at step: Step) throws {
+            if var existing = grads[slot].take() {
+                guard existing.shape == g.shape else {
+                    throw ONNXError(file: path, kind: .runtime, node: step.name, op: step.op, detail: "reverse pass: gradient shapes \(existing.shape) and \(g.shape) differ")
+                }
+                existing.storage.withUnsafeMutableBufferPointer { p in
+                    g.storage.withUnsafeBufferPointer { q in for i in 0..<p.count { p[i] += q[i] } }
+                }
+                grads[slot] = existing
+            } else {
+                grads[slot] = g
+            }
+        }
+        /// Runs one step backwards: its rule (or plain gradient) from its outputs' gradients into its inputs'.
+        func reverse(_ index: Int, useRule: Bool, grads: inout [Tensor<Float>?], needed: (Int) -> Bool) throws {
+            let step = steps[index]
             let gradOutputs = step.outputs.map { grads[$0] }
-            guard gradOutputs.contains(where: { $0 != nil }) else { continue }
-            let needs = step.inputs.map { $0.map(dependent.contains) ?? false }
-            guard needs.contains(true) else { continue }
+            guard gradOutputs.contains(where: { $0 != nil }) else { return }
+            let needs = step.inputs.map { $0.map(needed) ?? false }
+            guard needs.contains(true) else { return }
             guard let rule = step.kernel as? any ReversibleKernel else {
                 throw ONNXError(file: path, kind: .unsupportedOp, node: step.name, op: step.op, detail: "operator \(step.op) has no reverse rule")
             }
-            let reverse = ReverseStep(inputs: step.inputs.map { $0.flatMap { env[$0] } }, outputs: step.outputs.map { env[$0]! },
+            var reverse = ReverseStep(inputs: step.inputs.map { $0.flatMap { env[$0] } }, outputs: step.outputs.map { env[$0]! },
                                       gradOutputs: gradOutputs, needs: needs)
+            reverse.useRule = useRule
             let inputGrads: [Tensor<Float>?]
             do { inputGrads = try rule.reverse(reverse) } catch {
                 throw ONNXError(file: path, kind: .runtime, node: step.name, op: step.op, detail: "reverse pass: \(error)")
             }
             for (k, slot) in step.inputs.enumerated() {
                 guard let slot, needs[k], k < inputGrads.count, let g = inputGrads[k] else { continue }
-                if var existing = grads[slot].take() {
-                    // A value read by several nodes (a residual connection) sums their gradients, in place.
-                    guard existing.shape == g.shape else {
-                        throw ONNXError(file: path, kind: .runtime, node: step.name, op: step.op, detail: "reverse pass: gradient shapes \(existing.shape) and \(g.shape) differ")
-                    }
-                    existing.storage.withUnsafeMutableBufferPointer { p in
-                        g.storage.withUnsafeBufferPointer { q in for i in 0..<p.count { p[i] += q[i] } }
-                    }
-                    grads[slot] = existing
-                } else {
-                    grads[slot] = g
-                }
+                try accumulate(slot, g, into: &grads, at: step)
             }
             // The gradients of this step's outputs are spent.
             for s in step.outputs { grads[s] = nil }
+        }
+        // Registered modules that exported to several nodes take the rescale rule over the whole module.
+        var regionAt: [Int: DeepLiftRules.Region] = [:]
+        var inRegion = Set<Int>()
+        for region in rules.regions {
+            guard let last = region.steps.last(where: { steps[$0].outputs.contains(region.output) }) else { continue }
+            regionAt[last] = region
+            inRegion.formUnion(region.steps)
+        }
+        for index in steps.indices.reversed() {
+            if let region = regionAt[index] {
+                guard let gOut = grads[region.output] else { continue }
+                let g = try moduleRescale(region, env: env, gOut: gOut) { local, needed in
+                    for k in region.steps.reversed() { try reverse(k, useRule: false, grads: &local, needed: needed) }
+                }
+                grads[region.output] = nil
+                try accumulate(region.input, g, into: &grads, at: steps[index])
+                continue
+            }
+            if inRegion.contains(index) { continue }
+            try reverse(index, useRule: rules.useRule[index], grads: &grads, needed: dependent.contains)
         }
         let gx = grads[inputSlots[0]] ?? Tensor(shape: x.shape, repeating: 0)
         let half = rows / 2
         let rowSize = Array(x.shape.dropFirst()).elementCount
         let m = Tensor<Float>(shape: [half] + Array(x.shape.dropFirst()), storage: Array(gx.storage[0..<(half * rowSize)]))
         return DeepLiftPass(outputs: outputs, multipliers: m)
+    }
+
+    /// tangermeme's `_nonlinear` over a whole module: `g · Δout/Δin` per example/reference pair,
+    /// and the module's plain gradient (its nodes run backwards) where `|Δin| < 1e-6`.
+    func moduleRescale(_ region: DeepLiftRules.Region, env: [Value?], gOut: Tensor<Float>,
+                       plain: (inout [Tensor<Float>?], (Int) -> Bool) throws -> Void) throws -> Tensor<Float> {
+        var local = [Tensor<Float>?](repeating: nil, count: slotCount)
+        local[region.output] = gOut
+        let produced = Set(region.steps.flatMap { steps[$0].outputs })
+        try plain(&local, { $0 == region.input || produced.contains($0) })
+        guard case .float(let x)? = env[region.input], case .float(let y)? = env[region.output] else {
+            throw ONNXError(file: path, kind: .runtime, detail: "reverse pass: module \(region.name) does not map float32 to float32")
+        }
+        let gPlain = local[region.input] ?? Tensor(shape: x.shape, repeating: 0)
+        guard x.shape == y.shape, gOut.shape == y.shape else { return gPlain }
+        let n = try halfCount(x, "the input of module \(region.name)")
+        return Tensor(shape: x.shape) { out in
+            for i in 0..<n {
+                let dIn = x.storage[i] - x.storage[n + i]
+                if abs(dIn) < 1e-6 {
+                    out[i] = gPlain.storage[i]
+                    out[n + i] = gPlain.storage[n + i]
+                } else {
+                    let ratio = (y.storage[i] - y.storage[n + i]) / dIn
+                    out[i] = gOut.storage[i] * ratio
+                    out[n + i] = gOut.storage[n + i] * ratio
+                }
+            }
+        }
     }
 }

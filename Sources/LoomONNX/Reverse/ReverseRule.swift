@@ -14,6 +14,9 @@ struct ReverseStep {
     let gradOutputs: [Tensor<Float>?]
     /// Which inputs depend on X, and so need a gradient.
     let needs: [Bool]
+    /// Whether the node takes its DeepLIFT rule (a module tangermeme registers) or its plain gradient
+    /// (a functional call); see ``DeepLiftRules``. Kernels without a rule ignore it.
+    var useRule = true
 
     func input(_ i: Int) throws -> Tensor<Float> { try inputs.required(i, "input \(i)").float("input \(i)") }
     func output(_ i: Int) throws -> Tensor<Float> { try outputs[i].float("output \(i)") }
