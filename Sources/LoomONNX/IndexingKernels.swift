@@ -302,3 +302,41 @@ extension SplitKernel: RowWiseKernel {
         guard facts.keepsBatch(axis, rank: facts.rank) else { throw NotRowWise() }
     }
 }
+
+/// ConstantOfShape: a tensor of the given shape filled with one value (float32 0 by default),
+/// as the classic exporter writes the zero initial states of an LSTM and broadcast targets.
+struct ConstantOfShapeKernel: Kernel {
+    let fill: Value
+
+    init(attributes a: Attributes) throws {
+        switch a.values["value"] {
+        case nil: fill = .float(Tensor(shape: [1], storage: [0]))
+        case .tensor(let t)?:
+            var decoder = TensorDecoder(file: "ConstantOfShape")
+            let v = try decoder.decode(t)
+            guard v.shape.elementCount == 1 else { throw KernelError("value must hold one element, got shape \(v.shape)") }
+            fill = v
+        default: throw KernelError("attribute 'value' must be a one-element tensor")
+        }
+    }
+
+    func run(_ inputs: [Value?]) throws -> [Value] {
+        let shape = try inputs.required(0, "input").int64("input").storage.map { Int($0) }
+        guard shape.allSatisfy({ $0 >= 0 }) else { throw KernelError("shape \(shape) has a negative extent") }
+        var count = 1
+        for d in shape {
+            let (v, o) = count.multipliedReportingOverflow(by: d)
+            guard !o, v <= 1 << 31 else { throw KernelError("shape \(shape) is too large") }
+            count = v
+        }
+        switch fill {
+        case .float(let t): return [.float(Tensor(shape: shape, repeating: t.storage[0]))]
+        case .int64(let t): return [.int64(Tensor(shape: shape, repeating: t.storage[0]))]
+        }
+    }
+}
+
+/// Its value does not depend on any input's values: no gradient.
+extension ConstantOfShapeKernel: ReversibleKernel {
+    func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] { [nil] }
+}

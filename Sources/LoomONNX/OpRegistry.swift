@@ -73,6 +73,7 @@ public enum OpRegistry {
         "Expand": { _, _ in ExpandKernel() },
         "Tile": { _, _ in TileKernel() },
         "Split": { a, _ in try SplitKernel(attributes: a) },
+        "ConstantOfShape": { a, _ in try ConstantOfShapeKernel(attributes: a) },
         // Normalization and pooling beyond the above (LayerNormKernel.swift, AveragePoolKernel.swift).
         "LayerNormalization": { a, _ in try LayerNormKernel(attributes: a) },
         "AveragePool": { a, _ in try AveragePoolKernel(attributes: a) },

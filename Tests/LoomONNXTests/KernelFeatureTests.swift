@@ -7,7 +7,7 @@ import Testing
 @Suite("kernel features: each operator chooses")
 struct KernelFeatureTests {
     /// Never run on shared rows: they mix rows, or only make shape metadata.
-    static let notRowWise: Set<String> = ["Shape", "LSTM", "GRU"]
+    static let notRowWise: Set<String> = ["Shape", "LSTM", "GRU", "ConstantOfShape"]
 
     /// Cost one operation per output element.
     static let costFromOutputSize: Set<String> = [
@@ -19,7 +19,7 @@ struct KernelFeatureTests {
         // SelectionKernels
         "Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "And", "Not", "Or", "Xor", "Where", "Max", "Min", "PRelu", "Mod",
         // IndexingKernels, LayerNormKernel, AveragePoolKernel
-        "Pad", "Expand", "Tile", "Split", "LayerNormalization", "AveragePool",
+        "Pad", "Expand", "Tile", "Split", "LayerNormalization", "AveragePool", "ConstantOfShape",
     ]
 
     @Test("every registered kernel is row-wise or listed as not; costed or listed as costing its output size")

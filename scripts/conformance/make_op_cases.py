@@ -136,6 +136,9 @@ def main():
     x1 = rng.uniform(-1, 1, size=(2, 1, 6)).astype(np.float32)
     case("expand", [node("Expand", ["X", "s"], ["Y"])], ["Y"], x1, [("s", np.array([4, 6], np.int64))], grad_output="Y")
     case("expand_rank_up", [node("Expand", ["X", "s"], ["Y"])], ["Y"], x1, [("s", np.array([1, 1, 3, 1], np.int64))])
+    case("constant_of_shape", [node("Shape", ["X"], ["s"]), node("ConstantOfShape", ["s"], ["c"],
+                                   value=helper.make_tensor("v", TensorProto.FLOAT, [1], [0.25])), node("Add", ["X", "c"], ["Y"])], ["Y"], x,
+         grad_output="Y")
     case("tile", [node("Tile", ["X", "r"], ["Y"])], ["Y"], x, [("r", np.array([1, 2, 3], np.int64))], grad_output="Y")
     case("split_sizes", [node("Split", ["X", "s"], ["A", "B"], axis=2)], ["A", "B"], x, [("s", np.array([2, 4], np.int64))], grad_output="B")
     case("split_equal_opset13", [node("Split", ["X"], ["A", "B", "C"], axis=1)], ["A", "B", "C"], x, grad_output="C")
