@@ -30,10 +30,12 @@ extension ONNXModel {
         }
     }
 
-    /// Slots whose value depends on the first input (X).
+    /// Slots whose value depends on the values of the first input (X). A shape does not: what
+    /// `Shape(X)` computes (and `ConstantOfShape` of it, an LSTM's zero initial state, say) carries
+    /// no gradient.
     func xDependentSlots() -> Set<Int> {
         var dependent: Set<Int> = inputSlots.first.map { [$0] } ?? []
-        for step in steps where step.inputs.contains(where: { $0.map(dependent.contains) ?? false }) {
+        for step in steps where step.op != "Shape" && step.inputs.contains(where: { $0.map(dependent.contains) ?? false }) {
             dependent.formUnion(step.outputs)
         }
         return dependent

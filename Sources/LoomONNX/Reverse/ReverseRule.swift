@@ -90,12 +90,18 @@ func routeBack(_ kernel: any Kernel, _ step: ReverseStep) throws -> [Tensor<Floa
         probes[i] = .int64(Tensor(shape: t.shape, storage: (0..<t.count).map { Int64(total + $0) }))
         total += t.count
     }
+    // No float input: the step moves integers (shapes, indices), through which no gradient flows.
+    guard total > 0 else { return step.inputs.map { _ in nil } }
     let routed = try kernel.run(probes)
     var flat = [Float](repeating: 0, count: total)
     for (k, out) in routed.enumerated() where k < step.gradOutputs.count {
         guard let g = step.gradOutputs[k] else { continue }
         let sources = try out.int64("routed output")
-        for (j, src) in sources.storage.enumerated() { flat[Int(src)] += g.storage[j] }
+        guard sources.count == g.count else { throw KernelError("gradient of \(g.shape) for an output of \(sources.shape)") }
+        for (j, src) in sources.storage.enumerated() {
+            guard src >= 0 && Int(src) < total else { throw KernelError("an output element does not come from a float input") }
+            flat[Int(src)] += g.storage[j]
+        }
     }
     return step.inputs.enumerated().map { i, v in
         guard step.needs(i), case .float(let t)? = v else { return nil }
