@@ -6,11 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
 typedef void (*sgemv_fn)(int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
 typedef void (*set_threads_fn)(int);
 typedef char *(*get_config_fn)(void);
+typedef char *(*get_corename_fn)(void);
 
 static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
 static int load_state;          // 0: not tried, 1: loaded, -1: failed (under load_lock)
@@ -19,6 +21,7 @@ static sgemm_fn p_sgemm;        // published with release order once everything 
 static sgemv_fn p_sgemv;
 static set_threads_fn p_set_threads;
 static get_config_fn p_get_config;
+static get_corename_fn p_get_corename;
 
 static void *resolve(void *library, const char *name, const char *path) {
     void *symbol = dlsym(library, name);
@@ -28,9 +31,19 @@ static void *resolve(void *library, const char *name, const char *path) {
     return symbol;
 }
 
-int loom_blas_load(int threads) {
+int loom_blas_load(int threads) { return loom_blas_load_core(threads, NULL); }
+
+int loom_blas_load_core(int threads, const char *coretype) {
     pthread_mutex_lock(&load_lock);
     if (load_state == 0) {
+        // The kernels, likewise, for the moment of loading (a job pins them: every worker the same).
+        char saved_core[64] = "";
+        int had_core = 0, set_core = coretype != NULL && coretype[0] != 0;
+        if (set_core) {
+            const char *previous = getenv("OPENBLAS_CORETYPE");
+            if (previous != NULL) { had_core = 1; snprintf(saved_core, sizeof saved_core, "%s", previous); }
+            setenv("OPENBLAS_CORETYPE", coretype, 1);
+        }
         // OpenBLAS reads the count from the environment as it loads; set only for that
         // moment, so that child processes (local workers) choose their own.
         int set_count = threads > 0 && getenv("OPENBLAS_NUM_THREADS") == NULL;
@@ -51,6 +64,7 @@ int loom_blas_load(int threads) {
             if (i == 0) break;   // a library named by $LOOM_OPENBLAS is the only one tried
         }
         if (set_count) unsetenv("OPENBLAS_NUM_THREADS");
+        if (set_core) { if (had_core) setenv("OPENBLAS_CORETYPE", saved_core, 1); else unsetenv("OPENBLAS_CORETYPE"); }
         if (library == NULL) {
             snprintf(load_error, sizeof load_error,
                      "cannot load OpenBLAS (%s); install it (Debian: apt-get install libopenblas0-pthread; scripts/lib/setup.sh does) or name it with LOOM_OPENBLAS",
@@ -61,6 +75,7 @@ int loom_blas_load(int threads) {
             sgemv_fn sgemv = (sgemv_fn)resolve(library, "cblas_sgemv", path);
             set_threads_fn set_threads = (set_threads_fn)resolve(library, "openblas_set_num_threads", path);
             get_config_fn get_config = (get_config_fn)resolve(library, "openblas_get_config", path);
+            p_get_corename = (get_corename_fn)dlsym(library, "openblas_get_corename");
             if (sgemm && sgemv && set_threads && get_config) {
                 p_sgemv = sgemv;
                 p_set_threads = set_threads;
@@ -108,4 +123,35 @@ void loom_blas_set_threads(int threads) {
 const char *loom_blas_config(void) {
     ensure_loaded();
     return p_get_config();
+}
+
+const char *loom_blas_corename(void) {
+    ensure_loaded();
+    return p_get_corename != NULL ? p_get_corename() : "unknown";
+}
+
+int loom_blas_check(void) {
+    const char *chosen = getenv("LOOM_OPENBLAS");
+    if (chosen == NULL || chosen[0] == 0 || strchr(chosen, '/') == NULL || access(chosen, R_OK) == 0) return 0;
+    snprintf(load_error, sizeof load_error,
+             "cannot load OpenBLAS (%s: no such file); install it (Debian: apt-get install libopenblas0-pthread; scripts/lib/setup.sh does) or name it with LOOM_OPENBLAS",
+             chosen);
+    return -1;
+}
+
+int loom_blas_is_loaded(void) { return __atomic_load_n(&p_sgemm, __ATOMIC_ACQUIRE) != NULL; }
+
+int loom_cpu_supports(const char *feature) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (strcmp(feature, "sse3") == 0) return __builtin_cpu_supports("sse3") != 0;
+    if (strcmp(feature, "avx2") == 0) return __builtin_cpu_supports("avx2") != 0;
+    if (strcmp(feature, "fma") == 0) return __builtin_cpu_supports("fma") != 0;
+    if (strcmp(feature, "avx512f") == 0) return __builtin_cpu_supports("avx512f") != 0;
+    if (strcmp(feature, "avx512bw") == 0) return __builtin_cpu_supports("avx512bw") != 0;
+    if (strcmp(feature, "avx512vl") == 0) return __builtin_cpu_supports("avx512vl") != 0;
+    if (strcmp(feature, "avx512dq") == 0) return __builtin_cpu_supports("avx512dq") != 0;
+#endif
+    (void)feature;
+    return 0;
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import LoomONNX
 import LoomProduct
 import LoomTensor
 import Synchronization
@@ -81,7 +82,8 @@ public final class Coordinator {
         let silence = options.heartbeat * Double(options.liveness)
         try router.dropSilentPeers(interval: options.heartbeat, timeout: silence)
         let endpoint = router.lastEndpoint
-        logger.info("listening", metadata: ["endpoint": "\(endpoint)", "job": "\(descriptor.jobId.prefix(12))"])
+        logger.info("listening", metadata: ["endpoint": "\(endpoint)", "job": "\(descriptor.jobId.prefix(12))",
+                                            "kernels": "\(job.spec.kernels?.rawValue ?? "openblas-auto") (OpenBLAS \(BLAS.loadedCoreName ?? "not loaded"))"])
         try onBound?(endpoint)
 
         // The collector: elsewhere, or a thread of this process.

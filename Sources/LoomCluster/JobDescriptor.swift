@@ -42,9 +42,8 @@ public struct JobDescriptor: Codable, Sendable, Equatable {
 
     /// The manifest of the finished job.
     public func manifest(outputs: [Manifest.Output], workers: Int, elapsed: Double) -> Manifest {
-        Manifest(outputs: outputs, loomVersion: LoomVersion.string, jobId: jobId, mode: spec.mode, function: spec.function,
-                 model: model, inputs: inputs, batchSize: plan.batchSize, batchesPerShard: plan.batchesPerShard, examples: plan.examples, shards: plan.shardCount,
-                 axes: space.axes, workers: workers, elapsedSeconds: elapsed, completedAt: isoNowString())
+        Manifest.finished(jobId: jobId, spec: spec, model: model, inputs: inputs, plan: plan, axes: space.axes, outputs: outputs,
+                          workers: workers, elapsed: elapsed)
     }
 }
 

@@ -221,7 +221,13 @@ public final class Worker {
                             throw ProtocolError.malformed(peer: message.peerName, "the job has \(descriptor.argShapes.count) args, \(message.data.count) frames came")
                         }
                         let args = try zip(message.data, descriptor.argShapes).map { try FloatBytes.decode($0.bytes, shape: $1, peer: message.peerName) }
-                        logger.info("job", metadata: ["job": "\(descriptor.jobId.prefix(12))", "shards": "\(descriptor.plan.shardCount)"])
+                        logger.info("job", metadata: ["job": "\(descriptor.jobId.prefix(12))", "shards": "\(descriptor.plan.shardCount)",
+                                                      "kernels": "\(descriptor.spec.kernels?.rawValue ?? "openblas-auto")"])
+                        // The job's kernels, or no part in it: a worker that cannot run them leaves, and
+                        // the job goes on with the others (bits from other kernels would differ).
+                        do { try BLAS.load(threads: 1, kernels: descriptor.spec.kernels) } catch {
+                            throw ClusterError("cannot join job \(descriptor.jobId.prefix(12)): \(error)")
+                        }
                         if let path = cache.model(descriptor.model.sha256) {
                             try start(descriptor, modelPath: path, collector: collector, args: args)
                         } else {

@@ -81,6 +81,8 @@ public final class Job: Sendable {
         h.update("mode \(spec.mode.rawValue)\nbatch \(spec.batchSize)\n")
         if !spec.shareRows { h.update("unshared rows\n") }
         if plan.batchesPerShard != 1 { h.update("shard \(plan.batchesPerShard) batches\n") }
+        // Kernels change the bits (BLAS sums in another order): a job computes with one set.
+        if let kernels = spec.kernels { h.update("kernels \(kernels.rawValue)\n") }
         h.update("function \(spec.function.canonicalText)\n")
         self.id = h.finalize()
     }

@@ -1,4 +1,5 @@
 import LoomFunctions
+import LoomONNX
 
 /// Everything that defines a job, as the user gave it: `loom run`'s job flags.
 public struct JobSpec: Codable, Sendable, Equatable {
@@ -18,6 +19,8 @@ public struct JobSpec: Codable, Sendable, Equatable {
     public var shareRows: Bool = true
     /// Batches per shard; nil chooses from the model's cost (see ``ShardPlan/automaticBatchesPerShard(examples:batchSize:operationsPerExample:)``).
     public var shardBatches: Int? = nil
+    /// The BLAS kernels every process of the job runs (`--kernels`, resolved; nil: OpenBLAS chooses, as before they were pinned).
+    public var kernels: KernelSet? = nil
 
     public init(mode: ProductMode, function: FunctionSpec, modelPath: String, xPath: String, argPaths: [String], batchSize: Int,
                 shareRows: Bool = true, shardBatches: Int? = nil) {

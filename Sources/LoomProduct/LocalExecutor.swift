@@ -69,13 +69,10 @@ public struct LocalExecutor {
         try commit()
         progress?.finish(shardsDone: plan.shardCount, examplesDone: examplesDone)
         let outputs = try writer.finish()
-        var manifest = Manifest(
-            outputs: outputs, loomVersion: LoomVersion.string, jobId: job.id, mode: job.spec.mode,
-            function: job.spec.function,
-            model: .init(path: job.spec.modelPath, sha256: job.model.file.sha256, bytes: job.model.file.byteCount),
-            inputs: job.inputDescriptions, batchSize: plan.batchSize, batchesPerShard: plan.batchesPerShard, examples: plan.examples,
-            shards: plan.shardCount, axes: job.inputs.space.axes, workers: 0,
-            elapsedSeconds: Date().timeIntervalSince(started), completedAt: isoNowString())
+        var manifest = Manifest.finished(
+            jobId: job.id, spec: job.spec, model: .init(path: job.spec.modelPath, sha256: job.model.file.sha256, bytes: job.model.file.byteCount),
+            inputs: job.inputDescriptions, plan: plan, axes: job.inputs.space.axes, outputs: outputs, workers: 0,
+            elapsed: Date().timeIntervalSince(started))
         manifest.reliability = .init(resumedShards: journal.resumed.count)
         try OutputDirectory.publish(manifest, in: out)
         return manifest

@@ -1,3 +1,4 @@
+import LoomONNX
 import Foundation
 import LoomFunctions
 import LoomTensor
@@ -56,6 +57,17 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var transfer: Transfer? = nil
     /// Faults seen and survived.
     public var reliability: Reliability? = nil
+    /// The BLAS kernels the job ran: the set Loom pinned, and OpenBLAS's name for them (where known).
+    public var kernels: KernelRecord? = nil
+
+    public struct KernelRecord: Codable, Sendable, Equatable {
+        public var set: String
+        public var openblas: String?
+        public init(set: String, openblas: String?) {
+            self.set = set
+            self.openblas = openblas
+        }
+    }
 
     /// What went wrong during the job and was recovered from.
     public struct Reliability: Codable, Sendable, Equatable {
@@ -113,6 +125,17 @@ public struct Manifest: Codable, Sendable, Equatable {
         self.workers = workers
         self.elapsedSeconds = elapsedSeconds
         self.completedAt = completedAt
+    }
+
+    /// The manifest of a finished job: the one builder, for the in-process executor and the collector.
+    public static func finished(jobId: String, spec: JobSpec, model: ModelRecord, inputs: [Job.InputDescription], plan: ShardPlan,
+                                axes: [Int], outputs: [Output], workers: Int, elapsed: Double) -> Manifest {
+        var m = Manifest(outputs: outputs, loomVersion: LoomVersion.string, jobId: jobId, mode: spec.mode, function: spec.function,
+                         model: model, inputs: inputs, batchSize: plan.batchSize, batchesPerShard: plan.batchesPerShard,
+                         examples: plan.examples, shards: plan.shardCount, axes: axes, workers: workers, elapsedSeconds: elapsed,
+                         completedAt: isoNowString())
+        m.kernels = KernelRecord(set: spec.kernels?.rawValue ?? "openblas-auto", openblas: BLAS.loadedCoreName)
+        return m
     }
 
     /// The manifest as pretty-printed JSON with snake_case keys.

@@ -42,10 +42,12 @@ struct CoordinatorCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             try faults.check()
-            // OpenBLAS (for the model's cost estimate), with one thread, while this process has
-            // only one thread: loading sets OPENBLAS_NUM_THREADS for a moment, and setenv is not
-            // safe beside threads that read the environment.
-            try BLAS.load(threads: 1)
+            // The job's flags first (reading job.json to resume), then OpenBLAS (for the model's cost
+            // estimate) with the job's kernels and one thread, while this process has only one
+            // thread: loading sets OPENBLAS_NUM_THREADS and OPENBLAS_CORETYPE for a moment, and
+            // setenv is not safe beside threads that read the environment.
+            let (spec, seedNote) = try job.spec(out: overwrite ? nil : out)
+            try BLAS.load(threads: 1, kernels: spec.kernels)
             let bindEndpoint = try endpoint(bind, env: "LOOM_COORDINATOR", what: "--bind")
             let collectorEndpoint = collector ?? ProcessInfo.processInfo.environment["LOOM_COLLECTOR"].flatMap { $0.isEmpty ? nil : $0 }
             guard collectorEndpoint != nil || out != nil else { throw ValidationError("pass --out (results written here) or --collector") }
@@ -61,7 +63,6 @@ struct CoordinatorCommand: ParsableCommand {
             }
             // Test-only: a job that takes this long to load (`LOOM_TEST_LOAD_DELAY_MS`), as a large one does.
             if let ms = ProcessInfo.processInfo.environment["LOOM_TEST_LOAD_DELAY_MS"].flatMap(UInt32.init) { usleep(ms * 1000) }
-            let (spec, seedNote) = try job.spec(out: overwrite ? nil : out)
             let loaded = try Job(spec: spec)
             if let seedNote { Console.error(seedNote) }
             for note in loaded.function.loadNotes { Console.error("loom: \(note)\n") }
@@ -120,7 +121,7 @@ struct WorkerCommand: ParsableCommand {
             try requireAtLeastOne(maxCredit, "--max-credit")
             if let maxWait { try requirePositive(maxWait, "--max-wait") }
             guard connect == nil || endpointFile == nil else { throw ValidationError("pass --connect or --endpoint-file, not both") }
-            try ProcessSetup.prepareForCompute(threads: 1)
+            try ProcessSetup.prepareWorker()
             let logger = log.logger("loom.worker")
             let target: String
             if let endpointFile {

@@ -7,10 +7,27 @@ struct Inspect: ParsableCommand {
         abstract: "Print a model's inputs, outputs and operators, and whether Loom supports each operator.")
 
     @Argument(help: "The .onnx file.")
-    var model: String
+    var model: String?
+
+    @Flag(help: "Print this CPU's BLAS kernel sets and which one --kernels auto picks, then exit.")
+    var kernels = false
+
+    /// One line on the kernels: the sets this CPU has, the one auto picks, OpenBLAS's name for it.
+    static func kernelLine() throws -> String {
+        let best = KernelSet.best
+        try BLAS.load(threads: 1, kernels: best)   // (first, before a model loads OpenBLAS for itself)
+        let sets = KernelSet.allCases.map { "\($0.rawValue) \($0.isSupported ? "yes" : "no")" }.joined(separator: ", ")
+        return "kernels:  \(sets); --kernels auto runs \(best.rawValue) (OpenBLAS \(BLAS.coreName); \(BLAS.configuration))"
+    }
 
     func run() throws {
         try reportingErrors {
+            if kernels {
+                print(try Self.kernelLine())
+                return
+            }
+            guard let model else { throw ValidationError("pass a model (.onnx), or --kernels") }
+            let kernelLine = try Self.kernelLine()
             let file = try ModelFile(path: model)
             print("model:    \(file.path)")
             print("sha256:   \(file.sha256)")
@@ -37,6 +54,7 @@ struct Inspect: ParsableCommand {
                 do {
                     let model = try ONNXModel(file: file)
                     print("Loom can run this model.")
+                    print(kernelLine)
                     do {
                         try model.checkAttributable(function: "deep-lift-shap")
                         print("deep-lift-shap: every operator on X's path has a reverse rule; the output must be (batch, outputs).")

@@ -11,8 +11,16 @@ enum ProcessSetup {
     /// (``BLAS/load(threads:)``), so the count is chosen first. glibc would serve large
     /// allocations with fresh mmaps and hand freed memory back, so that every batch's
     /// tensors page-faulted anew; a 1 GiB mmap threshold and no trimming keep them on the heap.
-    static func prepareForCompute(threads: Int) throws {
+    /// `kernels`: the job's BLAS kernels (nil lets OpenBLAS choose).
+    static func prepareForCompute(threads: Int, kernels: KernelSet?) throws {
         _ = loom_keep_heap()
+        try BLAS.load(threads: threads, kernels: kernels)
         try BLAS.setThreads(threads)
+    }
+
+    /// Prepares a worker: the heap as above; OpenBLAS is loaded when the job names its kernels.
+    static func prepareWorker() throws {
+        _ = loom_keep_heap()
+        try BLAS.check()
     }
 }

@@ -73,6 +73,9 @@ struct JobOptions: ParsableArguments {
     @Flag(help: "Run the whole graph for every example, even the part that depends on X alone (for checking; slower).")
     var noShareRows = false
 
+    @Option(help: ArgumentHelp("The BLAS kernels every process of the job runs: auto (the best this CPU has), avx512, avx2 or sse3. On a cluster of mixed CPUs, name a set every node has.", valueName: "set"))
+    var kernels: String = "auto"
+
     /// The job these flags describe, for results in `out`, and a note on its seed to print once it has loaded.
     ///
     /// When `out` holds the same job (the same flags), it is resumed as it was started: with
@@ -87,7 +90,11 @@ struct JobOptions: ParsableArguments {
             var comparable = previous
             if drawsSeed { comparable.function.randomState = spec.function.randomState }
             if shardBatches == nil { comparable.shardBatches = nil }
+            // With --kernels auto the kernels do not tell jobs apart: the same job resumes with those it
+            // started with (a claim from before kernels were pinned: OpenBLAS choosing, as it ran).
+            if kernels == "auto" { comparable.kernels = spec.kernels }
             if comparable == spec {
+                if kernels == "auto", previous.kernels.map(\.isSupported) ?? true { spec.kernels = previous.kernels }
                 // A claim without a shard size was written before shards could hold several batches: one.
                 if shardBatches == nil { spec.shardBatches = previous.shardBatches ?? 1 }
                 if drawsSeed, let seed = previous.function.randomState {
@@ -118,8 +125,10 @@ struct JobOptions: ParsableArguments {
             let drawn = Int.random(in: 0..<9_999_999)
             function.randomState = drawn
         }
-        return JobSpec(mode: mode, function: function, modelPath: model, xPath: x, argPaths: args, batchSize: batchSize,
-                       shareRows: !noShareRows, shardBatches: shardBatches)
+        var spec = JobSpec(mode: mode, function: function, modelPath: model, xPath: x, argPaths: args, batchSize: batchSize,
+                           shareRows: !noShareRows, shardBatches: shardBatches)
+        spec.kernels = try KernelSet.resolve(kernels)
+        return spec
     }
 }
 
@@ -154,8 +163,8 @@ struct Run: ParsableCommand {
         try reportingErrors {
             guard workers >= 0 else { throw ValidationError("--workers must be 0 or more") }
             try faults.check()
-            try ProcessSetup.prepareForCompute(threads: threads)
             let (spec, seedNote) = try job.spec(out: overwrite ? nil : out)
+            try ProcessSetup.prepareForCompute(threads: threads, kernels: spec.kernels)
             let loaded = try Job(spec: spec)
             if let seedNote { Console.error(seedNote) }
             for note in loaded.function.loadNotes { Console.error("loom: \(note)\n") }

@@ -22,6 +22,24 @@ typedef enum { CblasNoTrans = 111, CblasTrans = 112 } CBLAS_TRANSPOSE;
 // for the moment of loading: make it before the process starts other threads.
 int loom_blas_load(int threads);
 
+// The same, with OpenBLAS's kernels chosen: `coretype` (an OPENBLAS_CORETYPE name such as
+// "Haswell") is set in the environment for the moment of loading; NULL lets OpenBLAS detect.
+// Only the first load chooses; loom_blas_corename() says what it chose.
+int loom_blas_load_core(int threads, const char *coretype);
+
+// The kernel set OpenBLAS runs ("Haswell", "SkylakeX", "Prescott", ...), after loading.
+const char *loom_blas_corename(void);
+
+// Without loading it: -1 (reason in loom_blas_error()) if $LOOM_OPENBLAS names a file that is not there.
+int loom_blas_check(void);
+
+// Whether OpenBLAS is loaded (without loading it).
+int loom_blas_is_loaded(void);
+
+// Whether this CPU has an instruction-set feature, from cpuid ("sse3", "avx2", "fma",
+// "avx512f", "avx512bw", "avx512vl", "avx512dq"); 0 for names it does not know.
+int loom_cpu_supports(const char *feature);
+
 // Why loading failed; empty if it did not.
 const char *loom_blas_error(void);
 
