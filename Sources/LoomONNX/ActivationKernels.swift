@@ -75,10 +75,24 @@ struct ActivationKernel: Kernel {
         let f = try resolved(inputs)
         return [.float(Tensor(shape: x.shape) { out in
             x.storage.withUnsafeBufferPointer { p in
-                for i in 0..<out.count { out[i] = Self.value(f, p[i]) }
+                // The function chosen once, outside the loop, so that each loop is a plain one.
+                switch f {
+                case .erf: VectorMath.map(p, into: out, VectorMath.erf)
+                case .gelu(false): VectorMath.map(p, into: out) { x in 0.5 * x * (1 + VectorMath.erf(x * Self.invSqrt2)) }
+                case .leakyRelu(let a): for i in 0..<out.count { out[i] = p[i] >= 0 ? p[i] : a * p[i] }
+                case .clip(let lo, let hi):
+                    let (l, h) = (lo ?? -.greatestFiniteMagnitude, hi ?? .greatestFiniteMagnitude)
+                    for i in 0..<out.count { out[i] = Swift.min(h, Swift.max(l, p[i])) }
+                default: for i in 0..<out.count { out[i] = Self.value(f, p[i]) }
+                }
             }
         })]
     }
+
+    /// erf through ``VectorMath/erf(_:)`` (the forward pass's lanes): glibc's erff took half of a
+    /// GELU model's time.
+    @inline(__always)
+    static func erf(_ x: Float) -> Float { VectorMath.scalar(x, VectorMath.erf) }
 
     static let sqrt2OverPi: Float = 0.7978845608028654
     static let invSqrt2: Float = 0.7071067811865476
@@ -91,13 +105,13 @@ struct ActivationKernel: Kernel {
         case .leakyRelu(let a): return x >= 0 ? x : a * x
         case .selu(let a, let g): return x > 0 ? g * x : g * a * (expf(x) - 1)
         case .celu(let a): return Swift.max(0, x) + Swift.min(0, a * (expf(x / a) - 1))
-        case .gelu(false): return 0.5 * x * (1 + erff(x * invSqrt2))
+        case .gelu(false): return VectorMath.scalar(x) { v in 0.5 * v * (1 + VectorMath.erf(v * invSqrt2)) }
         case .gelu(true): return 0.5 * x * (1 + tanhf(sqrt2OverPi * (x + 0.044715 * x * x * x)))
         case .mish: return x * tanhf(softplus(x))
         case .hardSigmoid(let a, let b): return Swift.max(0, Swift.min(1, a * x + b))
         case .hardSwish: return x * Swift.max(0, Swift.min(1, x / 6 + 0.5))
         case .softsign: return x / (1 + Swift.abs(x))
-        case .erf: return erff(x)
+        case .erf: return erf(x)
         case .reciprocal: return 1 / x
         case .clip(let lo, let hi): return Swift.min(hi ?? .greatestFiniteMagnitude, Swift.max(lo ?? -.greatestFiniteMagnitude, x))
         }
@@ -114,7 +128,7 @@ struct ActivationKernel: Kernel {
         case .leakyRelu(let a): return x > 0 ? 1 : a
         case .selu(let a, let g): return x > 0 ? g : g * a * expf(x)
         case .celu(let a): return x > 0 ? 1 : expf(x / a)
-        case .gelu(false): return 0.5 * (1 + erff(x * invSqrt2)) + x * invSqrt2Pi * expf(-0.5 * x * x)
+        case .gelu(false): return 0.5 * (1 + erf(x * invSqrt2)) + x * invSqrt2Pi * expf(-0.5 * x * x)
         case .gelu(true):
             let inner = sqrt2OverPi * (x + 0.044715 * x * x * x)
             let t = tanhf(inner)
