@@ -31,8 +31,12 @@ public struct RegionShuffle: Sendable, Equatable {
         guard let start else { throw FunctionError.invalidOption("--start", "\(function) needs the region to shuffle: pass --start and --end") }
         guard let given = end else { throw FunctionError.invalidOption("--end", "\(function) needs the region to shuffle: pass --start and --end") }
         let end = given < 0 ? length + 1 + given : given
-        guard start >= 0 && end <= length else {
+        // The flag at fault is named: a start before the sequence, or an end past it.
+        guard start >= 0 && start <= length else {
             throw FunctionError.invalidOption("--start", "the region \(start)..<\(given) falls off sequences of length \(length)")
+        }
+        guard end >= 0 && end <= length else {
+            throw FunctionError.invalidOption("--end", "the region \(start)..<\(given) falls off sequences of length \(length)")
         }
         guard end > start else { throw FunctionError.invalidOption("--end", "the region's end (\(given)) must come after its start (\(start))") }
         return (start, end)

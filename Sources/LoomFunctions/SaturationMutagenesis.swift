@@ -30,9 +30,13 @@ public struct SaturationMutagenesis: SequenceFunction {
         let s = start ?? 0
         let given = end ?? length
         let e = given < 0 ? length + 1 + given : given
-        guard s >= 0 && e <= length && e > s else {
-            throw FunctionError.invalidOption("--start", "the region \(s)..<\(given) is empty or falls off sequences of length \(length)")
+        guard s >= 0 && s < length else {
+            throw FunctionError.invalidOption("--start", "the region \(s)..<\(given) falls off sequences of length \(length)")
         }
+        guard e >= 0 && e <= length else {
+            throw FunctionError.invalidOption("--end", "the region \(s)..<\(given) falls off sequences of length \(length)")
+        }
+        guard e > s else { throw FunctionError.invalidOption("--end", "the region \(s)..<\(given) is empty: its end must come after its start") }
         guard model.outputs.count == 1 else {
             throw FunctionError.invalidOption("--func", "saturation-mutagenesis scores a model with one output, and \(model.path) has \(model.outputs.count) (\(model.outputs.map(\.name).joined(separator: ", "))); export a model that returns the output to score")
         }

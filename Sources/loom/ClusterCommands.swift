@@ -90,25 +90,25 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Wait for this file (written by `loom coordinator --endpoint-file`) and connect to the endpoint it holds.", valueName: "path"))
     var endpointFile: String?
 
-    @Option(help: ArgumentHelp("Exit non-zero after this many seconds without a coordinator (default: wait as long as it takes).", valueName: "seconds"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Exit non-zero after this many seconds without a coordinator (default: wait as long as it takes).", valueName: "seconds"))
     var maxWait: Double?
 
     @Flag(help: "Stay for the next job of a coordinator at the same endpoint.")
     var keepAlive = false
 
-    @Option(help: "Shards to hold at once (one computing, the rest arriving).")
+    @Option(parsing: .unconditional, help: "Shards to hold at once (one computing, the rest arriving).")
     var credit: Int = 2
 
-    @Option(help: "The most shards to hold when shards take under a few milliseconds each.")
+    @Option(parsing: .unconditional, help: "The most shards to hold when shards take under a few milliseconds each.")
     var maxCredit: Int = 64
 
-    @Option(help: .hidden)
+    @Option(parsing: .unconditional, help: .hidden)
     var parentPid: Int32?
 
-    @Option(help: "Seconds between heartbeats to the coordinator.")
+    @Option(parsing: .unconditional, help: "Seconds between heartbeats to the coordinator.")
     var heartbeat: Double = 1
 
-    @Option(help: "Missed heartbeats after which a coordinator that answered is taken as lost (then: reconnect after 1 s).")
+    @Option(parsing: .unconditional, help: "Missed heartbeats after which a coordinator that answered is taken as lost (then: reconnect after 1 s).")
     var liveness: Int = 3
 
     @OptionGroup var log: LogOptions
@@ -180,19 +180,19 @@ struct CollectorCommand: ParsableCommand {
 
 /// The fault-tolerance settings of a coordinator (and of `loom run --workers N`).
 struct FaultOptions: ParsableArguments {
-    @Option(help: "Seconds between heartbeats to workers.")
+    @Option(parsing: .unconditional, help: "Seconds between heartbeats to workers.")
     var heartbeat: Double = 1
 
-    @Option(help: "Missed heartbeats after which a worker is declared dead and its shards re-queued.")
+    @Option(parsing: .unconditional, help: "Missed heartbeats after which a worker is declared dead and its shards re-queued.")
     var liveness: Int = 3
 
-    @Option(help: "Seconds a shard may take on a worker before it is given to another.")
+    @Option(parsing: .unconditional, help: "Seconds a shard may take on a worker before it is given to another.")
     var lease: Double = 120
 
-    @Option(help: "Failed attempts (dead or stalled workers) after which a shard fails the job.")
+    @Option(parsing: .unconditional, help: "Failed attempts (dead or stalled workers) after which a shard fails the job.")
     var maxFailures: Int = 3
 
-    @Option(help: "Seconds the whole job may take; it fails after that.")
+    @Option(parsing: .unconditional, help: "Seconds the whole job may take; it fails after that.")
     var deadline: Double?
 
     @Flag(help: "Do not run the last shards in flight again on idle workers.")

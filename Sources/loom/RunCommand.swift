@@ -25,10 +25,10 @@ struct JobOptions: ParsableArguments {
     @Option(name: .customLong("arg"), help: "An extra model input (.npy, first axis indexed); repeat in model-input order.")
     var args: [String] = []
 
-    @Option(help: "Examples per batch.")
+    @Option(parsing: .unconditional, help: "Examples per batch.")
     var batchSize: Int = 32
 
-    @Option(help: ArgumentHelp("Batches per shard, the unit of work that is scheduled, retried and journaled (default: chosen from the model's cost, so that a shard holds a few milliseconds of work).", valueName: "k"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Batches per shard, the unit of work that is scheduled, retried and journaled (default: chosen from the model's cost, so that a shard holds a few milliseconds of work).", valueName: "k"))
     var shardBatches: Int?
 
     @Option(help: "marginalize: the motif to substitute, over the alphabet; N keeps the original base.")
@@ -46,7 +46,7 @@ struct JobOptions: ParsableArguments {
     @Option(help: "The function marginalize and ablate apply before and after: predict (default) or deep-lift-shap, which then takes the deep-lift-shap options.")
     var innerFunc: FunctionSpec.Name?
 
-    @Option(name: .customLong("n"), help: "ablate: the number of shuffles (default 20).")
+    @Option(name: .customLong("n"), parsing: .unconditional, help: "ablate: the number of shuffles (default 20).")
     var shuffles: Int?
 
     @Option(parsing: .unconditional, help: "The seed of the shuffle streams (deep-lift-shap, ablate); drawn and printed when not given.")
@@ -55,7 +55,7 @@ struct JobOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "deep-lift-shap: the output column to attribute (default 0); saturation-mutagenesis: the column to score (default: all, averaged).")
     var target: Int?
 
-    @Option(help: "deep-lift-shap: the number of dinucleotide-shuffled references (default 20).")
+    @Option(parsing: .unconditional, help: "deep-lift-shap: the number of dinucleotide-shuffled references (default 20).")
     var nShuffles: Int?
 
     @Flag(help: "deep-lift-shap, saturation-mutagenesis: return hypothetical contributions.")
@@ -139,7 +139,7 @@ struct Run: ParsableCommand {
 
     @OptionGroup var job: JobOptions
 
-    @Option(help: "Local worker processes; 0 computes in this process.")
+    @Option(parsing: .unconditional, help: "Local worker processes; 0 computes in this process.")
     var workers: Int = 0
 
     @Option(help: "The results folder.")
@@ -151,7 +151,7 @@ struct Run: ParsableCommand {
     @Flag(help: "No progress output.")
     var quiet = false
 
-    @Option(help: "BLAS threads in each process (parallelism normally comes from workers).")
+    @Option(parsing: .unconditional, help: "BLAS threads in each process (parallelism normally comes from workers).")
     var threads: Int = 1
 
     @OptionGroup var faults: FaultOptions

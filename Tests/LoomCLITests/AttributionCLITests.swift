@@ -21,7 +21,9 @@ struct AttributionCLITests {
         let two = ["--mode", "pairwise", "--model", "model.onnx", "--x", "x.npy", "--arg", "a0.npy"]
         let cases: [(String, [String], [String])] = [
             ("fd100_product_ablate", ablateArgv + ["--end", "20"], ["--start", "ablate needs the region"]),
-            ("fd100_product_ablate", ablateArgv + ["--start", "90", "--end", "120"], ["falls off", "100"]),
+            ("fd100_product_ablate", ablateArgv + ["--start", "90", "--end", "120"], ["--end:", "falls off", "100"]),
+            ("fd100_product_ablate", ablateArgv + ["--start", "-5", "--end", "10"], ["--start:", "falls off"]),
+            ("fd100_product_ablate", ablateArgv + ["--batch-size", "-3", "--start", "1", "--end", "5"], ["--batch-size must be at least 1"]),
             ("fd100_product_ablate", ablateArgv + ["--start", "20", "--end", "10"], ["must come after its start"]),
             ("fd100_product_ablate", ablateArgv + ["--start", "1", "--end", "5", "--n", "0"], ["--n", "at least one shuffle"]),
             ("convdense_pairwise_two_outputs", two + ["--func", "saturation-mutagenesis"], ["one output", "y0, y1"]),

@@ -226,6 +226,11 @@ struct BadInputTests {
         let r = try s.run(extra: ["--batch-size", "0"])
         #expect(r.status != 0)
         #expect(r.stderr.contains("batch-size"))
+        // Negative numbers are values, not flags: one line, as with --workers=-1.
+        for (flag, words) in [("--workers", "--workers must be 0 or more"), ("--batch-size", "--batch-size must be at least 1")] {
+            let r = try s.run(extra: [flag, "-3"])
+            expectRefusal(r, [words], out: s.out)
+        }
         let m = try runLoom(["run", "--mode", "sideways", "--model", "m", "--x", "x", "--out", s.out], cwd: s.dir.path)
         #expect(m.status != 0)
         #expect(m.stderr.contains("sideways"))
