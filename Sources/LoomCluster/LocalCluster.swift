@@ -14,16 +14,42 @@ nonisolated(unsafe) private var interruptedBySignal: Int32 = 0
 /// Every worker is stopped when the job ends, fails or is interrupted (SIGINT, SIGTERM);
 /// workers also exit on their own if this process disappears.
 public enum LocalCluster {
+    /// Removes run folders left by `loom run --workers N` processes that were killed: only this
+    /// user's, only real folders (never through a symlink), and only those whose owner process
+    /// is gone (or, from before owners were recorded, untouched for a day).
+    static func sweepStaleRunFolders(in parent: String = "/tmp") {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: parent) else { return }
+        for name in names where name.hasPrefix("loom-run-") {
+            let path = parent + "/" + name
+            var st = stat()
+            guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == getuid() else { continue }
+            let fd = open(path + "/owner", O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+            if fd >= 0 {
+                var buffer = [UInt8](repeating: 0, count: 32)
+                let n = read(fd, &buffer, buffer.count)
+                close(fd)
+                guard n > 0, let pid = Int32(String(decoding: buffer[..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)),
+                      pid > 0, kill(pid, 0) != 0, errno == ESRCH else { continue }
+            } else {
+                guard Double(time(nil)) - Double(st.st_mtim.tv_sec) > 86_400 else { continue }
+            }
+            try? FileManager.default.removeItem(atPath: path)
+        }
+    }
+
     /// Runs the job; returns the manifest the collector published.
     public static func run(job: Job, workers: Int, out: String, overwrite: Bool, progress: ProgressReporter.Style,
                            logLevel: Logger.Level, logger: Logger, configure: (inout Coordinator.Options) -> Void = { _ in }) throws -> Manifest {
         precondition(workers >= 1)
+        sweepStaleRunFolders()
         var template = Array("/tmp/loom-run-XXXXXX".utf8CString)
         guard let dirPointer = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
             throw FileError(path: "/tmp", operation: "create a private folder for the run's endpoints", errno: errno)
         }
         let dir = String(cString: dirPointer)
         defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Who owns the folder, for the sweep of a later run if this one is killed (SIGKILL skips the defer).
+        FileManager.default.createFile(atPath: dir + "/owner", contents: Data("\(getpid())\n".utf8))
         let context = try Context()
         defer { context.terminate(waitingAtMost: 2) }
         var options = Coordinator.Options(bind: "ipc://\(dir)/coordinator", out: out)

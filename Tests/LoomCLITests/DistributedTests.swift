@@ -234,3 +234,30 @@ struct DistributedTests {
         #expect(processes(containing: "--parent-pid \(p.processIdentifier) ").isEmpty, "workers notice their parent is gone")
     }
 }
+
+@Suite("run folders of killed runs (real processes)", .serialized)
+struct StaleRunFolderTests {
+    @Test("a run removes run folders whose owner is gone; it keeps live owners' folders and never follows a symlink")
+    func sweep() throws {
+        let tag = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let stale = "/tmp/loom-run-stale\(tag)", live = "/tmp/loom-run-live\(tag)", link = "/tmp/loom-run-link\(tag)"
+        let target = TemporaryDirectory(); defer { target.remove() }
+        defer { for p in [stale, live, link] { try? FileManager.default.removeItem(atPath: p) } }
+        // A process that has exited: its pid is free.
+        let gone = try startProcess("/bin/true", [])
+        gone.waitUntilExit()
+        for (dir, pid) in [(stale, gone.processIdentifier), (live, getpid())] {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false)
+            try writeFile(dir + "/owner", Array("\(pid)\n".utf8))
+        }
+        try writeFile(target.file("owner"), Array("\(gone.processIdentifier)\n".utf8))
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: target.path)
+        let c = try ConformanceCase(directory: Repository.conformanceDirectory + "/tutorial_pairwise_predict_single")
+        let (out, r) = try runCase(c, workers: 1)
+        defer { out.remove() }
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: stale), "the dead owner's folder is removed")
+        #expect(FileManager.default.fileExists(atPath: live + "/owner"), "a live owner's folder stays")
+        #expect(FileManager.default.fileExists(atPath: target.file("owner")), "nothing is removed through a symlink")
+    }
+}
