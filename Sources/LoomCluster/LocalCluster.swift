@@ -14,6 +14,9 @@ nonisolated(unsafe) private var interruptedBySignal: Int32 = 0
 /// Every worker is stopped when the job ends, fails or is interrupted (SIGINT, SIGTERM);
 /// workers also exit on their own if this process disappears.
 public enum LocalCluster {
+    /// The signal (SIGINT, SIGTERM) that interrupted the last run, 0 if none.
+    public static var interruptedSignal: Int32 { interruptedBySignal }
+
     /// Removes run folders left by `loom run --workers N` processes that were killed: only this
     /// user's, only real folders (never through a symlink), and only those whose owner process
     /// is gone (or, from before owners were recorded, untouched for a day).

@@ -31,6 +31,8 @@ public final class Worker {
     /// Seconds between heartbeats, and missed heartbeats after which the coordinator is lost.
     public var heartbeat: Double = 1
     public var liveness: Int = 3
+    /// Asked once every 100 ms: true stops the worker cleanly (SIGTERM, SIGINT), as if the job had ended.
+    public var shouldStop: (@Sendable () -> Bool)? = nil
     /// Seconds without a coordinator after which the worker gives up and ``run()`` throws; nil: wait for ever.
     public var maxWait: Double? = nil
     /// Test-only fault injection: crash when computing this shard (`LOOM_TEST_CRASH_SHARD`).
@@ -183,6 +185,10 @@ public final class Worker {
         while true {
             if let parentPID, getppid() != parentPID {
                 logger.warning("the process that started this worker is gone; exiting")
+                return .parentGone
+            }
+            if shouldStop?() == true {
+                logger.notice("asked to stop (a signal); leaving the job to the other workers")
                 return .parentGone
             }
             let ready = try poll([socket, pair, monitor], timeoutMilliseconds: 100)

@@ -72,7 +72,12 @@ struct CoordinatorCommand: ParsableCommand {
             options.progress = quiet ? .quiet : .auto
             faults.apply(to: &options)
             let c = Coordinator(job: loaded, options: options, context: context, listening: listening, logger: log.logger("loom.coordinator"))
-            let workers = try c.run()
+            // SIGINT or SIGTERM (Ctrl-C, Slurm before walltime): the workers are told the job is over,
+            // the journal keeps what is done, and the exit status says "resume me" (75).
+            Interruption.install()
+            c.tick = { Interruption.caught != 0 ? "interrupted by \(Interruption.name(Interruption.caught))" : nil }
+            let workers: Int
+            do { workers = try c.run() } catch where Interruption.caught != 0 { throw Interruption.exit(out: out) }
             if !quiet { print("loom: job \(loaded.id.prefix(12)) done: \(loaded.plan.shardCount) shards by \(workers) worker(s)") }
         }
     }
@@ -142,6 +147,9 @@ struct WorkerCommand: ParsableCommand {
                            logger: logger)
             w.parentPID = parentPid
             w.maxWait = maxWait
+            // SIGTERM (Slurm, Kubernetes, a local run stopping its workers) or Ctrl-C: a clean exit, status 0.
+            Interruption.install()
+            w.shouldStop = { Interruption.caught != 0 }
             w.heartbeat = heartbeat
             w.liveness = liveness
             try w.run()

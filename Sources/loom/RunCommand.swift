@@ -174,9 +174,13 @@ struct Run: ParsableCommand {
                                                 style: quiet ? .quiet : .auto)
                 manifest = try LocalExecutor(job: loaded).run(out: out, overwrite: overwrite, progress: progress)
             } else {
-                manifest = try LocalCluster.run(job: loaded, workers: workers, out: out, overwrite: overwrite,
-                                                progress: quiet ? .quiet : .auto, logLevel: log.logLevel, logger: log.logger("loom.run"),
-                                                configure: { faults.apply(to: &$0) })
+                do {
+                    manifest = try LocalCluster.run(job: loaded, workers: workers, out: out, overwrite: overwrite,
+                                                    progress: quiet ? .quiet : .auto, logLevel: log.logLevel, logger: log.logger("loom.run"),
+                                                    configure: { faults.apply(to: &$0) })
+                } catch where LocalCluster.interruptedSignal != 0 {
+                    throw Interruption.exit(out: out)
+                }
             }
             if !quiet {
                 let shapes = manifest.outputs.map { "\($0.file) \($0.shape)" }.joined(separator: ", ")

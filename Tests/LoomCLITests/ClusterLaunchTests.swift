@@ -63,3 +63,45 @@ struct ClusterLaunchTests {
         #expect(c.stderr.contains("--collector tcp://no-such-host.invalid:5556: the host no-such-host.invalid does not resolve"), "\(c.stderr)")
     }
 }
+
+@Suite("interruption: SIGTERM ends a job cleanly, exit 75, resumable (real processes)", .serialized)
+struct InterruptionTests {
+    @Test("a coordinator sent SIGTERM mid-job tells its workers (they exit 0), exits 75 in one line; the same command resumes to the same bits")
+    func sigtermResumes() throws {
+        let s = TemporaryDirectory(); defer { s.remove() }
+        let dir = Repository.conformanceDirectory + "/fd100_product_marginalize"
+        let flags = ["--mode", "product", "--func", "marginalize", "--model", "model.onnx", "--x", "x.npy", "--arg", "a0.npy", "--arg", "a1.npy",
+                     "--motif", "ACGTGC", "--batch-size", "1", "--shard-batches", "1", "--quiet"]
+        let reference = try runLoom(["run"] + flags + ["--out", s.file("reference")], cwd: dir)
+        #expect(reference.status == 0)
+        let endpoint = "ipc://\(s.file("c"))"
+        let coordinatorArgs = ["coordinator", "--bind", endpoint, "--out", s.file("out")] + flags
+        let c = try startProcess(Repository.loomBinary, coordinatorArgs, cwd: dir, stderrPath: s.file("c.log"))
+        let slow = ["LOOM_TEST_SHARD_DELAY_US": "5000"]
+        let workers = try (0..<2).map { k in
+            try startProcess(Repository.loomBinary, ["worker", "--connect", endpoint], environment: slow, stderrPath: s.file("w\(k).log"))
+        }
+        // Under way: some shards journaled.
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, ((try? FileManager.default.attributesOfItem(atPath: s.file("out/journal.loom"))[.size] as? Int) ?? 0) < 256 {
+            usleep(20_000)
+        }
+        kill(c.processIdentifier, SIGTERM)
+        #expect(waitOrKill(c, timeout: 20))
+        #expect(c.terminationStatus == 75)
+        let log = (try? String(contentsOfFile: s.file("c.log"), encoding: .utf8)) ?? ""
+        #expect(log.contains("interrupted by SIGTERM") && log.contains("run the same command to resume"), "\(log)")
+        #expect(log.split(separator: "\n").filter { $0.hasPrefix("loom:") }.count == 1, "\(log)")
+        for w in workers { #expect(waitOrKill(w, timeout: 10)); #expect(w.terminationStatus == 0, "workers were told the job is over") }
+        #expect(!FileManager.default.fileExists(atPath: s.file("out/manifest.json")))
+        // The same command again, with a worker: it resumes from the journal.
+        let again = try startProcess(Repository.loomBinary, coordinatorArgs, cwd: dir, stderrPath: s.file("c2.log"))
+        let w = try startProcess(Repository.loomBinary, ["worker", "--connect", endpoint])
+        #expect(waitOrKill(again, timeout: 60))
+        #expect(again.terminationStatus == 0)
+        waitOrKill(w, timeout: 10)
+        let m = try readJSON(s.file("out/manifest.json"))
+        #expect(((m["reliability"] as? [String: Any])?["resumed_shards"] as? Int ?? 0) > 0)
+        #expect(try resultBytes(s.file("out")) == resultBytes(s.file("reference")))
+    }
+}
