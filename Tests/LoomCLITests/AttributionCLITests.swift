@@ -55,6 +55,15 @@ struct AttributionCLITests {
         #expect(try readJSON(out.file("b/job.json")).description != (try readJSON(out.file("a/job.json"))).description, "--linear is part of the job")
     }
 
+    @Test("a linear model's tiny convergence deltas (float32 rounding) are no warning, as in tangermeme")
+    func noFalseConvergenceWarning() throws {
+        let out = TemporaryDirectory()
+        defer { out.remove() }
+        let r = try runCaseFiles("tutorial_pairwise_deep_lift_shap", dlsArgv + ["--random-state", "0"], out: out.path)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(!r.stderr.contains("warning"), "\(r.stderr)")
+    }
+
     @Test("deep-lift-shap refuses X with an unknown base, naming the sequence")
     func unknownBase() throws {
         let dir = TemporaryDirectory()
