@@ -7,10 +7,11 @@ loom_system_packages() {
     loom_apt_install libzmq3-dev libopenblas0-pthread libssl-dev pkg-config
 }
 
-# Installs what the multi-host tests need: ip (iproute2) for network namespaces and veth pairs,
-# nft (nftables) to drop packets between them.
+# Installs what the cluster tests need: ip (iproute2) for network namespaces and veth pairs,
+# nft (nftables) to drop packets between them, and Debian's Slurm 22.05 and munge for the real
+# two-node Slurm cluster the deploy/slurm tests start (as children: no systemd).
 loom_test_packages() {
-    loom_apt_install iproute2 nftables
+    loom_apt_install iproute2 nftables slurmctld slurmd slurm-client munge
 }
 
 # Installs the named Debian packages that are missing, with apt-get.
