@@ -14,8 +14,9 @@ struct SlurmTests {
                     "--arg", "a1.npy", "--motif", "ACGTGC", "--batch-size", "1", "--shard-batches", "1"]
 
     /// What every job here is given: the binary, and loopback addresses (the test's traffic stays on this machine).
-    func environment(_ extra: [String: String] = [:]) -> [String: String] {
-        ["LOOM": Repository.loomBinary, "LOOM_ADVERTISE": "127.0.0.1", "LOOM_MAX_WAIT": "60"].merging(extra) { $1 }
+    /// (Endpoint files go to the test's own folder, not the fixtures' folder the jobs run in.)
+    func environment(_ s: TemporaryDirectory, _ extra: [String: String] = [:]) -> [String: String] {
+        ["LOOM": Repository.loomBinary, "LOOM_ADVERTISE": "127.0.0.1", "LOOM_MAX_WAIT": "60", "LOOM_ENDPOINT_DIR": s.path].merging(extra) { $1 }
     }
 
     func reference(_ s: TemporaryDirectory) throws -> [String: [UInt8]] {
@@ -38,7 +39,7 @@ struct SlurmTests {
         let s = TemporaryDirectory(); defer { s.remove() }
         let expected = try reference(s)
         let id = try cluster.sbatch(["--ntasks=3", "--output=\(s.file("slurm-%j.out"))", Self.script] + jobFlags + ["--out", s.file("out")],
-                                    cwd: caseDirectory, environment: environment())
+                                    cwd: caseDirectory, environment: environment(s))
         let job = try cluster.wait(id)
         #expect(job["JobState"] == "COMPLETED", "\(job) \(output(s, id))")
         #expect(job["ExitCode"] == "0:0")
@@ -52,7 +53,7 @@ struct SlurmTests {
         let s = TemporaryDirectory(); defer { s.remove() }
         let expected = try reference(s)
         let id = try cluster.sbatch(["--ntasks=4", "--output=\(s.file("slurm-%j.out"))", Self.script] + jobFlags + ["--out", s.file("out")],
-                                    cwd: caseDirectory, environment: environment(["LOOM_TEST_SHARD_DELAY_US": "5000"]))
+                                    cwd: caseDirectory, environment: environment(s, ["LOOM_TEST_SHARD_DELAY_US": "5000"]))
         waitUnderWay(s.file("out"))
         // The worker processes themselves (not the srun that started them).
         let workers = processes(containing: ".loom-\(id).endpoint").filter { pid in
@@ -73,7 +74,7 @@ struct SlurmTests {
         let s = TemporaryDirectory(); defer { s.remove() }
         let expected = try reference(s)
         let id = try cluster.sbatch(["--ntasks=3", "--output=\(s.file("slurm-%j.out"))", Self.script] + jobFlags + ["--out", s.file("out")],
-                                    cwd: caseDirectory, environment: environment(["LOOM_TEST_SHARD_DELAY_US": "20000"]))
+                                    cwd: caseDirectory, environment: environment(s, ["LOOM_TEST_SHARD_DELAY_US": "20000"]))
         waitUnderWay(s.file("out"))
         // What --signal=B:TERM@120 does before walltime: SIGTERM to the batch script.
         try cluster.run("/usr/bin/scancel", ["--batch", "--signal=TERM", id])
@@ -96,12 +97,32 @@ struct SlurmTests {
         var flags = jobFlags
         flags[flags.firstIndex(of: "model.onnx")!] = "missing.onnx"
         let id = try cluster.sbatch(["--ntasks=3", "--output=\(s.file("slurm-%j.out"))", Self.script] + flags + ["--out", s.file("out")],
-                                    cwd: caseDirectory, environment: environment())
+                                    cwd: caseDirectory, environment: environment(s))
         let job = try cluster.wait(id)
         #expect(job["JobState"] == "FAILED", "\(job)")
         #expect(job["ExitCode"] == "1:0", "\(job)")
         #expect(output(s, id).contains("missing.onnx"), "\(output(s, id))")
         usleep(500_000)
         #expect(processes(containing: ".loom-\(id).endpoint").isEmpty, "no loom process is left")
+    }
+
+    @Test("a coordinator job plus a worker array: the workers find it by its endpoint file, are cancelled when it ends; the same bits")
+    func coordinatorAndArray() throws {
+        let cluster = try SlurmCluster(); defer { cluster.tearDown() }
+        let s = TemporaryDirectory(); defer { s.remove() }
+        let expected = try reference(s)
+        let dir = Repository.root + "/deploy/slurm"
+        let c = try cluster.sbatch(["--output=\(s.file("slurm-%j.out"))", dir + "/loom-coordinator.sbatch"] + jobFlags + ["--out", s.file("out")],
+                                   cwd: caseDirectory, environment: environment(s))
+        let array = try cluster.sbatch(["--array=1-3", "--job-name=loom-workers-\(c)", "--output=\(s.file("slurm-%A_%a.out"))",
+                                        dir + "/loom-workers.sbatch"], cwd: caseDirectory, environment: environment(s, ["LOOM_COORDINATOR_JOB": c]))
+        let job = try cluster.wait(c)
+        #expect(job["JobState"] == "COMPLETED", "\(job) \(output(s, c))")
+        #expect(try resultBytes(s.file("out")) == expected)
+        // The array is over: its tasks left when told the job ended, or were cancelled.
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, !((try? cluster.run("/usr/bin/squeue", ["-h", "-j", array]).stdout) ?? "x").isEmpty { usleep(200_000) }
+        #expect(((try? cluster.run("/usr/bin/squeue", ["-h", "-j", array]).stdout) ?? "x").isEmpty, "no array task is left")
+        #expect(processes(containing: ".loom-\(c).endpoint").isEmpty, "no loom process is left")
     }
 }
