@@ -78,7 +78,12 @@ struct CoordinatorCommand: ParsableCommand {
             c.tick = { Interruption.caught != 0 ? "interrupted by \(Interruption.name(Interruption.caught))" : nil }
             let workers: Int
             do { workers = try c.run() } catch where Interruption.caught != 0 { throw Interruption.exit(out: out) }
-            if !quiet { print("loom: job \(loaded.id.prefix(12)) done: \(loaded.plan.shardCount) shards by \(workers) worker(s)") }
+            if !quiet {
+                // The result files, as loom run names them (the collector is elsewhere: its --out holds them).
+                let files = out.flatMap { try? Manifest.read(path: $0 + "/" + OutputDirectory.manifestFile) }
+                    .map { m in ": " + m.outputs.map { "\($0.file) \($0.shape)" }.joined(separator: ", ") } ?? ""
+                print("loom: job \(loaded.id.prefix(12)) done: \(loaded.plan.shardCount) shards by \(workers) worker(s)\(out.map { " in \($0)" } ?? "")\(files)")
+            }
         }
     }
 }

@@ -184,7 +184,13 @@ struct Run: ParsableCommand {
             }
             if !quiet {
                 let shapes = manifest.outputs.map { "\($0.file) \($0.shape)" }.joined(separator: ", ")
-                print("loom: wrote \(manifest.examples) examples in \(manifest.shards) shard\(manifest.shards == 1 ? "" : "s") to \(out): \(shapes)")
+                let resumed = manifest.reliability?.resumedShards ?? 0
+                if resumed == manifest.shards {
+                    print("loom: \(out) already held the complete result (\(manifest.shards) shard\(manifest.shards == 1 ? "" : "s") from its journal; nothing computed): \(shapes)")
+                } else {
+                    print("loom: wrote \(manifest.examples) examples in \(manifest.shards) shard\(manifest.shards == 1 ? "" : "s") to \(out)"
+                          + (resumed > 0 ? " (resumed: \(resumed) shards were already done)" : "") + ": \(shapes)")
+                }
                 // In process, the convergence of deep-lift-shap is known here (workers report it in their own warnings).
                 let c = ConvergenceMonitor.shared.summary
                 if workers == 0 && c.pairs > 0 {

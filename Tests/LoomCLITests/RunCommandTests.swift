@@ -101,6 +101,17 @@ struct RunCommandTests {
         #expect(r.stdout.contains("wrote 25 examples"))
     }
 
+    @Test("running a finished job again says the result was already complete, not that it wrote it")
+    func alreadyComplete() throws {
+        let c = try ConformanceCase(directory: Repository.conformanceDirectory + "/tutorial_pairwise_predict_single")
+        let out = TemporaryDirectory(); defer { out.remove() }
+        let first = try runLoom(["run"] + c.argv + ["--out", out.path], cwd: c.directory)
+        #expect(first.status == 0 && first.stdout.contains("loom: wrote 5 examples"), "\(first.stdout)")
+        let again = try runLoom(["run"] + c.argv + ["--out", out.path], cwd: c.directory)
+        #expect(again.status == 0)
+        #expect(again.stdout.contains("already held the complete result") && !again.stdout.contains("wrote"), "\(again.stdout)")
+    }
+
     @Test("inspect lists inputs, outputs and operators, and whether each is supported")
     func inspect() throws {
         let r = try runLoom(["inspect", Repository.conformanceDirectory + "/bpnet_product_predict_control_tracks/model.onnx"])
