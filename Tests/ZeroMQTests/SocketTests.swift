@@ -110,7 +110,9 @@ struct SocketTests {
     func nonBlocking() throws {
         let ctx = try Context()
         let pull = try Socket(ctx, .pull)
-        try pull.bind("ipc:///tmp/loom-zmq-test-\(getpid())")
+        let path = "/tmp/loom-zmq-test-\(getpid())"
+        defer { unlink(path) }   // the socket file would otherwise stay in /tmp after every run
+        try pull.bind("ipc://" + path)
         #expect(try pull.receive(dontWait: true) == nil)
         #expect(try poll([pull], timeoutMilliseconds: 10) == [false])
     }
