@@ -43,7 +43,7 @@ public enum BLAS {
 /// Chosen from the CPU's own feature flags (cpuid), never from OpenBLAS's table of CPU models:
 /// Debian's OpenBLAS 0.3.21 does not recognise some Xeons with AVX-512 and falls back to its
 /// generic SSE3 kernels, five times slower.
-public enum KernelSet: String, CaseIterable, Codable, Sendable, Comparable {
+public enum KernelSet: String, CaseIterable, Codable, Sendable {
     case sse3, avx2, avx512
 
     /// The OPENBLAS_CORETYPE that selects the set's kernels.
@@ -88,7 +88,6 @@ public enum KernelSet: String, CaseIterable, Codable, Sendable, Comparable {
         return set
     }
 
-    public static func < (a: KernelSet, b: KernelSet) -> Bool { allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)! }
 }
 
 extension BLAS {

@@ -72,31 +72,42 @@ func broadcastBinary<T: Sendable>(_ a: Tensor<T>, _ b: Tensor<T>, _ op: (T, T) -
     let rank = shape.count
     let inner = shape[rank - 1]
     let ia = sa[rank - 1], ib = sb[rank - 1]
-    let outer = shape.elementCount / max(inner, 1)
     return Tensor(shape: shape) { out in
         guard out.count > 0 else { return }
         a.storage.withUnsafeBufferPointer { pa in
             b.storage.withUnsafeBufferPointer { pb in
-                var index = [Int](repeating: 0, count: rank)
-                var offA = 0, offB = 0, o = 0
-                for _ in 0..<outer {
+                forEachBroadcastRow(shape, sa, sb) { r, offA, offB in
                     var ja = offA, jb = offB
-                    for _ in 0..<inner {
+                    for o in (r * inner)..<((r + 1) * inner) {
                         out[o] = op(pa[ja], pb[jb])
-                        o += 1; ja += ia; jb += ib
-                    }
-                    // Advance the odometer over the outer axes.
-                    var axis = rank - 2
-                    while axis >= 0 {
-                        index[axis] += 1
-                        offA += sa[axis]; offB += sb[axis]
-                        if index[axis] < shape[axis] { break }
-                        offA -= sa[axis] * shape[axis]; offB -= sb[axis] * shape[axis]
-                        index[axis] = 0
-                        axis -= 1
+                        ja += ia; jb += ib
                     }
                 }
             }
+        }
+    }
+}
+
+/// Walks the rows (the innermost axis) of a broadcast result of `shape`: calls `body` with each
+/// row's number and the offsets where its elements begin in the two operands (strides `sa`, `sb`
+/// from ``broadcastStrides(_:to:)``), advancing an odometer over the outer axes.
+@inline(__always)
+func forEachBroadcastRow(_ shape: [Int], _ sa: [Int], _ sb: [Int], _ body: (_ row: Int, _ offA: Int, _ offB: Int) -> Void) {
+    let rank = shape.count
+    let inner = rank > 0 ? shape[rank - 1] : 1
+    let outer = shape.elementCount / max(inner, 1)
+    var index = [Int](repeating: 0, count: rank)
+    var offA = 0, offB = 0
+    for r in 0..<outer {
+        body(r, offA, offB)
+        var axis = rank - 2
+        while axis >= 0 {
+            index[axis] += 1
+            offA += sa[axis]; offB += sb[axis]
+            if index[axis] < shape[axis] { break }
+            offA -= sa[axis] * shape[axis]; offB -= sb[axis] * shape[axis]
+            index[axis] = 0
+            axis -= 1
         }
     }
 }

@@ -74,7 +74,6 @@ extension BinaryKernel {
         let rank = shape.count
         let inner = rank > 0 ? shape[rank - 1] : 1
         let ia = rank > 0 ? sa[rank - 1] : 0, ib = rank > 0 ? sb[rank - 1] : 0
-        let outer = shape.elementCount / max(inner, 1)
         let op = self.op
         @inline(__always)
         func row(_ o: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>) {
@@ -102,19 +101,8 @@ extension BinaryKernel {
             guard out.count > 0 else { return }
             x.storage.withUnsafeBufferPointer { pa in
                 y.storage.withUnsafeBufferPointer { pb in
-                    var index = [Int](repeating: 0, count: rank)
-                    var offA = 0, offB = 0
-                    for r in 0..<outer {
+                    forEachBroadcastRow(shape, sa, sb) { r, offA, offB in
                         row(out.baseAddress! + r * inner, pa.baseAddress! + offA, pb.baseAddress! + offB)
-                        var axis = rank - 2
-                        while axis >= 0 {
-                            index[axis] += 1
-                            offA += sa[axis]; offB += sb[axis]
-                            if index[axis] < shape[axis] { break }
-                            offA -= sa[axis] * shape[axis]; offB -= sb[axis] * shape[axis]
-                            index[axis] = 0
-                            axis -= 1
-                        }
                     }
                 }
             }
