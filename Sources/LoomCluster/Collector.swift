@@ -79,6 +79,7 @@ public final class Collector {
         var active: Active? = nil
         var pendingAcks: [Int] = []
         var oldestAck = Date()
+        var malformedMessages = 0
         while true {
             let untilCommit = Self.commitInterval - Date().timeIntervalSince(oldestAck)
             _ = try poll([socket], timeoutMilliseconds: pendingAcks.isEmpty ? 200 : max(1, Int((untilCommit * 1000).rounded(.up))))
@@ -86,17 +87,26 @@ public final class Collector {
             while budget > 0, let frames = try socket.receive(dontWait: true) {
                 budget -= 1
                 let message: Message
-                do { message = try Message(frames: frames, routed: true, peerName: "peer") } catch {
-                    logger.warning("dropped a message", metadata: ["why": "\(error)"])
+                let decoded: WireMessage
+                do {
+                    message = try Message(frames: frames, routed: true, peerName: "peer")
+                    decoded = try message.decoded()
+                } catch {
+                    // A malformed message costs its sender that message, never the job.
+                    malformedMessages += 1
+                    logger.warning("dropped a malformed message", metadata: ["why": "\(error)"])
                     continue
                 }
-                switch message.type {
-                case .collect:
-                    var r = try message.reader()
-                    let json = try r.blob()
-                    let descriptor = try JSONDecoder().decode(JobDescriptor.self, from: Data(json))
+                guard let peer = message.peer else { continue }
+                switch decoded {
+                case .collect(let json):
+                    let descriptor: JobDescriptor
+                    do { descriptor = try JSONDecoder().decode(JobDescriptor.self, from: Data(json)) } catch {
+                        logger.warning("dropped a collect message with an unreadable job descriptor", metadata: ["from": "\(message.peerName)", "why": "\(error)"])
+                        continue
+                    }
                     if let a = active, a.descriptor.jobId == descriptor.jobId {
-                        try socket.send(.collectorReady, to: message.peer, body: wire { $0.string(descriptor.jobId); $0.ints(a.written.indices.filter { a.written[$0] }) })
+                        try socket.send(.collectorReady(jobId: descriptor.jobId, resumed: a.written.indices.filter { a.written[$0] }), to: peer)
                         continue
                     }
                     do {
@@ -109,60 +119,61 @@ public final class Collector {
                             for s in journal.resumed where s < written.count { written[s] = true }
                             logger.notice("resuming", metadata: ["complete": "\(journal.resumed.count)", "of": "\(written.count)"])
                         }
-                        active = Active(descriptor: descriptor, coordinator: message.peer!, writer: writer, journal: journal,
+                        active = Active(descriptor: descriptor, coordinator: peer, writer: writer, journal: journal,
                                         written: written, count: written.filter { $0 }.count)
                     } catch {
-                        try socket.send(.error, to: message.peer, body: wire { $0.string(descriptor.jobId); $0.int(-1); $0.string("collector: \(error)") })
+                        try socket.send(.error(jobId: descriptor.jobId, shard: nil, message: "collector: \(error)"), to: peer)
                         throw error
                     }
                     logger.info("collecting", metadata: ["job": "\(descriptor.jobId.prefix(12))", "out": "\(out)"])
-                    try socket.send(.collectorReady, to: message.peer, body: wire { $0.string(descriptor.jobId); $0.ints(active!.journal.resumed) })
-                case .result:
-                    guard let a = active else { continue }
+                    try socket.send(.collectorReady(jobId: descriptor.jobId, resumed: active!.journal.resumed), to: peer)
+                case .result(let jobId, let shards):
+                    guard let a = active, jobId == a.descriptor.jobId else { continue }
                     do {
-                        let shards = try write(message, into: a)
-                        if pendingAcks.isEmpty && !shards.isEmpty { oldestAck = Date() }
-                        pendingAcks.append(contentsOf: shards)
+                        let acks = try write(shards, frames: message.data, from: message.peerName, into: a)
+                        a.resultBytes += message.byteCount
+                        if pendingAcks.isEmpty && !acks.isEmpty { oldestAck = Date() }
+                        pendingAcks.append(contentsOf: acks)
+                    } catch let error as ResultRefused {
+                        // A result that does not fit the job is the sender's fault: drop it, and the shard
+                        // is computed again elsewhere (its lease runs out). The job goes on.
+                        malformedMessages += 1
+                        logger.warning("refused a result", metadata: ["from": "\(message.peerName)", "why": "\(error.reason)"])
                     } catch {
                         let text = "collector: a result from \(message.peerName) could not be written: \(error)"
-                        try socket.send(.error, to: a.coordinator, body: wire { $0.string(a.descriptor.jobId); $0.int(-1); $0.string(text) })
+                        try socket.send(.error(jobId: a.descriptor.jobId, shard: nil, message: text), to: a.coordinator)
                         throw ClusterError(text)
                     }
-                case .finish:
-                    guard let a = active else { continue }
+                case .finish(let f):
+                    guard let a = active, peer == a.coordinator, f.jobId == a.descriptor.jobId else { continue }
                     try flushAcks(socket, a, &pendingAcks)
                     do {
                         guard a.count == a.descriptor.plan.shardCount else {
                             throw ClusterError("told to finish with \(a.count) of \(a.descriptor.plan.shardCount) shards written")
                         }
                         let outputs = try a.writer.finish()
-                        var r = try message.reader()
-                        _ = try r.string()
-                        let workers = try r.int()
-                        let toWorkers = try r.int()
-                        let lost = try r.int(), expired = try r.int(), reissued = try r.int()
-                        var manifest = a.descriptor.manifest(outputs: outputs, workers: workers, elapsed: Date().timeIntervalSince(a.started))
-                        manifest.transfer = .init(toWorkersBytes: toWorkers, toCollectorBytes: a.resultBytes, examples: a.descriptor.plan.examples)
-                        manifest.reliability = .init(workersLost: lost, leasesExpired: expired, shardsReissued: reissued,
+                        var manifest = a.descriptor.manifest(outputs: outputs, workers: f.workers, elapsed: Date().timeIntervalSince(a.started))
+                        manifest.transfer = .init(toWorkersBytes: f.bytesToWorkers, toCollectorBytes: a.resultBytes, examples: a.descriptor.plan.examples)
+                        manifest.reliability = .init(workersLost: f.workersLost, leasesExpired: f.leasesExpired, shardsReissued: f.shardsReissued,
                                                      duplicatesDropped: a.duplicates, resumedShards: a.journal.resumed.count)
                         try OutputDirectory.publish(manifest, in: out)
                     } catch {
-                        try socket.send(.finished, to: a.coordinator, body: wire { $0.u8(0); $0.string("\(error)") })
+                        try socket.send(.finished(ok: false, message: "\(error)"), to: a.coordinator)
                         throw error
                     }
-                    try socket.send(.finished, to: a.coordinator, body: wire { $0.u8(1); $0.string("") })
+                    try socket.send(.finished(ok: true, message: ""), to: a.coordinator)
                     logger.info("published", metadata: ["out": "\(out)"])
                     return
                 case .heartbeat:
                     // The reply names the job this collector holds: a restarted collector holds none.
-                    if let peer = message.peer { _ = try? socket.send(.heartbeat, to: peer, body: wire { $0.string(active?.descriptor.jobId ?? "") }) }
-                case .end:
-                    var r = try message.reader()
-                    let ok = try r.u8() == 1
-                    let reason = try r.string()
+                    _ = try? socket.send(.heartbeat(job: active?.descriptor.jobId ?? ""), to: peer, dontWait: true)
+                case .end(let ok, let reason):
+                    // Only the coordinator of the job may end it; before a job, any coordinator may.
+                    guard active == nil || peer == active!.coordinator else { continue }
                     if !ok { throw ClusterError("the coordinator ended the job: \(reason)") }
                     return
                 default:
+                    malformedMessages += 1
                     logger.warning("unexpected message", metadata: ["type": "\(message.type)", "from": "\(message.peerName)"])
                 }
             }
@@ -181,56 +192,37 @@ public final class Collector {
         guard !acks.isEmpty else { return }
         try a.writer.sync()
         try a.journal.record(acks)
-        _ = try? socket.send(.ack, to: a.coordinator, body: wire { $0.string(a.descriptor.jobId); $0.ints(acks) })
+        _ = try? socket.send(.ack(jobId: a.descriptor.jobId, shards: acks), to: a.coordinator, dontWait: true)
         acks.removeAll(keepingCapacity: true)
     }
 
+    /// A result that does not fit the job: the sender is at fault, not the collector.
+    struct ResultRefused: Error { let reason: String }
+
     /// Writes one result message (one or more shards); returns the shards to acknowledge
-    /// (written now, or duplicates already journaled).
-    private func write(_ message: Message, into a: Active) throws -> [Int] {
-        var r = try message.reader()
-        let jobId = try r.string()
-        guard jobId == a.descriptor.jobId else { return [] }
+    /// (written now, or duplicates already journaled). Everything is checked before the first
+    /// byte is written: shard numbers, leaf count, frame sizes.
+    private func write(_ shards: [WireMessage.ShardLayout], frames: [Frame], from peer: String, into a: Active) throws -> [Int] {
         let plan = a.descriptor.plan
-        let shardCount = Int(try r.u32())
         var frame = 0
         var acks: [Int] = []
-        for _ in 0..<shardCount {
-            let shard = try r.int()
-            guard shard >= 0 && shard < plan.shardCount else { throw ProtocolError.malformed(peer: message.peerName, "shard \(shard) is not in the job") }
-            let leafCount = Int(try r.u32())
-            guard leafCount >= 0, frame + leafCount <= message.data.count else {
-                throw ProtocolError.malformed(peer: message.peerName, "\(leafCount) more outputs announced, \(message.data.count - frame) frames left")
-            }
-            var leaves: [(index: [Int], exampleShape: [Int], bytes: UnsafeRawBufferPointer)] = []
-            for _ in 0..<leafCount {
-                let index = try r.ints()
-                let shape = try r.ints()
-                leaves.append((index, shape, message.data[frame].bytes))
-                frame += 1
-            }
-            guard !a.written[shard] else {   // a duplicate (a re-issued or speculative copy): acknowledge again, write nothing
+        for s in shards {
+            guard s.shard < plan.shardCount else { throw ResultRefused(reason: "shard \(s.shard) is not in the job (\(plan.shardCount) shards)") }
+            let leaves = s.leaves.enumerated().map { (k, leaf) in (index: leaf.index, exampleShape: leaf.shape, bytes: frames[frame + k].bytes) }
+            frame += s.leaves.count
+            guard !a.written[s.shard] else {   // a duplicate (a re-issued or speculative copy): acknowledge again, write nothing
                 a.duplicates += 1
-                if a.journal.recorded.contains(shard) { acks.append(shard) }
+                if a.journal.recorded.contains(s.shard) { acks.append(s.shard) }
                 continue
             }
-            let range = plan.range(of: shard)
-            try a.writer.write(raw: leaves, at: range.lowerBound, count: range.count)
-            a.written[shard] = true
+            let range = plan.range(of: s.shard)
+            do { try a.writer.write(raw: leaves, at: range.lowerBound, count: range.count) } catch let e as IndexSpaceError {
+                throw ResultRefused(reason: "\(plan.describe(s.shard)): \(e)")
+            }
+            a.written[s.shard] = true
             a.count += 1
-            acks.append(shard)
+            acks.append(s.shard)
         }
-        guard frame == message.data.count else {
-            throw ProtocolError.malformed(peer: message.peerName, "\(message.data.count) result frames sent, \(frame) announced")
-        }
-        a.resultBytes += message.byteCount
         return acks
     }
-}
-
-/// Builds a body with a closure.
-func wire(_ build: (inout WireWriter) -> Void) -> WireWriter {
-    var w = WireWriter()
-    build(&w)
-    return w
 }

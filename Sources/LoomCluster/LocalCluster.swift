@@ -68,7 +68,7 @@ public enum LocalCluster {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: Self.executablePath)
             p.arguments = ["worker", "--connect", endpoint, "--parent-pid", "\(getpid())", "--log-level", logLevel.rawValue,
-                           "--heartbeat", "\(options.heartbeat)", "--liveness", "\(options.liveness)"]
+                           "--heartbeat", "\(options.settings.heartbeat)", "--liveness", "\(options.settings.liveness)"]
             p.standardInput = FileHandle.nullDevice
             p.standardOutput = FileHandle.nullDevice
             try p.run()
@@ -81,7 +81,7 @@ public enum LocalCluster {
         // A worker process that dies is replaced; those that fail by themselves, a bounded number of times.
         var handled = Set<Int32>()
         var failures = 0
-        let maxFailures = 2 * workers + 3 * options.policy.maxFailures
+        let maxFailures = 2 * workers + 3 * options.settings.policy.maxFailures
         // A parent may have started us with these signals blocked (test runners do); we must see them.
         var unblock = sigset_t()
         sigemptyset(&unblock)

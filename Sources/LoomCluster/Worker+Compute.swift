@@ -69,7 +69,7 @@ final class ComputeThread: @unchecked Sendable {
     /// it can never block on a full pair while this thread waits for it.
     func stop(_ pair: Socket) {
         cancelled.store(true, ordering: .sequentiallyConsistent)
-        _ = try? pair.send([Array("stop".utf8)], dontWait: true)
+        _ = try? pair.send(.end(ok: false, reason: "stop"), dontWait: true)
         let deadline = Date().addingTimeInterval(30)
         finished.lock()
         while !isDone && Date() < deadline {
@@ -96,7 +96,7 @@ final class ComputeThread: @unchecked Sendable {
         finished.lock(); started = true; finished.broadcast(); finished.unlock()
         do { try serve(pair: pair, out: out) } catch {
             // Tell the main thread, which tells the coordinator: a worker that cannot compute must not hold shards.
-            _ = try? pair.send([Array("error".utf8), withUnsafeBytes(of: Int64(-1)) { Array($0) }, Array("\(worker.id): \(error)".utf8)])
+            _ = try? pair.send(.error(jobId: descriptor.jobId, shard: nil, message: "\(worker.id): \(error)"))
             throw error
         }
     }
@@ -147,22 +147,18 @@ final class ComputeThread: @unchecked Sendable {
             try watchCollector()
             guard let frames = try pair.receive(dontWait: true) else { continue }
             if cancelled.load(ordering: .sequentiallyConsistent) { return }
-            if frames.count == 1 && frames[0].array == Array("stop".utf8) { return }
-            var r = WireReader(frames[0].bytes, peer: "coordinator")
-            guard try r.string() == descriptor.jobId else { continue }
-            let count = Int(try r.u32())
-            guard count == frames.count - 1 else { throw ProtocolError.malformed(peer: "coordinator", "\(count) shards, \(frames.count - 1) row frames") }
+            let message = try Message(frames: frames, routed: false, peerName: "coordinator")
+            guard case .shard(let jobId, let shards) = try message.decoded() else { return }   // `end`: stop
+            guard jobId == descriptor.jobId else { continue }
             // Quick shards of one message go back to the collector together: a result message holds
             // the shards computed within `ResultBatch.maxDelay` of the first one's start (and at most
             // `maxBytes`); then the main thread is told they are computed, which is what earns the
             // worker its next shards. A shard slower than that goes back on its own as soon as it is
             // done, so the next shards are on their way while the ones in hand compute.
             var batch = ResultBatch(jobId: descriptor.jobId)
-            for k in 0..<count {
+            for (k, s) in shards.enumerated() {
                 if cancelled.load(ordering: .sequentiallyConsistent) { return }
-                let shard = try r.int()
-                let distinct = try r.ints()
-                try compute(shard: shard, distinct: distinct, payload: frames[k + 1].bytes, into: &batch, out: out, pair: pair)
+                try compute(shard: s.shard, distinct: s.rows, payload: message.data[k].bytes, into: &batch, out: out, pair: pair)
                 if batch.isDue { try flush(&batch, out: out, pair: pair) }
             }
             try flush(&batch, out: out, pair: pair)
@@ -182,13 +178,12 @@ final class ComputeThread: @unchecked Sendable {
             }
             try watchCollector()
         }
-        try out.send(.result, body: batch.body(), data: batch.frames)
+        try out.send(batch.message, data: batch.frames)
         // Report the batch's shards computed at once (with any credit), so that a crash is charged
         // to the shard being computed, not to one whose result went out a moment before.
-        let shards = batch.shards.flatMap { s in withUnsafeBytes(of: Int64(s)) { Array($0) } }
-        let grant = batch.grant
+        let report = WireMessage.ready(jobId: descriptor.jobId, credit: batch.grant, computed: batch.shards)
         batch = ResultBatch(jobId: descriptor.jobId)
-        try pair.send([Array("ready".utf8), withUnsafeBytes(of: UInt32(grant)) { Array($0) }, shards])
+        try pair.send(report)
     }
 
     private func compute(shard: Int, distinct: [Int], payload: UnsafeRawBufferPointer, into results: inout ResultBatch, out: Socket, pair: Socket) throws {
@@ -232,7 +227,7 @@ final class ComputeThread: @unchecked Sendable {
             try flush(&results, out: out, pair: pair)
             let text = "\(plan.describe(shard)) failed on \(worker.id): \(error)"
             worker.logger.error("shard failed", metadata: ["shard": "\(shard)", "error": "\(error)"])
-            try pair.send([Array("error".utf8), withUnsafeBytes(of: Int64(shard)) { Array($0) }, Array(text.utf8)])
+            try pair.send(.error(jobId: descriptor.jobId, shard: shard, message: text))
         }
     }
 
@@ -306,19 +301,10 @@ struct ResultBatch {
         }
     }
 
-    /// string job id, u32 shards, then per shard: int shard, u32 leaves, per leaf: ints index, ints shape.
-    func body() -> WireWriter {
-        var w = WireWriter()
-        w.string(jobId)
-        w.u32(UInt32(shards.count))
-        for (shard, layout) in zip(shards, layouts) {
-            w.int(shard)
-            w.u32(UInt32(layout.count))
-            for leaf in layout {
-                w.ints(leaf.index)
-                w.ints(leaf.shape)
-            }
-        }
-        return w
+    /// The `result` message for the batch (its data frames are ``frames``).
+    var message: WireMessage {
+        .result(jobId: jobId, shards: zip(shards, layouts).map { shard, layout in
+            WireMessage.ShardLayout(shard: shard, leaves: layout.map { .init(index: $0.index, shape: $0.shape) })
+        })
     }
 }

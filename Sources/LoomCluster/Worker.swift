@@ -175,9 +175,9 @@ public final class Worker {
                 try thread.start()
                 compute = thread
                 jobId = d.jobId
-                try socket.send(.ready, body: wire { $0.string(d.jobId); $0.u32(UInt32(credit)) })
+                try socket.send(.ready(jobId: d.jobId, credit: credit, computed: []))
             } catch {
-                try socket.send(.error, body: wire { $0.string(d.jobId); $0.int(-1); $0.string("\(id): cannot start the job: \(error)") })
+                try socket.send(.error(jobId: d.jobId, shard: nil, message: "\(id): cannot start the job: \(error)"))
                 throw error
             }
         }
@@ -217,12 +217,11 @@ public final class Worker {
                     lastHeard = Date()
                     heard = true
                     let message = try Message(frames: frames, routed: false, peerName: "coordinator \(coordinator)")
-                    switch message.type {
-                    case .job:
-                        var r = try message.reader()
-                        let descriptor = try JSONDecoder().decode(JobDescriptor.self, from: Data(try r.blob()))
+                    switch try message.decoded() {
+                    case .job(let json, let endpoint):
+                        let descriptor = try JSONDecoder().decode(JobDescriptor.self, from: Data(json))
                         // A wildcard or loopback host means the coordinator's host, as this worker reaches it.
-                        let collector = Endpoint.resolve(try r.string(), via: coordinator)
+                        let collector = Endpoint.resolve(endpoint, via: coordinator)
                         guard message.data.count == descriptor.argShapes.count else {
                             throw ProtocolError.malformed(peer: message.peerName, "the job has \(descriptor.argShapes.count) args, \(message.data.count) frames came")
                         }
@@ -238,30 +237,22 @@ public final class Worker {
                             try start(descriptor, modelPath: path, collector: collector, args: args)
                         } else {
                             pendingJob = (descriptor, collector, args)
-                            try socket.send(.needModel, body: wire { $0.string(descriptor.model.sha256) })
+                            try socket.send(.needModel(sha256: descriptor.model.sha256))
                         }
-                    case .model:
+                    case .model(let sha, let names):
                         guard let job = pendingJob else { continue }
-                        var r = try message.reader()
-                        let sha = try r.string()
-                        let names = try (0..<Int(r.u32())).map { _ in try r.string() }
-                        guard names.count == message.data.count, names.first == "model.onnx" else {
-                            throw ProtocolError.malformed(peer: message.peerName, "model files do not match their names")
-                        }
                         let path = try cache.store(sha, files: zip(names, message.data).map { ($0, $1.array) })
                         pendingJob = nil
                         try start(job.descriptor, modelPath: path, collector: job.collector, args: job.args)
                     case .shard:
-                        guard compute != nil else { continue }
-                        // Hand the shard to the compute thread as it came: body and X rows.
-                        try pair.send([message.body?.array ?? []] + message.data.map(\.array))
+                        guard compute != nil, let body = message.body else { continue }
+                        // Hand the shard to the compute thread as it came: the same message, on the pair.
+                        try pair.send([Header(.shard).bytes, body.array] + message.data.map(\.array))
                     case .heartbeat:
                         break
                     case .rejoin:
                         return .rejoin
-                    case .end:
-                        var r = try message.reader()
-                        let ok = try r.u8() == 1
+                    case .end(let ok, _):
                         logger.info("job over", metadata: ["ok": "\(ok)"])
                         return keepAlive ? .nextJob : .done
                     default:
@@ -275,16 +266,12 @@ public final class Worker {
             }
             if ready[1] {
                 while let frames = try pair.receive(dontWait: true) {
-                    // From the compute thread: [kind, payload...]: "ready" + grant, or "error" + shard + text.
-                    guard let kind = frames.first.map({ String(decoding: $0.bytes, as: UTF8.self) }), let jobId else { continue }
-                    if kind == "ready", frames.count == 3 {
-                        let grant = frames[1].bytes.loadUnaligned(as: UInt32.self)
-                        let raw = frames[2].bytes
-                        let shards = (0..<(raw.count / 8)).map { Int(raw.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self)) }
-                        try socket.send(.ready, body: wire { $0.string(jobId); $0.u32(grant); $0.ints(shards) })
-                    } else if kind == "error", frames.count == 3 {
-                        let shard = Int(frames[1].bytes.loadUnaligned(as: Int64.self))
-                        try socket.send(.error, body: wire { $0.string(jobId); $0.int(shard); $0.string(String(decoding: frames[2].bytes, as: UTF8.self)) })
+                    // From the compute thread: `ready` (credit, shards computed) or `error`, to pass on.
+                    guard jobId != nil else { continue }
+                    let m = try Message(frames: frames, routed: false, peerName: "compute thread").decoded()
+                    switch m {
+                    case .ready, .error: try socket.send(m)
+                    default: continue
                     }
                     lastSent = Date()
                 }
@@ -294,7 +281,7 @@ public final class Worker {
                 // Only while connected, and never blocking: heartbeats queued for nobody would fill the
                 // socket's queue (1,000 messages) during a long wait and then block this thread, and a
                 // heartbeat that cannot be queued (a coordinator busy loading) is simply not needed.
-                _ = try socket.send(.heartbeat, dontWait: true)
+                _ = try socket.send(.heartbeat(job: ""), dontWait: true)
                 lastSent = now
             }
             if compute == nil && pendingJob == nil && linked && now.timeIntervalSince(lastHello) >= 1 {
@@ -335,13 +322,7 @@ public final class Worker {
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, 255)
         // Not blocking: a hello that cannot be queued now is said again a second later.
-        let body = wire { w in
-            w.string(id)
-            w.u32(UInt32(getpid()))
-            w.string(String(cString: host))
-            w.u32(UInt32(cache.hashes.count))
-            for h in cache.hashes { w.string(h) }
-        }
-        _ = try socket.send(.hello, body: body, dontWait: true)
+        let hello = WireMessage.Hello(worker: id, pid: Int(getpid()), host: String(cString: host), cachedModels: cache.hashes)
+        _ = try socket.send(.hello(hello), dontWait: true)
     }
 }

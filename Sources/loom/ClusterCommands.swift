@@ -193,17 +193,18 @@ struct CollectorCommand: ParsableCommand {
 
 /// The fault-tolerance settings of a coordinator (and of `loom run --workers N`).
 struct FaultOptions: ParsableArguments {
+    // Defaults are the core's (`CoordinatorCore.Settings`, `Scheduler.Policy`), defined once there.
     @Option(parsing: .unconditional, help: "Seconds between heartbeats to workers.")
-    var heartbeat: Double = 1
+    var heartbeat: Double = CoordinatorCore.Settings().heartbeat
 
     @Option(parsing: .unconditional, help: "Missed heartbeats after which a worker is declared dead and its shards re-queued.")
-    var liveness: Int = 3
+    var liveness: Int = CoordinatorCore.Settings().liveness
 
     @Option(parsing: .unconditional, help: "Seconds a shard may take on a worker before it is given to another.")
-    var lease: Double = 120
+    var lease: Double = Scheduler.Policy().lease
 
     @Option(parsing: .unconditional, help: "Failed attempts (dead or stalled workers) after which a shard fails the job.")
-    var maxFailures: Int = 3
+    var maxFailures: Int = Scheduler.Policy().maxFailures
 
     @Option(parsing: .unconditional, help: "Seconds the whole job may take; it fails after that.")
     var deadline: Double?
@@ -221,13 +222,13 @@ struct FaultOptions: ParsableArguments {
     }
 
     func apply(to options: inout Coordinator.Options) {
-        options.heartbeat = heartbeat
-        options.liveness = max(1, liveness)
-        options.policy.lease = lease
-        options.policy.maxFailures = max(1, maxFailures)
-        options.policy.speculate = !noSpeculation
-        options.policy.freshness = heartbeat
-        options.deadline = deadline
+        options.settings.heartbeat = heartbeat
+        options.settings.liveness = max(1, liveness)
+        options.settings.policy.lease = lease
+        options.settings.policy.maxFailures = max(1, maxFailures)
+        options.settings.policy.speculate = !noSpeculation
+        options.settings.policy.freshness = heartbeat
+        options.settings.deadline = deadline
     }
 }
 

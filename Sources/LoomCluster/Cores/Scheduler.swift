@@ -47,9 +47,9 @@ public struct Scheduler: Sendable {
     }
 
     /// Tuning, with the defaults of `loom coordinator`.
-    public struct Policy: Sendable {
+    public struct Policy: Sendable, Equatable {
         /// Seconds an assignment may take before the shard is given to another worker.
-        public var lease: Double = 60
+        public var lease: Double = 120
         /// Failed attempts (dead workers, expired leases) that make a shard poison.
         public var maxFailures: Int = 3
         /// Run the last shards in flight again on idle workers.
@@ -84,6 +84,16 @@ public struct Scheduler: Sendable {
     private var queue: [Int] = []
     private var order: [PeerID] = []
     private var credit: [PeerID: Int] = [:]
+    /// Workers with credit, in turn: dispatch takes the first, so its cost per shard does not
+    /// grow with the number of workers. (Entries of workers that left are skipped when reached.)
+    private var ring = FIFO<PeerID>()
+    private var inRing: Set<PeerID> = []
+    /// Per worker, its assignments (shard, sequence) in the order given; entries no longer in
+    /// flight are dropped when reached, so finding the one it is computing is O(1) amortized.
+    private var held: [PeerID: FIFO<(shard: Int, sequence: Int)>] = [:]
+    /// Every assignment (sequence, shard) in the order given: speculation takes the last one still
+    /// eligible, dropping the rest from the end.
+    private var issued: [(sequence: Int, shard: Int)] = []
     private var inFlight: [Int: [Assignment]] = [:]
     private var failures: [Int: Int] = [:]
     private var speculated: Set<Int> = []
@@ -92,7 +102,6 @@ public struct Scheduler: Sendable {
     /// and a crash is charged to the shard that caused it.
     public private(set) var careful: Set<Int> = []
     private var done: [Bool]
-    private var cursor = 0
     private var sequence = 0
     private var lastHeard: [PeerID: Double] = [:]
     private var finished = false
@@ -142,10 +151,20 @@ public struct Scheduler: Sendable {
         lastHeard[worker] = now
     }
 
+    /// When a worker was last heard from.
+    public func lastHeard(_ worker: PeerID) -> Double? { lastHeard[worker] }
+
+    /// Whether a shard is acknowledged.
+    public func isDone(_ shard: Int) -> Bool { shard >= 0 && shard < shardCount && done[shard] }
+
     /// A worker can take `amount` more shards.
     public mutating func grant(_ worker: PeerID, _ amount: Int, now: Double = 0) -> [Directive] {
         join(worker)
         credit[worker, default: 0] += max(0, amount)
+        if credit[worker]! > 0 && !inRing.contains(worker) {
+            inRing.insert(worker)
+            ring.append(worker)
+        }
         return dispatch(now: now)
     }
 
@@ -181,6 +200,7 @@ public struct Scheduler: Sendable {
     public mutating func leave(_ worker: PeerID, now: Double = 0, dead: Bool = true) -> [Directive] {
         guard credit[worker] != nil else { return [] }
         credit[worker] = nil
+        inRing.remove(worker)
         order.removeAll { $0 == worker }
         if dead { deadWorkers += 1 }
         defer { lastHeard[worker] = nil }
@@ -197,6 +217,7 @@ public struct Scheduler: Sendable {
             if rest.isEmpty { lost.append(s) }
         }
         if dead { careful.formUnion(lost); careful.formUnion(running.map { [$0] } ?? []) }
+        held[worker] = nil
         if dead, let running, let fail = countFailure(running, why: "the worker running it died or went silent") { return [fail] }
         queue.insert(contentsOf: lost.sorted().filter { !done[$0] }, at: 0)
         reissued += lost.count
@@ -209,6 +230,8 @@ public struct Scheduler: Sendable {
         let lost = inFlight.keys.sorted().filter { !done[$0] }
         inFlight.removeAll()
         speculated.removeAll()
+        held.removeAll()
+        issued.removeAll()
         queue.insert(contentsOf: lost, at: 0)
         reissued += lost.count
         return dispatch(now: now)
@@ -242,12 +265,14 @@ public struct Scheduler: Sendable {
     }
 
     /// The shard a worker was given first among those it has not reported computed: the one it is computing.
-    private func oldestAssignment(of worker: PeerID) -> Int? {
-        var best: (shard: Int, sequence: Int)? = nil
-        for (s, list) in inFlight {
-            for a in list where a.worker == worker && !a.computed && (best == nil || a.sequence < best!.sequence) { best = (s, a.sequence) }
+    private mutating func oldestAssignment(of worker: PeerID) -> Int? {
+        guard var list = held[worker] else { return nil }
+        defer { held[worker] = list }
+        while let (s, sequence) = list.first {
+            if inFlight[s]?.contains(where: { $0.sequence == sequence && !$0.computed }) == true { return s }
+            list.removeFirst()
         }
-        return best?.shard
+        return nil
     }
 
     /// A worker reports shards it has computed (their results are on the way to the collector).
@@ -302,38 +327,70 @@ public struct Scheduler: Sendable {
         // (it is the likeliest to be waiting, not running, on its worker).
         guard policy.speculate else { return nil }
         // A shard its worker reports computed is on its way to the collector: not a straggler.
-        let candidate = inFlight.filter { !speculated.contains($0.key) && $0.value.count == 1 && !$0.value[0].computed }
-            .max { $0.value[0].sequence < $1.value[0].sequence }
-        guard let (s, _) = candidate else { return nil }
-        speculated.insert(s)
-        reissued += 1
-        return s
+        while let (sequence, s) = issued.popLast() {
+            guard !done[s], !speculated.contains(s), let list = inFlight[s], list.count == 1,
+                  list[0].sequence == sequence, !list[0].computed else { continue }
+            speculated.insert(s)
+            reissued += 1
+            return s
+        }
+        return nil
     }
 
     private mutating func dispatch(now: Double) -> [Directive] {
         var out: [Directive] = []
         guard !order.isEmpty, !finished, !paused else { return out }
-        var idle = 0
-        while idle < order.count {
-            if cursor >= order.count { cursor = 0 }
-            let w = order[cursor]
-            cursor += 1
-            guard credit[w, default: 0] > 0 else { idle += 1; continue }
+        // Workers that already hold the one shard left to speculate on wait for the next round.
+        var skipped: [PeerID] = []
+        while let w = ring.first {
+            guard let c = credit[w], c > 0 else {
+                ring.removeFirst()
+                if credit[w] == nil || credit[w] == 0 { inRing.remove(w) }
+                continue
+            }
             guard let s = nextShard() else { break }
-            if inFlight[s]?.contains(where: { $0.worker == w }) == true {
+            ring.removeFirst()
+            if let list = inFlight[s], list.contains(where: { $0.worker == w }) {
                 // Never run a speculative copy on the worker that already has the shard.
                 speculated.remove(s)
                 reissued -= 1
-                idle += 1
+                issued.append((list[0].sequence, s))
+                skipped.append(w)
                 continue
             }
-            credit[w]! -= 1
+            credit[w] = c - 1
             sequence += 1
             let fresh = lastHeard[w].map { now - $0 <= policy.freshness } ?? true
             inFlight[s, default: []].append(Assignment(worker: w, deadline: now + policy.lease, started: now, sequence: sequence, fresh: fresh))
+            held[w, default: FIFO()].append((s, sequence))
+            issued.append((sequence, s))
+            if c > 1 { ring.append(w) } else { inRing.remove(w) }
             out.append(.assign(shard: s, worker: w))
-            idle = 0
         }
+        for w in skipped { ring.append(w) }
         return out
+    }
+}
+
+/// A first-in, first-out queue: amortized O(1) at both ends of its use.
+struct FIFO<Element>: Sendable where Element: Sendable {
+    private var items: [Element] = []
+    private var head = 0
+
+    var first: Element? { head < items.count ? items[head] : nil }
+    var isEmpty: Bool { head >= items.count }
+    var count: Int { items.count - head }
+
+    mutating func append(_ e: Element) { items.append(e) }
+
+    @discardableResult
+    mutating func removeFirst() -> Element {
+        let e = items[head]
+        head += 1
+        if head >= 64 && head * 2 >= items.count {
+            items.removeFirst(head)
+            head = 0
+        }
+        return e
     }
 }

@@ -1,11 +1,12 @@
 import ZeroMQ
 
-/// A received Loom message: who sent it (on a ROUTER), its type, its body and its data frames.
+/// A received Loom message, framed but not yet decoded: who sent it (on a ROUTER), its type,
+/// its body and its data frames. ``decoded()`` gives the typed ``WireMessage``.
 public struct Message {
     /// The sender's routing id (ROUTER sockets only).
     public let peer: PeerID?
     public let type: MessageType
-    /// The body frame (fields written with ``WireWriter``).
+    /// The body frame (fields written by ``WireMessage/encode(into:)``).
     public let body: Frame?
     /// Frames after the body: bulk data (X rows, results, model files).
     public let data: [Frame]
@@ -33,31 +34,9 @@ public struct Message {
         }
         body = rest.popFirst()
         data = Array(rest)
-        byteCount = 8 + (body?.count ?? 0) + data.reduce(0) { $0 + $1.count }
+        byteCount = data.reduce(8 + (body?.count ?? 0)) { $0 + $1.count }
     }
 
-    /// A reader over the body.
-    public func reader() throws -> WireReader {
-        guard let body else { throw ProtocolError.malformed(peer: peerName, "\(type) has no body") }
-        return WireReader(body.bytes, peer: peerName)
-    }
-}
-
-extension Socket {
-    /// Sends a Loom message: [routing id,] header, body, data frames.
-    @discardableResult
-    func send(_ type: MessageType, to peer: PeerID? = nil, body: WireWriter = WireWriter(), data: [OutgoingFrame] = [],
-              counting counter: UnsafeMutablePointer<Int>? = nil, dontWait: Bool = false) throws -> Bool {
-        if let counter {
-            counter.pointee += 8 + body.bytes.count + data.reduce(0) { n, f in
-                switch f { case .bytes(let b): n + b.count; case .owned(let b): n + b.count }
-            }
-        }
-        var frames: [OutgoingFrame] = []
-        if let peer { frames.append(.bytes(peer.bytes)) }
-        frames.append(.bytes(Header(type).bytes))
-        frames.append(.bytes(body.bytes))
-        frames += data
-        return try send(frames, dontWait: dontWait)
-    }
+    /// The typed message; throws ``ProtocolError`` for anything malformed.
+    public func decoded() throws -> WireMessage { try WireMessage.decode(self) }
 }

@@ -1,0 +1,227 @@
+import ZeroMQ
+
+/// The one place where Loom's messages are encoded and decoded.
+extension WireMessage {
+    /// Longest job id, worker id, host name, reason or error text a peer may send, in bytes.
+    static let maxName = 1 << 10
+    static let maxText = 1 << 16
+    /// The most credit one `ready` may grant.
+    public static let maxCredit = 1 << 16
+    /// The most dimensions in a result leaf's per-example shape.
+    static let maxRank = 32
+
+    /// Writes the body's fields.
+    public func encode(into w: inout WireWriter) {
+        switch self {
+        case .hello(let h):
+            w.string(h.worker, "worker id")
+            w.u32(UInt32(clamping: h.pid), "pid")
+            w.string(h.host, "host")
+            w.each(h.cachedModels, "cached model") { $0.string($1, "sha256") }
+        case .job(let descriptor, let collector):
+            w.blob(descriptor, "job descriptor (JSON)")
+            w.string(collector, "collector endpoint")
+        case .needModel(let sha):
+            w.string(sha, "model sha256")
+        case .model(let sha, let files):
+            w.string(sha, "model sha256")
+            w.each(files, "file") { $0.string($1, "name (`model.onnx` first, then external data)") }
+        case .ready(let jobId, let credit, let computed):
+            w.string(jobId, "job id")
+            w.u32(UInt32(clamping: credit), "credit granted")
+            w.ints(computed, "shards computed since the last ready")
+        case .shard(let jobId, let shards):
+            w.string(jobId, "job id")
+            w.each(shards, "shard") { w, s in
+                w.int(s.shard, "shard")
+                w.ints(s.rows, "distinct X row indices")
+            }
+        case .result(let jobId, let shards):
+            w.string(jobId, "job id")
+            w.each(shards, "shard") { w, s in
+                w.int(s.shard, "shard")
+                w.each(s.leaves, "leaf") { w, leaf in
+                    w.ints(leaf.index, "index path")
+                    w.ints(leaf.shape, "per-example shape")
+                }
+            }
+        case .ack(let jobId, let shards):
+            w.string(jobId, "job id")
+            w.ints(shards, "shards written")
+        case .end(let ok, let reason):
+            w.bool(ok, "ok")
+            w.string(reason, "reason")
+        case .error(let jobId, let shard, let message):
+            w.string(jobId, "job id")
+            w.int(shard ?? -1, "shard (−1: none)")
+            w.string(message, "message")
+        case .collect(let descriptor):
+            w.blob(descriptor, "job descriptor (JSON)")
+        case .collectorReady(let jobId, let resumed):
+            w.string(jobId, "job id")
+            w.ints(resumed, "shards already in the journal")
+        case .finish(let f):
+            w.string(f.jobId, "job id")
+            w.int(f.workers, "workers")
+            w.int(f.bytesToWorkers, "bytes sent to workers")
+            w.int(f.workersLost, "workers lost")
+            w.int(f.leasesExpired, "leases expired")
+            w.int(f.shardsReissued, "shards reissued")
+        case .finished(let ok, let message):
+            w.bool(ok, "ok")
+            w.string(message, "message")
+        case .heartbeat(let job):
+            w.string(job, "job held (collector; else empty)")
+        case .rejoin:
+            break
+        }
+    }
+
+    /// The body frame.
+    public var body: [UInt8] {
+        var w = WireWriter()
+        encode(into: &w)
+        return w.bytes
+    }
+
+    /// Decodes a received message: every field is read, bounds-checked and range-checked; the
+    /// body must end with the last field, and the data frames must be as many as the body says.
+    public static func decode(_ m: Message) throws -> WireMessage {
+        guard let body = m.body else { throw ProtocolError.malformed(peer: m.peerName, "\(m.type) has no body frame") }
+        return try decode(m.type, body: body.bytes, dataFrames: m.data.count, peer: m.peerName)
+    }
+
+    /// Decodes a body of type `type` followed by `dataFrames` data frames.
+    public static func decode(_ type: MessageType, body: UnsafeRawBufferPointer, dataFrames: Int, peer: String) throws -> WireMessage {
+        var r = WireReader(body, peer: peer)
+        let message = try decodeBody(type, &r)
+        try r.end("\(type)")
+        let expected = message.dataFrameCount
+        guard expected == nil || expected == dataFrames else {
+            throw ProtocolError.malformed(peer: peer, "\(type) announces \(expected!) data frames; \(dataFrames) came")
+        }
+        return message
+    }
+
+    static func decodeBody(_ type: MessageType, _ r: inout WireReader) throws -> WireMessage {
+        func sha(_ r: inout WireReader) throws -> String {
+            let s = try r.string("model sha256", maxLength: 64)
+            guard s.utf8.count == 64, s.allSatisfy(\.isHexDigit) else { throw r.malformed("a model sha256 '\(s.prefix(64))' is not 64 hex digits") }
+            return s
+        }
+        func jobId(_ r: inout WireReader) throws -> String { try r.string("job id", maxLength: maxName) }
+        switch type {
+        case .hello:
+            let worker = try r.string("worker id", maxLength: maxName)
+            let pid = Int(try r.u32("pid"))
+            let host = try r.string("host", maxLength: maxName)
+            let cached = try r.each("cached models", minimumSize: 4) { try sha(&$0) }
+            return .hello(Hello(worker: worker, pid: pid, host: host, cachedModels: cached))
+        case .job:
+            return .job(descriptor: try r.blob("job descriptor"), collector: try r.string("collector endpoint", maxLength: maxName))
+        case .needModel:
+            return .needModel(sha256: try sha(&r))
+        case .model:
+            let s = try sha(&r)
+            let files = try r.each("model files", minimumSize: 4) { r in
+                let name = try r.string("model file name", maxLength: 255)
+                guard !name.isEmpty, name != ".", name != "..", !name.contains("/"), !name.contains("\0") else {
+                    throw r.malformed("a model file name '\(name)' is not a plain file name")
+                }
+                return name
+            }
+            guard files.first == "model.onnx" else { throw r.malformed("the model's first file is not model.onnx") }
+            return .model(sha256: s, files: files)
+        case .ready:
+            let id = try jobId(&r)
+            let credit = Int(try r.u32("credit"))
+            guard credit <= maxCredit else { throw r.malformed("a credit of \(credit) is more than \(maxCredit)") }
+            return .ready(jobId: id, credit: credit, computed: try r.ints("computed shards"))
+        case .shard:
+            let id = try jobId(&r)
+            let shards = try r.each("shards", minimumSize: 12) { r in
+                ShardRows(shard: try r.int("shard", in: 0...Int.max), rows: try r.ints("X rows"))
+            }
+            return .shard(jobId: id, shards: shards)
+        case .result:
+            let id = try jobId(&r)
+            let shards = try r.each("shards", minimumSize: 12) { r in
+                let shard = try r.int("shard", in: 0...Int.max)
+                let leaves = try r.each("leaves", minimumSize: 8) { r in
+                    let index = try r.ints("index path")
+                    let shape = try r.ints("per-example shape")
+                    guard shape.count <= maxRank else { throw r.malformed("a leaf of rank \(shape.count)") }
+                    var elements = 1
+                    for d in shape {
+                        let (p, overflow) = elements.multipliedReportingOverflow(by: d)
+                        guard !overflow, p <= Int.max / 4 else { throw r.malformed("a leaf's shape \(shape) overflows") }
+                        elements = p
+                    }
+                    return ShardLayout.Leaf(index: index, shape: shape)
+                }
+                return ShardLayout(shard: shard, leaves: leaves)
+            }
+            return .result(jobId: id, shards: shards)
+        case .ack:
+            return .ack(jobId: try jobId(&r), shards: try r.ints("acknowledged shards"))
+        case .end:
+            return .end(ok: try r.bool("ok"), reason: try r.string("reason", maxLength: maxText))
+        case .error:
+            let id = try jobId(&r)
+            let shard = try r.int("shard", in: -1...Int.max)
+            return .error(jobId: id, shard: shard < 0 ? nil : shard, message: try r.string("message", maxLength: maxText))
+        case .collect:
+            return .collect(descriptor: try r.blob("job descriptor"))
+        case .collectorReady:
+            return .collectorReady(jobId: try jobId(&r), resumed: try r.ints("resumed shards"))
+        case .finish:
+            let id = try jobId(&r)
+            let n = 0...Int.max
+            return .finish(Finish(jobId: id, workers: try r.int("workers", in: n), bytesToWorkers: try r.int("bytes", in: n),
+                                  workersLost: try r.int("workers lost", in: n), leasesExpired: try r.int("leases expired", in: n),
+                                  shardsReissued: try r.int("shards reissued", in: n)))
+        case .finished:
+            return .finished(ok: try r.bool("ok"), message: try r.string("message", maxLength: maxText))
+        case .heartbeat:
+            return .heartbeat(job: try jobId(&r))
+        case .rejoin:
+            return .rejoin
+        }
+    }
+
+    /// How many data frames follow the body; nil: as many as the job has args (checked by the worker against the descriptor).
+    public var dataFrameCount: Int? {
+        switch self {
+        case .job: nil
+        case .model(_, let files): files.count
+        case .shard(_, let shards): shards.count
+        case .result(_, let shards): shards.reduce(0) { $0 + $1.leaves.count }
+        default: 0
+        }
+    }
+}
+
+extension Socket {
+    /// Sends a Loom message: [routing id,] header, body, then its data frames.
+    ///
+    /// - Parameter counting: adds the bytes sent (all frames but the routing id) to this counter.
+    /// - Returns: false if `dontWait` and the message could not be queued now.
+    @discardableResult
+    public func send(_ message: WireMessage, to peer: PeerID? = nil, data: [OutgoingFrame] = [],
+                     counting counter: UnsafeMutablePointer<Int>? = nil, dontWait: Bool = false) throws -> Bool {
+        precondition(message.dataFrameCount.map { $0 == data.count } ?? true, "\(message.type) needs \(message.dataFrameCount!) data frames")
+        let body = message.body
+        if let counter {
+            counter.pointee += 8 + body.count + data.reduce(0) { n, f in
+                switch f { case .bytes(let b): n + b.count; case .owned(let b): n + b.count }
+            }
+        }
+        var frames: [OutgoingFrame] = []
+        frames.reserveCapacity(3 + data.count)
+        if let peer { frames.append(.bytes(peer.bytes)) }
+        frames.append(.bytes(Header(message.type).bytes))
+        frames.append(.bytes(body))
+        frames += data
+        return try send(frames, dontWait: dontWait)
+    }
+}

@@ -1,0 +1,115 @@
+/// Every message of Loom's protocol, typed.
+///
+/// A message is a header frame (``Header``), a body frame (the fields below, encoded by
+/// ``encode(into:)`` and decoded by ``decode(_:)``, in `WireMessage+Codec.swift` only), and bulk
+/// data frames that are never copied into the body (X rows, results, model files, args). The
+/// data frames travel beside the typed message; the codec checks their number.
+public enum WireMessage: Equatable, Sendable {
+    /// worker → coordinator: a worker joins.
+    case hello(Hello)
+    /// coordinator → worker: the job. Data: one frame per `--arg`, the whole tensor as float32.
+    case job(descriptor: [UInt8], collector: String)
+    /// worker → coordinator: the model with this sha256 is not in the worker's cache.
+    case needModel(sha256: String)
+    /// coordinator → worker: the model's files, `model.onnx` first. Data: one frame per file.
+    case model(sha256: String, files: [String])
+    /// worker → coordinator: room for `credit` more shards, and the shards computed since the last `ready`.
+    case ready(jobId: String, credit: Int, computed: [Int])
+    /// coordinator → worker: shards to compute. Data: one frame per shard, its distinct X rows.
+    case shard(jobId: String, shards: [ShardRows])
+    /// worker → collector: shards' outputs. Data: one frame per leaf per shard, in order.
+    case result(jobId: String, shards: [ShardLayout])
+    /// collector → coordinator: shards written and made durable.
+    case ack(jobId: String, shards: [Int])
+    /// coordinator → worker or collector: the job is over, done or failed.
+    case end(ok: Bool, reason: String)
+    /// worker or collector → coordinator: a failure that ends the job (`shard` nil: no shard in particular).
+    case error(jobId: String, shard: Int?, message: String)
+    /// coordinator → collector: the job to collect.
+    case collect(descriptor: [UInt8])
+    /// collector → coordinator: `--out` is claimed; `resumed` are the shards its journal already holds.
+    case collectorReady(jobId: String, resumed: [Int])
+    /// coordinator → collector: every shard is acknowledged; publish the manifest.
+    case finish(Finish)
+    /// collector → coordinator: the manifest is written (`ok`), or why not.
+    case finished(ok: Bool, message: String)
+    /// both ways, between every pair of roles: still here. The collector's names the job it holds ("" if none).
+    case heartbeat(job: String)
+    /// coordinator → worker: this connection was declared lost; drop everything and join again.
+    case rejoin
+
+    /// A worker's introduction.
+    public struct Hello: Equatable, Sendable {
+        public var worker: String
+        public var pid: Int
+        public var host: String
+        /// The sha256 of every model in the worker's cache.
+        public var cachedModels: [String]
+        public init(worker: String, pid: Int, host: String, cachedModels: [String]) {
+            self.worker = worker
+            self.pid = pid
+            self.host = host
+            self.cachedModels = cachedModels
+        }
+    }
+
+    /// One shard of a `shard` message: its number and the distinct X rows it uses.
+    public struct ShardRows: Equatable, Sendable {
+        public var shard: Int
+        public var rows: [Int]
+        public init(shard: Int, rows: [Int]) { self.shard = shard; self.rows = rows }
+    }
+
+    /// One shard of a `result` message: its number and, per output leaf, its index path and per-example shape.
+    public struct ShardLayout: Equatable, Sendable {
+        public var shard: Int
+        public var leaves: [Leaf]
+        public init(shard: Int, leaves: [Leaf]) { self.shard = shard; self.leaves = leaves }
+
+        public struct Leaf: Equatable, Sendable {
+            public var index: [Int]
+            public var shape: [Int]
+            public init(index: [Int], shape: [Int]) { self.index = index; self.shape = shape }
+        }
+    }
+
+    /// What the coordinator tells the collector for the manifest.
+    public struct Finish: Equatable, Sendable {
+        public var jobId: String
+        public var workers: Int
+        public var bytesToWorkers: Int
+        public var workersLost: Int
+        public var leasesExpired: Int
+        public var shardsReissued: Int
+        public init(jobId: String, workers: Int, bytesToWorkers: Int, workersLost: Int, leasesExpired: Int, shardsReissued: Int) {
+            self.jobId = jobId
+            self.workers = workers
+            self.bytesToWorkers = bytesToWorkers
+            self.workersLost = workersLost
+            self.leasesExpired = leasesExpired
+            self.shardsReissued = shardsReissued
+        }
+    }
+
+    /// The message's type, as the header carries it.
+    public var type: MessageType {
+        switch self {
+        case .hello: .hello
+        case .job: .job
+        case .needModel: .needModel
+        case .model: .model
+        case .ready: .ready
+        case .shard: .shard
+        case .result: .result
+        case .ack: .ack
+        case .end: .end
+        case .error: .error
+        case .collect: .collect
+        case .collectorReady: .collectorReady
+        case .finish: .finish
+        case .finished: .finished
+        case .heartbeat: .heartbeat
+        case .rejoin: .rejoin
+        }
+    }
+}
