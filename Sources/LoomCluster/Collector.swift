@@ -19,9 +19,8 @@ public final class Collector {
     public let overwrite: Bool
     let context: Context
     var logger: Logger
-    /// Seconds a written shard may wait to be made durable and acknowledged. A crash loses at
-    /// most this much work, which is computed again; each commit costs an fdatasync per result file and an fsync of the journal.
-    static let commitInterval = 0.05
+    /// Commit timing and batching: the core's settings.
+    public var settings = CollectorCore.Settings()
     /// Seconds between libzmq's pings to each peer, and the silences (in pings) after which a
     /// peer's connection is dropped: a worker cut off by a partition then reconnects as soon as
     /// the network is back, instead of keeping a dead connection for minutes.
@@ -39,29 +38,19 @@ public final class Collector {
         self.logger[metadataKey: "role"] = "collector"
     }
 
-    /// The job being collected (a class: it is updated on every result, and must not be copied).
-    final class Active {
+    /// The job being collected: its files.
+    struct Active {
         let descriptor: JobDescriptor
-        let coordinator: PeerID
         let writer: ResultWriter
         let journal: Journal
-        var written: [Bool]
-        var count: Int
         var resultBytes = 0
-        var duplicates = 0
         let started = Date()
-
-        init(descriptor: JobDescriptor, coordinator: PeerID, writer: ResultWriter, journal: Journal, written: [Bool], count: Int) {
-            self.descriptor = descriptor
-            self.coordinator = coordinator
-            self.writer = writer
-            self.journal = journal
-            self.written = written
-            self.count = count
-        }
     }
 
     /// Serves jobs until one is published (returns) or fails (throws).
+    ///
+    /// The shell around ``CollectorCore``: it owns the socket, the files and the clock, turns
+    /// messages into events and carries out the core's directives.
     ///
     /// - Parameter onBound: called with the endpoint actually bound, before any message is read.
     public func run(onBound: ((String) -> Void)? = nil) throws {
@@ -76,153 +65,138 @@ public final class Collector {
         boundEndpoint = socket.lastEndpoint
         onBound?(socket.lastEndpoint)
         logger.info("listening", metadata: ["endpoint": "\(socket.lastEndpoint)"])
+        var core = CollectorCore(settings: settings)
+        var asked: JobDescriptor? = nil
         var active: Active? = nil
-        var pendingAcks: [Int] = []
-        var oldestAck = Date()
-        var malformedMessages = 0
-        while true {
-            let untilCommit = Self.commitInterval - Date().timeIntervalSince(oldestAck)
-            _ = try poll([socket], timeoutMilliseconds: pendingAcks.isEmpty ? 200 : max(1, Int((untilCommit * 1000).rounded(.up))))
-            var budget = 512
-            while budget > 0, let frames = try socket.receive(dontWait: true) {
-                budget -= 1
-                let message: Message
-                let decoded: WireMessage
-                do {
-                    message = try Message(frames: frames, routed: true, peerName: "peer")
-                    decoded = try message.decoded()
-                } catch {
-                    // A malformed message costs its sender that message, never the job.
-                    malformedMessages += 1
-                    logger.warning("dropped a malformed message", metadata: ["why": "\(error)"])
-                    continue
-                }
-                guard let peer = message.peer else { continue }
-                switch decoded {
-                case .collect(let json):
-                    let descriptor: JobDescriptor
-                    do { descriptor = try JSONDecoder().decode(JobDescriptor.self, from: Data(json)) } catch {
-                        logger.warning("dropped a collect message with an unreadable job descriptor", metadata: ["from": "\(message.peerName)", "why": "\(error)"])
-                        continue
-                    }
-                    if let a = active, a.descriptor.jobId == descriptor.jobId {
-                        try socket.send(.collectorReady(jobId: descriptor.jobId, resumed: a.written.indices.filter { a.written[$0] }), to: peer)
-                        continue
-                    }
+        /// The result message being handled, while the core decides what of it to write.
+        var inHand: (peer: PeerID, message: Message, shards: [WireMessage.ShardLayout])? = nil
+        let clock = ContinuousClock()
+        let origin = clock.now
+        func now() -> Double { let d = clock.now - origin; return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
+
+        /// Carries out directives and what follows from them; returns true once the collector is done.
+        func perform(_ first: [CollectorCore.Directive]) throws -> Bool {
+            var queue = first[...]
+            while let d = queue.popFirst() {
+                switch d {
+                case .send(let m, let peer):
+                    _ = try? socket.send(m, to: peer, dontWait: true)
+                case .claim:
+                    guard let descriptor = asked else { continue }
                     do {
                         try OutputDirectory.claim(out, jobID: descriptor.jobId, spec: descriptor.spec, overwrite: overwrite)
                         let journal = try Journal(directory: out, jobID: descriptor.jobId)
                         let writer = ResultWriter(directory: out, axes: descriptor.space.axes)
-                        var written = [Bool](repeating: false, count: descriptor.plan.shardCount)
-                        if !journal.resumed.isEmpty {
-                            guard try writer.reopen() else { throw ClusterError("\(out) has a journal but no layout.json; pass --overwrite to start again") }
-                            for s in journal.resumed where s < written.count { written[s] = true }
-                            logger.notice("resuming", metadata: ["complete": "\(journal.resumed.count)", "of": "\(written.count)"])
+                        if !journal.resumed.isEmpty, try !writer.reopen() {
+                            throw ClusterError("\(out) has a journal but no layout.json; pass --overwrite to start again")
                         }
-                        active = Active(descriptor: descriptor, coordinator: peer, writer: writer, journal: journal,
-                                        written: written, count: written.filter { $0 }.count)
+                        active = Active(descriptor: descriptor, writer: writer, journal: journal)
+                        queue += core.handle(.claimed(resumed: journal.resumed), now: now())
                     } catch {
-                        try socket.send(.error(jobId: descriptor.jobId, shard: nil, message: "collector: \(error)"), to: peer)
+                        queue += core.handle(.claimFailed("\(error)"), now: now())
+                    }
+                case .write(let shards):
+                    guard let a = active, let r = inHand else { continue }
+                    let written: [Int], refused: String?
+                    do { (written, refused) = try write(shards, of: r.shards, frames: r.message.data, from: r.message.peerName, into: a) } catch {
+                        // The disk, not the peer: the job cannot go on here.
+                        if let c = core.coordinator { _ = try? socket.send(.error(jobId: a.descriptor.jobId, shard: nil, message: "\(error)"), to: c, dontWait: true) }
                         throw error
                     }
-                    logger.info("collecting", metadata: ["job": "\(descriptor.jobId.prefix(12))", "out": "\(out)"])
-                    try socket.send(.collectorReady(jobId: descriptor.jobId, resumed: active!.journal.resumed), to: peer)
-                case .result(let jobId, let shards):
-                    guard let a = active, jobId == a.descriptor.jobId else { continue }
+                    if !written.isEmpty { active!.resultBytes += r.message.byteCount }
+                    queue += core.handle(.written(written, refused: refused, from: r.peer), now: now())
+                case .commit(let shards):
+                    guard let a = active else { continue }
+                    try a.writer.sync()
+                    try a.journal.record(shards)
+                case .publish(let f):
+                    guard let a = active else { continue }
                     do {
-                        let acks = try write(shards, frames: message.data, from: message.peerName, into: a)
-                        a.resultBytes += message.byteCount
-                        if pendingAcks.isEmpty && !acks.isEmpty { oldestAck = Date() }
-                        pendingAcks.append(contentsOf: acks)
-                    } catch let error as ResultRefused {
-                        // A result that does not fit the job is the sender's fault: drop it, and the shard
-                        // is computed again elsewhere (its lease runs out). The job goes on.
-                        malformedMessages += 1
-                        logger.warning("refused a result", metadata: ["from": "\(message.peerName)", "why": "\(error.reason)"])
-                    } catch {
-                        let text = "collector: a result from \(message.peerName) could not be written: \(error)"
-                        try socket.send(.error(jobId: a.descriptor.jobId, shard: nil, message: text), to: a.coordinator)
-                        throw ClusterError(text)
-                    }
-                case .finish(let f):
-                    guard let a = active, peer == a.coordinator, f.jobId == a.descriptor.jobId else { continue }
-                    try flushAcks(socket, a, &pendingAcks)
-                    do {
-                        guard a.count == a.descriptor.plan.shardCount else {
-                            throw ClusterError("told to finish with \(a.count) of \(a.descriptor.plan.shardCount) shards written")
-                        }
                         let outputs = try a.writer.finish()
                         var manifest = a.descriptor.manifest(outputs: outputs, workers: f.workers, elapsed: Date().timeIntervalSince(a.started))
                         manifest.transfer = .init(toWorkersBytes: f.bytesToWorkers, toCollectorBytes: a.resultBytes, examples: a.descriptor.plan.examples)
                         manifest.reliability = .init(workersLost: f.workersLost, leasesExpired: f.leasesExpired, shardsReissued: f.shardsReissued,
-                                                     duplicatesDropped: a.duplicates, resumedShards: a.journal.resumed.count)
+                                                     duplicatesDropped: core.duplicates, resumedShards: a.journal.resumed.count)
                         try OutputDirectory.publish(manifest, in: out)
+                        logger.info("published", metadata: ["out": "\(out)"])
+                        queue += core.handle(.published, now: now())
                     } catch {
-                        try socket.send(.finished(ok: false, message: "\(error)"), to: a.coordinator)
-                        throw error
+                        queue += core.handle(.publishFailed("\(error)"), now: now())
                     }
-                    try socket.send(.finished(ok: true, message: ""), to: a.coordinator)
-                    logger.info("published", metadata: ["out": "\(out)"])
-                    return
-                case .heartbeat:
-                    // The reply names the job this collector holds: a restarted collector holds none.
-                    _ = try? socket.send(.heartbeat(job: active?.descriptor.jobId ?? ""), to: peer, dontWait: true)
-                case .end(let ok, let reason):
-                    // Only the coordinator of the job may end it; before a job, any coordinator may.
-                    guard active == nil || peer == active!.coordinator else { continue }
-                    if !ok { throw ClusterError("the coordinator ended the job: \(reason)") }
-                    return
-                default:
-                    malformedMessages += 1
-                    logger.warning("unexpected message", metadata: ["type": "\(message.type)", "from": "\(message.peerName)"])
+                case .log(let level, let text, let metadata):
+                    logger.log(level: level, "\(text)", metadata: metadata)
+                case .exit(let failure):
+                    if let failure { throw ClusterError(failure) }
+                    return true
                 }
             }
-            // Acknowledge in groups, each made durable with one fdatasync per file and one journal fsync: at most
-            // `Collector.commitInterval` late, or 1,024 shards at a time, and at once when the last
-            // shard is in. (Groups of 64 cost an fsync every millisecond or so when shards are tiny.)
-            if let a = active, !pendingAcks.isEmpty,
-               pendingAcks.count >= 1024 || a.count == a.descriptor.plan.shardCount || Date().timeIntervalSince(oldestAck) >= Self.commitInterval {
-                try flushAcks(socket, a, &pendingAcks)
+            return false
+        }
+
+        while true {
+            let wait = core.untilCommit(now: now()).map { max(1, Int(($0 * 1000).rounded(.up))) } ?? 200
+            _ = try poll([socket], timeoutMilliseconds: wait)
+            var budget = 512
+            while budget > 0, let frames = try socket.receive(dontWait: true) {
+                budget -= 1
+                let message: Message
+                do { message = try Message(frames: frames, routed: true, peerName: "peer") } catch {
+                    logger.warning("dropped a message", metadata: ["why": "\(error)"])
+                    continue
+                }
+                guard let peer = message.peer else { continue }
+                let event: CollectorCore.Event
+                do {
+                    switch try message.decoded() {
+                    case .collect(let json):
+                        do {
+                            let descriptor = try JSONDecoder().decode(JobDescriptor.self, from: Data(json))
+                            if active == nil { asked = descriptor }
+                            event = .collect(peer, jobId: descriptor.jobId, shardCount: descriptor.plan.shardCount)
+                        } catch {
+                            event = .refused(peer, "a job descriptor that cannot be read: \(error)")
+                        }
+                    case .result(let jobId, let shards):
+                        inHand = (peer, message, shards)
+                        event = .result(peer, jobId: jobId, shards: shards.map(\.shard))
+                    case .finish(let f): event = .finish(peer, f)
+                    case .heartbeat: event = .heartbeat(peer)
+                    case .end(let ok, let reason): event = .end(peer, ok: ok, reason: reason)
+                    case let other: event = .refused(peer, "\(other.type) is not a message a collector takes")
+                    }
+                } catch {
+                    event = .refused(peer, "\(error)")
+                }
+                defer { inHand = nil }
+                if try perform(core.handle(event, now: now())) { return }
             }
+            if try perform(core.handle(.tick, now: now())) { return }
         }
     }
 
-    /// Makes the pending shards durable (rows synced, then journaled), then acknowledges them.
-    private func flushAcks(_ socket: Socket, _ a: Active, _ acks: inout [Int]) throws {
-        guard !acks.isEmpty else { return }
-        try a.writer.sync()
-        try a.journal.record(acks)
-        _ = try? socket.send(.ack(jobId: a.descriptor.jobId, shards: acks), to: a.coordinator, dontWait: true)
-        acks.removeAll(keepingCapacity: true)
-    }
-
-    /// A result that does not fit the job: the sender is at fault, not the collector.
-    struct ResultRefused: Error { let reason: String }
-
-    /// Writes one result message (one or more shards); returns the shards to acknowledge
-    /// (written now, or duplicates already journaled). Everything is checked before the first
-    /// byte is written: shard numbers, leaf count, frame sizes.
-    private func write(_ shards: [WireMessage.ShardLayout], frames: [Frame], from peer: String, into a: Active) throws -> [Int] {
+    /// Writes the given shards of a result message; returns those written and, if the message
+    /// does not fit the job (a shard's leaves or sizes), why. I/O failures throw: they end the job.
+    private func write(_ shards: [Int], of layouts: [WireMessage.ShardLayout], frames: [Frame], from peer: String,
+                       into a: Active) throws -> (written: [Int], refused: String?) {
         let plan = a.descriptor.plan
+        var firstFrame: [Int: Int] = [:]
         var frame = 0
-        var acks: [Int] = []
-        for s in shards {
-            guard s.shard < plan.shardCount else { throw ResultRefused(reason: "shard \(s.shard) is not in the job (\(plan.shardCount) shards)") }
-            let leaves = s.leaves.enumerated().map { (k, leaf) in (index: leaf.index, exampleShape: leaf.shape, bytes: frames[frame + k].bytes) }
-            frame += s.leaves.count
-            guard !a.written[s.shard] else {   // a duplicate (a re-issued or speculative copy): acknowledge again, write nothing
-                a.duplicates += 1
-                if a.journal.recorded.contains(s.shard) { acks.append(s.shard) }
-                continue
-            }
-            let range = plan.range(of: s.shard)
-            do { try a.writer.write(raw: leaves, at: range.lowerBound, count: range.count) } catch let e as IndexSpaceError {
-                throw ResultRefused(reason: "\(plan.describe(s.shard)): \(e)")
-            }
-            a.written[s.shard] = true
-            a.count += 1
-            acks.append(s.shard)
+        for l in layouts {
+            if firstFrame[l.shard] == nil { firstFrame[l.shard] = frame }
+            frame += l.leaves.count
         }
-        return acks
+        var written: [Int] = []
+        for s in shards {
+            guard let start = firstFrame[s], let layout = layouts.first(where: { $0.shard == s }) else { continue }
+            let leaves = layout.leaves.enumerated().map { (k, leaf) in (index: leaf.index, exampleShape: leaf.shape, bytes: frames[start + k].bytes) }
+            let range = plan.range(of: s)
+            do { try a.writer.write(raw: leaves, at: range.lowerBound, count: range.count) } catch let e as IndexSpaceError {
+                return (written, "\(plan.describe(s)) from \(peer): \(e)")
+            } catch {
+                throw ClusterError("collector: a result from \(peer) could not be written: \(error)")
+            }
+            written.append(s)
+        }
+        return (written, nil)
     }
 }

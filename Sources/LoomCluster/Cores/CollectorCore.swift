@@ -1,0 +1,218 @@
+import Logging
+
+/// The collector's decisions, free of sockets, files and clocks: events in, directives out.
+///
+/// It decides which job it serves and whose messages count, which shards to write (each once),
+/// when written shards are made durable and acknowledged, and when the result may be published.
+/// ``Collector`` is the shell: it claims the folder, writes rows, syncs the journal and publishes
+/// the manifest when told, and reports back. Time is passed in with each event.
+public struct CollectorCore: Sendable {
+    public struct Settings: Sendable, Equatable {
+        /// Seconds a written shard may wait to be made durable and acknowledged. A crash loses at
+        /// most this much work, which is computed again; each commit costs an fdatasync per
+        /// result file and an fsync of the journal.
+        public var commitInterval = 0.05
+        /// Shards written that are committed at once, however recent.
+        public var commitBatch = 1024
+        public init() {}
+    }
+
+    public enum Event: Sendable {
+        /// The coordinator asks for a job (`collect`), decoded by the shell.
+        case collect(PeerID, jobId: String, shardCount: Int)
+        /// The shell claimed the folder; its journal holds these shards.
+        case claimed(resumed: [Int])
+        case claimFailed(String)
+        /// A `result` message from a worker: its shards, in order.
+        case result(PeerID, jobId: String, shards: [Int])
+        /// The shell wrote these shards of the last `.write`; `refused`: the rest did not fit the job.
+        case written([Int], refused: String?, from: PeerID)
+        case finish(PeerID, WireMessage.Finish)
+        case published
+        case publishFailed(String)
+        case heartbeat(PeerID)
+        case end(PeerID, ok: Bool, reason: String)
+        /// A message the collector does not take (wrong role, malformed), with why.
+        case refused(PeerID, String)
+        case tick
+    }
+
+    public enum Directive: Equatable, Sendable {
+        case send(WireMessage, to: PeerID)
+        /// Claim the out folder for the job just asked for; report `.claimed` or `.claimFailed`.
+        case claim
+        /// Write these shards of the result message in hand (the others are duplicates or not the
+        /// job's); report `.written`.
+        case write([Int])
+        /// Make these written shards durable: sync the rows, then journal them (ack follows).
+        case commit([Int])
+        /// Publish the manifest; report `.published` or `.publishFailed`.
+        case publish(WireMessage.Finish)
+        case log(Logger.Level, String, Logger.Metadata = [:])
+        /// Stop serving: `nil` after publishing or a clean end, else the failure.
+        case exit(failure: String?)
+    }
+
+    struct Job: Sendable {
+        let id: String
+        let coordinator: PeerID
+        var written: [Bool]
+        var journaled: [Bool]
+        var count = 0
+        var duplicates = 0
+    }
+
+    public let settings: Settings
+    private var job: Job? = nil
+    /// A `collect` waiting for the shell's claim.
+    private var claiming: (peer: PeerID, id: String, shards: Int)? = nil
+    private var pending: [Int] = []
+    private var oldestPending = 0.0
+    /// Messages dropped because they were malformed, not the job's, or from a role that may not send them.
+    public private(set) var refusedMessages = 0
+    public private(set) var finished = false
+
+    public init(settings: Settings = Settings()) { self.settings = settings }
+
+    /// The job's coordinator, once claimed.
+    public var coordinator: PeerID? { job?.coordinator }
+    /// The job's id, once claimed.
+    public var jobId: String? { job?.id }
+    /// Shards written so far (this run and resumed), and duplicates dropped.
+    public var writtenCount: Int { job?.count ?? 0 }
+    public var duplicates: Int { job?.duplicates ?? 0 }
+    /// Whether a shard is in the journal.
+    public func isJournaled(_ shard: Int) -> Bool { job.map { shard >= 0 && shard < $0.journaled.count && $0.journaled[shard] } ?? false }
+
+    /// Seconds until the next commit is due (nil: nothing pending).
+    public func untilCommit(now: Double) -> Double? {
+        pending.isEmpty ? nil : max(0, settings.commitInterval - (now - oldestPending))
+    }
+
+    public mutating func handle(_ event: Event, now: Double) -> [Directive] {
+        guard !finished else { return [] }
+        var out: [Directive] = []
+        switch event {
+        case .collect(let peer, let id, let shards):
+            if let job {
+                // The coordinator asks again (it lost us, or our answer): same job, same answer.
+                if job.id == id {
+                    out.append(.send(.collectorReady(jobId: id, resumed: job.written.indices.filter { job.written[$0] }), to: peer))
+                } else {
+                    refuse(peer, "asked for job \(id.prefix(12)) while collecting \(job.id.prefix(12))", &out)
+                }
+            } else if claiming == nil {
+                claiming = (peer, id, shards)
+                out.append(.claim)
+            }
+        case .claimed(let resumed):
+            guard let c = claiming else { return out }
+            claiming = nil
+            var j = Job(id: c.id, coordinator: c.peer, written: .init(repeating: false, count: c.shards),
+                        journaled: .init(repeating: false, count: c.shards))
+            var valid: [Int] = []
+            for s in resumed where s >= 0 && s < c.shards && !j.written[s] {
+                j.written[s] = true
+                j.journaled[s] = true
+                j.count += 1
+                valid.append(s)
+            }
+            job = j
+            if !valid.isEmpty { out.append(.log(.notice, "resuming", ["complete": "\(valid.count)", "of": "\(c.shards)"])) }
+            out.append(.log(.info, "collecting", ["job": "\(c.id.prefix(12))"]))
+            out.append(.send(.collectorReady(jobId: c.id, resumed: valid), to: c.peer))
+        case .claimFailed(let text):
+            guard let c = claiming else { return out }
+            out.append(.send(.error(jobId: c.id, shard: nil, message: "collector: \(text)"), to: c.peer))
+            finished = true
+            out.append(.exit(failure: text))
+        case .result(let peer, let id, let shards):
+            guard var j = job, id == j.id else { return refuse(peer, "a result for another job", &out) }
+            var fresh: [Int] = []
+            var again: [Int] = []
+            for s in shards {
+                guard s < j.written.count else { return refuse(peer, "shard \(s) is not in the job (\(j.written.count) shards)", &out) }
+                if j.written[s] || fresh.contains(s) {
+                    // A duplicate (a re-issued or speculative copy): write nothing; acknowledge again once durable.
+                    j.duplicates += 1
+                    if j.journaled[s] { again.append(s) }
+                } else {
+                    fresh.append(s)
+                }
+            }
+            job = j
+            if !again.isEmpty { out.append(.send(.ack(jobId: j.id, shards: again), to: j.coordinator)) }
+            if !fresh.isEmpty { out.append(.write(fresh)) }
+        case .written(let shards, let refused, let peer):
+            guard var j = job else { return out }
+            for s in shards where s >= 0 && s < j.written.count && !j.written[s] {
+                j.written[s] = true
+                j.count += 1
+                if pending.isEmpty { oldestPending = now }
+                pending.append(s)
+            }
+            job = j
+            if let refused { refuse(peer, refused, &out) }
+            commitIfDue(now: now, &out)
+        case .finish(let peer, let f):
+            guard let j = job, peer == j.coordinator, f.jobId == j.id else { return refuse(peer, "finish from a peer that is not this job's coordinator", &out) }
+            commit(&out)
+            guard j.count == j.written.count else {
+                let text = "told to finish with \(j.count) of \(j.written.count) shards written"
+                out.append(.send(.finished(ok: false, message: text), to: j.coordinator))
+                finished = true
+                out.append(.exit(failure: text))
+                return out
+            }
+            out.append(.publish(f))
+        case .published:
+            guard let j = job else { return out }
+            out.append(.send(.finished(ok: true, message: ""), to: j.coordinator))
+            out.append(.log(.info, "published"))
+            finished = true
+            out.append(.exit(failure: nil))
+        case .publishFailed(let text):
+            guard let j = job else { return out }
+            out.append(.send(.finished(ok: false, message: text), to: j.coordinator))
+            finished = true
+            out.append(.exit(failure: text))
+        case .heartbeat(let peer):
+            // The reply names the job this collector holds: a restarted collector holds none.
+            out.append(.send(.heartbeat(job: job?.id ?? ""), to: peer))
+        case .end(let peer, let ok, let reason):
+            // Only the coordinator of the job may end it; before a job, any coordinator may.
+            guard job == nil || peer == job!.coordinator else { return refuse(peer, "end from a peer that is not this job's coordinator", &out) }
+            finished = true
+            out.append(.exit(failure: ok ? nil : "the coordinator ended the job: \(reason)"))
+        case .refused(let peer, let why):
+            refuse(peer, why, &out)
+        case .tick:
+            commitIfDue(now: now, &out)
+        }
+        return out
+    }
+
+    /// Commits in groups: at most `commitInterval` late, or `commitBatch` shards at a time, and at once when the last shard is in.
+    private mutating func commitIfDue(now: Double, _ out: inout [Directive]) {
+        guard let j = job, !pending.isEmpty else { return }
+        if pending.count >= settings.commitBatch || j.count == j.written.count || now - oldestPending >= settings.commitInterval {
+            commit(&out)
+        }
+    }
+
+    private mutating func commit(_ out: inout [Directive]) {
+        guard var j = job, !pending.isEmpty else { return }
+        out.append(.commit(pending))
+        for s in pending { j.journaled[s] = true }
+        out.append(.send(.ack(jobId: j.id, shards: pending), to: j.coordinator))
+        job = j
+        pending.removeAll(keepingCapacity: true)
+    }
+
+    @discardableResult
+    private mutating func refuse(_ peer: PeerID, _ why: String, _ out: inout [Directive]) -> [Directive] {
+        refusedMessages += 1
+        out.append(.log(.warning, "refused a message", ["from": "\(peer)", "why": "\(why)"]))
+        return out
+    }
+}
