@@ -31,6 +31,11 @@ let package = Package(
             "LoomTensor", "LoomONNX", "LoomFunctions", "LoomProduct", "ZeroMQ",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // The deterministic simulation: the real cores in a seeded, simulated cluster.
+        .target(name: "LoomSimulation", dependencies: ["LoomCluster", "LoomProduct"]),
+        .executableTarget(name: "loom-simulate", dependencies: [
+            "LoomSimulation", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .executableTarget(name: "loom", dependencies: [
             "LoomTensor", "LoomONNX", "LoomFunctions", "LoomProduct", "LoomCluster", "CLoomSystem",
             .product(name: "Logging", package: "swift-log"),
@@ -44,6 +49,6 @@ let package = Package(
         .testTarget(name: "LoomProductTests", dependencies: ["LoomProduct", "LoomFunctions", "LoomONNX", "LoomTensor", "LoomTestSupport"]),
         .testTarget(name: "LoomCLITests", dependencies: ["LoomTensor", "LoomTestSupport"]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
-        .testTarget(name: "LoomClusterTests", dependencies: ["LoomCluster", "LoomProduct", "LoomTestSupport"]),
+        .testTarget(name: "LoomClusterTests", dependencies: ["LoomCluster", "LoomProduct", "LoomSimulation", "LoomTestSupport"]),
     ]
 )

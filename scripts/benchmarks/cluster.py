@@ -35,11 +35,20 @@ def cpu_so_far(pid):
     return total / 1e9
 
 
-def run_job(loom, work, job_flags, workers, separate_collector=False, tag="job"):
-    """Runs one job; returns (manifest, {role: (cpu seconds, max rss kB, cpu seconds after the job started)}, wall seconds)."""
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_job(loom, work, job_flags, workers, separate_collector=False, tag="job", tcp=False, keep=None):
+    """Runs one job; returns (manifest, {role: (cpu seconds, max rss kB, cpu seconds after the job started)}, wall seconds).
+
+    tcp: the coordinator binds tcp on 127.0.0.1 (else ipc). keep: a folder to move the result to."""
     d = tempfile.mkdtemp(prefix=f"loom-{tag}-", dir=work)
     out = os.path.join(d, "out")
-    coord = f"ipc://{d}/coordinator"
+    coord = f"tcp://127.0.0.1:{free_port()}" if tcp else f"ipc://{d}/coordinator"
     procs = {}
     devnull = subprocess.DEVNULL
     t0 = time.time()
@@ -86,8 +95,38 @@ def run_job(loom, work, job_flags, workers, separate_collector=False, tag="job")
     wall = time.time() - t0
     with open(os.path.join(out, "manifest.json")) as f:
         manifest = json.load(f)
+    if keep:
+        shutil.rmtree(keep, ignore_errors=True)
+        shutil.move(out, keep)
     shutil.rmtree(d)
     return manifest, usage, wall
+
+
+def same_results(a, b):
+    """Whether two result folders hold the same bytes in every output file."""
+    names = sorted(f for f in os.listdir(a) if f.endswith(".npy"))
+    return names == sorted(f for f in os.listdir(b) if f.endswith(".npy")) and all(
+        open(os.path.join(a, f), "rb").read() == open(os.path.join(b, f), "rb").read() for f in names)
+
+
+def many_workers(loom, work, q):
+    """The coordinator's cost per shard as workers grow: a trivial model, 40,000 one-example shards,
+    real worker processes over tcp on 127.0.0.1; each result compared with the in-process run's bits."""
+    n_seq = 200 if q else 2000
+    x = save(work, "xm", one_hot(n_seq, 4, 0))
+    at = save(work, "am", np.arange(20, dtype=np.float32).reshape(-1, 1))
+    flags = ["--mode", "product", "--model", os.path.join(DATA, "trivial.onnx"), "--x", x, "--arg", at, "--batch-size", "1",
+             "--shard-batches", "1"]
+    ref = os.path.join(work, "many-ref")
+    subprocess.run([loom, "run", *flags, "--out", ref, "--quiet"], check=True)
+    print(f"{'workers':>7} {'shards':>7} {'wall s':>7} {'job s':>6} {'coord CPU s':>11} {'per shard':>10} {'bitwise':>8}", flush=True)
+    for w in ((2, 10) if q else (10, 50, 100, 200)):
+        got = os.path.join(work, f"many-{w}")
+        m, usage, wall = run_job(loom, work, flags, w, tag=f"many{w}", tcp=True, keep=got)
+        cpu = usage["coordinator"][2]
+        same = same_results(ref, got)
+        print(f"{w:7d} {m['shards']:7d} {wall:7.2f} {m['elapsed_seconds']:6.2f} {cpu:11.2f} {1e6 * cpu / m['shards']:8.1f} µs {'yes' if same else 'NO':>8}", flush=True)
+        shutil.rmtree(got)
 
 
 def main():
@@ -110,6 +149,9 @@ def main():
     print(f"scheduler throughput: {shards} shards of 1 example, 1 worker: {shards / m['elapsed_seconds']:.0f} shards/s "
           f"(job {m['elapsed_seconds']:.2f} s, wall {wall:.2f} s; coordinator+collector CPU {usage['coordinator'][0]:.2f} s, "
           f"worker CPU {usage['worker0'][0]:.2f} s)", flush=True)
+
+    print("\nmany workers: coordinator (with its collector thread) CPU per shard within the job", flush=True)
+    many_workers(loom, work, q)
 
     # 2. Scaling: FlattenDense L=1000, product 200 x 50 x 50 (and 10x longer, 200 x 500 x 50).
     # A job lasts a fraction of a second, so each configuration runs `reps` (11) times, 1 and 2

@@ -55,7 +55,7 @@ public struct CollectorCore: Sendable {
 
     struct Job: Sendable {
         let id: String
-        let coordinator: PeerID
+        var coordinator: PeerID
         var written: [Bool]
         var journaled: [Bool]
         var count = 0
@@ -94,10 +94,13 @@ public struct CollectorCore: Sendable {
         var out: [Directive] = []
         switch event {
         case .collect(let peer, let id, let shards):
-            if let job {
-                // The coordinator asks again (it lost us, or our answer): same job, same answer.
+            if var job {
+                // The coordinator asks again (it lost us, or our answer, or it was restarted and
+                // connects anew): same job, same answer, and acks go to whoever asked last.
                 if job.id == id {
-                    out.append(.send(.collectorReady(jobId: id, resumed: job.written.indices.filter { job.written[$0] }), to: peer))
+                    job.coordinator = peer
+                    self.job = job
+                    out.append(.send(.collectorReady(jobId: id, resumed: job.journaled.indices.filter { job.journaled[$0] }), to: peer))
                 } else {
                     refuse(peer, "asked for job \(id.prefix(12)) while collecting \(job.id.prefix(12))", &out)
                 }

@@ -108,6 +108,8 @@ public struct CoordinatorCore: Sendable {
     private var lastCollect = -Double.infinity
     private var lastHeartbeat = -Double.infinity
     private var lastNoWorkers = 0.0
+    /// Heartbeat rounds so far (one every `heartbeat` seconds: every worker pinged, leases checked).
+    public private(set) var heartbeatRounds = 0
     /// Examples in acknowledged shards.
     public private(set) var examplesDone = 0
     public private(set) var outcome: Outcome? = nil
@@ -302,6 +304,7 @@ public struct CoordinatorCore: Sendable {
         }
         guard now - lastHeartbeat >= settings.heartbeat else { return }
         lastHeartbeat = now
+        heartbeatRounds += 1
         for w in scheduler.workers where names[w] != nil {
             if let seen = scheduler.lastHeard(w), now - seen > settings.silence {
                 bury(w, why: "silent for \(Self.seconds(now - seen)) s", now: now, &out)

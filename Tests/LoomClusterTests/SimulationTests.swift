@@ -1,0 +1,57 @@
+import LoomCluster
+import LoomSimulation
+import Testing
+
+@Suite("the deterministic simulation (real cores, simulated cluster)")
+struct SimulationTests {
+    /// Runs seeds and records each failure with the command that reproduces it.
+    func run(seeds: ClosedRange<UInt64>, configure: (inout Simulation.Config) -> Void = { _ in }) throws {
+        for seed in seeds {
+            var config = Simulation.Config()
+            config.seed = seed
+            configure(&config)
+            let report = try Simulation.run(config)
+            #expect(report.ok, "\(report)\n  reproduce: scripts/simulate --seeds 1 --first-seed \(seed)")
+        }
+    }
+
+    @Test("200 seeds of crashes, stalls, broken connections, duplicates and restarts: every invariant holds, every job finishes right")
+    func faults() throws {
+        try run(seeds: 1...200)
+    }
+
+    @Test("a poison shard fails the job, naming it, within the bound, whatever else goes wrong")
+    func poison() throws {
+        try run(seeds: 1001...1050) { $0.poisonShard = 123 }
+    }
+
+    @Test("the same seed gives the same run, event for event")
+    func reproducible() throws {
+        var config = Simulation.Config()
+        config.seed = 77
+        let a = try Simulation.run(config), b = try Simulation.run(config)
+        #expect(a.events == b.events && a.messages == b.messages && a.seconds == b.seconds && a.faults == b.faults)
+    }
+
+    @Test("the checks catch a broken collector (acks before the journal) and a job that cannot finish")
+    func catchesBugs() throws {
+        // A world in which only the collector crashes: the real core passes, a broken one does not.
+        var config = Simulation.Config()
+        config.crashRate = 0
+        config.stallRate = 0
+        config.breakRate = 0
+        config.coordinatorCrashes = 0
+        config.collectorCrashes = 3
+        config.seed = 5
+        #expect(try Simulation.run(config).ok)
+        config.ackBeforeJournal = true
+        let broken = try Simulation.run(config)
+        #expect(broken.violations.first?.contains("not in the journal") == true, "\(broken)")
+        // A job that can never finish is reported, not passed: no workers at all.
+        config.ackBeforeJournal = false
+        config.workers = 0
+        config.finishBound = 20
+        let stuck = try Simulation.run(config)
+        #expect(!stuck.ok && stuck.violations.first?.contains("not over") == true, "\(stuck)")
+    }
+}
