@@ -21,6 +21,10 @@ public final class Collector {
     var logger: Logger
     /// Commit timing and batching: the core's settings.
     public var settings = CollectorCore.Settings()
+    /// CURVE keys, or none. With keys, only `coordinatorKey` may send `collect`, `finish` and `end`.
+    public var security = Security.none
+    /// Called on the collector's thread at least every 200 ms (SIGHUP's reload of `--allow`).
+    public var tick: (() -> Void)? = nil
     /// Seconds between libzmq's pings to each peer, and the silences (in pings) after which a
     /// peer's connection is dropped: a worker cut off by a partition then reconnects as soon as
     /// the network is back, instead of keeping a dead connection for minutes.
@@ -61,6 +65,7 @@ public final class Collector {
         // A peer that reconnects under a routing id still held by its dead connection takes it over.
         try socket.set(SocketOption.routerHandover, 1)
         try socket.dropSilentPeers(interval: heartbeat, timeout: heartbeat * Double(liveness))
+        try security.serve(socket)
         try socket.bind(bind)
         boundEndpoint = socket.lastEndpoint
         onBound?(socket.lastEndpoint)
@@ -118,7 +123,6 @@ public final class Collector {
                         manifest.reliability = .init(workersLost: f.workersLost, leasesExpired: f.leasesExpired, shardsReissued: f.shardsReissued,
                                                      duplicatesDropped: core.duplicates, resumedShards: a.journal.resumed.count)
                         try OutputDirectory.publish(manifest, in: out)
-                        logger.info("published", metadata: ["out": "\(out)"])
                         queue += core.handle(.published, now: now())
                     } catch {
                         queue += core.handle(.publishFailed("\(error)"), now: now())
@@ -147,7 +151,12 @@ public final class Collector {
                 guard let peer = message.peer else { continue }
                 let event: CollectorCore.Event
                 do {
-                    switch try message.decoded() {
+                    let decoded = try message.decoded()
+                    // With keys, what only a coordinator sends counts only from the coordinator's key.
+                    let fromCoordinator = security.keys == nil || message.userKey == security.coordinatorKey
+                    switch decoded {
+                    case .collect where !fromCoordinator, .finish where !fromCoordinator, .end where !fromCoordinator:
+                        event = .refused(peer, "\(decoded.type) from key \(message.userKey?.fingerprint ?? "none"), not the coordinator's")
                     case .collect(let json):
                         do {
                             let descriptor = try JSONDecoder().decode(JobDescriptor.self, from: Data(json))
@@ -170,6 +179,7 @@ public final class Collector {
                 defer { inHand = nil }
                 if try perform(core.handle(event, now: now())) { return }
             }
+            tick?()
             if try perform(core.handle(.tick, now: now())) { return }
         }
     }

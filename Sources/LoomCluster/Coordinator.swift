@@ -30,6 +30,8 @@ public final class Coordinator {
         public var advertise: String?
         /// Heartbeats, liveness, leases, the deadline: the core's settings.
         public var settings = CoordinatorCore.Settings()
+        /// CURVE keys, or none.
+        public var security = Security.none
 
         public init(bind: String, collector: String? = nil, out: String? = nil) {
             self.bind = bind
@@ -71,7 +73,7 @@ public final class Coordinator {
     public func run() throws -> Int {
         let started = Date()
         let settings = options.settings
-        let router = try listening ?? Self.listen(context: context, bind: options.bind)
+        let router = try listening ?? Self.listen(context: context, bind: options.bind, security: options.security)
         defer { router.close() }
         try router.dropSilentPeers(interval: settings.heartbeat, timeout: settings.silence)
         let endpoint = router.lastEndpoint
@@ -88,6 +90,9 @@ public final class Coordinator {
             guard let out = options.out else { throw ClusterError("the coordinator needs --out (or --collector)") }
             let bind = options.collectorBind ?? Self.siblingEndpoint(of: endpoint)
             let collector = Collector(context: context, bind: bind, out: out, overwrite: options.overwrite, logger: logger)
+            // The collector in this process holds the coordinator's key, and takes the job only from it.
+            collector.security = options.security
+            collector.security.coordinatorKey = options.security.keys?.publicKey
             collector.heartbeat = settings.heartbeat
             collector.liveness = settings.liveness
             let thread = CollectorThread(collector: collector)
@@ -100,6 +105,8 @@ public final class Coordinator {
         let toCollector = try Socket(context, .dealer)
         defer { toCollector.close() }
         try toCollector.dropSilentPeers(interval: settings.heartbeat, timeout: settings.silence)
+        let collectorKey = options.collector == nil ? options.security.keys?.publicKey : options.security.collectorKey
+        try options.security.connect(toCollector, to: collectorKey, what: "collector")
         try toCollector.connect(collectorEndpoint)
         let descriptorJSON = Array(try JSONEncoder().encode(descriptor))
 
@@ -121,7 +128,7 @@ public final class Coordinator {
                     _ = try? router.send(m, to: w, dontWait: true)
                 case .sendJob(let w):
                     let args = job.inputs.args.map { OutgoingFrame.bytes(FloatBytes.encode($0)) }
-                    if try !router.send(.job(descriptor: descriptorJSON, collector: advertised), to: w, data: args, counting: &sentBytes, dontWait: true) {
+                    if try !router.send(.job(descriptor: descriptorJSON, collector: advertised, collectorKey: collectorKey?.z85 ?? ""), to: w, data: args, counting: &sentBytes, dontWait: true) {
                         pending += core.handle(.undelivered(w, shards: []), now: now())
                     }
                 case .sendModel(let w):
@@ -184,6 +191,10 @@ public final class Coordinator {
             }
         }
 
+        // With keys, handshakes that fail before the ZAP handler is asked (a worker without keys) are logged too.
+        let monitor = options.security.keys != nil ? try router.monitorConnections(in: context) : nil
+        defer { if let monitor { router.stopMonitoring(); monitor.close() } }
+        var lastHandshakeWarning = -Double.infinity
         if let o = try perform(core.start(now: now())) { return try finish(o) }
         while true {
             var events: [CoordinatorCore.Event] = [.tick]
@@ -193,7 +204,21 @@ public final class Coordinator {
             for e in events {
                 if let o = try perform(core.handle(e, now: now())) { return try finish(o) }
             }
-            let ready = try poll([router, toCollector], timeoutMilliseconds: 200)
+            let ready = try poll([router, toCollector] + (monitor.map { [$0] } ?? []), timeoutMilliseconds: 200)
+            if let monitor, ready[2] {
+                while let frames = try monitor.receive(dontWait: true) {
+                    guard let event = Socket.connectionEvent(frames), event != .linked, event != .unlinked, now() - lastHandshakeWarning >= 10 else { continue }
+                    lastHandshakeWarning = now()
+                    let address = frames.count > 1 ? String(decoding: frames[1].bytes, as: UTF8.self) : "?"
+                    let why = switch event {
+                    case .mechanismMismatch: "it has no CURVE key (a worker without --key?)"
+                    case .wrongServerKey: "it expects another coordinator key (a worker whose --coordinator-key is another coordinator's)"
+                    case .keyRefused: "its key is not in --allow"
+                    default: "\(event)"
+                    }
+                    logger.warning("a connection failed its CURVE handshake", metadata: ["endpoint": "\(address)", "why": "\(why)"])
+                }
+            }
             // Bounded drains: heartbeats and timers must be serviced even under a flood of messages.
             if ready[1] {
                 var budget = 512
@@ -232,9 +257,11 @@ public final class Coordinator {
     /// it loads and hashes the job's inputs, so the job is sent to them the moment the collector
     /// is ready rather than up to one retry later. The calling thread owns the socket; pass it to
     /// ``init(job:options:context:listening:logger:)`` and call ``run()`` on the same thread.
-    public static func listen(context: Context, bind: String) throws -> Socket {
+    /// With keys, the socket is a CURVE server: only the keys its ZAP handler allows get in.
+    public static func listen(context: Context, bind: String, security: Security = .none) throws -> Socket {
         let router = try Socket(context, .router)
         try router.set(SocketOption.routerMandatory, 1)
+        try security.serve(router)
         try router.bind(bind)
         return router
     }

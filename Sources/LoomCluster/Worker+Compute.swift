@@ -15,6 +15,8 @@ final class ComputeThread: @unchecked Sendable {
     let function: any SequenceFunction
     let args: [Tensor<Float>]
     let collector: String
+    /// The collector's CURVE public key, from the job (nil without keys).
+    let collectorKey: CurveKey?
     let pairEndpoint: String
     /// Unique to this thread: a collector that still holds a dead connection under an id must not
     /// take a new connection for that one (libzmq's ROUTER refuses the newcomer, silently).
@@ -33,13 +35,14 @@ final class ComputeThread: @unchecked Sendable {
     private var unannounced = 0
 
     init(worker: Worker, descriptor: JobDescriptor, model: ONNXModel, function: any SequenceFunction, args: [Tensor<Float>],
-         collector: String, pairEndpoint: String, routingID: String) {
+         collector: String, collectorKey: CurveKey?, pairEndpoint: String, routingID: String) {
         self.worker = worker
         self.descriptor = descriptor
         self.model = model
         self.function = function
         self.args = args
         self.collector = collector
+        self.collectorKey = collectorKey
         self.pairEndpoint = pairEndpoint
         self.routingID = routingID
         self.outstanding = worker.credit
@@ -88,6 +91,7 @@ final class ComputeThread: @unchecked Sendable {
         let out = try Socket(worker.context, .dealer)
         defer { out.close() }
         try out.set(SocketOption.routingID, bytes: Array(routingID.utf8))
+        try worker.security.connect(out, to: collectorKey, what: "collector")
         try out.dropSilentPeers(interval: worker.heartbeat, timeout: worker.heartbeat * Double(worker.liveness))
         let monitor = try out.monitorConnections(in: worker.context)
         defer { out.stopMonitoring(); monitor.close() }
@@ -128,6 +132,8 @@ final class ComputeThread: @unchecked Sendable {
             case .unlinked?:
                 l.linked = false
                 l.since = Date()
+            case .keyRefused?, .mechanismMismatch?, .wrongServerKey?, .handshakeFailed?:
+                worker.logger.error("the collector at \(l.endpoint) refused this worker's connection (CURVE handshake): is this worker's key in the collector's --allow?")
             case nil: break
             }
         }

@@ -35,6 +35,8 @@ public final class Worker {
     public var shouldStop: (@Sendable () -> Bool)? = nil
     /// Seconds without a coordinator after which the worker gives up and ``run()`` throws; nil: wait for ever.
     public var maxWait: Double? = nil
+    /// CURVE keys (this worker's, and the coordinator's it pins), or none.
+    public var security = Security.none
     /// Test-only fault injection: crash when computing this shard (`LOOM_TEST_CRASH_SHARD`).
     let crashShard: Int? = ProcessInfo.processInfo.environment["LOOM_TEST_CRASH_SHARD"].flatMap(Int.init)
     /// Test-only: microseconds added to every shard (`LOOM_TEST_SHARD_DELAY_US`), so fault tests have time to inject faults.
@@ -118,6 +120,7 @@ public final class Worker {
         defer { socket.close() }
         // A fresh routing id per connection: a coordinator may still hold the old one.
         try socket.set(SocketOption.routingID, bytes: Array("\(id)-\(session)".utf8))
+        try security.connect(socket, to: security.coordinatorKey, what: "coordinator")
         // Retry the connection every 10 ms (libzmq's default is 100 ms): a worker started with its
         // coordinator joins within 10 ms of its bind. Once patient (no coordinator for 10 s), after
         // 10 ms doubling to 1 s: one started long before it joins within a second, for an attempt a second.
@@ -133,6 +136,7 @@ public final class Worker {
         defer { socket.stopMonitoring(); monitor.close() }
         try socket.connect(coordinator)
         var linked = false
+        var toldHandshake = Set<String>()
         var saidWaiting: Bool? = nil   // what was last said while waiting: connected (true) or not
         // Each compute thread gets a PAIR of its own: a PAIR takes one peer, and a new thread
         // connecting while the old one's pipe is still being torn down would be turned away.
@@ -148,7 +152,7 @@ public final class Worker {
         defer { pair.close() }
         var compute: ComputeThread? = nil
         defer { compute?.stop(pair) }
-        var pendingJob: (descriptor: JobDescriptor, collector: String, args: [Tensor<Float>])? = nil
+        var pendingJob: (descriptor: JobDescriptor, collector: (String, CurveKey?), args: [Tensor<Float>])? = nil
         var jobId: String? = nil
         try hello(socket)
         var lastHello = Date(), lastSent = Date(), lastHeard = Date()
@@ -158,7 +162,7 @@ public final class Worker {
         /// The connection dropped after the coordinator had answered.
         var dropped = false
 
-        func start(_ d: JobDescriptor, modelPath: String, collector: String, args: [Tensor<Float>]) throws {
+        func start(_ d: JobDescriptor, modelPath: String, collector: (endpoint: String, key: CurveKey?), args: [Tensor<Float>]) throws {
             if let running = compute {
                 running.stop(pair)
                 compute = nil
@@ -170,7 +174,7 @@ public final class Worker {
                 let function = try d.spec.function.makeFunction(FunctionContext(sequenceLength: d.xRowShape[1], model: model,
                                                                                 batchSize: d.plan.batchSize, references: d.references))
                 let thread = ComputeThread(worker: self, descriptor: d, model: model, function: function, args: args,
-                                           collector: collector, pairEndpoint: pairEndpoint,
+                                           collector: collector.endpoint, collectorKey: collector.key, pairEndpoint: pairEndpoint,
                                            routingID: "\(id)-\(session)-compute-\(generation)")
                 try thread.start()
                 compute = thread
@@ -206,6 +210,13 @@ public final class Worker {
                         if heard { dropped = true }
                         // Not yet answered: give the new connection the usual time before giving up.
                         else { lastHeard = Date() }
+                    case let failure?:
+                        // Told why in one line (once per session and kind): a key problem is not a silent wait.
+                        let text = handshakeProblem(failure)
+                        if !toldHandshake.contains(text) {
+                            toldHandshake.insert(text)
+                            logger.error("\(text)")
+                        }
                     case nil: break
                     }
                 }
@@ -218,10 +229,10 @@ public final class Worker {
                     heard = true
                     let message = try Message(frames: frames, routed: false, peerName: "coordinator \(coordinator)")
                     switch try message.decoded() {
-                    case .job(let json, let endpoint):
+                    case .job(let json, let endpoint, let key):
                         let descriptor = try JSONDecoder().decode(JobDescriptor.self, from: Data(json))
                         // A wildcard or loopback host means the coordinator's host, as this worker reaches it.
-                        let collector = Endpoint.resolve(endpoint, via: coordinator)
+                        let collector = (Endpoint.resolve(endpoint, via: coordinator), CurveKey(z85: key))
                         guard message.data.count == descriptor.argShapes.count else {
                             throw ProtocolError.malformed(peer: message.peerName, "the job has \(descriptor.argShapes.count) args, \(message.data.count) frames came")
                         }
@@ -315,6 +326,29 @@ public final class Worker {
                         : "no coordinator at \(coordinator) for \(Int(waited)) s: is one running there, and is the endpoint right? Still waiting")
                 }
             }
+        }
+    }
+
+    /// One line on why the handshake with the coordinator failed.
+    func handshakeProblem(_ event: ConnectionEvent) -> String {
+        let mine = security.keys.map { "this worker's key \($0.publicKey.fingerprint)" } ?? "this worker"
+        switch event {
+        case .keyRefused(let status):
+            return "the coordinator at \(coordinator) refused \(mine) (ZAP status \(status)): add the line of its .pub file to the coordinator's --allow (then SIGHUP the coordinator)"
+        case .mechanismMismatch:
+            return security.keys == nil
+                ? "the coordinator at \(coordinator) requires CURVE keys: give this worker --key and --coordinator-key"
+                : "the coordinator at \(coordinator) does not use keys (--insecure), but this worker has --key: start both the same way"
+        case .wrongServerKey:
+            return "the process at \(coordinator) does not hold the key pinned by --coordinator-key (\(security.coordinatorKey?.fingerprint ?? "?")): it is not that coordinator"
+        case .handshakeFailed where security.keys == nil:
+            return "the handshake with \(coordinator) failed: it likely requires CURVE keys; give this worker --key and --coordinator-key"
+        case .handshakeFailed:
+            // A CURVE client learns nothing more when the server cannot decrypt its hello: the
+            // server there holds another key than the one pinned.
+            return "the handshake with \(coordinator) failed: does it hold the key pinned by --coordinator-key (\(security.coordinatorKey?.fingerprint ?? "?"))? If not, it is not that coordinator"
+        case .linked, .unlinked:
+            return ""
         }
     }
 

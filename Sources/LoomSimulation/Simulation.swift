@@ -394,7 +394,7 @@ public struct Simulation {
                 let rows = shards.map { WireMessage.ShardRows(shard: $0, rows: [plan.range(of: $0).lowerBound]) }
                 send(.shard(jobId: jobId, shards: rows), from: .coordinator, to: .worker(i), worker: i, session: session)
             case .sendJob(let peer):
-                sendToWorker(.job(descriptor: [], collector: "simulated"), peer)
+                sendToWorker(.job(descriptor: [], collector: "simulated", collectorKey: ""), peer)
             case .sendModel(let peer):
                 sendToWorker(.model(sha256: modelSha, files: ["model.onnx"]), peer)
             case .toCollector(let m):

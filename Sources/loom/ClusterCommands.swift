@@ -37,6 +37,8 @@ struct CoordinatorCommand: ParsableCommand {
 
     @OptionGroup var faults: FaultOptions
 
+    @OptionGroup var keys: KeyOptions
+
     @OptionGroup var log: LogOptions
 
     func run() throws {
@@ -55,8 +57,14 @@ struct CoordinatorCommand: ParsableCommand {
             let context = try Context()
             // Delivers the lingering last words (`end` to workers) before the process exits.
             defer { context.terminate(waitingAtMost: 2) }
+            let logger = log.logger("loom.coordinator")
+            let security = try keys.server(context, endpoints: [bindEndpoint] + (collectorEndpoint.map { [$0] } ?? []), role: "coordinator", logger: logger)
+            defer { security.zap?.stop() }
+            if security.keys != nil, collectorEndpoint != nil, security.collectorKey == nil {
+                throw ValidationError("--collector with --key needs --collector-key: that collector's public key")
+            }
             // Bound first: waiting workers connect while the job's inputs load and hash.
-            let listening = try Coordinator.listen(context: context, bind: bindEndpoint)
+            let listening = try Coordinator.listen(context: context, bind: bindEndpoint, security: security)
             defer { listening.close() }
             if let endpointFile {
                 try EndpointFile.write(try EndpointFile.contents(bound: listening.lastEndpoint, advertise: advertise), to: endpointFile)
@@ -70,12 +78,16 @@ struct CoordinatorCommand: ParsableCommand {
             options.advertise = advertise
             options.overwrite = overwrite
             options.progress = quiet ? .quiet : .auto
+            options.security = security
             faults.apply(to: &options)
-            let c = Coordinator(job: loaded, options: options, context: context, listening: listening, logger: log.logger("loom.coordinator"))
+            let c = Coordinator(job: loaded, options: options, context: context, listening: listening, logger: logger)
             // SIGINT or SIGTERM (Ctrl-C, Slurm before walltime): the workers are told the job is over,
             // the journal keeps what is done, and the exit status says "resume me" (75).
             Interruption.install()
-            c.tick = { Interruption.caught != 0 ? "interrupted by \(Interruption.name(Interruption.caught))" : nil }
+            c.tick = {
+                AllowReload.serve()
+                return Interruption.caught != 0 ? "interrupted by \(Interruption.name(Interruption.caught))" : nil
+            }
             let workers: Int
             do { workers = try c.run() } catch where Interruption.caught != 0 { throw Interruption.exit(out: out) }
             if !quiet {
@@ -121,6 +133,8 @@ struct WorkerCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Missed heartbeats after which a coordinator that answered is taken as lost (then: reconnect after 1 s).")
     var liveness: Int = 3
 
+    @OptionGroup var keys: KeyOptions
+
     @OptionGroup var log: LogOptions
 
     func run() throws {
@@ -146,11 +160,13 @@ struct WorkerCommand: ParsableCommand {
                 target = try endpoint(connect, env: "LOOM_COORDINATOR", what: "--connect")
             }
             try Endpoint.checkResolvable(target, flag: endpointFile == nil ? "--connect" : "--endpoint-file")
+            let security = try keys.worker(endpoint: target, logger: logger)
             let context = try Context()
             defer { context.terminate(waitingAtMost: 2) }
             let w = Worker(context: context, coordinator: target, keepAlive: keepAlive, credit: credit, maxCredit: maxCredit,
                            logger: logger)
             w.parentPID = parentPid
+            w.security = security
             w.maxWait = maxWait
             // SIGTERM (Slurm, Kubernetes, a local run stopping its workers) or Ctrl-C: a clean exit, status 0.
             Interruption.install()
@@ -177,6 +193,8 @@ struct CollectorCommand: ParsableCommand {
     @Flag(help: "Replace the results of a different job in --out.")
     var overwrite = false
 
+    @OptionGroup var keys: KeyOptions
+
     @OptionGroup var log: LogOptions
 
     func run() throws {
@@ -185,7 +203,15 @@ struct CollectorCommand: ParsableCommand {
             let context = try Context()
             // Delivers the collector's last reply (`finished`, or an error) before the process exits.
             defer { context.terminate(waitingAtMost: 2) }
-            let c = Collector(context: context, bind: bindEndpoint, out: out, overwrite: overwrite, logger: log.logger("loom.collector"))
+            let logger = log.logger("loom.collector")
+            let security = try keys.server(context, endpoints: [bindEndpoint], role: "collector", logger: logger)
+            defer { security.zap?.stop() }
+            if security.keys != nil, security.coordinatorKey == nil {
+                throw ValidationError("a collector with --key needs --coordinator-key: only that key may give it a job")
+            }
+            let c = Collector(context: context, bind: bindEndpoint, out: out, overwrite: overwrite, logger: logger)
+            c.security = security
+            c.tick = { AllowReload.serve() }
             try c.run()
         }
     }

@@ -77,11 +77,11 @@ struct DistributedTests {
         let out = TemporaryDirectory()
         defer { out.remove() }
         let cport = freePort(), kport = freePort()
-        let collector = try startProcess(Repository.loomBinary, ["collector", "--bind", "tcp://127.0.0.1:\(kport)", "--out", out.path])
+        let collector = try startProcess(Repository.loomBinary, ["collector", "--insecure", "--bind", "tcp://127.0.0.1:\(kport)", "--out", out.path])
         // Workers first: they keep trying until the coordinator is there.
-        let w1 = try startProcess(Repository.loomBinary, ["worker", "--connect", "tcp://127.0.0.1:\(cport)"])
-        let w2 = try startProcess(Repository.loomBinary, ["worker", "--connect", "tcp://127.0.0.1:\(cport)"])
-        let coordinator = try runLoom(["coordinator", "--bind", "tcp://127.0.0.1:\(cport)", "--collector", "tcp://127.0.0.1:\(kport)", "--quiet"]
+        let w1 = try startProcess(Repository.loomBinary, ["worker", "--insecure", "--connect", "tcp://127.0.0.1:\(cport)"])
+        let w2 = try startProcess(Repository.loomBinary, ["worker", "--insecure", "--connect", "tcp://127.0.0.1:\(cport)"])
+        let coordinator = try runLoom(["coordinator", "--insecure", "--bind", "tcp://127.0.0.1:\(cport)", "--collector", "tcp://127.0.0.1:\(kport)", "--quiet"]
                                       + c.argv, cwd: c.directory, timeout: 60)
         #expect(coordinator.status == 0, "\(coordinator.stderr)")
         #expect(waitOrKill(collector, timeout: 10) && collector.terminationStatus == 0, "the collector exits 0 once published")
@@ -103,7 +103,7 @@ struct DistributedTests {
         /// It retries its connection every 10 ms for `fastRetry` s, then after 10 ms doubling to 1 s.
         init(heartbeat: String, warnAfter: String = "10", fastRetry: String = "10") throws {
             c = try ConformanceCase(directory: Repository.conformanceDirectory + "/fd100_product_marginalize")
-            worker = try startProcess(Repository.loomBinary, ["worker", "--connect", "tcp://127.0.0.1:\(port)", "--heartbeat", heartbeat,
+            worker = try startProcess(Repository.loomBinary, ["worker", "--insecure", "--connect", "tcp://127.0.0.1:\(port)", "--heartbeat", heartbeat,
                                                               "--liveness", "3", "--log-level", "info"],
                                       environment: ["LOOM_TEST_WAIT_WARNING_S": warnAfter, "LOOM_TEST_FAST_RETRY_S": fastRetry],
                                       stderrPath: out.file("worker.log"))
@@ -111,7 +111,7 @@ struct DistributedTests {
 
         /// Runs the coordinator of the case's job; checks that it and the worker end well. Returns the worker's log.
         func runCoordinator(_ extra: [String] = [], environment: [String: String] = [:]) throws -> String {
-            let coordinator = try runProcess(Repository.loomBinary, ["coordinator", "--bind", "tcp://127.0.0.1:\(port)", "--quiet"] + c.argv
+            let coordinator = try runProcess(Repository.loomBinary, ["coordinator", "--insecure", "--bind", "tcp://127.0.0.1:\(port)", "--quiet"] + c.argv
                                              + ["--out", out.path + "/r"] + extra, cwd: c.directory, environment: environment, timeout: 60)
             #expect(coordinator.status == 0, "\(coordinator.stderr)")
             #expect(waitOrKill(worker, timeout: 10) && worker.terminationStatus == 0)
@@ -177,7 +177,7 @@ struct DistributedTests {
         defer { cache.remove() }
         let worker = Process()
         worker.executableURL = URL(fileURLWithPath: Repository.loomBinary)
-        worker.arguments = ["worker", "--connect", "tcp://127.0.0.1:\(port)", "--keep-alive"]
+        worker.arguments = ["worker", "--insecure", "--connect", "tcp://127.0.0.1:\(port)", "--keep-alive"]
         worker.environment = ProcessInfo.processInfo.environment.merging(["LOOM_CACHE_DIR": cache.path]) { $1 }
         worker.standardOutput = FileHandle.nullDevice
         worker.standardError = FileHandle.nullDevice
@@ -187,7 +187,7 @@ struct DistributedTests {
             let c = try ConformanceCase(directory: Repository.conformanceDirectory + "/" + name)
             let out = TemporaryDirectory()
             defer { out.remove() }
-            let r = try runLoom(["coordinator", "--bind", "tcp://127.0.0.1:\(port)", "--out", out.path, "--quiet"] + c.argv,
+            let r = try runLoom(["coordinator", "--insecure", "--bind", "tcp://127.0.0.1:\(port)", "--out", out.path, "--quiet"] + c.argv,
                                 cwd: c.directory, timeout: 60)
             #expect(r.status == 0, "\(r.stderr)")
             #expect(try c.compare(out: out.path).isEmpty)

@@ -95,13 +95,13 @@ struct FaultToleranceTests {
         let slow = ["LOOM_TEST_SHARD_DELAY_US": "1000"]   // 10,000 shards of 1 ms: about 5 s on two workers
         let fast = ["--heartbeat", "0.2", "--liveness", "3", "--log-level", "info"]
         let logs = ["w1", "w2", "coordinator"].map { job.s.dir.file("\($0).log") }
-        let w1 = try startProcess(Repository.loomBinary, ["worker", "--connect", "tcp://127.0.0.1:\(port)"] + fast, environment: slow,
+        let w1 = try startProcess(Repository.loomBinary, ["worker", "--insecure", "--connect", "tcp://127.0.0.1:\(port)"] + fast, environment: slow,
                                   stderrPath: logs[0])
-        let w2 = try startProcess(Repository.loomBinary, ["worker", "--connect", "tcp://127.0.0.1:\(port)"] + fast, environment: slow,
+        let w2 = try startProcess(Repository.loomBinary, ["worker", "--insecure", "--connect", "tcp://127.0.0.1:\(port)"] + fast, environment: slow,
                                   stderrPath: logs[1])
         var flags = Array(job.argv.dropFirst())   // the job flags of `loom run`
         flags.removeAll { $0 == "--quiet" }
-        let coordinator = try startProcess(Repository.loomBinary, ["coordinator", "--bind", "tcp://127.0.0.1:\(port)", "--quiet"] + flags
+        let coordinator = try startProcess(Repository.loomBinary, ["coordinator", "--insecure", "--bind", "tcp://127.0.0.1:\(port)", "--quiet"] + flags
                                            + fast + ["--out", job.s.out], cwd: job.s.dir.path, stderrPath: logs[2])
         usleep(1_000_000)
         kill(w1.processIdentifier, SIGSTOP)

@@ -31,14 +31,14 @@ struct CrossHostJob {
 
     func coordinator(on host: NetworkLab.Host, port: Int, extra: [String] = []) throws -> Process {
         try lab.start(on: host, Repository.loomBinary,
-                      ["coordinator", "--bind", "tcp://*:\(port)"] + jobFlags + timing + ["--quiet", "--log-level", "info"] + extra,
+                      ["coordinator", "--insecure", "--bind", "tcp://*:\(port)"] + jobFlags + timing + ["--quiet", "--log-level", "info"] + extra,
                       cwd: caseDirectory, stderrPath: log("coordinator"))
     }
 
     /// Workers slowed to ~5 ms a shard, so that the job lasts a few seconds.
     func workers(_ count: Int, on host: NetworkLab.Host, coordinator: String) throws -> [Process] {
         try (0..<count).map { k in
-            try lab.start(on: host, Repository.loomBinary, ["worker", "--connect", coordinator] + timing + ["--log-level", "info"],
+            try lab.start(on: host, Repository.loomBinary, ["worker", "--insecure", "--connect", coordinator] + timing + ["--log-level", "info"],
                           environment: ["LOOM_TEST_SHARD_DELAY_US": "5000"], stderrPath: log("worker\(k)"))
         }
     }
@@ -131,7 +131,7 @@ struct MultiHostTests {
         let reference = try job.reference()
         let (a, b, k) = (job.lab.hosts[0], job.lab.hosts[1], job.lab.hosts[2])
         let collectorEndpoint = "tcp://\(k.address):5556"
-        let collector = try job.lab.start(on: k, Repository.loomBinary, ["collector", "--bind", collectorEndpoint, "--out", job.out],
+        let collector = try job.lab.start(on: k, Repository.loomBinary, ["collector", "--insecure", "--bind", collectorEndpoint, "--out", job.out],
                                           stderrPath: job.log("collector"))
         defer { waitOrKill(collector, timeout: 10) }
         try job.lab.partition(k, from: [b])

@@ -167,17 +167,17 @@ def scenario_kill_collector(job, short):
     out = os.path.join(job.work, "kill-collector")
     env = {**os.environ, **job.env}
     dn = subprocess.DEVNULL
-    coll = subprocess.Popen([job.loom, "collector", "--bind", f"tcp://127.0.0.1:{kport}", "--out", out], stdout=dn, stderr=dn, env=env)
-    workers = [subprocess.Popen([job.loom, "worker", "--connect", f"tcp://127.0.0.1:{cport}"], stdout=dn, stderr=dn, env=env) for _ in range(2)]
+    coll = subprocess.Popen([job.loom, "collector", "--insecure", "--bind", f"tcp://127.0.0.1:{kport}", "--out", out], stdout=dn, stderr=dn, env=env)
+    workers = [subprocess.Popen([job.loom, "worker", "--insecure", "--connect", f"tcp://127.0.0.1:{cport}"], stdout=dn, stderr=dn, env=env) for _ in range(2)]
     log = open(os.path.join(job.work, "kill-collector.stderr"), "w+")
-    coord = subprocess.Popen([job.loom, "coordinator", "--bind", f"tcp://127.0.0.1:{cport}", "--collector", f"tcp://127.0.0.1:{kport}",
+    coord = subprocess.Popen([job.loom, "coordinator", "--insecure", "--bind", f"tcp://127.0.0.1:{cport}", "--collector", f"tcp://127.0.0.1:{kport}",
                               *job.flags, "--quiet"], cwd=job.work, stdout=dn, stderr=log, text=True, env=env)
     coord.log = log
     time.sleep(1.0 if short else 2.0)
     coll.kill()
     coll.wait()
     time.sleep(0.5)
-    coll = subprocess.Popen([job.loom, "collector", "--bind", f"tcp://127.0.0.1:{kport}", "--out", out], stdout=dn, stderr=dn, env=env)
+    coll = subprocess.Popen([job.loom, "collector", "--insecure", "--bind", f"tcp://127.0.0.1:{kport}", "--out", out], stdout=dn, stderr=dn, env=env)
     return finish(job, coord, workers + [coll]), 1, "kill-collector"
 
 
@@ -269,11 +269,11 @@ def scenario_cut_network(job, short):
     dn = subprocess.DEVNULL
     proxy = Proxy(pport, cport)
     log = open(os.path.join(job.work, "cut-network.stderr"), "w+")
-    coord = subprocess.Popen([job.loom, "coordinator", "--bind", f"tcp://127.0.0.1:{cport}", "--out", out, *job.flags, "--quiet",
+    coord = subprocess.Popen([job.loom, "coordinator", "--insecure", "--bind", f"tcp://127.0.0.1:{cport}", "--out", out, *job.flags, "--quiet",
                               "--heartbeat", "0.25"], cwd=job.work, stdout=dn, stderr=log, text=True, env=env)
     coord.log = log
     # Workers reach the coordinator only through the proxy (the collector directly).
-    workers = [subprocess.Popen([job.loom, "worker", "--connect", f"tcp://127.0.0.1:{pport}", "--heartbeat", "0.25"],
+    workers = [subprocess.Popen([job.loom, "worker", "--insecure", "--connect", f"tcp://127.0.0.1:{pport}", "--heartbeat", "0.25"],
                                 stdout=dn, stderr=dn, env=env) for _ in range(2)]
     time.sleep(1.0 if short else 3.0)
     proxy.cut(2.0)
@@ -343,10 +343,10 @@ def scenario_partition(job, short):
         dn = subprocess.DEVNULL
         a, b = lab.ns
         log = open(os.path.join(job.work, "partition.stderr"), "w+")
-        coord = subprocess.Popen(["ip", "netns", "exec", a, job.loom, "coordinator", "--bind", "tcp://*:5555", "--out", out,
+        coord = subprocess.Popen(["ip", "netns", "exec", a, job.loom, "coordinator", "--insecure", "--bind", "tcp://*:5555", "--out", out,
                                   *job.flags, "--quiet", *job.fast], cwd=job.work, stdout=dn, stderr=log, text=True, env=env)
         coord.log = log
-        workers = [subprocess.Popen(["ip", "netns", "exec", b, job.loom, "worker", "--connect", f"tcp://{lab.addr[0]}:5555", *job.fast],
+        workers = [subprocess.Popen(["ip", "netns", "exec", b, job.loom, "worker", "--insecure", "--connect", f"tcp://{lab.addr[0]}:5555", *job.fast],
                                     stdout=dn, stderr=dn, env=env) for _ in range(2)]
         # Under way: the collector has journaled some shards.
         deadline = time.time() + 30

@@ -52,7 +52,9 @@ def run_job(loom, work, job_flags, workers, separate_collector=False, tag="job",
     procs = {}
     devnull = subprocess.DEVNULL
     t0 = time.time()
-    cmd = [loom, "coordinator", "--bind", coord, "--quiet"] + job_flags
+    # Over tcp without keys: --insecure (this measures the scheduler, not CURVE; see security.py).
+    insecure = ["--insecure"] if tcp else []
+    cmd = [loom, "coordinator", "--bind", coord, "--quiet"] + insecure + job_flags
     if separate_collector:
         coll = f"ipc://{d}/collector"
         procs["collector"] = subprocess.Popen([loom, "collector", "--bind", coll, "--out", out], stdout=devnull, stdin=devnull)
@@ -62,7 +64,7 @@ def run_job(loom, work, job_flags, workers, separate_collector=False, tag="job",
     # Workers first, as on a cluster where they wait for coordinators: they keep trying until the
     # coordinator binds, so the job's time is the job's, not the workers' process start-up.
     for i in range(workers):
-        procs[f"worker{i}"] = subprocess.Popen([loom, "worker", "--connect", coord], stdout=devnull, stdin=devnull)
+        procs[f"worker{i}"] = subprocess.Popen([loom, "worker", "--connect", coord] + insecure, stdout=devnull, stdin=devnull)
     time.sleep(0.3)
     procs["coordinator"] = subprocess.Popen(cmd, stdout=devnull, stdin=devnull)
     # The job's clock (elapsed_seconds) starts when the collector claims --out: note every

@@ -16,6 +16,9 @@ public struct Message {
     public var peerName: String { peer.map { "\(source) \($0)" } ?? source }
     /// The message's size: every frame but the routing id.
     public let byteCount: Int
+    /// The sender's CURVE public key, as the ZAP handler let it in (nil without keys).
+    public var userKey: CurveKey? { header.property("User-Id").flatMap { CurveKey(z85: $0) } }
+    private let header: Frame
 
     /// Parses frames from a ROUTER (`routed`: the first frame is the routing id) or a DEALER.
     public init(frames: [Frame], routed: Bool, peerName: String) throws {
@@ -29,6 +32,7 @@ public struct Message {
         source = peerName
         let name = { [peer] in peer.map { "\(peerName) \($0)" } ?? peerName }
         guard let header = rest.popFirst() else { throw ProtocolError.malformed(peer: name(), "no header frame") }
+        self.header = header
         do { type = try Header.parse(header.bytes, peer: "").type } catch {
             throw ProtocolError.malformed(peer: name(), "\(error)")
         }

@@ -18,9 +18,10 @@ extension WireMessage {
             w.u32(UInt32(clamping: h.pid), "pid")
             w.string(h.host, "host")
             w.each(h.cachedModels, "cached model") { $0.string($1, "sha256") }
-        case .job(let descriptor, let collector):
+        case .job(let descriptor, let collector, let key):
             w.blob(descriptor, "job descriptor (JSON)")
             w.string(collector, "collector endpoint")
+            w.string(key, "collector's public key (Z85; empty without keys)")
         case .needModel(let sha):
             w.string(sha, "model sha256")
         case .model(let sha, let files):
@@ -118,7 +119,11 @@ extension WireMessage {
             let cached = try r.each("cached models", minimumSize: 4) { try sha(&$0) }
             return .hello(Hello(worker: worker, pid: pid, host: host, cachedModels: cached))
         case .job:
-            return .job(descriptor: try r.blob("job descriptor"), collector: try r.string("collector endpoint", maxLength: maxName))
+            let descriptor = try r.blob("job descriptor")
+            let collector = try r.string("collector endpoint", maxLength: maxName)
+            let key = try r.string("collector key", maxLength: 40)
+            guard key.isEmpty || CurveKey(z85: key) != nil else { throw r.malformed("the collector's key is not a CURVE public key") }
+            return .job(descriptor: descriptor, collector: collector, collectorKey: key)
         case .needModel:
             return .needModel(sha256: try sha(&r))
         case .model:

@@ -31,7 +31,7 @@ extension WireMessage {
     /// schema below use them.
     public static let samples: [WireMessage] = [
         .hello(Hello(worker: "worker-a-1", pid: 42, host: "a", cachedModels: [String(repeating: "ab", count: 32)])),
-        .job(descriptor: Array("{}".utf8), collector: "tcp://*:5556"),
+        .job(descriptor: Array("{}".utf8), collector: "tcp://*:5556", collectorKey: "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"),
         .needModel(sha256: String(repeating: "0f", count: 32)),
         .model(sha256: String(repeating: "0f", count: 32), files: ["model.onnx", "weights.bin"]),
         .ready(jobId: "j", credit: 2, computed: [3, 4]),

@@ -7,8 +7,9 @@
 public enum WireMessage: Equatable, Sendable {
     /// worker → coordinator: a worker joins.
     case hello(Hello)
-    /// coordinator → worker: the job. Data: one frame per `--arg`, the whole tensor as float32.
-    case job(descriptor: [UInt8], collector: String)
+    /// coordinator → worker: the job, the collector's endpoint and its CURVE public key ("" without
+    /// keys). Data: one frame per `--arg`, the whole tensor as float32.
+    case job(descriptor: [UInt8], collector: String, collectorKey: String)
     /// worker → coordinator: the model with this sha256 is not in the worker's cache.
     case needModel(sha256: String)
     /// coordinator → worker: the model's files, `model.onnx` first. Data: one frame per file.
