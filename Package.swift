@@ -47,7 +47,7 @@ let package = Package(
         .testTarget(name: "LoomONNXTests", dependencies: ["LoomONNX", "LoomTensor", "LoomTestSupport"]),
         .testTarget(name: "LoomFunctionsTests", dependencies: ["LoomFunctions", "LoomONNX", "LoomTensor", "LoomTestSupport"]),
         .testTarget(name: "LoomProductTests", dependencies: ["LoomProduct", "LoomFunctions", "LoomONNX", "LoomTensor", "LoomTestSupport"]),
-        .testTarget(name: "LoomCLITests", dependencies: ["LoomTensor", "LoomTestSupport"]),
+        .testTarget(name: "LoomCLITests", dependencies: ["LoomTensor", "LoomTestSupport", "LoomCluster", "ZeroMQ"]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "LoomClusterTests", dependencies: ["LoomCluster", "LoomProduct", "LoomSimulation", "LoomTestSupport"]),
     ]

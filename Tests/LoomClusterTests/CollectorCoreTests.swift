@@ -64,4 +64,16 @@ struct CollectorCoreTests {
         #expect(core.handle(.collect(coordinator, jobId: "job", shardCount: 2), now: 1) == [.send(.collectorReady(jobId: "job", resumed: [1]), to: coordinator)])
         #expect(core.handle(.heartbeat(coordinator), now: 1) == [.send(.heartbeat(job: "job"), to: coordinator)])
     }
+
+    @Test("before a job, an end from anyone but the coordinator that asked for it is refused (found by the live fuzz)")
+    func strayEndBeforeJob() {
+        var idle = CollectorCore()
+        #expect(idle.handle(.end(intruder, ok: true, reason: "forged"), now: 0).allSatisfy { if case .log = $0 { true } else { false } })
+        #expect(!idle.finished)
+        var claiming = CollectorCore()
+        _ = claiming.handle(.collect(coordinator, jobId: "job", shardCount: 2), now: 0)
+        _ = claiming.handle(.end(intruder, ok: false, reason: "forged"), now: 0)
+        #expect(!claiming.finished)
+        #expect(claiming.handle(.end(coordinator, ok: false, reason: "cannot load"), now: 0).contains(.exit(failure: "the coordinator ended the job: cannot load")))
+    }
 }

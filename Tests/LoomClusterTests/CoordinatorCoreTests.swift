@@ -125,4 +125,16 @@ struct CoordinatorCoreTests {
         #expect(d.contains { if case .toCollector(.end(false, _)) = $0 { true } else { false } })
         #expect(core.outcome.map { if case .failed(let r) = $0 { r.contains("--deadline") } else { false } } == true)
     }
+
+    @Test("a collector that never answers is not a silent wait: a warning names it every 10 s")
+    func silentCollector() throws {
+        var core = CoordinatorCore(jobId: "job", modelSha256: String(repeating: "a", count: 64),
+                                   plan: try ShardPlan(examples: 4, batchSize: 1), collectorName: "tcp://c:1")
+        _ = core.start(now: 0)
+        var warnings = 0
+        for t in stride(from: 0.2, through: 25, by: 0.2) {
+            warnings += core.handle(.tick, now: t).filter { if case .log(.warning, let text, _) = $0 { text.contains("collector has not answered") } else { false } }.count
+        }
+        #expect(warnings == 2)
+    }
 }

@@ -42,19 +42,25 @@ def free_port():
         return s.getsockname()[1]
 
 
-def run_job(loom, work, job_flags, workers, separate_collector=False, tag="job", tcp=False, keep=None):
+def run_job(loom, work, job_flags, workers, separate_collector=False, tag="job", tcp=False, keep=None, keys=None):
     """Runs one job; returns (manifest, {role: (cpu seconds, max rss kB, cpu seconds after the job started)}, wall seconds).
 
-    tcp: the coordinator binds tcp on 127.0.0.1 (else ipc). keep: a folder to move the result to."""
+    tcp: the coordinator binds tcp on 127.0.0.1 (else ipc). keep: a folder to move the result to.
+    keys: a folder with coordinator.key/.pub and workers.key/.pub (tcp with CURVE; else --insecure)."""
     d = tempfile.mkdtemp(prefix=f"loom-{tag}-", dir=work)
     out = os.path.join(d, "out")
     coord = f"tcp://127.0.0.1:{free_port()}" if tcp else f"ipc://{d}/coordinator"
     procs = {}
     devnull = subprocess.DEVNULL
     t0 = time.time()
-    # Over tcp without keys: --insecure (this measures the scheduler, not CURVE; see security.py).
-    insecure = ["--insecure"] if tcp else []
-    cmd = [loom, "coordinator", "--bind", coord, "--quiet"] + insecure + job_flags
+    # Over tcp: CURVE keys when given, else --insecure.
+    if keys:
+        k = lambda n: os.path.join(keys, n)
+        coord_keys = ["--key", k("coordinator.key"), "--allow", k("workers.pub")]
+        worker_keys = ["--key", k("workers.key"), "--coordinator-key", k("coordinator.pub")]
+    else:
+        coord_keys = worker_keys = ["--insecure"] if tcp else []
+    cmd = [loom, "coordinator", "--bind", coord, "--quiet"] + coord_keys + job_flags
     if separate_collector:
         coll = f"ipc://{d}/collector"
         procs["collector"] = subprocess.Popen([loom, "collector", "--bind", coll, "--out", out], stdout=devnull, stdin=devnull)
@@ -64,7 +70,7 @@ def run_job(loom, work, job_flags, workers, separate_collector=False, tag="job",
     # Workers first, as on a cluster where they wait for coordinators: they keep trying until the
     # coordinator binds, so the job's time is the job's, not the workers' process start-up.
     for i in range(workers):
-        procs[f"worker{i}"] = subprocess.Popen([loom, "worker", "--connect", coord] + insecure, stdout=devnull, stdin=devnull)
+        procs[f"worker{i}"] = subprocess.Popen([loom, "worker", "--connect", coord] + worker_keys, stdout=devnull, stdin=devnull)
     time.sleep(0.3)
     procs["coordinator"] = subprocess.Popen(cmd, stdout=devnull, stdin=devnull)
     # The job's clock (elapsed_seconds) starts when the collector claims --out: note every
@@ -111,6 +117,39 @@ def same_results(a, b):
         open(os.path.join(a, f), "rb").read() == open(os.path.join(b, f), "rb").read() for f in names)
 
 
+def curve_cost(loom, work, q):
+    """The scheduler-throughput job (40,000 one-example shards, 1 worker) and the scaling job
+    (FlattenDense L=1000, product 200 x 50 x 50, batch 32, 1 and 2 workers), with and without keys."""
+    keys = os.path.join(work, "keys")
+    os.makedirs(keys, mode=0o700, exist_ok=True)
+    for name in ("coordinator", "workers"):
+        subprocess.run([loom, "keygen", name, "--dir", keys], check=True, stdout=subprocess.DEVNULL)
+    n_seq = 200 if q else 2000
+    x = save(work, "xc", one_hot(n_seq, 4, 0))
+    at = save(work, "ac", np.arange(20, dtype=np.float32).reshape(-1, 1))
+    tput = ["--mode", "product", "--model", os.path.join(DATA, "trivial.onnx"), "--x", x, "--arg", at, "--batch-size", "1", "--shard-batches", "1"]
+    n, mm = (40, 10) if q else (200, 50)
+    xf = save(work, "xcf", one_hot(n, 1000, 1))
+    al = save(work, "acl", np.random.RandomState(2).randn(mm, 1).astype(np.float32))
+    be = save(work, "acb", np.random.RandomState(3).randn(mm, 1).astype(np.float32))
+    scale = ["--mode", "product", "--model", os.path.join(DATA, "flattendense1000.onnx"), "--x", xf, "--arg", al, "--arg", be, "--batch-size", "32"]
+    reps = 1 if q else 7
+    med = lambda v: float(np.median(v))
+    print(f"{'job':34} {'workers':>7} {'keys':>5} {'rate':>12} {'coord CPU in job':>17}", flush=True)
+    for label, flags, counts, unit in (("throughput (40,000 shards of 1)", tput, (1,), "shards/s"), ("scaling (FlattenDense, batch 32)", scale, (1, 2), "ex/s")):
+        for w in counts:
+            runs = {False: [], True: []}
+            for _ in range(reps):
+                for secure in (False, True):
+                    m, usage, wall = run_job(loom, work, flags, w, tag="curve", tcp=True, keys=keys if secure else None)
+                    per = m["shards"] if unit == "shards/s" else m["examples"]
+                    runs[secure].append((per / m["elapsed_seconds"], usage["coordinator"][2]))
+            for secure in (False, True):
+                rate = med([r[0] for r in runs[secure]])
+                ratio = f" ({rate / med([r[0] for r in runs[False]]):.2f}x)" if secure else ""
+                print(f"{label:34} {w:7d} {'CURVE' if secure else 'none':>5} {rate:10.0f} {unit}{ratio} {med([r[1] for r in runs[secure]]):8.3f} s", flush=True)
+
+
 def many_workers(loom, work, q):
     """The coordinator's cost per shard as workers grow: a trivial model, 40,000 one-example shards,
     real worker processes over tcp on 127.0.0.1; each result compared with the in-process run's bits."""
@@ -154,6 +193,9 @@ def main():
 
     print("\nmany workers: coordinator (with its collector thread) CPU per shard within the job", flush=True)
     many_workers(loom, work, q)
+
+    print("\nCURVE's cost: the same jobs over tcp on 127.0.0.1 with and without keys, alternating (medians)", flush=True)
+    curve_cost(loom, work, q)
 
     # 2. Scaling: FlattenDense L=1000, product 200 x 50 x 50 (and 10x longer, 200 x 500 x 50).
     # A job lasts a fraction of a second, so each configuration runs `reps` (11) times, 1 and 2

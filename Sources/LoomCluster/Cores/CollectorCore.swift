@@ -66,6 +66,8 @@ public struct CollectorCore: Sendable {
     private var job: Job? = nil
     /// A `collect` waiting for the shell's claim.
     private var claiming: (peer: PeerID, id: String, shards: Int)? = nil
+    /// The peer that last asked for a job: before one is claimed, only it may end this collector.
+    private var asker: PeerID? = nil
     private var pending: [Int] = []
     private var oldestPending = 0.0
     /// Messages dropped because they were malformed, not the job's, or from a role that may not send them.
@@ -94,6 +96,7 @@ public struct CollectorCore: Sendable {
         var out: [Directive] = []
         switch event {
         case .collect(let peer, let id, let shards):
+            if job == nil || job?.id == id { asker = peer }
             if var job {
                 // The coordinator asks again (it lost us, or our answer, or it was restarted and
                 // connects anew): same job, same answer, and acks go to whoever asked last.
@@ -183,8 +186,11 @@ public struct CollectorCore: Sendable {
             // The reply names the job this collector holds: a restarted collector holds none.
             out.append(.send(.heartbeat(job: job?.id ?? ""), to: peer))
         case .end(let peer, let ok, let reason):
-            // Only the coordinator of the job may end it; before a job, any coordinator may.
-            guard job == nil || peer == job!.coordinator else { return refuse(peer, "end from a peer that is not this job's coordinator", &out) }
+            // Only the coordinator of the job may end it; before a job, the one that asked for it
+            // (a coordinator that failed while loading). A stray `end` from anyone else is refused.
+            guard let coordinator = job?.coordinator ?? asker, peer == coordinator else {
+                return refuse(peer, "end from a peer that is not this job's coordinator", &out)
+            }
             finished = true
             out.append(.exit(failure: ok ? nil : "the coordinator ended the job: \(reason)"))
         case .refused(let peer, let why):

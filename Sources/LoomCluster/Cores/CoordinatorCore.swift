@@ -108,6 +108,7 @@ public struct CoordinatorCore: Sendable {
     private var lastCollect = -Double.infinity
     private var lastHeartbeat = -Double.infinity
     private var lastNoWorkers = 0.0
+    private var lastCollectorWarning = 0.0
     /// Heartbeat rounds so far (one every `heartbeat` seconds: every worker pinged, leases checked).
     public private(set) var heartbeatRounds = 0
     /// Examples in acknowledged shards.
@@ -323,6 +324,12 @@ public struct CoordinatorCore: Sendable {
         if collector != .ready && now - lastCollect >= settings.heartbeat {
             lastCollect = now
             out.append(.collect)
+        }
+        if collector != .ready && now - collectorSeen >= settings.noWorkersWarning && now - lastCollectorWarning >= settings.noWorkersWarning {
+            // Not a silent wait: say so, naming the endpoint, every 10 s.
+            lastCollectorWarning = now
+            out.append(.log(.warning, "the collector has not answered for \(Int(now - collectorSeen)) s; waiting for it (is it running, and reachable from here?)",
+                            ["endpoint": "\(collectorName)"]))
         }
         if names.isEmpty && collector == .ready && now - lastNoWorkers >= settings.noWorkersWarning {
             lastNoWorkers = now

@@ -1,0 +1,104 @@
+import Foundation
+import LoomCluster
+import LoomTensor
+import LoomTestSupport
+import Testing
+import ZeroMQ
+
+/// Hostile messages: random bytes, every message type truncated, bit-flipped or with extreme
+/// values, messages of the wrong role, empty and oversized frames; seeded.
+struct HostileMessages {
+    var random: SystemRandomNumberGenerator = .init()
+    var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(max(n, 1))) }
+
+    mutating func bytes(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8(truncatingIfNeeded: next()) } }
+
+    /// One hostile message: its frames.
+    mutating func message() -> [[UInt8]] {
+        let sample = WireMessage.samples[below(WireMessage.samples.count)]
+        let header = Header(sample.type).bytes
+        var body = sample.body
+        switch below(8) {
+        case 0: return (0...below(4)).map { _ in bytes(below(64)) }                        // random frames
+        case 1: body = Array(body.prefix(below(body.count + 1)))                             // truncated
+        case 2: if !body.isEmpty { body[below(body.count)] ^= UInt8(1 << below(8)) }          // a bit flipped
+        case 3:                                                                             // an extreme count or value
+            if body.count >= 4 {
+                let at = below(body.count - 3)
+                for k in 0..<4 { body[at + k] = [0xFF, 0x7F, 0x00, 0x80][below(4)] ^ UInt8(k) }
+            }
+        case 4: return [Array("LOOM".utf8) + [Header.version &+ 1, sample.type.rawValue, 0, 0], body]   // another version
+        case 5: return [header, body] + (0..<below(5)).map { _ in bytes(below(32)) }        // wrong data frames
+        case 6: return [header, body, Array(repeating: 0xAB, count: 1 << 20)]                // a 1 MiB frame
+        default: break                                                                      // well-formed, wrong role
+        }
+        return [header, body]
+    }
+}
+
+@Suite("a hostile peer during a job (real processes, real sockets)", .serialized)
+struct LiveFuzzTests {
+    @Test("thousands of malformed, forged and wrong-role messages to the coordinator and the collector: the job finishes, bitwise identical")
+    func hostilePeers() throws {
+        var c = try ConformanceCase(directory: Repository.conformanceDirectory + "/fd100_product_marginalize")
+        c.argv[c.argv.firstIndex(of: "--batch-size")! + 1] = "1"
+        c.argv += ["--shard-batches", "1"]
+        let (base, r0) = try runCase(c, workers: 0)
+        defer { base.remove() }
+        #expect(r0.status == 0)
+        let d = TemporaryDirectory()
+        defer { d.remove() }
+        let cport = freePort(), kport = freePort()
+        let collector = try startProcess(Repository.loomBinary, ["collector", "--insecure", "--bind", "tcp://127.0.0.1:\(kport)", "--out", d.file("out"),
+                                                                "--log-level", "info"], stderrPath: d.file("collector.log"))
+        // Slow shards (3 ms each), so that the job lasts while the messages arrive.
+        var slow = ProcessInfo.processInfo.environment
+        slow["LOOM_TEST_SHARD_DELAY_US"] = "3000"
+        let workers = try (0..<2).map { _ in
+            try startProcess(Repository.loomBinary, ["worker", "--insecure", "--connect", "tcp://127.0.0.1:\(cport)", "--log-level", "error"], environment: slow)
+        }
+        let coordinator = try startProcess(Repository.loomBinary, ["coordinator", "--insecure", "--bind", "tcp://127.0.0.1:\(cport)",
+                                                                  "--collector", "tcp://127.0.0.1:\(kport)", "--quiet", "--log-level", "info"] + c.argv,
+                                           cwd: c.directory, stderrPath: d.file("coordinator.log"))
+        let context = try Context()
+        var sent = 0
+        do {
+            var hostile = HostileMessages(seed: 20261129)
+            // Many connections, each sending and never reading (replies pile up at their sender, which must not block).
+            let sockets = try (0..<8).map { i -> Socket in
+                let s = try Socket(context, .dealer)
+                try s.connect(i % 2 == 0 ? "tcp://127.0.0.1:\(cport)" : "tcp://127.0.0.1:\(kport)")
+                return s
+            }
+            defer { for s in sockets { s.close() } }
+            let until = Date().addingTimeInterval(20)
+            while coordinator.isRunning && Date() < until && sent < 6000 {
+                let s = sockets[hostile.below(sockets.count)]
+                if (try? s.send(hostile.message(), dontWait: true)) == true { sent += 1 }
+                if sent % 200 == 0 { usleep(2000) }
+            }
+        }
+        context.terminate(waitingAtMost: 2)
+        #expect(sent >= 2000, "messages sent: \(sent)")
+        let ended = waitOrKill(coordinator, timeout: 90)
+        if !ended { try? FileManager.default.copyItem(atPath: d.path, toPath: "/tmp/loom-fuzz-failure-\(getpid())") }
+        #expect(ended, "the job ended (logs kept in /tmp/loom-fuzz-failure-\(getpid()))")
+        #expect(coordinator.terminationStatus == 0, "\((try? String(contentsOfFile: d.file("coordinator.log"), encoding: .utf8)) ?? "")")
+        #expect(waitOrKill(collector, timeout: 10) && collector.terminationStatus == 0,
+                "\((try? String(contentsOfFile: d.file("collector.log"), encoding: .utf8)) ?? "")")
+        for w in workers { #expect(waitOrKill(w, timeout: 10)) }
+        #expect(try resultBytes(d.file("out")) == resultBytes(base.path))
+    }
+}
