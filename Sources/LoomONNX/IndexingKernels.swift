@@ -131,6 +131,7 @@ struct ExpandKernel: Kernel {
         let target = try inputs.required(1, "shape").int64("shape").storage.map { Int($0) }
         guard target.allSatisfy({ $0 >= 0 }) else { throw KernelError("shape \(target) has a negative extent") }
         let shape = try broadcastShape(x.shape, target)
+        guard shape.checkedElementCount() != nil else { throw KernelError("expanding \(x.shape) to \(target) is impossibly large") }
         switch x {
         case .float(let t): return [.float(try broadcast(t, to: shape))]
         case .int64(let t): return [.int64(try broadcast(t, to: shape))]
@@ -149,7 +150,7 @@ struct TileKernel: Kernel {
             let (v, o) = p.0.multipliedReportingOverflow(by: p.1)
             return (acc.0 + [v], acc.1 || o)
         }
-        guard !overflow else { throw KernelError("repeats \(repeats) overflow the shape \(shape)") }
+        guard !overflow, outShape.checkedElementCount() != nil else { throw KernelError("repeats \(repeats) make \(shape) impossibly large") }
         return try IndexMap(outputShape: outShape) { index in
             var offset = 0
             for a in index.indices { offset += (index[a] % shape[a]) * strides[a] }

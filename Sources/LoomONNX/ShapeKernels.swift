@@ -22,8 +22,10 @@ struct ReshapeKernel: Kernel {
             }
         }
         let total = data.shape.elementCount
+        guard let known = shape.enumerated().filter({ $0.offset != inferred }).map(\.element).checkedElementCount() else {
+            throw KernelError("shape \(spec) is impossibly large")
+        }
         if let i = inferred {
-            let known = shape.enumerated().filter { $0.offset != i }.map(\.element).elementCount
             guard known > 0, total % known == 0 else { throw KernelError("cannot reshape \(data.shape) to \(spec)") }
             shape[i] = total / known
         }

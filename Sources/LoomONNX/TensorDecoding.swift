@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import LoomTensor
 
 /// Turns `TensorProto`s (initializers and Constant attributes) into ``Value``s.
@@ -23,7 +26,9 @@ struct TensorDecoder {
             throw ONNXError(file: file, kind: .corrupt, detail: "\(what) has impossible dims \(t.dims)")
         }
         let shape = t.dims.map { Int($0) }
-        let count = shape.elementCount
+        guard let count = shape.checkedElementCount() else {
+            throw ONNXError(file: file, kind: .corrupt, detail: "\(what) has dims \(t.dims), whose product is impossibly large")
+        }
         guard let type = ONNXProto.DataType(rawValue: t.dataType) else {
             throw ONNXError(file: file, kind: .invalidModel, detail: "\(what) has data type \(t.dataType), which Loom does not read")
         }
@@ -111,6 +116,19 @@ struct TensorDecoder {
         }
         let path = directory + "/" + location
         if externalFiles[location] == nil {
+            // A regular file inside the model's folder, symbolic links resolved: a link out of the
+            // folder would ship any file this process can read to every worker.
+            // (A file that does not exist is reported by the read below.)
+            func resolved(_ p: String) -> String? { realpath(p, nil).map { r in defer { free(r) }; return String(cString: r) } }
+            if let real = resolved(path), let folder = resolved(directory.isEmpty ? "." : directory) {
+                guard real.hasPrefix(folder.hasSuffix("/") ? folder : folder + "/") else {
+                    throw ONNXError(file: path, kind: .invalidModel, detail: "the external data of \(what) lies outside the model's folder (through a symbolic link); Loom only reads data beside the model")
+                }
+                var st = stat()
+                guard stat(real, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+                    throw ONNXError(file: path, kind: .invalidModel, detail: "the external data of \(what) is not a regular file")
+                }
+            }
             do { externalFiles[location] = try FileIO.readAll(path) } catch {
                 throw ONNXError(file: path, kind: .io, detail: "cannot read the external data of \(what) (\(error.description)); keep it beside the model file")
             }
@@ -118,8 +136,9 @@ struct TensorDecoder {
         let data = externalFiles[location]!
         let offset = Int(t.externalData["offset"] ?? "0") ?? -1
         let length = t.externalData["length"].flatMap { Int($0) } ?? (data.count - max(offset, 0))
-        guard offset >= 0, length >= 0, offset + length <= data.count else {
-            throw ONNXError(file: path, kind: .corrupt, detail: "\(what) wants bytes \(offset)..<\(offset + length), the file has \(data.count): truncated external data")
+        // Overflow-safe: offset + length could pass Int.max.
+        guard offset >= 0, length >= 0, offset <= data.count, length <= data.count - offset else {
+            throw ONNXError(file: path, kind: .corrupt, detail: "\(what) wants \(length) bytes from offset \(offset), the file has \(data.count): truncated or corrupt external data")
         }
         return Array(data[offset..<(offset + length)])
     }

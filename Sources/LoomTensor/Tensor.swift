@@ -66,6 +66,22 @@ extension Array where Element == Int {
     /// The product of the extents: the number of elements of a tensor of this shape.
     @inlinable public var elementCount: Int { reduce(1, *) }
 
+    /// The product of the extents, or nil if one is negative or the product overflows or passes
+    /// `limit`: for shapes read from a file or computed by a model, before anything is allocated.
+    public func checkedElementCount(limit: Int = Swift.Array<Int>.maxElements) -> Int? {
+        var n = 1
+        for d in self {
+            guard d >= 0 else { return nil }
+            let (p, overflow) = n.multipliedReportingOverflow(by: d)
+            guard !overflow, p <= limit else { return nil }
+            n = p
+        }
+        return n
+    }
+
+    /// The most elements a tensor from a file or a model may hold: 2^34 (64 GiB of float32).
+    public static var maxElements: Int { 1 << 34 }
+
     /// Row-major strides, in elements, for a tensor of this shape.
     public var rowMajorStrides: [Int] {
         var strides = [Int](repeating: 1, count: count)

@@ -1,3 +1,4 @@
+import Foundation
 import LoomONNX
 import LoomTensor
 import LoomTestSupport
@@ -161,6 +162,55 @@ struct ModelLoadingTests {
         } catch let e as ONNXError {
             #expect(e.kind == .invalidModel)
             #expect(e.description.contains("outside"))
+        }
+    }
+
+    @Test("crafted files: dims whose product overflows, an offset near Int.max, a symlink out of the folder: one error each, never a trap")
+    func craftedSizes() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        func refused(_ b: ONNXBuilder, _ text: String) throws {
+            try writeFile(dir.file("m.onnx"), b.bytes())
+            do {
+                _ = try ONNXModel(path: dir.file("m.onnx"))
+                Issue.record("accepted: \(text)")
+            } catch let e as ONNXError {
+                #expect(e.description.contains(text), "\(e)")
+            }
+        }
+        func model(_ w: (inout ONNXBuilder) -> Void) -> ONNXBuilder {
+            var b = ONNXBuilder()
+            b.input("x", [nil, 4])
+            b.output("y")
+            b.node("Add", ["x", "w"], ["y"])
+            w(&b)
+            return b
+        }
+        try refused(model { $0.externalInitializer("w", shape: [1 << 39, 1 << 39], location: "d.bin", offset: 0, length: 16) }, "impossibly large")
+        try writeFile(dir.file("d.bin"), [UInt8](repeating: 0, count: 64))
+        try refused(model { $0.externalInitializer("w", shape: [4], location: "d.bin", offset: Int.max - 4, length: 16) }, "from offset")
+        try refused(model { $0.externalInitializer("w", shape: [4], location: "d.bin", offset: 16, length: Int.max - 8) }, "from offset")
+        // A symbolic link beside the model that points out of its folder.
+        let outside = TemporaryDirectory()
+        defer { outside.remove() }
+        try writeFile(outside.file("secret"), [UInt8](repeating: 7, count: 16))
+        try FileManager.default.createSymbolicLink(atPath: dir.file("link.bin"), withDestinationPath: outside.file("secret"))
+        try refused(model { $0.externalInitializer("w", shape: [4], location: "link.bin", offset: 0, length: 16) }, "outside the model's folder")
+    }
+
+    @Test("a Reshape or Expand target near Int64.max fails the run with an error, never a trap")
+    func hugeShapes() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        for (op, target) in [("Reshape", [Int64(1) << 62, 4]), ("Reshape", [-1, Int64(1) << 62, Int64(1) << 3]), ("Expand", [Int64(1) << 40, Int64(1) << 40])] {
+            var b = ONNXBuilder()
+            b.input("x", [1, 4])
+            b.output("y")
+            b.initializer("s", shape: [target.count], ints: target)
+            b.node(op, ["x", "s"], ["y"])
+            try writeFile(dir.file("m.onnx"), b.bytes())
+            let model = try ONNXModel(path: dir.file("m.onnx"))
+            #expect(throws: (any Error).self, "\(op) \(target)") { _ = try model.run([Tensor(shape: [1, 4], storage: [1, 2, 3, 4])]) }
         }
     }
 }
