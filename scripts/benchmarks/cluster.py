@@ -60,7 +60,7 @@ def run_job(loom, work, job_flags, workers, separate_collector=False, tag="job",
         worker_keys = ["--key", k("workers.key"), "--coordinator-key", k("coordinator.pub")]
     else:
         coord_keys = worker_keys = ["--insecure"] if tcp else []
-    cmd = [loom, "coordinator", "--bind", coord, "--quiet"] + coord_keys + job_flags
+    cmd = [loom, "coordinator", "--bind", coord, "--quiet", "--log-level", "error"] + coord_keys + job_flags
     if separate_collector:
         coll = f"ipc://{d}/collector"
         procs["collector"] = subprocess.Popen([loom, "collector", "--bind", coll, "--out", out], stdout=devnull, stdin=devnull)
@@ -70,7 +70,8 @@ def run_job(loom, work, job_flags, workers, separate_collector=False, tag="job",
     # Workers first, as on a cluster where they wait for coordinators: they keep trying until the
     # coordinator binds, so the job's time is the job's, not the workers' process start-up.
     for i in range(workers):
-        procs[f"worker{i}"] = subprocess.Popen([loom, "worker", "--connect", coord] + worker_keys, stdout=devnull, stdin=devnull)
+        procs[f"worker{i}"] = subprocess.Popen([loom, "worker", "--connect", coord, "--log-level", "error"] + worker_keys,
+                                               stdout=devnull, stderr=devnull, stdin=devnull)
     time.sleep(0.3)
     procs["coordinator"] = subprocess.Popen(cmd, stdout=devnull, stdin=devnull)
     # The job's clock (elapsed_seconds) starts when the collector claims --out: note every
