@@ -37,12 +37,33 @@ public final class Worker {
     public var maxWait: Double? = nil
     /// CURVE keys (this worker's, and the coordinator's it pins), or none.
     public var security = Security.none
-    /// Test-only fault injection: crash when computing this shard (`LOOM_TEST_CRASH_SHARD`).
-    let crashShard: Int? = ProcessInfo.processInfo.environment["LOOM_TEST_CRASH_SHARD"].flatMap(Int.init)
-    /// Test-only: microseconds added to every shard (`LOOM_TEST_SHARD_DELAY_US`), so fault tests have time to inject faults.
-    let shardDelay: UInt32? = ProcessInfo.processInfo.environment["LOOM_TEST_SHARD_DELAY_US"].flatMap(UInt32.init)
-    /// Seconds without an answer before a waiting worker warns (then every minute); `LOOM_TEST_WAIT_WARNING_S` in tests.
-    let waitWarning: Double = ProcessInfo.processInfo.environment["LOOM_TEST_WAIT_WARNING_S"].flatMap(Double.init) ?? 10
+    /// Test-only faults and timings, read from `LOOM_TEST_*` in debug builds; the release binary has none.
+    struct TestHooks {
+        /// Crash when computing this shard (`LOOM_TEST_CRASH_SHARD`).
+        var crashShard: Int? = nil
+        /// Microseconds added to every shard (`LOOM_TEST_SHARD_DELAY_US`), so fault tests have time to inject faults.
+        var shardDelay: UInt32? = nil
+        /// Seconds without an answer before a waiting worker warns (`LOOM_TEST_WAIT_WARNING_S`).
+        var waitWarning: Double = 10
+        /// Seconds of fast retries before slowing down (`LOOM_TEST_FAST_RETRY_S`).
+        var fastRetryWindow: Double = 10
+
+        static let current: TestHooks = {
+            var h = TestHooks()
+            #if DEBUG
+            let env = ProcessInfo.processInfo.environment
+            h.crashShard = env["LOOM_TEST_CRASH_SHARD"].flatMap(Int.init)
+            h.shardDelay = env["LOOM_TEST_SHARD_DELAY_US"].flatMap(UInt32.init)
+            h.waitWarning = env["LOOM_TEST_WAIT_WARNING_S"].flatMap(Double.init) ?? h.waitWarning
+            h.fastRetryWindow = env["LOOM_TEST_FAST_RETRY_S"].flatMap(Double.init) ?? h.fastRetryWindow
+            #endif
+            return h
+        }()
+    }
+    let crashShard = TestHooks.current.crashShard
+    let shardDelay = TestHooks.current.shardDelay
+    /// Seconds without an answer before a waiting worker warns (then every minute).
+    let waitWarning = TestHooks.current.waitWarning
     let context: Context
     let cache: ModelCache
     let id: String
@@ -75,11 +96,11 @@ public final class Worker {
     }
 
     /// Seconds a waiting worker retries its connection every 10 ms before it slows down to once a second
-    /// (`LOOM_TEST_FAST_RETRY_S` in tests).
+    /// (`LOOM_TEST_FAST_RETRY_S` in debug builds' tests).
     ///
     /// Workers are often started moments before their coordinator (by the benchmark, by cluster
     /// launchers), and then each 100 ms of join latency is a large part of a short job.
-    let fastRetryWindow: Double = ProcessInfo.processInfo.environment["LOOM_TEST_FAST_RETRY_S"].flatMap(Double.init) ?? 10
+    let fastRetryWindow = TestHooks.current.fastRetryWindow
 
     /// Serves until the coordinator ends the job (or, with keep-alive, forever). Throws on a failure it reported.
     public func run() throws {
@@ -112,9 +133,10 @@ public final class Worker {
 
     /// One connection to the coordinator, until the job ends or the coordinator is lost.
     ///
-    /// `patient`: retry the connection after 10 ms doubling to 1 s (else every 10 ms, and give up
-    /// after ``fastRetryWindow`` seconds with no coordinator there). `waitingSince`: when the wait
-    /// for a coordinator began, for the warnings.
+    /// The shell around ``WorkerSession``: it owns the socket, the connection monitor and the
+    /// compute thread, and carries out the session's directives. `patient`: retry the connection
+    /// after 10 ms doubling to 1 s (else every 10 ms, and slow down after ``fastRetryWindow``
+    /// seconds with no coordinator there). `waitingSince`: when the wait for a coordinator began.
     private func serve(session: Int, patient: Bool, waitingSince: Date) throws -> SessionEnd {
         let socket = try Socket(context, .dealer)
         defer { socket.close() }
@@ -135,9 +157,6 @@ public final class Worker {
         let monitor = try socket.monitorConnections(in: context)
         defer { socket.stopMonitoring(); monitor.close() }
         try socket.connect(coordinator)
-        var linked = false
-        var toldHandshake = Set<String>()
-        var saidWaiting: Bool? = nil   // what was last said while waiting: connected (true) or not
         // Each compute thread gets a PAIR of its own: a PAIR takes one peer, and a new thread
         // connecting while the old one's pipe is still being torn down would be turned away.
         var generation = 0
@@ -154,13 +173,19 @@ public final class Worker {
         defer { compute?.stop(pair) }
         var pendingJob: (descriptor: JobDescriptor, collector: (String, CurveKey?), args: [Tensor<Float>])? = nil
         var jobId: String? = nil
-        try hello(socket)
-        var lastHello = Date(), lastSent = Date(), lastHeard = Date()
-        // A wait longer than this (seconds since `waitingSince`) is worth a warning, and another every minute.
-        var warnWaitingAfter = waitWarning
-        var heard = false
-        /// The connection dropped after the coordinator had answered.
-        var dropped = false
+
+        var settings = WorkerSession.Settings()
+        settings.heartbeat = heartbeat
+        settings.liveness = liveness
+        settings.keepAlive = keepAlive
+        settings.patient = patient
+        settings.fastRetryWindow = fastRetryWindow
+        settings.waitWarning = waitWarning
+        settings.maxWait = maxWait
+        settings.waitedBefore = Date().timeIntervalSince(waitingSince)
+        var core = WorkerSession(coordinator: coordinator, settings: settings)
+        let started = Date()
+        func now() -> Double { Date().timeIntervalSince(started) }
 
         func start(_ d: JobDescriptor, modelPath: String, collector: (endpoint: String, key: CurveKey?), args: [Tensor<Float>]) throws {
             if let running = compute {
@@ -179,6 +204,7 @@ public final class Worker {
                 try thread.start()
                 compute = thread
                 jobId = d.jobId
+                _ = core.handle(.working(true), now: now())
                 try socket.send(.ready(jobId: d.jobId, credit: credit, computed: []))
             } catch {
                 try socket.send(.error(jobId: d.jobId, shard: nil, message: "\(id): cannot start the job: \(error)"))
@@ -186,6 +212,65 @@ public final class Worker {
             }
         }
 
+        /// Carries out the session's directives; returns how the session ends, once it does.
+        func perform(_ directives: [WorkerSession.Directive], message: Message? = nil) throws -> SessionEnd? {
+            for d in directives {
+                switch d {
+                case .sendHello:
+                    try hello(socket)
+                case .sendHeartbeat:
+                    // Never blocking: a heartbeat that cannot be queued now is not needed.
+                    _ = try socket.send(.heartbeat(job: ""), dontWait: true)
+                case .takeJob:
+                    guard let message, case .job(let json, let endpoint, let key) = try message.decoded() else { continue }
+                    let descriptor = try JSONDecoder().decode(JobDescriptor.self, from: Data(json))
+                    // A wildcard or loopback host means the coordinator's host, as this worker reaches it.
+                    let collector = (Endpoint.resolve(endpoint, via: coordinator), CurveKey(z85: key))
+                    guard message.data.count == descriptor.argShapes.count else {
+                        throw ProtocolError.malformed(peer: message.peerName, "the job has \(descriptor.argShapes.count) args, \(message.data.count) frames came")
+                    }
+                    let args = try zip(message.data, descriptor.argShapes).map { try FloatBytes.decode($0.bytes, shape: $1, peer: message.peerName) }
+                    logger.info("job", metadata: ["job": "\(descriptor.jobId.prefix(12))", "shards": "\(descriptor.plan.shardCount)",
+                                                  "kernels": "\(descriptor.spec.kernels?.rawValue ?? "openblas-auto")"])
+                    // The job's kernels, or no part in it: a worker that cannot run them leaves, and
+                    // the job goes on with the others (bits from other kernels would differ).
+                    do { try BLAS.load(threads: 1, kernels: descriptor.spec.kernels) } catch {
+                        throw ClusterError("cannot join job \(descriptor.jobId.prefix(12)): \(error)")
+                    }
+                    if let path = cache.model(descriptor.model.sha256) {
+                        try start(descriptor, modelPath: path, collector: collector, args: args)
+                    } else {
+                        pendingJob = (descriptor, collector, args)
+                        core.waitForModel()
+                        try socket.send(.needModel(sha256: descriptor.model.sha256))
+                    }
+                case .takeModel:
+                    guard let message, let job = pendingJob, case .model(let sha, let names) = try message.decoded() else { continue }
+                    let path = try cache.store(sha, files: zip(names, message.data).map { ($0, $1.array) })
+                    pendingJob = nil
+                    try start(job.descriptor, modelPath: path, collector: job.collector, args: job.args)
+                case .compute:
+                    guard compute != nil, let message, let body = message.body else { continue }
+                    // Hand the shard to the compute thread as it came: the same message, on the pair.
+                    try pair.send([Header(.shard).bytes, body.array] + message.data.map(\.array))
+                case .log(let level, let text):
+                    logger.log(level: level, "\(text)")
+                case .end(let end):
+                    switch end {
+                    case .done: return .done
+                    case .nextJob: return .nextJob
+                    case .lost: return .lost
+                    case .slowDown: return .slowDown
+                    case .rejoin: return .rejoin
+                    }
+                case .fail(let text):
+                    throw ClusterError(text)
+                }
+            }
+            return nil
+        }
+
+        if let end = try perform(core.start(now: now())) { return end }
         while true {
             if let parentPID, getppid() != parentPID {
                 logger.warning("the process that started this worker is gone; exiting")
@@ -199,82 +284,20 @@ public final class Worker {
             if ready[2] {
                 while let frames = try monitor.receive(dontWait: true) {
                     switch Socket.connectionEvent(frames) {
-                    case .linked?: linked = true
-                    case .unlinked?:
-                        linked = false
-                        // Answered before: whatever was queued on that connection, both ways, is gone
-                        // with it (shards, reports), so start over on a new one rather than hold shards
-                        // the coordinator may be waiting for, or wait for ones that will never come.
-                        // (Decided below, once the messages that came before the drop are read: the last
-                        // of them may be `end`.)
-                        if heard { dropped = true }
-                        // Not yet answered: give the new connection the usual time before giving up.
-                        else { lastHeard = Date() }
-                    case let failure?:
-                        // Told why in one line (once per session and kind): a key problem is not a silent wait.
-                        let text = handshakeProblem(failure)
-                        if !toldHandshake.contains(text) {
-                            toldHandshake.insert(text)
-                            logger.error("\(text)")
-                        }
+                    case .linked?: _ = try perform(core.handle(.link(true), now: now()))
+                    case .unlinked?: _ = try perform(core.handle(.link(false), now: now()))
+                    case let failure?: _ = try perform(core.handle(.handshakeFailed(handshakeProblem(failure)), now: now()))
                     case nil: break
                     }
                 }
             }
-            if ready[0] || dropped {
-                var budget = 256
-                while budget > 0, let frames = try socket.receive(dontWait: true) {
-                    budget -= 1
-                    lastHeard = Date()
-                    heard = true
-                    let message = try Message(frames: frames, routed: false, peerName: "coordinator \(coordinator)")
-                    switch try message.decoded() {
-                    case .job(let json, let endpoint, let key):
-                        let descriptor = try JSONDecoder().decode(JobDescriptor.self, from: Data(json))
-                        // A wildcard or loopback host means the coordinator's host, as this worker reaches it.
-                        let collector = (Endpoint.resolve(endpoint, via: coordinator), CurveKey(z85: key))
-                        guard message.data.count == descriptor.argShapes.count else {
-                            throw ProtocolError.malformed(peer: message.peerName, "the job has \(descriptor.argShapes.count) args, \(message.data.count) frames came")
-                        }
-                        let args = try zip(message.data, descriptor.argShapes).map { try FloatBytes.decode($0.bytes, shape: $1, peer: message.peerName) }
-                        logger.info("job", metadata: ["job": "\(descriptor.jobId.prefix(12))", "shards": "\(descriptor.plan.shardCount)",
-                                                      "kernels": "\(descriptor.spec.kernels?.rawValue ?? "openblas-auto")"])
-                        // The job's kernels, or no part in it: a worker that cannot run them leaves, and
-                        // the job goes on with the others (bits from other kernels would differ).
-                        do { try BLAS.load(threads: 1, kernels: descriptor.spec.kernels) } catch {
-                            throw ClusterError("cannot join job \(descriptor.jobId.prefix(12)): \(error)")
-                        }
-                        if let path = cache.model(descriptor.model.sha256) {
-                            try start(descriptor, modelPath: path, collector: collector, args: args)
-                        } else {
-                            pendingJob = (descriptor, collector, args)
-                            try socket.send(.needModel(sha256: descriptor.model.sha256))
-                        }
-                    case .model(let sha, let names):
-                        guard let job = pendingJob else { continue }
-                        let path = try cache.store(sha, files: zip(names, message.data).map { ($0, $1.array) })
-                        pendingJob = nil
-                        try start(job.descriptor, modelPath: path, collector: job.collector, args: job.args)
-                    case .shard:
-                        guard compute != nil, let body = message.body else { continue }
-                        // Hand the shard to the compute thread as it came: the same message, on the pair.
-                        try pair.send([Header(.shard).bytes, body.array] + message.data.map(\.array))
-                    case .heartbeat:
-                        break
-                    case .rejoin:
-                        return .rejoin
-                    case .end(let ok, _):
-                        logger.info("job over", metadata: ["ok": "\(ok)"])
-                        return keepAlive ? .nextJob : .done
-                    default:
-                        logger.warning("unexpected message", metadata: ["type": "\(message.type)"])
-                    }
-                }
+            var budget = 256
+            while budget > 0, let frames = try socket.receive(dontWait: true) {
+                budget -= 1
+                let message = try Message(frames: frames, routed: false, peerName: "coordinator \(coordinator)")
+                if let end = try perform(core.handle(.message(try message.decoded()), now: now()), message: message) { return end }
             }
-            if dropped {
-                logger.warning("the connection to the coordinator dropped", metadata: ["endpoint": "\(coordinator)"])
-                return .lost
-            }
+            if let end = try perform(core.afterMessages(now: now())) { return end }
             if ready[1] {
                 while let frames = try pair.receive(dontWait: true) {
                     // From the compute thread: `ready` (credit, shards computed) or `error`, to pass on.
@@ -284,48 +307,10 @@ public final class Worker {
                     case .ready, .error: try socket.send(m)
                     default: continue
                     }
-                    lastSent = Date()
+                    _ = core.handle(.sent, now: now())
                 }
             }
-            let now = Date()
-            if linked && now.timeIntervalSince(lastSent) >= heartbeat {
-                // Only while connected, and never blocking: heartbeats queued for nobody would fill the
-                // socket's queue (1,000 messages) during a long wait and then block this thread, and a
-                // heartbeat that cannot be queued (a coordinator busy loading) is simply not needed.
-                _ = try socket.send(.heartbeat(job: ""), dontWait: true)
-                lastSent = now
-            }
-            if compute == nil && pendingJob == nil && linked && now.timeIntervalSince(lastHello) >= 1 {
-                // Until a job arrives, say hello again every second while connected: a hello sent to a
-                // coordinator that has since gone is lost with its connection. (Not while nobody is
-                // there: the first hello waits in the queue for the connection, and more would pile up.)
-                try hello(socket)
-                lastHello = now
-            }
-            if !heard, let maxWait, now.timeIntervalSince(waitingSince) >= maxWait {
-                throw ClusterError(linked
-                    ? "connected to \(coordinator), but no Loom coordinator answered within --max-wait \(String(format: "%g", maxWait)) s"
-                    : "no coordinator at \(coordinator) within --max-wait \(String(format: "%g", maxWait)) s")
-            }
-            if now.timeIntervalSince(lastHeard) > heartbeat * Double(liveness) {
-                // A coordinator that answered and went silent is lost. One that has not answered yet is
-                // waited for, however long: not there yet (workers started first), or there but still
-                // loading and hashing a large job's inputs. libzmq keeps reconnecting meanwhile.
-                if heard { return .lost }
-                if !linked && !patient && now.timeIntervalSince(lastHeard) >= fastRetryWindow { return .slowDown }
-                if saidWaiting != linked {
-                    saidWaiting = linked
-                    logger.info(linked ? "connected; waiting for the coordinator to answer (it may still be loading its job)"
-                                       : "waiting for a coordinator at \(coordinator)")
-                }
-                let waited = now.timeIntervalSince(waitingSince)
-                if waited >= warnWaitingAfter {
-                    warnWaitingAfter = waited + 60
-                    logger.warning(linked
-                        ? "connected to \(coordinator), no answer for \(Int(waited)) s: is that a Loom coordinator, still loading its job?"
-                        : "no coordinator at \(coordinator) for \(Int(waited)) s: is one running there, and is the endpoint right? Still waiting")
-                }
-            }
+            if let end = try perform(core.handle(.tick, now: now())) { return end }
         }
     }
 

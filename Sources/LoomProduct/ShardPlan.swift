@@ -51,7 +51,7 @@ extension ShardPlan {
     /// moving a shard costs a few per cent of computing it. Moving one costs about 0.3 ms of CPU
     /// across the processes when every core is busy (messages each way through the worker's
     /// threads, the coordinator's and the collector's, a write and a journal record): at 2^26,
-    /// FlattenDense's 2.4-ms shards lost a tenth of two workers' time to it (measured 2026-11-26).
+    /// FlattenDense's 2.4-ms shards lost a tenth of two workers' time to it (docs/performance.md).
     public static let targetShardOperations = 1 << 27
     /// The most result bytes a shard should carry when its size is chosen automatically: a
     /// shard's results are held by its worker and sent as one message.

@@ -69,8 +69,10 @@ struct CoordinatorCommand: ParsableCommand {
             if let endpointFile {
                 try EndpointFile.write(try EndpointFile.contents(bound: listening.lastEndpoint, advertise: advertise), to: endpointFile)
             }
+            #if DEBUG
             // Test-only: a job that takes this long to load (`LOOM_TEST_LOAD_DELAY_MS`), as a large one does.
             if let ms = ProcessInfo.processInfo.environment["LOOM_TEST_LOAD_DELAY_MS"].flatMap(UInt32.init) { usleep(ms * 1000) }
+            #endif
             let loaded = try Job(spec: spec)
             if let seedNote { Console.error(seedNote) }
             for note in loaded.function.loadNotes { Console.error("loom: \(note)\n") }
