@@ -45,8 +45,7 @@ public final class Collector {
     /// The job being collected: its files.
     struct Active {
         let descriptor: JobDescriptor
-        let writer: ResultWriter
-        let journal: Journal
+        let sink: ResultSink
         var resultBytes = 0
         let started = Date()
     }
@@ -89,14 +88,10 @@ public final class Collector {
                 case .claim:
                     guard let descriptor = asked else { continue }
                     do {
-                        try OutputDirectory.claim(out, jobID: descriptor.jobId, spec: descriptor.spec, overwrite: overwrite)
-                        let journal = try Journal(directory: out, jobID: descriptor.jobId)
-                        let writer = ResultWriter(directory: out, axes: descriptor.space.axes)
-                        if !journal.resumed.isEmpty, try !writer.reopen() {
-                            throw ClusterError("\(out) has a journal but no layout.json; pass --overwrite to start again")
-                        }
-                        active = Active(descriptor: descriptor, writer: writer, journal: journal)
-                        queue += core.handle(.claimed(resumed: journal.resumed), now: now())
+                        let sink = try ResultSink(directory: out, jobID: descriptor.jobId, spec: descriptor.spec, axes: descriptor.space.axes,
+                                                  overwrite: overwrite)
+                        active = Active(descriptor: descriptor, sink: sink)
+                        queue += core.handle(.claimed(resumed: sink.resumed), now: now())
                     } catch {
                         queue += core.handle(.claimFailed("\(error)"), now: now())
                     }
@@ -112,17 +107,17 @@ public final class Collector {
                     queue += core.handle(.written(written, refused: refused, from: r.peer), now: now())
                 case .commit(let shards):
                     guard let a = active else { continue }
-                    try a.writer.sync()
-                    try a.journal.record(shards)
+                    try a.sink.commit(shards)
                 case .publish(let f):
                     guard let a = active else { continue }
                     do {
-                        let outputs = try a.writer.finish()
-                        var manifest = a.descriptor.manifest(outputs: outputs, workers: f.workers, elapsed: Date().timeIntervalSince(a.started))
-                        manifest.transfer = .init(toWorkersBytes: f.bytesToWorkers, toCollectorBytes: a.resultBytes, examples: a.descriptor.plan.examples)
-                        manifest.reliability = .init(workersLost: f.workersLost, leasesExpired: f.leasesExpired, shardsReissued: f.shardsReissued,
-                                                     duplicatesDropped: core.duplicates, resumedShards: a.journal.resumed.count)
-                        try OutputDirectory.publish(manifest, in: out)
+                        try a.sink.publish { outputs in
+                            var manifest = a.descriptor.manifest(outputs: outputs, workers: f.workers, elapsed: Date().timeIntervalSince(a.started))
+                            manifest.transfer = .init(toWorkersBytes: f.bytesToWorkers, toCollectorBytes: a.resultBytes, examples: a.descriptor.plan.examples)
+                            manifest.reliability = .init(workersLost: f.workersLost, leasesExpired: f.leasesExpired, shardsReissued: f.shardsReissued,
+                                                         duplicatesDropped: core.duplicates, resumedShards: a.sink.resumed.count)
+                            return manifest
+                        }
                         queue += core.handle(.published, now: now())
                     } catch {
                         queue += core.handle(.publishFailed("\(error)"), now: now())
@@ -200,7 +195,7 @@ public final class Collector {
             guard let start = firstFrame[s], let layout = layouts.first(where: { $0.shard == s }) else { continue }
             let leaves = layout.leaves.enumerated().map { (k, leaf) in (index: leaf.index, exampleShape: leaf.shape, bytes: frames[start + k].bytes) }
             let range = plan.range(of: s)
-            do { try a.writer.write(raw: leaves, at: range.lowerBound, count: range.count) } catch let e as IndexSpaceError {
+            do { try a.sink.writer.write(raw: leaves, at: range.lowerBound, count: range.count) } catch let e as IndexSpaceError {
                 return (written, "\(plan.describe(s)) from \(peer): \(e)")
             } catch {
                 throw ClusterError("collector: a result from \(peer) could not be written: \(error)")

@@ -34,16 +34,11 @@ public struct LocalExecutor {
         let plan = job.plan
         let resuming = !overwrite && FileIO.exists(out + "/" + Journal.fileName).exists && (try? OutputDirectory.readClaim(out))?.jobId == job.id
         let first = !resuming && plan.shardCount > 0 ? try compute(shard: 0) : nil
-        try OutputDirectory.claim(out, jobID: job.id, spec: job.spec, overwrite: overwrite)
-        let journal = try Journal(directory: out, jobID: job.id)
-        let writer = ResultWriter(directory: out, axes: job.inputs.space.axes)
+        let sink = try ResultSink(directory: out, jobID: job.id, spec: job.spec, axes: job.inputs.space.axes, overwrite: overwrite)
         var done = [Bool](repeating: false, count: plan.shardCount)
-        if !journal.resumed.isEmpty {
-            guard try writer.reopen() else {
-                throw OutputDirectory.RefusedError(path: out, reason: "has a journal but no layout.json; pass --overwrite to start again")
-            }
-            for s in journal.resumed where s < plan.shardCount { done[s] = true }
-            Console.error("loom: resuming: \(journal.resumed.count) of \(plan.shardCount) shards are already complete in \(out)\n")
+        if !sink.resumed.isEmpty {
+            for s in sink.resumed where s < plan.shardCount { done[s] = true }
+            Console.error("loom: resuming: \(sink.resumed.count) of \(plan.shardCount) shards are already complete in \(out)\n")
         }
         var examplesDone = 0
         var shardsDone = 0
@@ -51,15 +46,13 @@ public struct LocalExecutor {
         var pending: [Int] = []
         var lastCommit = Date()
         func commit() throws {
-            guard !pending.isEmpty else { return }
-            try writer.sync()
-            try journal.record(pending)
+            try sink.commit(pending)
             pending.removeAll()
             lastCommit = Date()
         }
         for shard in 0..<plan.shardCount where !done[shard] {
             let batches = shard == 0 && first != nil ? first! : try compute(shard: shard)
-            try writer.write(consecutive: batches)
+            try sink.writer.write(consecutive: batches)
             examplesDone += batches.reduce(0) { $0 + $1.range.count }
             pending.append(shard)
             shardsDone += 1
@@ -68,13 +61,13 @@ public struct LocalExecutor {
         }
         try commit()
         progress?.finish(shardsDone: plan.shardCount, examplesDone: examplesDone)
-        let outputs = try writer.finish()
-        var manifest = Manifest.finished(
-            jobId: job.id, spec: job.spec, model: .init(path: job.spec.modelPath, sha256: job.model.file.sha256, bytes: job.model.file.byteCount),
-            inputs: job.inputDescriptions, plan: plan, axes: job.inputs.space.axes, outputs: outputs, workers: 0,
-            elapsed: Date().timeIntervalSince(started))
-        manifest.reliability = .init(resumedShards: journal.resumed.count)
-        try OutputDirectory.publish(manifest, in: out)
-        return manifest
+        return try sink.publish { outputs in
+            var manifest = Manifest.finished(
+                jobId: job.id, spec: job.spec, model: .init(path: job.spec.modelPath, sha256: job.model.file.sha256, bytes: job.model.file.byteCount),
+                inputs: job.inputDescriptions, plan: plan, axes: job.inputs.space.axes, outputs: outputs, workers: 0,
+                elapsed: Date().timeIntervalSince(started))
+            manifest.reliability = .init(resumedShards: sink.resumed.count)
+            return manifest
+        }
     }
 }
