@@ -7,11 +7,4 @@ public struct ClusterError: Error, CustomStringConvertible, Sendable {
     public var description: String { message }
 }
 
-extension ShardPlan {
-    /// "shard 12 (examples 384..<416)", for messages.
-    public func describe(_ shard: Int) -> String {
-        guard shard >= 0 && shard < shardCount else { return "shard \(shard)" }
-        let r = range(of: shard)
-        return "shard \(shard) (examples \(r.lowerBound)..<\(r.upperBound))"
-    }
-}
+

@@ -88,8 +88,13 @@ public final class Collector {
                 case .claim:
                     guard let descriptor = asked else { continue }
                     do {
-                        let sink = try ResultSink(directory: out, jobID: descriptor.jobId, spec: descriptor.spec, axes: descriptor.space.axes,
-                                                  overwrite: overwrite)
+                        let sink = try ResultSink(directory: out, jobID: descriptor.jobId, spec: descriptor.spec, plan: descriptor.plan,
+                                                  axes: descriptor.space.axes, overwrite: overwrite)
+                        if !sink.rejected.isEmpty {
+                            logger.warning("journaled shards failed their checksum; computing them again",
+                                           metadata: ["shards": "\(sink.rejected.count)", "first": "\(descriptor.plan.describe(sink.rejected[0]))"])
+                        }
+                        if sink.journal.discardedLegacy { logger.notice("a journal from an older Loom, without checksums: starting the job over") }
                         active = Active(descriptor: descriptor, sink: sink)
                         queue += core.handle(.claimed(resumed: sink.resumed), now: now())
                     } catch {

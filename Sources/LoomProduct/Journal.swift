@@ -6,43 +6,59 @@ import LoomTensor
 
 /// The durable record of completed shards, beside the result files: what makes a job resumable.
 ///
-/// A shard is recorded only after its rows are on disk (the result files are msync'ed
-/// first), and the record is fsync'ed before the shard is acknowledged, so after a crash at
-/// any instant every shard in the journal is complete in the files. Rows written but not yet
-/// recorded are simply computed again, with the same bits.
+/// A shard is recorded only after its rows are on disk (the result files are synced first), and
+/// the record is fsync'ed before the shard is acknowledged, so after a crash at any instant every
+/// shard in the journal is complete in the files. Rows written but not yet recorded are simply
+/// computed again, with the same bits.
 ///
-/// Format: `LOOMJRNL`, the 64-character job id, then 8-byte records (u32 shard, u32 shard
-/// XOR 0xA5A5A5A5), little-endian. A torn or corrupt tail is ignored.
+/// Format (version 2): `LOOMJRN2`, the 64-character job id, then 40-byte records: u32 shard,
+/// u32 shard XOR 0xA5A5A5A5 (a torn record fails it), and the 32-byte SHA-256 of the shard's
+/// rows in the result files, bound to the job id (``ResultWriter/digest(rows:job:)``). On resume
+/// each journaled shard's rows are read back and checked against it; a shard that fails is
+/// computed again. A torn or corrupt tail is ignored. A version-1 journal (`LOOMJRNL`, no
+/// digests) is not trusted: the job starts over.
 public final class Journal {
     public static let fileName = "journal.loom"
-    static let magic = Array("LOOMJRNL".utf8)
+    static let magic = Array("LOOMJRN2".utf8)
+    static let legacyMagic = Array("LOOMJRNL".utf8)
+    static let recordSize = 40
 
     public let path: String
     private let fd: Int32
     /// The shards recorded, including those found when the journal was opened.
     public private(set) var recorded: Set<Int>
-    /// The shards found when the journal was opened (a resumed job).
-    public let resumed: [Int]
+    /// The shards found when the journal was opened (a resumed job), in order, with their digests (the last record of a shard wins).
+    public let found: [(shard: Int, digest: [UInt8])]
+    /// Whether the journal found was a version-1 journal, set aside.
+    public let discardedLegacy: Bool
+
+    /// The shards found when the journal was opened.
+    public var resumed: [Int] { found.map(\.shard) }
 
     /// Opens (or creates) the journal of job `jobID` in `directory`.
     ///
     /// A journal of another job is an error (the folder's claim should have prevented it).
-    public init(directory: String, jobID: String, layout: [(index: [Int], exampleShape: [Int])]? = nil) throws {
+    public init(directory: String, jobID: String) throws {
         path = directory + "/" + Self.fileName
         let existing = (try? FileIO.readAll(path)) ?? []
         let header = Self.magic + Array(jobID.utf8)
-        var shards: [Int] = []
+        var entries: [Int: [UInt8]] = [:]
+        var order: [Int] = []
         var keep = 0
+        var legacy = false
         if existing.count >= header.count && Array(existing[0..<header.count]) == header {
             var offset = header.count
-            while offset + 8 <= existing.count {
+            while offset + Self.recordSize <= existing.count {
                 let a = existing[offset..<offset + 4].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * UInt32($1.offset)) }
                 let b = existing[offset + 4..<offset + 8].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * UInt32($1.offset)) }
                 guard a ^ 0xA5A5_A5A5 == b else { break }
-                shards.append(Int(a))
-                offset += 8
+                if entries[Int(a)] == nil { order.append(Int(a)) }
+                entries[Int(a)] = Array(existing[offset + 8..<offset + Self.recordSize])
+                offset += Self.recordSize
             }
             keep = offset
+        } else if existing.count >= Self.legacyMagic.count && Array(existing[0..<Self.legacyMagic.count]) == Self.legacyMagic {
+            legacy = true
         } else if !existing.isEmpty {
             throw FileError(path: path, operation: "resume from (it belongs to another job)", errno: EINVAL)
         }
@@ -57,21 +73,45 @@ public final class Journal {
             _ = ftruncate(fd, off_t(keep))   // drop a torn tail
         }
         lseek(fd, 0, SEEK_END)
-        recorded = Set(shards)
-        resumed = shards
+        found = order.map { ($0, entries[$0]!) }
+        recorded = Set(order)
+        discardedLegacy = legacy
     }
 
     deinit { close(fd) }
 
-    /// Appends shards and fsyncs. Call only once their rows are durable.
-    public func record(_ shards: [Int]) throws {
-        let fresh = shards.filter { !recorded.contains($0) }
+    /// The records of the journal in `directory` for job `jobID`, read only (for `loom verify`);
+    /// nil if there is no version-2 journal of that job.
+    public static func records(directory: String, jobID: String) -> [(shard: Int, digest: [UInt8])]? {
+        guard let existing = try? FileIO.readAll(directory + "/" + fileName) else { return nil }
+        let header = magic + Array(jobID.utf8)
+        guard existing.count >= header.count, Array(existing[0..<header.count]) == header else { return nil }
+        var out: [(Int, [UInt8])] = []
+        var offset = header.count
+        while offset + recordSize <= existing.count {
+            let a = existing[offset..<offset + 4].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * UInt32($1.offset)) }
+            let b = existing[offset + 4..<offset + 8].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * UInt32($1.offset)) }
+            guard a ^ 0xA5A5_A5A5 == b else { break }
+            out.append((Int(a), Array(existing[offset + 8..<offset + recordSize])))
+            offset += recordSize
+        }
+        return out
+    }
+
+    /// Forgets shards found on resume whose rows failed their check: they will be recorded again.
+    public func forget(_ shards: [Int]) { recorded.subtract(shards) }
+
+    /// Appends shards with their digests and fsyncs. Call only once their rows are durable.
+    public func record(_ entries: [(shard: Int, digest: [UInt8])]) throws {
+        let fresh = entries.filter { !recorded.contains($0.shard) }
         guard !fresh.isEmpty else { return }
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(fresh.count * 8)
-        for s in fresh {
+        bytes.reserveCapacity(fresh.count * Self.recordSize)
+        for (s, digest) in fresh {
+            precondition(digest.count == 32, "a shard's digest is 32 bytes")
             let a = UInt32(s), b = UInt32(s) ^ 0xA5A5_A5A5
             for v in [a, b] { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
+            bytes.append(contentsOf: digest)
         }
         var offset = 0
         while offset < bytes.count {
@@ -80,7 +120,7 @@ public final class Journal {
             offset += n
         }
         guard fsync(fd) == 0 else { throw FileError(path: path, operation: "fsync", errno: errno) }
-        recorded.formUnion(fresh)
+        recorded.formUnion(fresh.map(\.shard))
     }
 
     /// The leaves' layout, kept beside the journal so a resumed job can reopen the result files.

@@ -15,12 +15,15 @@ public struct Manifest: Codable, Sendable, Equatable {
         public var shape: [Int]
         /// Always "float32".
         public var dtype: String
+        /// The file's SHA-256, once complete (`loom verify` checks it).
+        public var sha256: String?
 
-        public init(index: [Int], file: String, shape: [Int], dtype: String) {
+        public init(index: [Int], file: String, shape: [Int], dtype: String, sha256: String? = nil) {
             self.index = index
             self.file = file
             self.shape = shape
             self.dtype = dtype
+            self.sha256 = sha256
         }
     }
 

@@ -5,30 +5,44 @@ public final class ResultSink {
     public let directory: String
     public let writer: ResultWriter
     public let journal: Journal
+    let jobID: String
+    let plan: ShardPlan
+    /// The shards an earlier run journaled whose rows check out: complete, not to be computed again.
+    public let resumed: [Int]
+    /// Journaled shards whose rows did not match their digest (corruption, a torn write): computed again.
+    public let rejected: [Int]
 
-    /// Claims `directory` for the job and opens its journal and result files; a journal left by
-    /// an earlier run of the same job is resumed (``resumed``).
-    public init(directory: String, jobID: String, spec: JobSpec, axes: [Int], overwrite: Bool) throws {
+    /// Claims `directory` for the job and opens its journal and result files; the shards a journal
+    /// left by an earlier run of the same job holds are read back and checked (``resumed``,
+    /// ``rejected``).
+    public init(directory: String, jobID: String, spec: JobSpec, plan: ShardPlan, axes: [Int], overwrite: Bool) throws {
         try OutputDirectory.claim(directory, jobID: jobID, spec: spec, overwrite: overwrite)
         let journal = try Journal(directory: directory, jobID: jobID)
         let writer = ResultWriter(directory: directory, axes: axes)
-        if !journal.resumed.isEmpty, try !writer.reopen() {
+        if !journal.found.isEmpty, try !writer.reopen() {
             throw OutputDirectory.RefusedError(path: directory, reason: "has a journal but no layout.json; pass --overwrite to start again")
         }
+        var good: [Int] = [], bad: [Int] = []
+        for (shard, digest) in journal.found {
+            guard shard >= 0 && shard < plan.shardCount else { bad.append(shard); continue }
+            if (try? writer.digest(rows: plan.range(of: shard), job: jobID)) == digest { good.append(shard) } else { bad.append(shard) }
+        }
+        journal.forget(bad)
         self.directory = directory
         self.writer = writer
         self.journal = journal
+        self.jobID = jobID
+        self.plan = plan
+        resumed = good
+        rejected = bad
     }
 
-    /// The shards an earlier run journaled: complete, not to be computed again.
-    public var resumed: [Int] { journal.resumed }
-
-    /// Makes the rows written so far durable, then journals these shards (in that order, so a
-    /// journaled shard is always complete in the files).
+    /// Makes the rows written so far durable, then journals these shards with the digests of their
+    /// rows as they are in the files (in that order, so a journaled shard is always complete).
     public func commit(_ shards: [Int]) throws {
         guard !shards.isEmpty else { return }
         try writer.sync()
-        try journal.record(shards)
+        try journal.record(try shards.map { ($0, try writer.digest(rows: plan.range(of: $0), job: jobID)) })
     }
 
     /// Flushes the result files and publishes the manifest that `describe` builds from them.

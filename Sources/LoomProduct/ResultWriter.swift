@@ -53,6 +53,15 @@ public final class ResultWriter {
         return true
     }
 
+    /// A SHA-256 over the rows of examples `rows` in every result file, as they are in the files,
+    /// bound to the job and the range: what the journal records for a shard, and checks on resume.
+    public func digest(rows: Range<Int>, job: String) throws -> [UInt8] {
+        var h = SHA256()
+        h.update("loom-shard-v1 \(job) \(rows.lowerBound) \(rows.count)")
+        for leaf in leaves ?? [] { h.update(try leaf.output.readRaw(rows: rows.count, at: rows.lowerBound)) }
+        return h.finalizeBytes()
+    }
+
     /// Makes every row written so far durable (fdatasync), before the journal records them.
     public func sync() throws {
         for leaf in leaves ?? [] { try leaf.output.flush() }
@@ -134,6 +143,9 @@ public final class ResultWriter {
         guard let leaves else { return [] }
         for leaf in leaves { try leaf.output.flush() }
         FileIO.syncDirectory(of: directory + "/x")
-        return leaves.map { Manifest.Output(index: $0.index, file: $0.file, shape: axes + $0.exampleShape, dtype: "float32") }
+        return try leaves.map {
+            Manifest.Output(index: $0.index, file: $0.file, shape: axes + $0.exampleShape, dtype: "float32",
+                            sha256: try SHA256.hex(ofFile: directory + "/" + $0.file))
+        }
     }
 }

@@ -82,3 +82,12 @@ extension ShardPlan {
         return max(1, min(wanted, cap))
     }
 }
+
+extension ShardPlan {
+    /// "shard 12 (examples 384..<416)", for messages.
+    public func describe(_ shard: Int) -> String {
+        guard shard >= 0 && shard < shardCount else { return "shard \(shard)" }
+        let r = range(of: shard)
+        return "shard \(shard) (examples \(r.lowerBound)..<\(r.upperBound))"
+    }
+}

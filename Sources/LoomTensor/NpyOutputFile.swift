@@ -87,6 +87,17 @@ public final class NpyOutputFile: @unchecked Sendable {
         }
     }
 
+    /// Reads rows back as bytes, as they are in the file (for checksums).
+    public func readRaw(rows count: Int, at firstRow: Int) throws -> [UInt8] {
+        let n = count * rowElements * 4
+        let byteOffset = dataOffset + firstRow * rowElements * 4
+        guard byteOffset + n <= length else { throw NpyError(path: path, code: .truncated(expected: byteOffset + n, actual: length)) }
+        let bytes: [UInt8]
+        do { bytes = try FileIO.read(fd, count: n, at: byteOffset) } catch { throw NpyError(path: path, code: .readFailed(errno: error.code)) }
+        guard bytes.count == n else { throw NpyError(path: path, code: .truncated(expected: length, actual: byteOffset + bytes.count)) }
+        return bytes
+    }
+
     /// Reads rows back (for checks).
     public func read(rows count: Int, at firstRow: Int) throws -> [Float] {
         let n = count * rowElements

@@ -1,4 +1,7 @@
 import COpenSSL
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// SHA-256 (FIPS 180-4), for model, input and job identities.
 ///
@@ -35,6 +38,29 @@ public struct SHA256: @unchecked Sendable {
         s.reserveCapacity(64)
         for b in digest { s.append(hex[Int(b >> 4)]); s.append(hex[Int(b & 15)]) }
         return s
+    }
+
+    /// The digest's 32 bytes. The hasher is spent afterwards.
+    public mutating func finalizeBytes() -> [UInt8] {
+        var digest = [UInt8](repeating: 0, count: 32)
+        loom_sha256_final(&context, &digest)
+        return digest
+    }
+
+    /// The digest of a file's contents, read in 8 MiB pieces, as 64 hex digits.
+    public static func hex(ofFile path: String) throws -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw FileError(path: path, operation: "open", errno: errno) }
+        defer { close(fd) }
+        var h = SHA256()
+        var buffer = [UInt8](repeating: 0, count: 8 << 20)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 { if errno == EINTR { continue }; throw FileError(path: path, operation: "read", errno: errno) }
+            if n == 0 { break }
+            buffer.withUnsafeBytes { h.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        }
+        return h.finalize()
     }
 
     /// The digest of a byte array.

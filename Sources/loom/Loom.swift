@@ -8,7 +8,7 @@ struct Loom: ParsableCommand {
         commandName: "loom",
         abstract: "Apply an ONNX model over the pairwise or cartesian product of its inputs, as tangermeme's apply_pairwise / apply_product do.",
         version: LoomVersion.string,
-        subcommands: [Run.self, CoordinatorCommand.self, WorkerCommand.self, CollectorCommand.self, KeygenCommand.self, Inspect.self, Show.self])
+        subcommands: [Run.self, CoordinatorCommand.self, WorkerCommand.self, CollectorCommand.self, KeygenCommand.self, Inspect.self, Show.self, Verify.self])
 
     /// The process roles a cluster starts many times, which parse only their own flags.
     static let roles: [String: any ParsableCommand.Type] = [

@@ -151,15 +151,18 @@ def journal_count(out):
         data = open(os.path.join(out, "journal.loom"), "rb").read()
     except FileNotFoundError:
         return 0
-    n, offset = 0, 8 + 64
-    while offset + 8 <= len(data):
+    # Version 2: LOOMJRN2, the job id, then 40-byte records (u32 shard, u32 shard ^ 0xA5A5A5A5, 32-byte digest).
+    if data[:8] != b"LOOMJRN2":
+        return 0
+    shards, offset = set(), 8 + 64
+    while offset + 40 <= len(data):
         a = int.from_bytes(data[offset:offset + 4], "little")
         b = int.from_bytes(data[offset + 4:offset + 8], "little")
         if a ^ 0xA5A5A5A5 != b:
             break
-        n += 1
-        offset += 8
-    return n
+        shards.add(a)
+        offset += 40
+    return len(shards)
 
 
 def scenario_kill_collector(job, short):
