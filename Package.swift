@@ -36,6 +36,11 @@ let package = Package(
         .executableTarget(name: "loom-simulate", dependencies: [
             "LoomSimulation", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // The fuzzer: hostile messages and mutated files against real processes (scripts/fuzz).
+        .target(name: "LoomFuzz", dependencies: ["LoomCluster"]),
+        .executableTarget(name: "loom-fuzz", dependencies: [
+            "LoomFuzz", "LoomCluster", "ZeroMQ", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .executableTarget(name: "loom", dependencies: [
             "LoomTensor", "LoomONNX", "LoomFunctions", "LoomProduct", "LoomCluster", "CLoomSystem",
             .product(name: "Logging", package: "swift-log"),
@@ -47,7 +52,7 @@ let package = Package(
         .testTarget(name: "LoomONNXTests", dependencies: ["LoomONNX", "LoomTensor", "LoomTestSupport"]),
         .testTarget(name: "LoomFunctionsTests", dependencies: ["LoomFunctions", "LoomONNX", "LoomTensor", "LoomTestSupport"]),
         .testTarget(name: "LoomProductTests", dependencies: ["LoomProduct", "LoomFunctions", "LoomONNX", "LoomTensor", "LoomTestSupport"]),
-        .testTarget(name: "LoomCLITests", dependencies: ["LoomTensor", "LoomTestSupport", "LoomCluster", "ZeroMQ"]),
+        .testTarget(name: "LoomCLITests", dependencies: ["LoomTensor", "LoomTestSupport", "LoomCluster", "LoomFuzz", "ZeroMQ"]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "LoomClusterTests", dependencies: ["LoomCluster", "LoomProduct", "LoomSimulation", "LoomTestSupport"]),
     ]

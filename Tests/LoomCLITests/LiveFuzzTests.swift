@@ -1,52 +1,10 @@
 import Foundation
 import LoomCluster
+import LoomFuzz
 import LoomTensor
 import LoomTestSupport
 import Testing
 import ZeroMQ
-
-/// Hostile messages: random bytes, every message type truncated, bit-flipped or with extreme
-/// values, messages of the wrong role, empty and oversized frames; seeded.
-struct HostileMessages {
-    var random: SystemRandomNumberGenerator = .init()
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(max(n, 1))) }
-
-    mutating func bytes(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8(truncatingIfNeeded: next()) } }
-
-    /// One hostile message: its frames.
-    mutating func message() -> [[UInt8]] {
-        let sample = WireMessage.samples[below(WireMessage.samples.count)]
-        let header = Header(sample.type).bytes
-        var body = sample.body
-        switch below(8) {
-        case 0: return (0...below(4)).map { _ in bytes(below(64)) }                        // random frames
-        case 1: body = Array(body.prefix(below(body.count + 1)))                             // truncated
-        case 2: if !body.isEmpty { body[below(body.count)] ^= UInt8(1 << below(8)) }          // a bit flipped
-        case 3:                                                                             // an extreme count or value
-            if body.count >= 4 {
-                let at = below(body.count - 3)
-                for k in 0..<4 { body[at + k] = [0xFF, 0x7F, 0x00, 0x80][below(4)] ^ UInt8(k) }
-            }
-        case 4: return [Array("LOOM".utf8) + [Header.version &+ 1, sample.type.rawValue, 0, 0], body]   // another version
-        case 5: return [header, body] + (0..<below(5)).map { _ in bytes(below(32)) }        // wrong data frames
-        case 6: return [header, body, Array(repeating: 0xAB, count: 1 << 20)]                // a 1 MiB frame
-        default: break                                                                      // well-formed, wrong role
-        }
-        return [header, body]
-    }
-}
 
 @Suite("a hostile peer during a job (real processes, real sockets)", .serialized)
 struct LiveFuzzTests {
@@ -75,7 +33,7 @@ struct LiveFuzzTests {
         let context = try Context()
         var sent = 0
         do {
-            var hostile = HostileMessages(seed: 20261129)
+            var hostile = Hostile(seed: 20261129)
             // Many connections, each sending and never reading (replies pile up at their sender, which must not block).
             let sockets = try (0..<8).map { i -> Socket in
                 let s = try Socket(context, .dealer)
