@@ -37,7 +37,7 @@ let package = Package(
             "LoomSimulation", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // The fuzzer: hostile messages and mutated files against real processes (scripts/fuzz).
-        .target(name: "LoomFuzz", dependencies: ["LoomCluster"]),
+        .target(name: "LoomFuzz", dependencies: ["LoomCluster", "LoomSimulation"]),
         .executableTarget(name: "loom-fuzz", dependencies: [
             "LoomFuzz", "LoomCluster", "ZeroMQ", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
