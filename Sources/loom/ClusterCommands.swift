@@ -23,6 +23,9 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The host or address workers should use to reach this host's endpoints (default: each worker uses the host it reached the coordinator by).", valueName: "host"))
     var advertise: String?
 
+    @Option(help: ArgumentHelp("Where the collector in this process binds, e.g. tcp://*:5556 (default: a free port beside --bind), for firewalls and Kubernetes Services.", valueName: "endpoint"))
+    var collectorBind: String?
+
     @Option(help: ArgumentHelp("Once bound, write the endpoint workers should use here (an address, never a name), atomically; for --bind tcp://*:0 and cluster launchers.", valueName: "path"))
     var endpointFile: String?
 
@@ -58,7 +61,8 @@ struct CoordinatorCommand: ParsableCommand {
             // Delivers the lingering last words (`end` to workers) before the process exits.
             defer { context.terminate(waitingAtMost: 2) }
             let logger = log.logger("loom.coordinator")
-            let security = try keys.server(context, endpoints: [bindEndpoint] + (collectorEndpoint.map { [$0] } ?? []), role: "coordinator", logger: logger)
+            let security = try keys.server(context, endpoints: [bindEndpoint] + (collectorEndpoint.map { [$0] } ?? []) + (collectorBind.map { [$0] } ?? []),
+                                           role: "coordinator", logger: logger)
             defer { security.zap?.stop() }
             if security.keys != nil, collectorEndpoint != nil, security.collectorKey == nil {
                 throw ValidationError("--collector with --key needs --collector-key: that collector's public key")
@@ -78,6 +82,7 @@ struct CoordinatorCommand: ParsableCommand {
             for note in loaded.function.loadNotes { Console.error("loom: \(note)\n") }
             var options = Coordinator.Options(bind: bindEndpoint, collector: collectorEndpoint, out: out)
             options.advertise = advertise
+            options.collectorBind = collectorBind
             options.overwrite = overwrite
             options.progress = quiet ? .quiet : .auto
             options.security = security
