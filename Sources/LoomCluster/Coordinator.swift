@@ -251,6 +251,9 @@ public final class Coordinator {
         }
     }
 
+    /// The largest message a worker may send the coordinator (`ZMQ_MAXMSGSIZE` on its socket).
+    public static let maxIncomingMessage = 1 << 20
+
     /// Binds the socket workers connect to, before the job is loaded.
     ///
     /// Workers that wait for this coordinator (retrying every 10 ms) connect and say hello while
@@ -261,6 +264,9 @@ public final class Coordinator {
     public static func listen(context: Context, bind: String, security: Security = .none) throws -> Socket {
         let router = try Socket(context, .router)
         try router.set(SocketOption.routerMandatory, 1)
+        // Workers send the coordinator only small messages (hello, ready, error): a larger one
+        // closes that connection before libzmq allocates it.
+        try router.set(SocketOption.maxMessageSize, int64: Int64(Self.maxIncomingMessage))
         try security.serve(router)
         try router.bind(bind)
         return router
