@@ -6,21 +6,30 @@ import LoomCluster
 extension Simulation {
     static let workerTimer = 0.25
 
-    /// A new connection: a new session (routing id), nothing held.
+    /// A new connection: a new session (routing id), nothing held, and a new `WorkerSession`.
     mutating func startSession(_ i: Int) {
         workers[i].alive = true
         workers[i].stalledUntil = -.infinity
         workers[i].buffered = []
         dropJob(i)
-        workers[i].heard = false
-        workers[i].lastHeard = now
-        hello(i)
+        var settings = WorkerSession.Settings()
+        settings.heartbeat = config.settings.heartbeat
+        settings.liveness = config.settings.liveness
+        settings.fastRetryWindow = .infinity
+        var core = WorkerSession(coordinator: "simulated coordinator", settings: settings)
+        workers[i].sessionStart = now
+        let first = core.start(now: 0)
+        // The connection is made at once when the coordinator is up (libzmq would retry until it is).
+        let linked = core.handle(.link(true), now: 0)
+        workers[i].core = core
+        perform(i, first + linked, packet: nil)
         queue.push(now + Self.workerTimer, .workerTimer(i, session: workers[i].session))
     }
 
     /// Ends the session now; a new one starts after `restartIn` seconds.
     mutating func endSession(_ i: Int, restartIn: Double) {
         workers[i].session += 1
+        workers[i].core = nil
         dropJob(i)
         queue.push(now + restartIn, .workerStart(i, session: workers[i].session))
     }
@@ -33,25 +42,69 @@ extension Simulation {
     }
 
     mutating func toCoordinator(_ i: Int, _ m: WireMessage) {
-        workers[i].lastSent = now
         send(m, from: .worker(i), to: .coordinator, worker: i, session: workers[i].session)
     }
 
-    mutating func hello(_ i: Int) {
-        workers[i].lastHello = now
-        toCoordinator(i, .hello(.init(worker: "w\(i)", pid: i, host: "sim", cachedModels: workers[i].modelCached ? [modelSha] : [])))
+    /// Feeds an event to worker `i`'s session core and carries out its directives.
+    mutating func sessionEvent(_ i: Int, _ event: WorkerSession.Event, packet: (Packet, WireMessage)? = nil) {
+        guard var core = workers[i].core else { return }
+        let d = core.handle(event, now: now - workers[i].sessionStart)
+        workers[i].core = core
+        perform(i, d, packet: packet)
+    }
+
+    /// The shell's part: what `Worker.serve` does with each directive, with compute simulated.
+    mutating func perform(_ i: Int, _ directives: [WorkerSession.Directive], packet: (Packet, WireMessage)?) {
+        let session = workers[i].session
+        for d in directives where workers[i].session == session {
+            switch d {
+            case .sendHello:
+                toCoordinator(i, .hello(.init(worker: "w\(i)", pid: i, host: "sim", cachedModels: workers[i].modelCached ? [modelSha] : [])))
+            case .sendHeartbeat:
+                toCoordinator(i, .heartbeat(job: ""))
+            case .takeJob:
+                guard !workers[i].hasJob else { continue }
+                if workers[i].modelCached {
+                    beginJob(i)
+                } else {
+                    workers[i].core?.waitForModel()
+                    toCoordinator(i, .needModel(sha256: modelSha))
+                }
+            case .takeModel:
+                guard !workers[i].hasJob else { continue }
+                workers[i].modelCached = true
+                beginJob(i)
+            case .compute:
+                guard workers[i].hasJob, case .shard(_, let shards)? = packet?.1 else { continue }
+                for s in shards {
+                    workers[i].credit -= 1
+                    if workers[i].credit < 0 { violated("worker \(i) was sent shard \(s.shard) beyond the credit it granted") }
+                    workers[i].queue.append(s.shard)
+                }
+                computeNext(i)
+            case .log:
+                break
+            case .end(let end):
+                switch end {
+                case .done, .nextJob:
+                    workers[i].finished = true
+                    workers[i].core = nil
+                    dropJob(i)
+                case .rejoin: endSession(i, restartIn: 0)
+                case .lost: endSession(i, restartIn: 1)
+                case .slowDown: endSession(i, restartIn: 0)
+                }
+            case .fail:
+                workers[i].finished = true
+            }
+        }
     }
 
     mutating func workerTimer(_ i: Int, session: Int) {
         guard workers[i].session == session, workers[i].alive, !workers[i].finished else { return }
         queue.push(now + Self.workerTimer, .workerTimer(i, session: session))
         guard now >= workers[i].stalledUntil else { return }
-        if now - workers[i].lastSent >= config.settings.heartbeat { toCoordinator(i, .heartbeat(job: "")) }
-        if !workers[i].hasJob && now - workers[i].lastHello >= 1 { hello(i) }
-        if workers[i].heard && now - workers[i].lastHeard > config.settings.silence {
-            // The coordinator answered, then went silent: start over after a second.
-            endSession(i, restartIn: 1)
-        }
+        sessionEvent(i, .tick)
     }
 
     mutating func workerReceives(_ i: Int, _ p: Packet, _ m: WireMessage) {
@@ -59,37 +112,19 @@ extension Simulation {
             workers[i].buffered.append(p)
             return
         }
-        workers[i].heard = true
-        workers[i].lastHeard = now
-        switch m {
-        case .job:
-            guard !workers[i].hasJob else { return }
-            if workers[i].modelCached { beginJob(i) } else { toCoordinator(i, .needModel(sha256: modelSha)) }
-        case .model:
-            guard !workers[i].hasJob else { return }
-            workers[i].modelCached = true
-            beginJob(i)
-        case .shard(_, let shards):
-            guard workers[i].hasJob else { return }
-            for s in shards {
-                workers[i].credit -= 1
-                if workers[i].credit < 0 { violated("worker \(i) was sent shard \(s.shard) beyond the credit it granted") }
-                workers[i].queue.append(s.shard)
-            }
-            computeNext(i)
-        case .rejoin:
-            endSession(i, restartIn: 0)
-        case .end:
-            workers[i].finished = true
-            dropJob(i)
-        default:
-            break
+        sessionEvent(i, .message(m), packet: (p, m))
+        if workers[i].core != nil {
+            var core = workers[i].core!
+            let after = core.afterMessages(now: now - workers[i].sessionStart)
+            workers[i].core = core
+            perform(i, after, packet: nil)
         }
     }
 
     mutating func beginJob(_ i: Int) {
         workers[i].hasJob = true
         workers[i].credit = config.credit
+        sessionEvent(i, .working(true))
         toCoordinator(i, .ready(jobId: jobId, credit: config.credit, computed: []))
     }
 
@@ -119,6 +154,7 @@ extension Simulation {
         send(result, from: .worker(i), to: .collector, worker: i, session: workers[i].session, values: [Self.value(of: shard)])
         workers[i].credit += 1
         toCoordinator(i, .ready(jobId: jobId, credit: 1, computed: [shard]))
+        sessionEvent(i, .sent)
         computeNext(i)
     }
 

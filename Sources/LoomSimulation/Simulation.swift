@@ -9,7 +9,8 @@ import LoomProduct
 /// (a fault, a crash, a partition) loses what is in flight on it, and its ends start over as the
 /// real roles do. Results, acks and heartbeats (whose receivers must be idempotent) are also
 /// duplicated at random. Workers crash, stall and run slowly; the coordinator and the collector
-/// crash and restart, the collector from its journal. Every message crosses the real codec.
+/// crash and restart, the collector from its journal. Every message crosses the real codec. Each
+/// worker's session decisions are the real ``WorkerSession``'s; only its compute is simulated.
 ///
 /// After every step the invariants are checked:
 /// - no shard is written to the result twice once journaled, and none is journaled twice;
@@ -129,10 +130,9 @@ public struct Simulation {
         var buffered: [Packet] = []
         var hasJob = false
         var modelCached = false
-        var heard = false
-        var lastHeard = 0.0
-        var lastSent = 0.0
-        var lastHello = -Double.infinity
+        /// The real worker-session core for the current session, and when the session began.
+        var core: WorkerSession? = nil
+        var sessionStart = 0.0
         var queue: [Int] = []
         var computing: Int? = nil
         /// Credit granted and not yet used by a shard received.
