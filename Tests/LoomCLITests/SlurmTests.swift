@@ -47,6 +47,20 @@ struct SlurmTests {
         #expect(processes(containing: s.file("out")).isEmpty, "no loom process is left")
     }
 
+    @Test("a heterogeneous job: the coordinator in one component, the workers in another; the same bits")
+    func heterogeneous() throws {
+        let cluster = try SlurmCluster(); defer { cluster.tearDown() }
+        let s = TemporaryDirectory(); defer { s.remove() }
+        let expected = try reference(s)
+        let id = try cluster.sbatch(["--output=\(s.file("slurm-%j.out"))", Repository.root + "/deploy/slurm/loom-het.sbatch"] + jobFlags
+                                    + ["--out", s.file("out")], cwd: caseDirectory, environment: environment(s))
+        let job = try cluster.wait(id)
+        #expect(job["JobState"] == "COMPLETED", "\(job) \(output(s, id))")
+        #expect(job["ExitCode"] == "0:0")
+        #expect(try resultBytes(s.file("out")) == expected)
+        #expect(processes(containing: s.file("out")).isEmpty, "no loom process is left")
+    }
+
     @Test("a worker killed mid-job: the others finish it, with the same bits")
     func workerKilled() throws {
         let cluster = try SlurmCluster(); defer { cluster.tearDown() }

@@ -52,6 +52,7 @@ public final class SlurmCluster {
             MpiDefault=none
             ReturnToService=2
             SchedulerType=sched/backfill
+            SchedulerParameters=bf_interval=1
             JobCompType=jobcomp/none
             AccountingStorageType=accounting_storage/none
             JobAcctGatherType=jobacct_gather/none
