@@ -49,7 +49,7 @@ struct SlurmTests {
 
     @Test("a heterogeneous job: the coordinator in one component, the workers in another; the same bits")
     func heterogeneous() throws {
-        let cluster = try SlurmCluster(); defer { cluster.tearDown() }
+        let cluster = try SlurmCluster(backfillEverySecond: true); defer { cluster.tearDown() }
         let s = TemporaryDirectory(); defer { s.remove() }
         let expected = try reference(s)
         let id = try cluster.sbatch(["--output=\(s.file("slurm-%j.out"))", Repository.root + "/deploy/slurm/loom-het.sbatch"] + jobFlags
