@@ -189,15 +189,14 @@ public final class Collector {
     private func write(_ shards: [Int], of layouts: [WireMessage.ShardLayout], frames: [Frame], from peer: String,
                        into a: Active) throws -> (written: [Int], refused: String?) {
         let plan = a.descriptor.plan
-        var firstFrame: [Int: Int] = [:]
-        var frame = 0
-        for l in layouts {
-            if firstFrame[l.shard] == nil { firstFrame[l.shard] = frame }
-            frame += l.leaves.count
-        }
+        // One pass over the message: each shard asked for is written from its first copy in it.
+        var wanted = Set(shards)
         var written: [Int] = []
-        for s in shards {
-            guard let start = firstFrame[s], let layout = layouts.first(where: { $0.shard == s }) else { continue }
+        var start = 0
+        for layout in layouts {
+            defer { start += layout.leaves.count }
+            guard wanted.remove(layout.shard) != nil else { continue }
+            let s = layout.shard
             let leaves = layout.leaves.enumerated().map { (k, leaf) in (index: leaf.index, exampleShape: leaf.shape, bytes: frames[start + k].bytes) }
             let range = plan.range(of: s)
             do { try a.sink.writer.write(raw: leaves, at: range.lowerBound, count: range.count) } catch let e as IndexSpaceError {

@@ -12,6 +12,14 @@ func resultBytes(_ out: String) throws -> [String: [UInt8]] {
     return files
 }
 
+/// fd100_product_marginalize in 1,280 one-example shards: a job long enough for faults, joins and hostile messages.
+func longCase() throws -> ConformanceCase {
+    var c = try ConformanceCase(directory: Repository.conformanceDirectory + "/fd100_product_marginalize")
+    c.argv[c.argv.firstIndex(of: "--batch-size")! + 1] = "1"
+    c.argv += ["--shard-batches", "1"]
+    return c
+}
+
 /// Runs a case into a fresh folder with `--workers n`; returns the folder (caller removes it).
 func runCase(_ c: ConformanceCase, workers: Int) throws -> (TemporaryDirectory, ProcessResult) {
     let out = TemporaryDirectory()
@@ -67,10 +75,8 @@ struct DistributedTests {
 
     @Test("cluster style: coordinator, two workers and a separate collector over tcp on 127.0.0.1")
     func cluster() throws {
-        var c = try ConformanceCase(directory: Repository.conformanceDirectory + "/fd100_product_marginalize")
         // One example per shard: 1,280 shards, long enough for both workers to join before the end.
-        c.argv[c.argv.firstIndex(of: "--batch-size")! + 1] = "1"
-        c.argv += ["--shard-batches", "1"]
+        let c = try longCase()
         let (base, r0) = try runCase(c, workers: 0)
         defer { base.remove() }
         #expect(r0.status == 0)

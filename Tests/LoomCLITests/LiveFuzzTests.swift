@@ -10,9 +10,7 @@ import ZeroMQ
 struct LiveFuzzTests {
     @Test("thousands of malformed, forged and wrong-role messages to the coordinator and the collector: the job finishes, bitwise identical")
     func hostilePeers() throws {
-        var c = try ConformanceCase(directory: Repository.conformanceDirectory + "/fd100_product_marginalize")
-        c.argv[c.argv.firstIndex(of: "--batch-size")! + 1] = "1"
-        c.argv += ["--shard-batches", "1"]
+        let c = try longCase()
         let (base, r0) = try runCase(c, workers: 0)
         defer { base.remove() }
         #expect(r0.status == 0)

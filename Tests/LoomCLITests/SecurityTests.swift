@@ -3,14 +3,6 @@ import LoomTensor
 import LoomTestSupport
 import Testing
 
-/// A job of 1,280 one-example shards (long enough for faults and joins), and its in-process result.
-private func longCase() throws -> ConformanceCase {
-    var c = try ConformanceCase(directory: Repository.conformanceDirectory + "/fd100_product_marginalize")
-    c.argv[c.argv.firstIndex(of: "--batch-size")! + 1] = "1"
-    c.argv += ["--shard-batches", "1"]
-    return c
-}
-
 private func text(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
 
 /// Waits until `condition` holds, at most `seconds`.
