@@ -15,11 +15,11 @@ let package = Package(
         // System libraries.
         // OpenBLAS is loaded at run time (see Sources/COpenBLAS/include/COpenBLAS.h); apt libopenblas0-pthread.
         .target(name: "COpenBLAS", linkerSettings: [.linkedLibrary("dl")]),
-        // No pkgConfig: libzmq's .pc file adds `-isystem /usr/include/mit-krb5` (from Kerberos), which
-        // SwiftPM refuses with a warning on every build; zmq.h is in /usr/include and the module map links zmq.
-        .systemLibrary(name: "CZeroMQ", providers: [.apt(["libzmq3-dev"])]),
-        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto",
-                       providers: [.apt(["libssl-dev"])]),
+        // libzmq, likewise, is loaded at run time (Sources/CZeroMQ/include/CZeroMQ.h): zmq.h comes from
+        // apt libzmq3-dev at build time, libzmq.so.5 from libzmq5 when a socket is first needed.
+        .target(name: "CZeroMQ", linkerSettings: [.linkedLibrary("dl")]),
+        // libcrypto (SHA-256) too (Sources/COpenSSL/include/COpenSSL.h): apt libssl-dev to build, libssl3 to run.
+        .target(name: "COpenSSL", linkerSettings: [.linkedLibrary("dl")]),
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
         // Data path: tensors and .npy files -> ONNX runtime -> tangermeme functions -> product engine.
         .systemLibrary(name: "CLoomSystem"),

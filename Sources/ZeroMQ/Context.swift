@@ -7,8 +7,11 @@ public final class Context: @unchecked Sendable {
     let handle: UnsafeMutableRawPointer
     private let terminated = Atomic<Bool>(false)
 
-    /// Creates a context.
+    /// Creates a context, loading libzmq first if this is the process's first.
+    ///
+    /// Throws ``ZMQLibraryError`` when libzmq cannot be loaded.
     public init() throws {
+        try ZMQLibraryError.load()
         guard let h = zmq_ctx_new() else { throw ZMQError("zmq_ctx_new") }
         handle = h
     }

@@ -22,3 +22,14 @@ public struct ZMQError: Error, CustomStringConvertible, Sendable, Equatable {
         "ZeroMQ \(operation)\(endpoint.map { " \($0)" } ?? "") failed: \(reason) (errno \(errno))"
     }
 }
+
+/// libzmq could not be loaded: the library is missing or too old. Says which, and what to install.
+public struct ZMQLibraryError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// One line naming the library, the loader's reason and the package to install.
+    public var description: String
+
+    /// Loads libzmq now, or throws why it cannot be loaded.
+    public static func load() throws {
+        guard loom_zmq_load() == 0 else { throw ZMQLibraryError(description: String(cString: loom_zmq_error())) }
+    }
+}

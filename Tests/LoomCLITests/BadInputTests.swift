@@ -220,6 +220,31 @@ struct BadInputTests {
         expectRefusal(coordinator, ["cannot load OpenBLAS"], out: s.out)
     }
 
+    @Test("without libzmq or libcrypto: one line naming the package; a run in one process needs no libzmq")
+    func missingRuntimeLibraries() throws {
+        let s = try Scratch(); defer { s.remove() }
+        let noZMQ = ["LOOM_LIBZMQ": "/nonexistent/libzmq.so.5"]
+        let argv = ["--mode", "pairwise", "--func", "predict", "--model", "model.onnx", "--x", "x.npy", "--arg", "a0.npy", "--arg", "a1.npy"]
+        let worker = try runProcess(Repository.loomBinary, ["worker", "--connect", "ipc://\(s.dir.file("nobody"))"], environment: noZMQ, timeout: 20)
+        expectRefusal(worker, ["cannot load libzmq", "/nonexistent/libzmq.so.5", "apt-get install libzmq5"], out: s.out)
+        let coordinator = try runProcess(Repository.loomBinary, ["coordinator", "--bind", "ipc://\(s.dir.file("c"))"] + argv + ["--out", s.out, "--quiet"],
+                                         cwd: s.dir.path, environment: noZMQ, timeout: 20)
+        expectRefusal(coordinator, ["cannot load libzmq"], out: s.out)
+        let distributed = try runProcess(Repository.loomBinary, ["run"] + argv + ["--out", s.out, "--workers", "2", "--quiet"],
+                                         cwd: s.dir.path, environment: noZMQ, timeout: 20)
+        expectRefusal(distributed, ["cannot load libzmq"], out: s.out)
+        // In one process there is no socket, so no libzmq: the run completes.
+        let local = try runProcess(Repository.loomBinary, ["run"] + argv + ["--out", s.out, "--quiet"], cwd: s.dir.path, environment: noZMQ)
+        #expect(local.status == 0, "\(local.stderr)")
+        #expect(FileManager.default.fileExists(atPath: s.out + "/manifest.json"))
+        // libcrypto hashes the model at load: every command that reads one needs it.
+        let noCrypto = ["LOOM_LIBCRYPTO": "/nonexistent/libcrypto.so.3"]
+        let inspect = try runProcess(Repository.loomBinary, ["inspect", "model.onnx"], cwd: s.dir.path, environment: noCrypto)
+        #expect(inspect.status == 127, "exit \(inspect.status): \(inspect.stderr)")
+        #expect(inspect.stderr.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").count == 1, "\(inspect.stderr)")
+        #expect(inspect.stderr.contains("cannot load libcrypto") && inspect.stderr.contains("apt-get install libssl3"), "\(inspect.stderr)")
+    }
+
     @Test("a bad flag value gets a usage error, not a crash")
     func flags() throws {
         let s = try Scratch(); defer { s.remove() }
