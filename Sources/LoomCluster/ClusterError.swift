@@ -6,5 +6,3 @@ public struct ClusterError: Error, CustomStringConvertible, Sendable {
     public init(_ message: String) { self.message = message }
     public var description: String { message }
 }
-
-

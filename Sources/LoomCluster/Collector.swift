@@ -88,11 +88,13 @@ public final class Collector {
                 case .claim:
                     guard let descriptor = asked else { continue }
                     do {
-                        let sink = try ResultSink(directory: out, jobID: descriptor.jobId, spec: descriptor.spec, plan: descriptor.plan,
-                                                  axes: descriptor.space.axes, overwrite: overwrite)
+                        let sink = try ResultSink(
+                            directory: out, jobID: descriptor.jobId, spec: descriptor.spec, plan: descriptor.plan,
+                            axes: descriptor.space.axes, overwrite: overwrite)
                         if !sink.rejected.isEmpty {
-                            logger.warning("journaled shards failed their checksum; computing them again",
-                                           metadata: ["shards": "\(sink.rejected.count)", "first": "\(descriptor.plan.describe(sink.rejected[0]))"])
+                            logger.warning(
+                                "journaled shards failed their checksum; computing them again",
+                                metadata: ["shards": "\(sink.rejected.count)", "first": "\(descriptor.plan.describe(sink.rejected[0]))"])
                         }
                         if sink.journal.discardedLegacy { logger.notice("a journal from an older Loom, without checksums: starting the job over") }
                         active = Active(descriptor: descriptor, sink: sink)
@@ -105,7 +107,9 @@ public final class Collector {
                     let written: [Int], refused: String?
                     do { (written, refused) = try write(shards, of: r.shards, frames: r.message.data, from: r.message.peerName, into: a) } catch {
                         // The disk, not the peer: the job cannot go on here.
-                        if let c = core.coordinator { _ = try? socket.send(.error(jobId: a.descriptor.jobId, shard: nil, message: "\(error)"), to: c, dontWait: true) }
+                        if let c = core.coordinator {
+                            _ = try? socket.send(.error(jobId: a.descriptor.jobId, shard: nil, message: "\(error)"), to: c, dontWait: true)
+                        }
                         throw error
                     }
                     if !written.isEmpty { active!.resultBytes += r.message.byteCount }
@@ -119,8 +123,9 @@ public final class Collector {
                         try a.sink.publish { outputs in
                             var manifest = a.descriptor.manifest(outputs: outputs, workers: f.workers, elapsed: Date().timeIntervalSince(a.started))
                             manifest.transfer = .init(toWorkersBytes: f.bytesToWorkers, toCollectorBytes: a.resultBytes, examples: a.descriptor.plan.examples)
-                            manifest.reliability = .init(workersLost: f.workersLost, leasesExpired: f.leasesExpired, shardsReissued: f.shardsReissued,
-                                                         duplicatesDropped: core.duplicates, resumedShards: a.sink.resumed.count)
+                            manifest.reliability = .init(
+                                workersLost: f.workersLost, leasesExpired: f.leasesExpired, shardsReissued: f.shardsReissued,
+                                duplicatesDropped: core.duplicates, resumedShards: a.sink.resumed.count)
                             return manifest
                         }
                         queue += core.handle(.published, now: now())
@@ -186,8 +191,10 @@ public final class Collector {
 
     /// Writes the given shards of a result message; returns those written and, if the message
     /// does not fit the job (a shard's leaves or sizes), why. I/O failures throw: they end the job.
-    private func write(_ shards: [Int], of layouts: [WireMessage.ShardLayout], frames: [Frame], from peer: String,
-                       into a: Active) throws -> (written: [Int], refused: String?) {
+    private func write(
+        _ shards: [Int], of layouts: [WireMessage.ShardLayout], frames: [Frame], from peer: String,
+        into a: Active
+    ) throws -> (written: [Int], refused: String?) {
         let plan = a.descriptor.plan
         // One pass over the message: each shard asked for is written from its first copy in it.
         var wanted = Set(shards)

@@ -77,8 +77,12 @@ public final class Coordinator {
         defer { router.close() }
         try router.dropSilentPeers(interval: settings.heartbeat, timeout: settings.silence)
         let endpoint = router.lastEndpoint
-        logger.info("listening", metadata: ["endpoint": "\(endpoint)", "job": "\(descriptor.jobId.prefix(12))",
-                                            "kernels": "\(job.spec.kernels?.rawValue ?? "openblas-auto") (OpenBLAS \(BLAS.loadedCoreName ?? "not loaded"))"])
+        logger.info(
+            "listening",
+            metadata: [
+                "endpoint": "\(endpoint)", "job": "\(descriptor.jobId.prefix(12))",
+                "kernels": "\(job.spec.kernels?.rawValue ?? "openblas-auto") (OpenBLAS \(BLAS.loadedCoreName ?? "not loaded"))"
+            ])
         try onBound?(endpoint)
 
         // The collector: elsewhere, or a thread of this process.
@@ -110,8 +114,9 @@ public final class Coordinator {
         try toCollector.connect(collectorEndpoint)
         let descriptorJSON = Array(try JSONEncoder().encode(descriptor))
 
-        var core = CoordinatorCore(jobId: descriptor.jobId, modelSha256: descriptor.model.sha256, plan: descriptor.plan,
-                                   settings: settings, collectorName: advertised)
+        var core = CoordinatorCore(
+            jobId: descriptor.jobId, modelSha256: descriptor.model.sha256, plan: descriptor.plan,
+            settings: settings, collectorName: advertised)
         let clock = ContinuousClock()
         let origin = clock.now
         func now() -> Double { let d = clock.now - origin; return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
@@ -128,15 +133,20 @@ public final class Coordinator {
                     _ = try? router.send(m, to: w, dontWait: true)
                 case .sendJob(let w):
                     let args = job.inputs.args.map { OutgoingFrame.bytes(FloatBytes.encode($0)) }
-                    if try !router.send(.job(descriptor: descriptorJSON, collector: advertised, collectorKey: collectorKey?.z85 ?? ""), to: w, data: args, counting: &sentBytes, dontWait: true) {
+                    if try !router.send(
+                        .job(descriptor: descriptorJSON, collector: advertised, collectorKey: collectorKey?.z85 ?? ""), to: w, data: args, counting: &sentBytes,
+                        dontWait: true)
+                    {
                         pending += core.handle(.undelivered(w, shards: []), now: now())
                     }
                 case .sendModel(let w):
                     let dir = URL(fileURLWithPath: job.spec.modelPath).deletingLastPathComponent().path
                     let names = ["model.onnx"] + descriptor.modelFiles
                     let files = try [FileIO.readAll(job.spec.modelPath)] + descriptor.modelFiles.map { try FileIO.readAll(dir + "/" + $0) }
-                    if try !router.send(.model(sha256: descriptor.model.sha256, files: names), to: w, data: files.map { .bytes($0) },
-                                        counting: &sentBytes, dontWait: true) {
+                    if try !router.send(
+                        .model(sha256: descriptor.model.sha256, files: names), to: w, data: files.map { .bytes($0) },
+                        counting: &sentBytes, dontWait: true)
+                    {
                         pending += core.handle(.undelivered(w, shards: []), now: now())
                     }
                 case .sendShards(let shards, let w):
@@ -148,8 +158,10 @@ public final class Coordinator {
                         rows.append(.init(shard: shard, rows: distinct))
                         frames.append(.bytes(encodedX.rows(distinct)))
                     }
-                    let sent = (try? router.send(.shard(jobId: descriptor.jobId, shards: rows), to: w, data: frames,
-                                                 counting: &sentBytes, dontWait: true)) ?? false
+                    let sent =
+                        (try? router.send(
+                            .shard(jobId: descriptor.jobId, shards: rows), to: w, data: frames,
+                            counting: &sentBytes, dontWait: true)) ?? false
                     if !sent { pending += core.handle(.undelivered(w, shards: shards), now: now()) }
                 case .toCollector(let m):
                     _ = try? toCollector.send(m, dontWait: true)
@@ -210,12 +222,13 @@ public final class Coordinator {
                     guard let event = Socket.connectionEvent(frames), event != .linked, event != .unlinked, now() - lastHandshakeWarning >= 10 else { continue }
                     lastHandshakeWarning = now()
                     let address = frames.count > 1 ? String(decoding: frames[1].bytes, as: UTF8.self) : "?"
-                    let why = switch event {
-                    case .mechanismMismatch: "it has no CURVE key (a worker without --key?)"
-                    case .wrongServerKey: "it expects another coordinator key (a worker whose --coordinator-key is another coordinator's)"
-                    case .keyRefused: "its key is not in --allow"
-                    default: "\(event)"
-                    }
+                    let why =
+                        switch event {
+                        case .mechanismMismatch: "it has no CURVE key (a worker without --key?)"
+                        case .wrongServerKey: "it expects another coordinator key (a worker whose --coordinator-key is another coordinator's)"
+                        case .keyRefused: "its key is not in --allow"
+                        default: "\(event)"
+                        }
                     logger.warning("a connection failed its CURVE handshake", metadata: ["endpoint": "\(address)", "why": "\(why)"])
                 }
             }

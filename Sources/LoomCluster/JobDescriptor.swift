@@ -42,8 +42,9 @@ public struct JobDescriptor: Codable, Sendable, Equatable {
 
     /// The manifest of the finished job.
     public func manifest(outputs: [Manifest.Output], workers: Int, elapsed: Double) -> Manifest {
-        Manifest.finished(jobId: jobId, spec: spec, model: model, inputs: inputs, plan: plan, axes: space.axes, outputs: outputs,
-                          workers: workers, elapsed: elapsed)
+        Manifest.finished(
+            jobId: jobId, spec: spec, model: model, inputs: inputs, plan: plan, axes: space.axes, outputs: outputs,
+            workers: workers, elapsed: elapsed)
     }
 }
 
@@ -121,7 +122,9 @@ public enum XCodec {
                 }
             }
         case .float32:
-            guard bytes.count == count * a * l * 4 else { throw ProtocolError.malformed(peer: peer, "X rows hold \(bytes.count) bytes, expected \(count * a * l * 4)") }
+            guard bytes.count == count * a * l * 4 else {
+                throw ProtocolError.malformed(peer: peer, "X rows hold \(bytes.count) bytes, expected \(count * a * l * 4)")
+            }
             return Tensor(shape: [count, a, l]) { out in
                 UnsafeMutableRawBufferPointer(out).copyMemory(from: bytes)
             }

@@ -32,7 +32,8 @@ public enum LocalCluster {
                 let n = read(fd, &buffer, buffer.count)
                 close(fd)
                 guard n > 0, let pid = Int32(String(decoding: buffer[..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)),
-                      pid > 0, kill(pid, 0) != 0, errno == ESRCH else { continue }
+                    pid > 0, kill(pid, 0) != 0, errno == ESRCH
+                else { continue }
             } else {
                 guard Double(time(nil)) - Double(st.st_mtim.tv_sec) > 86_400 else { continue }
             }
@@ -41,8 +42,10 @@ public enum LocalCluster {
     }
 
     /// Runs the job; returns the manifest the collector published.
-    public static func run(job: Job, workers: Int, out: String, overwrite: Bool, progress: ProgressReporter.Style,
-                           logLevel: Logger.Level, logger: Logger, configure: (inout Coordinator.Options) -> Void = { _ in }) throws -> Manifest {
+    public static func run(
+        job: Job, workers: Int, out: String, overwrite: Bool, progress: ProgressReporter.Style,
+        logLevel: Logger.Level, logger: Logger, configure: (inout Coordinator.Options) -> Void = { _ in }
+    ) throws -> Manifest {
         precondition(workers >= 1)
         sweepStaleRunFolders()
         var template = Array("/tmp/loom-run-XXXXXX".utf8CString)
@@ -67,8 +70,10 @@ public enum LocalCluster {
         func spawn() throws {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: Self.executablePath)
-            p.arguments = ["worker", "--connect", endpoint, "--parent-pid", "\(getpid())", "--log-level", logLevel.rawValue,
-                           "--heartbeat", "\(options.settings.heartbeat)", "--liveness", "\(options.settings.liveness)"]
+            p.arguments = [
+                "worker", "--connect", endpoint, "--parent-pid", "\(getpid())", "--log-level", logLevel.rawValue,
+                "--heartbeat", "\(options.settings.heartbeat)", "--liveness", "\(options.settings.liveness)"
+            ]
             p.standardInput = FileHandle.nullDevice
             p.standardOutput = FileHandle.nullDevice
             try p.run()

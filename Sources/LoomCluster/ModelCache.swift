@@ -11,10 +11,15 @@ public struct ModelCache: Sendable {
 
     public init(root: String? = nil) {
         let env = ProcessInfo.processInfo.environment
-        if let root { self.root = root }
-        else if let dir = env["LOOM_CACHE_DIR"], !dir.isEmpty { self.root = dir }
-        else if let xdg = env["XDG_CACHE_HOME"], !xdg.isEmpty { self.root = xdg + "/loom/models" }
-        else { self.root = (env["HOME"] ?? NSTemporaryDirectory()) + "/.cache/loom/models" }
+        if let root {
+            self.root = root
+        } else if let dir = env["LOOM_CACHE_DIR"], !dir.isEmpty {
+            self.root = dir
+        } else if let xdg = env["XDG_CACHE_HOME"], !xdg.isEmpty {
+            self.root = xdg + "/loom/models"
+        } else {
+            self.root = (env["HOME"] ?? NSTemporaryDirectory()) + "/.cache/loom/models"
+        }
     }
 
     /// The cached model file for `sha256`, if present.

@@ -1,9 +1,9 @@
 import Foundation
-import Synchronization
 import LoomFunctions
 import LoomONNX
 import LoomProduct
 import LoomTensor
+import Synchronization
 import ZeroMQ
 
 /// The worker's compute thread: runs shards in order, sends results to the collector, and tells
@@ -34,8 +34,10 @@ final class ComputeThread: @unchecked Sendable {
     private var shardSeconds: Double? = nil
     private var unannounced = 0
 
-    init(worker: Worker, descriptor: JobDescriptor, model: ONNXModel, function: any SequenceFunction, args: [Tensor<Float>],
-         collector: String, collectorKey: CurveKey?, pairEndpoint: String, routingID: String) {
+    init(
+        worker: Worker, descriptor: JobDescriptor, model: ONNXModel, function: any SequenceFunction, args: [Tensor<Float>],
+        collector: String, collectorKey: CurveKey?, pairEndpoint: String, routingID: String
+    ) {
         self.worker = worker
         self.descriptor = descriptor
         self.model = model
@@ -133,14 +135,16 @@ final class ComputeThread: @unchecked Sendable {
                 l.linked = false
                 l.since = Date()
             case .keyRefused?, .mechanismMismatch?, .wrongServerKey?, .handshakeFailed?:
-                worker.logger.error("the collector at \(l.endpoint) refused this worker's connection (CURVE handshake): is this worker's key in the collector's --allow?")
+                worker.logger.error(
+                    "the collector at \(l.endpoint) refused this worker's connection (CURVE handshake): is this worker's key in the collector's --allow?")
             case nil: break
             }
         }
         let out = Date().timeIntervalSince(l.since)
         if !l.linked && out >= l.warnAfter {
             l.warnAfter = out + 60
-            worker.logger.warning("cannot reach the collector at \(l.endpoint) for \(Int(out)) s: is it running, and reachable from this host? Results wait until it is")
+            worker.logger.warning(
+                "cannot reach the collector at \(l.endpoint) for \(Int(out)) s: is it running, and reachable from this host? Results wait until it is")
         }
     }
 
@@ -154,7 +158,7 @@ final class ComputeThread: @unchecked Sendable {
             guard let frames = try pair.receive(dontWait: true) else { continue }
             if cancelled.load(ordering: .sequentiallyConsistent) { return }
             let message = try Message(frames: frames, routed: false, peerName: "coordinator")
-            guard case .shard(let jobId, let shards) = try message.decoded() else { return }   // `end`: stop
+            guard case .shard(let jobId, let shards) = try message.decoded() else { return } // `end`: stop
             guard jobId == descriptor.jobId else { continue }
             // Quick shards of one message go back to the collector together: a result message holds
             // the shards computed within `ResultBatch.maxDelay` of the first one's start (and at most
@@ -178,7 +182,7 @@ final class ComputeThread: @unchecked Sendable {
         // full), keep watching the connection and stop at once if the worker drops the job.
         while try !out.waitWritable(timeoutMilliseconds: 200) {
             if cancelled.load(ordering: .sequentiallyConsistent) {
-                batch.frames.forEach { $0.discard() }
+                for frame in batch.frames { frame.discard() }
                 batch = ResultBatch(jobId: descriptor.jobId)
                 return
             }
@@ -309,8 +313,10 @@ struct ResultBatch {
 
     /// The `result` message for the batch (its data frames are ``frames``).
     var message: WireMessage {
-        .result(jobId: jobId, shards: zip(shards, layouts).map { shard, layout in
-            WireMessage.ShardLayout(shard: shard, leaves: layout.map { .init(index: $0.index, shape: $0.shape) })
-        })
+        .result(
+            jobId: jobId,
+            shards: zip(shards, layouts).map { shard, layout in
+                WireMessage.ShardLayout(shard: shard, leaves: layout.map { .init(index: $0.index, shape: $0.shape) })
+            })
     }
 }

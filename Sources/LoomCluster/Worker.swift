@@ -1,10 +1,10 @@
 import Foundation
 import Logging
-import Synchronization
 import LoomFunctions
 import LoomONNX
 import LoomProduct
 import LoomTensor
+import Synchronization
 import ZeroMQ
 
 /// A worker process: joins a coordinator, receives the job and the model, computes shards and
@@ -51,11 +51,11 @@ public final class Worker {
         static let current: TestHooks = {
             var h = TestHooks()
             #if DEBUG
-            let env = ProcessInfo.processInfo.environment
-            h.crashShard = env["LOOM_TEST_CRASH_SHARD"].flatMap(Int.init)
-            h.shardDelay = env["LOOM_TEST_SHARD_DELAY_US"].flatMap(UInt32.init)
-            h.waitWarning = env["LOOM_TEST_WAIT_WARNING_S"].flatMap(Double.init) ?? h.waitWarning
-            h.fastRetryWindow = env["LOOM_TEST_FAST_RETRY_S"].flatMap(Double.init) ?? h.fastRetryWindow
+                let env = ProcessInfo.processInfo.environment
+                h.crashShard = env["LOOM_TEST_CRASH_SHARD"].flatMap(Int.init)
+                h.shardDelay = env["LOOM_TEST_SHARD_DELAY_US"].flatMap(UInt32.init)
+                h.waitWarning = env["LOOM_TEST_WAIT_WARNING_S"].flatMap(Double.init) ?? h.waitWarning
+                h.fastRetryWindow = env["LOOM_TEST_FAST_RETRY_S"].flatMap(Double.init) ?? h.fastRetryWindow
             #endif
             return h
         }()
@@ -69,8 +69,10 @@ public final class Worker {
     let id: String
     var logger: Logger
 
-    public init(context: Context, coordinator: String, keepAlive: Bool = false, credit: Int = 2, maxCredit: Int = 64,
-                cache: ModelCache = ModelCache(), logger: Logger) {
+    public init(
+        context: Context, coordinator: String, keepAlive: Bool = false, credit: Int = 2, maxCredit: Int = 64,
+        cache: ModelCache = ModelCache(), logger: Logger
+    ) {
         self.context = context
         self.coordinator = coordinator
         self.keepAlive = keepAlive
@@ -196,11 +198,14 @@ public final class Worker {
             }
             do {
                 let model = try ONNXModel(path: modelPath)
-                let function = try d.spec.function.makeFunction(FunctionContext(sequenceLength: d.xRowShape[1], model: model,
-                                                                                batchSize: d.plan.batchSize, references: d.references))
-                let thread = ComputeThread(worker: self, descriptor: d, model: model, function: function, args: args,
-                                           collector: collector.endpoint, collectorKey: collector.key, pairEndpoint: pairEndpoint,
-                                           routingID: "\(id)-\(session)-compute-\(generation)")
+                let function = try d.spec.function.makeFunction(
+                    FunctionContext(
+                        sequenceLength: d.xRowShape[1], model: model,
+                        batchSize: d.plan.batchSize, references: d.references))
+                let thread = ComputeThread(
+                    worker: self, descriptor: d, model: model, function: function, args: args,
+                    collector: collector.endpoint, collectorKey: collector.key, pairEndpoint: pairEndpoint,
+                    routingID: "\(id)-\(session)-compute-\(generation)")
                 try thread.start()
                 compute = thread
                 jobId = d.jobId
@@ -227,11 +232,16 @@ public final class Worker {
                     // A wildcard or loopback host means the coordinator's host, as this worker reaches it.
                     let collector = (Endpoint.resolve(endpoint, via: coordinator), CurveKey(z85: key))
                     guard message.data.count == descriptor.argShapes.count else {
-                        throw ProtocolError.malformed(peer: message.peerName, "the job has \(descriptor.argShapes.count) args, \(message.data.count) frames came")
+                        throw ProtocolError.malformed(
+                            peer: message.peerName, "the job has \(descriptor.argShapes.count) args, \(message.data.count) frames came")
                     }
                     let args = try zip(message.data, descriptor.argShapes).map { try FloatBytes.decode($0.bytes, shape: $1, peer: message.peerName) }
-                    logger.info("job", metadata: ["job": "\(descriptor.jobId.prefix(12))", "shards": "\(descriptor.plan.shardCount)",
-                                                  "kernels": "\(descriptor.spec.kernels?.rawValue ?? "openblas-auto")"])
+                    logger.info(
+                        "job",
+                        metadata: [
+                            "job": "\(descriptor.jobId.prefix(12))", "shards": "\(descriptor.plan.shardCount)",
+                            "kernels": "\(descriptor.spec.kernels?.rawValue ?? "openblas-auto")"
+                        ])
                     // The job's kernels, or no part in it: a worker that cannot run them leaves, and
                     // the job goes on with the others (bits from other kernels would differ).
                     do { try BLAS.load(threads: 1, kernels: descriptor.spec.kernels) } catch {
@@ -319,19 +329,22 @@ public final class Worker {
         let mine = security.keys.map { "this worker's key \($0.publicKey.fingerprint)" } ?? "this worker"
         switch event {
         case .keyRefused(let status):
-            return "the coordinator at \(coordinator) refused \(mine) (ZAP status \(status)): add the line of its .pub file to the coordinator's --allow (then SIGHUP the coordinator)"
+            return
+                "the coordinator at \(coordinator) refused \(mine) (ZAP status \(status)): add the line of its .pub file to the coordinator's --allow (then SIGHUP the coordinator)"
         case .mechanismMismatch:
             return security.keys == nil
                 ? "the coordinator at \(coordinator) requires CURVE keys: give this worker --key and --coordinator-key"
                 : "the coordinator at \(coordinator) does not use keys (--insecure), but this worker has --key: start both the same way"
         case .wrongServerKey:
-            return "the process at \(coordinator) does not hold the key pinned by --coordinator-key (\(security.coordinatorKey?.fingerprint ?? "?")): it is not that coordinator"
+            return
+                "the process at \(coordinator) does not hold the key pinned by --coordinator-key (\(security.coordinatorKey?.fingerprint ?? "?")): it is not that coordinator"
         case .handshakeFailed where security.keys == nil:
             return "the handshake with \(coordinator) failed: it likely requires CURVE keys; give this worker --key and --coordinator-key"
         case .handshakeFailed:
             // A CURVE client learns nothing more when the server cannot decrypt its hello: the
             // server there holds another key than the one pinned.
-            return "the handshake with \(coordinator) failed: does it hold the key pinned by --coordinator-key (\(security.coordinatorKey?.fingerprint ?? "?"))? If not, it is not that coordinator"
+            return
+                "the handshake with \(coordinator) failed: does it hold the key pinned by --coordinator-key (\(security.coordinatorKey?.fingerprint ?? "?"))? If not, it is not that coordinator"
         case .linked, .unlinked:
             return ""
         }

@@ -32,8 +32,10 @@ public struct DeepLiftShap: SequenceFunction {
     /// Said when the job loads only where Loom cannot tell which rule tangermeme would apply.
     public var loadNotes: [String] { rules.flatMap { $0.isAmbiguous ? [$0.summary] : nil } ?? [] }
 
-    public init(target: Int, shuffles: Int, seed: Int?, references: ReferenceSet?, hypothetical: Bool, pairsPerPass: Int,
-                rules: DeepLiftRules? = nil) {
+    public init(
+        target: Int, shuffles: Int, seed: Int?, references: ReferenceSet?, hypothetical: Bool, pairsPerPass: Int,
+        rules: DeepLiftRules? = nil
+    ) {
         self.rules = rules
         self.target = target
         self.shuffles = references?.perSequence ?? shuffles
@@ -62,8 +64,9 @@ public struct DeepLiftShap: SequenceFunction {
             out.initialize(repeating: 0)
             batch.x.storage.withUnsafeBufferPointer { px in
                 for row in 0..<d {
-                    let codes = DinucleotideShuffle.codes(of: UnsafeBufferPointer(rebasing: px[(row * a * l)..<((row + 1) * a * l)]),
-                                                          alphabetSize: a, length: l)
+                    let codes = DinucleotideShuffle.codes(
+                        of: UnsafeBufferPointer(rebasing: px[(row * a * l)..<((row + 1) * a * l)]),
+                        alphabetSize: a, length: l)
                     for r in 0..<s {
                         let shuffled = DinucleotideShuffle.shuffles(of: codes, alphabetSize: a, count: 1, seed: seed + r)[0]
                         let dst = out.baseAddress! + (row * s + r) * a * l
@@ -173,8 +176,9 @@ extension DeepLiftShap {
     /// and a shard's bits do not depend on where it runs.
     func passSize(model: ONNXModel, batch: Batch, refs: Tensor<Float>, rowSize: Int) throws -> Int {
         if let known = chosenPassSize.value.withLock({ $0 }) { return known }
-        let probe = Tensor<Float>(shape: [2] + Array(batch.x.shape.dropFirst()),
-                                  storage: Array(batch.x.storage.prefix(rowSize)) + Array(refs.storage.prefix(rowSize)))
+        let probe = Tensor<Float>(
+            shape: [2] + Array(batch.x.shape.dropFirst()),
+            storage: Array(batch.x.storage.prefix(rowSize)) + Array(refs.storage.prefix(rowSize)))
         let others = batch.args.map { $0.gatherRows([0, 0]) }
         let perPair = try model.deepLiftBytesPerPair(x: probe, others: others)
         let size = max(1, min(pairsPerPass, DeepLiftShap.passBudgetBytes / max(1, perPair)))
@@ -204,9 +208,12 @@ public final class ConvergenceMonitor: Sendable {
             guard worst > threshold else { return nil }
             s.over += 1
             guard s.over <= 3 else { return nil }
-            var text = "loom: warning: deep-lift-shap convergence deltas up to \(worst) (warning threshold \(threshold)), \(Float(Int(relative * 1000)) / 10)% of the output differences"
+            var text =
+                "loom: warning: deep-lift-shap convergence deltas up to \(worst) (warning threshold \(threshold)), \(Float(Int(relative * 1000)) / 10)% of the output differences"
             // The usual cause, as in tangermeme: non-linear operations that take their plain gradient.
-            if relative > 0.01 { text += ": non-linear operations that take their plain gradient (functional calls, see docs/onnx.md) do not conserve the output difference" }
+            if relative > 0.01 {
+                text += ": non-linear operations that take their plain gradient (functional calls, see docs/onnx.md) do not conserve the output difference"
+            }
             if s.over == 3 { text += "; further batches like this are not reported" }
             return text + "\n"
         }

@@ -43,9 +43,11 @@ public struct FunctionSpec: Codable, Sendable, Equatable {
     public var nonlinear: [String]?
     public var linear: [String]?
 
-    public init(name: Name, innerFunc: Name? = nil, motif: String? = nil, start: Int? = nil, alphabet: String = "ACGT",
-                end: Int? = nil, n: Int? = nil, randomState: Int? = nil, target: Int? = nil, nShuffles: Int? = nil,
-                hypothetical: Bool = false, references: String? = nil) {
+    public init(
+        name: Name, innerFunc: Name? = nil, motif: String? = nil, start: Int? = nil, alphabet: String = "ACGT",
+        end: Int? = nil, n: Int? = nil, randomState: Int? = nil, target: Int? = nil, nShuffles: Int? = nil,
+        hypothetical: Bool = false, references: String? = nil
+    ) {
         self.name = name
         self.innerFunc = innerFunc
         self.motif = motif
@@ -63,8 +65,10 @@ public struct FunctionSpec: Codable, Sendable, Equatable {
     /// A canonical text of the options, hashed into a job's identity.
     public var canonicalText: String {
         func o<T>(_ v: T?) -> String { v.map { "\($0)" } ?? "-" }
-        return [name.rawValue, o(innerFunc?.rawValue), o(motif), o(start), alphabet, o(end), o(n), o(randomState),
-                o(target), o(nShuffles), "\(hypothetical)", o(references)].joined(separator: " ")
+        return [
+            name.rawValue, o(innerFunc?.rawValue), o(motif), o(start), alphabet, o(end), o(n), o(randomState),
+            o(target), o(nShuffles), "\(hypothetical)", o(references)
+        ].joined(separator: " ")
             + (nonlinear ?? []).sorted().map { " +\($0)" }.joined() + (linear ?? []).sorted().map { " -\($0)" }.joined()
     }
 
@@ -113,7 +117,8 @@ public struct FunctionSpec: Codable, Sendable, Equatable {
         func inner(allowed: [Name], in outer: String) throws -> any SequenceFunction {
             let chosen = innerFunc ?? .predict
             guard allowed.contains(chosen) else {
-                throw FunctionError.invalidOption("--inner-func", "'\(chosen.rawValue)' cannot run inside \(outer); use \(allowed.map(\.rawValue).joined(separator: " or "))")
+                throw FunctionError.invalidOption(
+                    "--inner-func", "'\(chosen.rawValue)' cannot run inside \(outer); use \(allowed.map(\.rawValue).joined(separator: " or "))")
             }
             return chosen == .predict ? Predict() : try deepLiftShap(context)
         }
@@ -123,18 +128,21 @@ public struct FunctionSpec: Codable, Sendable, Equatable {
             return Predict()
         case .marginalize:
             guard let motif else { throw FunctionError.invalidOption("--motif", "marginalize needs a motif, e.g. --motif TGA") }
-            return try Marginalize(motif: motif, start: start, alphabet: alphabet, sequenceLength: length,
-                                   inner: inner(allowed: [.predict, .deepLiftShap], in: "marginalize"))
+            return try Marginalize(
+                motif: motif, start: start, alphabet: alphabet, sequenceLength: length,
+                inner: inner(allowed: [.predict, .deepLiftShap], in: "marginalize"))
         case .ablate:
             let (s, e) = try RegionShuffle.region(start: start, end: end, length: length, function: "ablate")
             let n = self.n ?? 20
             guard n >= 1 else { throw FunctionError.invalidOption("--n", "ablate needs at least one shuffle, got \(n)") }
-            return Ablate(shuffle: RegionShuffle(start: s, end: e, count: n, seed: try seed()),
-                          inner: try inner(allowed: [.predict, .deepLiftShap], in: "ablate"))
+            return Ablate(
+                shuffle: RegionShuffle(start: s, end: e, count: n, seed: try seed()),
+                inner: try inner(allowed: [.predict, .deepLiftShap], in: "ablate"))
         case .saturationMutagenesis:
             try refuseInner()
-            return try SaturationMutagenesis.validated(start: start, end: end, target: target, hypothetical: hypothetical,
-                                                       length: length, model: context.model, chunk: context.batchSize)
+            return try SaturationMutagenesis.validated(
+                start: start, end: end, target: target, hypothetical: hypothetical,
+                length: length, model: context.model, chunk: context.batchSize)
         case .deepLiftShap:
             try refuseInner()
             return try deepLiftShap(context)
@@ -150,7 +158,8 @@ public struct FunctionSpec: Codable, Sendable, Equatable {
 
     private func refuseInner() throws {
         if let innerFunc {
-            throw FunctionError.invalidOption("--inner-func", "only marginalize and ablate take an inner function, not \(name.rawValue) (got '\(innerFunc.rawValue)')")
+            throw FunctionError.invalidOption(
+                "--inner-func", "only marginalize and ablate take an inner function, not \(name.rawValue) (got '\(innerFunc.rawValue)')")
         }
     }
 
@@ -167,8 +176,9 @@ public struct FunctionSpec: Codable, Sendable, Equatable {
         let shuffles = nShuffles ?? 20
         guard shuffles >= 1 else { throw FunctionError.invalidOption("--n-shuffles", "deep-lift-shap needs at least one reference, got \(shuffles)") }
         let rules = try DeepLiftRules(model: context.model, nonlinear: Set(nonlinear ?? []), linear: Set(linear ?? []))
-        return DeepLiftShap(target: target, shuffles: shuffles, seed: context.references == nil ? try seed() : randomState,
-                            references: context.references, hypothetical: hypothetical, pairsPerPass: context.batchSize, rules: rules)
+        return DeepLiftShap(
+            target: target, shuffles: shuffles, seed: context.references == nil ? try seed() : randomState,
+            references: context.references, hypothetical: hypothetical, pairsPerPass: context.batchSize, rules: rules)
     }
 }
 

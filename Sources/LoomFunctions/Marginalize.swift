@@ -33,7 +33,8 @@ public struct Marginalize: SequenceFunction {
         }
         let s = start ?? (sequenceLength / 2 - k / 2)
         guard s >= 0 && s <= sequenceLength - k else {
-            throw FunctionError.invalidOption("--start", "\(s) is out of range: a \(k)-base motif in sequences of length \(sequenceLength) starts in 0...\(sequenceLength - k)")
+            throw FunctionError.invalidOption(
+                "--start", "\(s) is out of range: a \(k)-base motif in sequences of length \(sequenceLength) starts in 0...\(sequenceLength - k)")
         }
         self.motif = columns
         self.start = s

@@ -25,12 +25,14 @@ public struct ReferenceSet: Codable, Sendable, Equatable {
                     for c in 0..<a {
                         let v = p[(i * a + c) * l + pos]
                         guard v == 0 || v == 1 else {
-                            throw FunctionError.invalidOption("--references", "\(file): reference \(i % s) of sequence \(i / s) is not one-hot (value \(v) at position \(pos))")
+                            throw FunctionError.invalidOption(
+                                "--references", "\(file): reference \(i % s) of sequence \(i / s) is not one-hot (value \(v) at position \(pos))")
                         }
                         if v == 1 { set += 1; codes[i * l + pos] = UInt8(c) }
                     }
                     guard set <= 1 else {
-                        throw FunctionError.invalidOption("--references", "\(file): reference \(i % s) of sequence \(i / s) has \(set) symbols at position \(pos)")
+                        throw FunctionError.invalidOption(
+                            "--references", "\(file): reference \(i % s) of sequence \(i / s) has \(set) symbols at position \(pos)")
                     }
                 }
             }

@@ -26,7 +26,9 @@ public struct SaturationMutagenesis: SequenceFunction {
     }
 
     /// Checks the region like tangermeme (a negative end counts from past the last position) and the model's outputs.
-    public static func validated(start: Int?, end: Int?, target: Int?, hypothetical: Bool, length: Int, model: ONNXModel, chunk: Int) throws -> SaturationMutagenesis {
+    public static func validated(start: Int?, end: Int?, target: Int?, hypothetical: Bool, length: Int, model: ONNXModel, chunk: Int) throws
+        -> SaturationMutagenesis
+    {
         let s = start ?? 0
         let given = end ?? length
         let e = given < 0 ? length + 1 + given : given
@@ -38,7 +40,10 @@ public struct SaturationMutagenesis: SequenceFunction {
         }
         guard e > s else { throw FunctionError.invalidOption("--end", "the region \(s)..<\(given) is empty: its end must come after its start") }
         guard model.outputs.count == 1 else {
-            throw FunctionError.invalidOption("--func", "saturation-mutagenesis scores a model with one output, and \(model.path) has \(model.outputs.count) (\(model.outputs.map(\.name).joined(separator: ", "))); export a model that returns the output to score")
+            throw FunctionError.invalidOption(
+                "--func",
+                "saturation-mutagenesis scores a model with one output, and \(model.path) has \(model.outputs.count) (\(model.outputs.map(\.name).joined(separator: ", "))); export a model that returns the output to score"
+            )
         }
         if let target, target < 0 { throw FunctionError.invalidOption("--target", "\(target) is not an output column") }
         return SaturationMutagenesis(start: s, end: e, target: target, hypothetical: hypothetical, chunk: chunk)
@@ -51,7 +56,9 @@ public struct SaturationMutagenesis: SequenceFunction {
         let y0 = try Predict.single(model: model, batch: batch)
         let outShape = Array(y0.shape.dropFirst())
         let outCount = outShape.elementCount
-        guard !outShape.isEmpty else { throw FunctionError.invalidOption("--func", "saturation-mutagenesis needs outputs of shape (batch, outputs, ...), the model gives \(y0.shape)") }
+        guard !outShape.isEmpty else {
+            throw FunctionError.invalidOption("--func", "saturation-mutagenesis needs outputs of shape (batch, outputs, ...), the model gives \(y0.shape)")
+        }
         if let target, target >= outShape[0] {
             throw FunctionError.invalidOption("--target", "\(target) is out of range: the model has \(outShape[0]) output columns")
         }

@@ -1,8 +1,9 @@
 import LoomTensor
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Element-wise functions with parameters, as `torch.onnx.export` writes activations beyond
@@ -27,8 +28,10 @@ struct ActivationKernel: Kernel {
         switch op {
         case "Elu": function = .elu(alpha: try a.float("alpha", default: 1))
         case "LeakyRelu": function = .leakyRelu(alpha: try a.float("alpha", default: 0.01))
-        case "Selu": function = .selu(alpha: try a.float("alpha", default: 1.67326319217681884765625),
-                                      gamma: try a.float("gamma", default: 1.05070102214813232421875))
+        case "Selu":
+            function = .selu(
+                alpha: try a.float("alpha", default: 1.67326319217681884765625),
+                gamma: try a.float("gamma", default: 1.05070102214813232421875))
         case "Celu": function = .celu(alpha: try a.float("alpha", default: 1))
         case "Gelu":
             switch try a.string("approximate", default: "none") {
@@ -55,8 +58,10 @@ struct ActivationKernel: Kernel {
     }
 
     /// The operators this kernel runs.
-    static let operators = ["Elu", "LeakyRelu", "Selu", "Celu", "Gelu", "Mish", "HardSigmoid", "HardSwish", "Softsign", "Erf",
-                            "Reciprocal", "Clip"]
+    static let operators = [
+        "Elu", "LeakyRelu", "Selu", "Celu", "Gelu", "Mish", "HardSigmoid", "HardSwish", "Softsign", "Erf",
+        "Reciprocal", "Clip"
+    ]
 
     /// The function with the step's bounds filled in (Clip reads them from inputs 1 and 2).
     func resolved(_ inputs: [Value?]) throws -> Function {
@@ -73,20 +78,23 @@ struct ActivationKernel: Kernel {
     func run(_ inputs: [Value?]) throws -> [Value] {
         let x = try inputs.required(0, "X").float("X")
         let f = try resolved(inputs)
-        return [.float(Tensor(shape: x.shape) { out in
-            x.storage.withUnsafeBufferPointer { p in
-                // The function chosen once, outside the loop, so that each loop is a plain one.
-                switch f {
-                case .erf: VectorMath.map(p, into: out, VectorMath.erf)
-                case .gelu(false): VectorMath.map(p, into: out) { x in 0.5 * x * (1 + VectorMath.erf(x * Self.invSqrt2)) }
-                case .leakyRelu(let a): for i in 0..<out.count { out[i] = p[i] >= 0 ? p[i] : a * p[i] }
-                case .clip(let lo, let hi):
-                    let (l, h) = (lo ?? -.greatestFiniteMagnitude, hi ?? .greatestFiniteMagnitude)
-                    for i in 0..<out.count { out[i] = Swift.min(h, Swift.max(l, p[i])) }
-                default: for i in 0..<out.count { out[i] = Self.value(f, p[i]) }
-                }
-            }
-        })]
+        return [
+            .float(
+                Tensor(shape: x.shape) { out in
+                    x.storage.withUnsafeBufferPointer { p in
+                        // The function chosen once, outside the loop, so that each loop is a plain one.
+                        switch f {
+                        case .erf: VectorMath.map(p, into: out, VectorMath.erf)
+                        case .gelu(false): VectorMath.map(p, into: out) { x in 0.5 * x * (1 + VectorMath.erf(x * Self.invSqrt2)) }
+                        case .leakyRelu(let a): for i in 0..<out.count { out[i] = p[i] >= 0 ? p[i] : a * p[i] }
+                        case .clip(let lo, let hi):
+                            let (l, h) = (lo ?? -.greatestFiniteMagnitude, hi ?? .greatestFiniteMagnitude)
+                            for i in 0..<out.count { out[i] = Swift.min(h, Swift.max(l, p[i])) }
+                        default: for i in 0..<out.count { out[i] = Self.value(f, p[i]) }
+                        }
+                    }
+                })
+        ]
     }
 
     /// erf through ``VectorMath/erf(_:)`` (the forward pass's lanes): glibc's erff took half of a

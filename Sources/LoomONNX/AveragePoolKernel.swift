@@ -31,18 +31,21 @@ struct AveragePoolKernel: Kernel {
         let outLength = outputLength(length)
         guard outLength > 0 else { throw KernelError("input length \(length) is shorter than the pooling window") }
         let windows = (0..<outLength).map { window($0, length: length) }
-        return [.float(Tensor(shape: [x.shape[0], x.shape[1], outLength]) { out in
-            x.storage.withUnsafeBufferPointer { p in
-                for r in 0..<rows {
-                    let src = p.baseAddress! + r * length
-                    for (j, (range, divisor)) in windows.enumerated() {
-                        var s: Float = 0
-                        for i in range { s += src[i] }
-                        out[r * outLength + j] = range.isEmpty ? 0 : s / divisor
+        return [
+            .float(
+                Tensor(shape: [x.shape[0], x.shape[1], outLength]) { out in
+                    x.storage.withUnsafeBufferPointer { p in
+                        for r in 0..<rows {
+                            let src = p.baseAddress! + r * length
+                            for (j, (range, divisor)) in windows.enumerated() {
+                                var s: Float = 0
+                                for i in range { s += src[i] }
+                                out[r * outLength + j] = range.isEmpty ? 0 : s / divisor
+                            }
+                        }
                     }
-                }
-            }
-        })]
+                })
+        ]
     }
 }
 

@@ -1,7 +1,8 @@
 import COpenBLAS
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Process-wide BLAS settings: OpenBLAS, loaded on demand.
@@ -67,8 +68,10 @@ public enum KernelSet: String, CaseIterable, Codable, Sendable {
     /// Whether this CPU has every feature the set needs.
     public var isSupported: Bool {
         #if DEBUG
-        // Test-only: a CPU that lacks these sets (`LOOM_TEST_CPU_LACKS=avx2,avx512`).
-        if let lacks = getenv("LOOM_TEST_CPU_LACKS").map({ String(cString: $0) }), lacks.split(separator: ",").contains(Substring(rawValue)) { return false }
+            // Test-only: a CPU that lacks these sets (`LOOM_TEST_CPU_LACKS=avx2,avx512`).
+            if let lacks = getenv("LOOM_TEST_CPU_LACKS").map({ String(cString: $0) }), lacks.split(separator: ",").contains(Substring(rawValue)) {
+                return false
+            }
         #endif
         return features.allSatisfy { loom_cpu_supports($0) != 0 }
     }
@@ -83,7 +86,9 @@ public enum KernelSet: String, CaseIterable, Codable, Sendable {
             throw BLAS.LoadError(description: "--kernels \(text): not one of auto, \(allCases.map(\.rawValue).joined(separator: ", "))")
         }
         guard set.isSupported else {
-            throw BLAS.LoadError(description: "--kernels \(text): this CPU lacks \(set.features.filter { loom_cpu_supports($0) == 0 }.joined(separator: ", ")) (it has \(best.rawValue))")
+            throw BLAS.LoadError(
+                description:
+                    "--kernels \(text): this CPU lacks \(set.features.filter { loom_cpu_supports($0) == 0 }.joined(separator: ", ")) (it has \(best.rawValue))")
         }
         return set
     }
@@ -100,7 +105,10 @@ extension BLAS {
             throw LoadError(description: "this CPU lacks \(kernels.features.joined(separator: ", ")), which the job's \(kernels.rawValue) kernels need")
         }
         if let kernels, loom_blas_is_loaded() != 0, loadedKernels != kernels {
-            throw LoadError(description: "this process already runs \(loadedKernels?.rawValue ?? "OpenBLAS's own") kernels; the job needs \(kernels.rawValue): start another process")
+            throw LoadError(
+                description:
+                    "this process already runs \(loadedKernels?.rawValue ?? "OpenBLAS's own") kernels; the job needs \(kernels.rawValue): start another process"
+            )
         }
         guard loom_blas_load_core(Int32(max(1, threads)), kernels?.coreType) == 0 else {
             throw LoadError(description: String(cString: loom_blas_error()))

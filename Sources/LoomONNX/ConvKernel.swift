@@ -45,9 +45,13 @@ struct ConvKernel: Kernel {
     static func tapMajor(_ w: Tensor<Float>) -> [Float] {
         let (filters, groupChannels, k) = (w.shape[0], w.shape[1], w.shape[2])
         var out = [Float](repeating: 0, count: w.count)
-        for f in 0..<filters { for c in 0..<groupChannels { for t in 0..<k {
-            out[(t * filters + f) * groupChannels + c] = w.storage[(f * groupChannels + c) * k + t]
-        } } }
+        for f in 0..<filters {
+            for c in 0..<groupChannels {
+                for t in 0..<k {
+                    out[(t * filters + f) * groupChannels + c] = w.storage[(f * groupChannels + c) * k + t]
+                }
+            }
+        }
         return out
     }
 
@@ -91,52 +95,54 @@ struct ConvKernel: Kernel {
         var columns = tapWise ? [] : [Float](repeating: 0, count: groupChannels * k * outLength)
         let out = Tensor<Float>(shape: [batch, filters, outLength]) { out in
             x.storage.withUnsafeBufferPointer { px in
-              w.storage.withUnsafeBufferPointer { pw in
-                tapWeights.withUnsafeBufferPointer { ptw in
-                  padded.withUnsafeMutableBufferPointer { pp in
-                    columns.withUnsafeMutableBufferPointer { pcol in
-                      for n in 0..<batch {
-                        for g in 0..<group {
-                          // Copy this group's channels into the zero-padded buffer.
-                          for c in 0..<groupChannels {
-                            let src = px.baseAddress! + (n * channels + g * groupChannels + c) * length
-                            (pp.baseAddress! + c * paddedLength + left).update(from: src, count: length)
-                          }
-                          let o = out.baseAddress! + (n * filters + g * groupFilters) * outLength
-                          for f in 0..<groupFilters {
-                            let b = bias?.storage[g * groupFilters + f] ?? 0
-                            (o + f * outLength).initialize(repeating: b, count: outLength)
-                          }
-                          if tapWise {
-                            for t in 0..<k {
-                              loom_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
-                                          Int32(groupFilters), Int32(outLength), Int32(groupChannels), 1,
-                                          ptw.baseAddress! + (t * filters + g * groupFilters) * groupChannels, Int32(groupChannels),
-                                          pp.baseAddress! + t * dilation, Int32(paddedLength), 1, o, Int32(outLength))
-                            }
-                          } else {
-                            for c in 0..<groupChannels {
-                              for t in 0..<k {
-                                let row = pcol.baseAddress! + (c * k + t) * outLength
-                                let src = pp.baseAddress! + c * paddedLength + t * dilation
-                                if stride == 1 {
-                                  row.update(from: src, count: outLength)
-                                } else {
-                                  for j in 0..<outLength { row[j] = src[j * stride] }
+                w.storage.withUnsafeBufferPointer { pw in
+                    tapWeights.withUnsafeBufferPointer { ptw in
+                        padded.withUnsafeMutableBufferPointer { pp in
+                            columns.withUnsafeMutableBufferPointer { pcol in
+                                for n in 0..<batch {
+                                    for g in 0..<group {
+                                        // Copy this group's channels into the zero-padded buffer.
+                                        for c in 0..<groupChannels {
+                                            let src = px.baseAddress! + (n * channels + g * groupChannels + c) * length
+                                            (pp.baseAddress! + c * paddedLength + left).update(from: src, count: length)
+                                        }
+                                        let o = out.baseAddress! + (n * filters + g * groupFilters) * outLength
+                                        for f in 0..<groupFilters {
+                                            let b = bias?.storage[g * groupFilters + f] ?? 0
+                                            (o + f * outLength).initialize(repeating: b, count: outLength)
+                                        }
+                                        if tapWise {
+                                            for t in 0..<k {
+                                                loom_sgemm(
+                                                    CblasRowMajor, CblasNoTrans, CblasNoTrans,
+                                                    Int32(groupFilters), Int32(outLength), Int32(groupChannels), 1,
+                                                    ptw.baseAddress! + (t * filters + g * groupFilters) * groupChannels, Int32(groupChannels),
+                                                    pp.baseAddress! + t * dilation, Int32(paddedLength), 1, o, Int32(outLength))
+                                            }
+                                        } else {
+                                            for c in 0..<groupChannels {
+                                                for t in 0..<k {
+                                                    let row = pcol.baseAddress! + (c * k + t) * outLength
+                                                    let src = pp.baseAddress! + c * paddedLength + t * dilation
+                                                    if stride == 1 {
+                                                        row.update(from: src, count: outLength)
+                                                    } else {
+                                                        for j in 0..<outLength { row[j] = src[j * stride] }
+                                                    }
+                                                }
+                                            }
+                                            loom_sgemm(
+                                                CblasRowMajor, CblasNoTrans, CblasNoTrans,
+                                                Int32(groupFilters), Int32(outLength), Int32(groupChannels * k), 1,
+                                                pw.baseAddress! + g * groupFilters * groupChannels * k, Int32(groupChannels * k),
+                                                pcol.baseAddress, Int32(outLength), 1, o, Int32(outLength))
+                                        }
+                                    }
                                 }
-                              }
                             }
-                            loom_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
-                                        Int32(groupFilters), Int32(outLength), Int32(groupChannels * k), 1,
-                                        pw.baseAddress! + g * groupFilters * groupChannels * k, Int32(groupChannels * k),
-                                        pcol.baseAddress, Int32(outLength), 1, o, Int32(outLength))
-                          }
                         }
-                      }
                     }
-                  }
                 }
-              }
             }
         }
         return [.float(out)]

@@ -1,8 +1,9 @@
 import LoomTensor
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Add, Sub, Mul, Div and Pow, with broadcasting, on float32 or int64.
@@ -12,7 +13,8 @@ struct BinaryKernel: Kernel {
 
     func run(consuming inputs: inout [Value?]) throws -> [Value] {
         guard inputs.count == 2, op != .pow, case .float(let a)? = inputs[0], case .float(let b)? = inputs[1],
-              a.shape == b.shape else { return try run(inputs) }
+            a.shape == b.shape
+        else { return try run(inputs) }
         // Equal shapes: the result overwrites the first operand's storage (unique when the interpreter handed it over).
         let bValue = inputs[1].take()!
         let aValue = inputs[0].take()!
@@ -93,7 +95,14 @@ extension BinaryKernel {
             default:
                 for k in 0..<inner {
                     let (p, q) = (a[k * ia], b[k * ib])
-                    o[k] = switch op { case .add: p + q; case .sub: p - q; case .mul: p * q; case .div: p / q; case .pow: powf(p, q) }
+                    o[k] =
+                        switch op {
+                        case .add: p + q;
+                        case .sub: p - q;
+                        case .mul: p * q;
+                        case .div: p / q;
+                        case .pow: powf(p, q)
+                        }
                 }
             }
         }
@@ -154,9 +163,12 @@ struct UnaryKernel: Kernel {
             }
         }
         let x = try v.float("X")
-        return [.float(Tensor(shape: x.shape) { out in
-            x.storage.withUnsafeBufferPointer { p in apply(p, into: out) }
-        })]
+        return [
+            .float(
+                Tensor(shape: x.shape) { out in
+                    x.storage.withUnsafeBufferPointer { p in apply(p, into: out) }
+                })
+        ]
     }
 
     /// Writes `op` of each element of `p` to `out` (which may be the same memory).
@@ -197,24 +209,27 @@ struct SoftmaxKernel: Kernel {
         let outer = Array(x.shape[..<a]).elementCount
         let length = flattenTrailing ? Array(x.shape[a...]).elementCount : x.shape[a]
         let inner = flattenTrailing ? 1 : Array(x.shape[(a + 1)...]).elementCount
-        return [.float(Tensor(shape: x.shape) { out in
-            x.storage.withUnsafeBufferPointer { p in
-                for o in 0..<outer {
-                    for i in 0..<inner {
-                        let base = o * length * inner + i
-                        var m = -Float.infinity
-                        for k in 0..<length { m = Swift.max(m, p[base + k * inner]) }
-                        var sum: Float = 0
-                        for k in 0..<length {
-                            let e = expf(p[base + k * inner] - m)
-                            out[base + k * inner] = e
-                            sum += e
+        return [
+            .float(
+                Tensor(shape: x.shape) { out in
+                    x.storage.withUnsafeBufferPointer { p in
+                        for o in 0..<outer {
+                            for i in 0..<inner {
+                                let base = o * length * inner + i
+                                var m = -Float.infinity
+                                for k in 0..<length { m = Swift.max(m, p[base + k * inner]) }
+                                var sum: Float = 0
+                                for k in 0..<length {
+                                    let e = expf(p[base + k * inner] - m)
+                                    out[base + k * inner] = e
+                                    sum += e
+                                }
+                                for k in 0..<length { out[base + k * inner] /= sum }
+                            }
                         }
-                        for k in 0..<length { out[base + k * inner] /= sum }
                     }
-                }
-            }
-        })]
+                })
+        ]
     }
 }
 
@@ -227,7 +242,7 @@ struct CastKernel: Kernel {
         let to = try attributes.int("to")
         toBool = to == 9
         switch to {
-        case 1, 10, 11: toFloat = true   // float, float16, double: all carried as float32
+        case 1, 10, 11: toFloat = true // float, float16, double: all carried as float32
         case 2, 3, 4, 5, 6, 7, 9, 12, 13: toFloat = false
         default: throw KernelError("Cast to data type \(to) is not supported")
         }

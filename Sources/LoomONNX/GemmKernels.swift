@@ -39,11 +39,13 @@ struct GemmKernel: Kernel {
                             let row = pa.baseAddress! + (transA ? i : i * k)
                             let incx = Int32(transA ? m : 1)
                             if transB {
-                                loom_sgemv(CblasRowMajor, CblasNoTrans, Int32(n), Int32(k), alpha, pb.baseAddress, Int32(k),
-                                            row, incx, betaUsed, pc.baseAddress! + i * n, 1)
+                                loom_sgemv(
+                                    CblasRowMajor, CblasNoTrans, Int32(n), Int32(k), alpha, pb.baseAddress, Int32(k),
+                                    row, incx, betaUsed, pc.baseAddress! + i * n, 1)
                             } else {
-                                loom_sgemv(CblasRowMajor, CblasTrans, Int32(k), Int32(n), alpha, pb.baseAddress, Int32(n),
-                                            row, incx, betaUsed, pc.baseAddress! + i * n, 1)
+                                loom_sgemv(
+                                    CblasRowMajor, CblasTrans, Int32(k), Int32(n), alpha, pb.baseAddress, Int32(n),
+                                    row, incx, betaUsed, pc.baseAddress! + i * n, 1)
                             }
                         }
                     }
@@ -54,9 +56,10 @@ struct GemmKernel: Kernel {
         a.storage.withUnsafeBufferPointer { pa in
             b.storage.withUnsafeBufferPointer { pb in
                 out.storage.withUnsafeMutableBufferPointer { pc in
-                    loom_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                                Int32(m), Int32(n), Int32(k), alpha, pa.baseAddress, Int32(a.shape[1]),
-                                pb.baseAddress, Int32(b.shape[1]), betaUsed, pc.baseAddress, Int32(n))
+                    loom_sgemm(
+                        CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                        Int32(m), Int32(n), Int32(k), alpha, pa.baseAddress, Int32(a.shape[1]),
+                        pb.baseAddress, Int32(b.shape[1]), betaUsed, pc.baseAddress, Int32(n))
                 }
             }
         }
@@ -88,14 +91,16 @@ struct MatMulKernel: Kernel {
                 b.storage.withUnsafeBufferPointer { pb in
                     out.storage.withUnsafeMutableBufferPointer { pc in
                         if foldA {
-                            loom_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(count * m), Int32(n), Int32(k), 1,
-                                        pa.baseAddress, Int32(k), pb.baseAddress, Int32(n), 0, pc.baseAddress, Int32(n))
+                            loom_sgemm(
+                                CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(count * m), Int32(n), Int32(k), 1,
+                                pa.baseAddress, Int32(k), pb.baseAddress, Int32(n), 0, pc.baseAddress, Int32(n))
                             return
                         }
                         forEachBroadcastEntry(batch, strideA: strideA, strideB: strideB) { i, oa, ob in
-                            loom_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1,
-                                        pa.baseAddress! + oa * m * k, Int32(k), pb.baseAddress! + ob * k * n, Int32(n), 0,
-                                        pc.baseAddress! + i * m * n, Int32(n))
+                            loom_sgemm(
+                                CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1,
+                                pa.baseAddress! + oa * m * k, Int32(k), pb.baseAddress! + ob * k * n, Int32(n), 0,
+                                pc.baseAddress! + i * m * n, Int32(n))
                         }
                     }
                 }

@@ -19,7 +19,8 @@ public struct ModelFile: Sendable {
         /// The shape as text, e.g. `[batch, 4, 100]`.
         public var shapeText: String {
             guard let shape else { return "[?]" }
-            return "[" + shape.enumerated().map { i, d in d.map(String.init) ?? (symbols.indices.contains(i) ? symbols[i] ?? "?" : "?") }.joined(separator: ", ") + "]"
+            return "["
+                + shape.enumerated().map { i, d in d.map(String.init) ?? (symbols.indices.contains(i) ? symbols[i] ?? "?" : "?") }.joined(separator: ", ") + "]"
         }
     }
 
@@ -106,24 +107,26 @@ public struct ModelFile: Sendable {
         self.byteCount = total
 
         func info(_ v: ONNXProto.ValueInfoProto) -> IOInfo {
-            let typeName: String = switch ONNXProto.DataType(rawValue: v.elemType) {
-            case .float?: "float32"
-            case .double?: "float64"
-            case .int64?: "int64"
-            case .int32?: "int32"
-            case .float16?: "float16"
-            case .bool?: "bool"
-            case .uint8?: "uint8"
-            case .int8?: "int8"
-            default: "type \(v.elemType)"
-            }
+            let typeName: String =
+                switch ONNXProto.DataType(rawValue: v.elemType) {
+                case .float?: "float32"
+                case .double?: "float64"
+                case .int64?: "int64"
+                case .int32?: "int32"
+                case .float16?: "float16"
+                case .bool?: "bool"
+                case .uint8?: "uint8"
+                case .int8?: "int8"
+                default: "type \(v.elemType)"
+                }
             return IOInfo(name: v.name, elementType: typeName, shape: v.dims, symbols: v.dimNames)
         }
         inputs = graph.inputs.filter { constants[$0.name] == nil }.map(info)
         outputs = graph.outputs.map(info)
         nodes = graph.nodes.enumerated().map { i, n in
-            NodeInfo(name: n.name.isEmpty ? (n.outputs.first ?? "node \(i)") : n.name, opType: n.opType,
-                     domain: n.domain, inputs: n.inputs, outputs: n.outputs, metadata: n.metadata)
+            NodeInfo(
+                name: n.name.isEmpty ? (n.outputs.first ?? "node \(i)") : n.name, opType: n.opType,
+                domain: n.domain, inputs: n.inputs, outputs: n.outputs, metadata: n.metadata)
         }
     }
 

@@ -1,8 +1,9 @@
 import LoomTensor
-#if canImport(Glibc)
-import Glibc
-#endif
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// An ONNX model compiled for Loom's interpreter: every kernel built, every value given a slot.
 ///
@@ -58,8 +59,9 @@ public final class ONNXModel: Sendable {
             let others = Set(file.unsupportedNodes.map(\.opType)).subtracting([bad.opType]).sorted()
             let more = others.isEmpty ? "" : " (also unsupported: \(others.joined(separator: ", ")))"
             let domain = bad.domain.isEmpty || bad.domain == "ai.onnx" ? "" : " from domain '\(bad.domain)'"
-            throw ONNXError(file: path, kind: .unsupportedOp, node: bad.name, op: bad.opType,
-                            detail: "operator \(bad.opType)\(domain) is not supported by Loom\(more); `loom inspect \(path)` lists what is")
+            throw ONNXError(
+                file: path, kind: .unsupportedOp, node: bad.name, op: bad.opType,
+                detail: "operator \(bad.opType)\(domain) is not supported by Loom\(more); `loom inspect \(path)` lists what is")
         }
         // Conv, Gemm and MatMul run on OpenBLAS: a missing library is an error here, not at the first batch.
         try BLAS.load()
@@ -88,8 +90,9 @@ public final class ONNXModel: Sendable {
             for input in node.inputs {
                 if input.isEmpty { ins.append(nil); continue }
                 guard let s = slots[input], defined.contains(s) else {
-                    throw ONNXError(file: path, kind: .invalidModel, node: name, op: node.opType,
-                                    detail: "reads '\(input)' before any node produces it (the graph is not in topological order or is incomplete)")
+                    throw ONNXError(
+                        file: path, kind: .invalidModel, node: name, op: node.opType,
+                        detail: "reads '\(input)' before any node produces it (the graph is not in topological order or is incomplete)")
                 }
                 ins.append(s)
             }
@@ -116,9 +119,12 @@ public final class ONNXModel: Sendable {
         self.constantSlots = constantSlots
         self.inputSlots = inputSlots
         self.outputSlots = outputSlots
-        self.sharedPlan = inputSlots.isEmpty ? nil : SharedRowPlan(
-            steps: steps, slotCount: slots.count, constants: Set(constantSlots.map(\.0)),
-            sharedInput: inputSlots[0], otherInputs: Array(inputSlots.dropFirst()), outputs: outputSlots)
+        self.sharedPlan =
+            inputSlots.isEmpty
+            ? nil
+            : SharedRowPlan(
+                steps: steps, slotCount: slots.count, constants: Set(constantSlots.map(\.0)),
+                sharedInput: inputSlots[0], otherInputs: Array(inputSlots.dropFirst()), outputs: outputSlots)
     }
 
     /// Runs the graph on float32 inputs (in ``inputs`` order) and returns its outputs as float32.
@@ -151,8 +157,9 @@ public final class ONNXModel: Sendable {
 
     func checkFeedCount(_ n: Int) throws {
         guard n == inputSlots.count else {
-            throw ONNXError(file: path, kind: .inputMismatch,
-                            detail: "the model takes \(inputSlots.count) inputs (\(inputs.map(\.name).joined(separator: ", "))), \(n) were given")
+            throw ONNXError(
+                file: path, kind: .inputMismatch,
+                detail: "the model takes \(inputSlots.count) inputs (\(inputs.map(\.name).joined(separator: ", "))), \(n) were given")
         }
     }
 
@@ -165,10 +172,11 @@ public final class ONNXModel: Sendable {
         func expand(_ s: Int) throws -> Value {
             if let v = expanded[s] { return v }
             guard let value = env[s], let rows = sharedRows, value.shape.count >= 1 else { throw NotRowWise() }
-            let v: Value = switch value {
-            case .float(let t): .float(t.gatherRows(rows))
-            case .int64(let t): .int64(t.gatherRows(rows))
-            }
+            let v: Value =
+                switch value {
+                case .float(let t): .float(t.gatherRows(rows))
+                case .int64(let t): .int64(t.gatherRows(rows))
+                }
             expanded[s] = v
             return v
         }
@@ -191,12 +199,14 @@ public final class ONNXModel: Sendable {
             let results: [Value]
             do { results = try step.kernel.run(consuming: &args) } catch {
                 if plan?.steps[i].shared == true { throw NotRowWise(step: "\(step.op) '\(step.name)': \(error)") }
-                throw ONNXError(file: path, kind: .runtime, node: step.name, op: step.op,
-                                detail: "\(error) (input shapes \(inputShapes.map { $0.map { "\($0)" } ?? "none" }.joined(separator: ", ")))")
+                throw ONNXError(
+                    file: path, kind: .runtime, node: step.name, op: step.op,
+                    detail: "\(error) (input shapes \(inputShapes.map { $0.map { "\($0)" } ?? "none" }.joined(separator: ", ")))")
             }
             guard results.count >= step.outputs.count else {
-                throw ONNXError(file: path, kind: .runtime, node: step.name, op: step.op,
-                                detail: "produced \(results.count) outputs, the graph expects \(step.outputs.count)")
+                throw ONNXError(
+                    file: path, kind: .runtime, node: step.name, op: step.op,
+                    detail: "produced \(results.count) outputs, the graph expects \(step.outputs.count)")
             }
             if let plan, plan.steps[i].sharedData {
                 do { try Self.checkRowWise(step, plan: plan.steps[i], inputs: facts, outputs: results, rows: distinct) } catch {

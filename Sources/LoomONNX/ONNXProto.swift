@@ -6,7 +6,7 @@ enum ONNXProto {
     /// ONNX `TensorProto.DataType` values Loom understands.
     enum DataType: Int32 {
         case float = 1, uint8 = 2, int8 = 3, uint16 = 4, int16 = 5, int32 = 6, int64 = 7, string = 8, bool = 9,
-             float16 = 10, double = 11, uint32 = 12, uint64 = 13
+            float16 = 10, double = 11, uint32 = 12, uint64 = 13
     }
 
     struct TensorProto {
@@ -95,10 +95,23 @@ enum ONNXProto {
             case 8: value = .strings(strings)
             default:
                 // Old files may leave the type out: infer it from the field that is set.
-                if let t { value = .tensor(t) } else if let f { value = .float(f) } else if let i { value = .int(i) }
-                else if let s { value = .string(s) } else if !floats.isEmpty { value = .floats(floats) }
-                else if !ints.isEmpty { value = .ints(ints) } else if !strings.isEmpty { value = .strings(strings) }
-                else if sawGraph { value = .graph }
+                if let t {
+                    value = .tensor(t)
+                } else if let f {
+                    value = .float(f)
+                } else if let i {
+                    value = .int(i)
+                } else if let s {
+                    value = .string(s)
+                } else if !floats.isEmpty {
+                    value = .floats(floats)
+                } else if !ints.isEmpty {
+                    value = .ints(ints)
+                } else if !strings.isEmpty {
+                    value = .strings(strings)
+                } else if sawGraph {
+                    value = .graph
+                }
             }
         }
     }
@@ -168,8 +181,9 @@ enum ONNXProto {
                         var tensor = ProtoReader(r.bytes, range: try type.readLengthDelimited())
                         while !tensor.isAtEnd {
                             let (f, w) = try tensor.readKey()
-                            if f == 1 { elemType = Int32(truncatingIfNeeded: try tensor.readVarint()) }
-                            else if f == 2 {
+                            if f == 1 {
+                                elemType = Int32(truncatingIfNeeded: try tensor.readVarint())
+                            } else if f == 2 {
                                 var shape = ProtoReader(r.bytes, range: try tensor.readLengthDelimited())
                                 var dims: [Int?] = []
                                 while !shape.isAtEnd {
@@ -180,15 +194,21 @@ enum ONNXProto {
                                     var param: String? = nil
                                     while !dim.isAtEnd {
                                         let (df, dw) = try dim.readKey()
-                                        if df == 1 { value = Int(truncatingIfNeeded: Int64(bitPattern: try dim.readVarint())) }
-                                        else if df == 2 { param = try dim.readString() }
-                                        else { try dim.skip(dw) }
+                                        if df == 1 {
+                                            value = Int(truncatingIfNeeded: Int64(bitPattern: try dim.readVarint()))
+                                        } else if df == 2 {
+                                            param = try dim.readString()
+                                        } else {
+                                            try dim.skip(dw)
+                                        }
                                     }
                                     dims.append(value)
                                     dimNames.append(param)
                                 }
                                 self.dims = dims
-                            } else { try tensor.skip(w) }
+                            } else {
+                                try tensor.skip(w)
+                            }
                         }
                     }
                 default: try r.skip(wire)
@@ -250,7 +270,13 @@ enum ONNXProto {
                     var domain = "", version: Int64 = 0
                     while !sub.isAtEnd {
                         let (f, w) = try sub.readKey()
-                        if f == 1 { domain = try sub.readString() } else if f == 2 { version = Int64(bitPattern: try sub.readVarint()) } else { try sub.skip(w) }
+                        if f == 1 {
+                            domain = try sub.readString()
+                        } else if f == 2 {
+                            version = Int64(bitPattern: try sub.readVarint())
+                        } else {
+                            try sub.skip(w)
+                        }
                     }
                     opsets[domain == "ai.onnx" ? "" : domain] = version
                 case 25: hasFunctions = true; try r.skip(wire)

@@ -11,16 +11,26 @@ public enum OpRegistry {
     // Constant is not a kernel: the loader decodes its tensor once and stores it as a constant value.
     typealias Builder = @Sendable (Attributes, Int) throws -> any Kernel
 
-    static let builders: [String: Builder] = core
-        .merging(Dictionary(uniqueKeysWithValues: ActivationKernel.operators.map { op in
-            (op, { a, _ in try ActivationKernel(op, attributes: a) } as Builder)
-        })) { a, _ in a }
-        .merging(Dictionary(uniqueKeysWithValues: CompareKernel.Op.allCases.map { op in
-            (op.rawValue, { _, _ in CompareKernel(op: op) } as Builder)
-        })) { a, _ in a }
-        .merging(Dictionary(uniqueKeysWithValues: LogicKernel.Op.allCases.map { op in
-            (op.rawValue, { _, _ in LogicKernel(op: op) } as Builder)
-        })) { a, _ in a }
+    static let builders: [String: Builder] =
+        core
+        .merging(
+            Dictionary(
+                uniqueKeysWithValues: ActivationKernel.operators.map { op in
+                    (op, { a, _ in try ActivationKernel(op, attributes: a) } as Builder)
+                })
+        ) { a, _ in a }
+        .merging(
+            Dictionary(
+                uniqueKeysWithValues: CompareKernel.Op.allCases.map { op in
+                    (op.rawValue, { _, _ in CompareKernel(op: op) } as Builder)
+                })
+        ) { a, _ in a }
+        .merging(
+            Dictionary(
+                uniqueKeysWithValues: LogicKernel.Op.allCases.map { op in
+                    (op.rawValue, { _, _ in LogicKernel(op: op) } as Builder)
+                })
+        ) { a, _ in a }
 
     static let core: [String: Builder] = [
         // Arithmetic with numpy broadcasting.
@@ -79,6 +89,6 @@ public enum OpRegistry {
         "AveragePool": { a, _ in try AveragePoolKernel(attributes: a) },
         // Recurrent layers (RecurrentKernels.swift).
         "LSTM": { a, _ in try RecurrentKernel(.lstm, attributes: a) },
-        "GRU": { a, _ in try RecurrentKernel(.gru, attributes: a) },
+        "GRU": { a, _ in try RecurrentKernel(.gru, attributes: a) }
     ]
 }

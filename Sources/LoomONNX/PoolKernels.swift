@@ -1,8 +1,9 @@
 import LoomTensor
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A 1-D pooling window's geometry: kernel, stride, dilation, padding and ceil mode, as
@@ -62,22 +63,25 @@ struct MaxPoolKernel: Kernel {
         let rows = x.shape[0] * x.shape[1], length = x.shape[2]
         let outLength = outputLength(length)
         guard outLength > 0 else { throw KernelError("input length \(length) is shorter than the pooling window") }
-        return [.float(Tensor(shape: [x.shape[0], x.shape[1], outLength]) { out in
-            x.storage.withUnsafeBufferPointer { p in
-                for r in 0..<rows {
-                    let src = p.baseAddress! + r * length
-                    for j in 0..<outLength {
-                        var m = -Float.infinity
-                        let start = j * stride - padLeft
-                        for t in 0..<kernel {
-                            let i = start + t * dilation
-                            if i >= 0 && i < length && src[i] > m { m = src[i] }
+        return [
+            .float(
+                Tensor(shape: [x.shape[0], x.shape[1], outLength]) { out in
+                    x.storage.withUnsafeBufferPointer { p in
+                        for r in 0..<rows {
+                            let src = p.baseAddress! + r * length
+                            for j in 0..<outLength {
+                                var m = -Float.infinity
+                                let start = j * stride - padLeft
+                                for t in 0..<kernel {
+                                    let i = start + t * dilation
+                                    if i >= 0 && i < length && src[i] > m { m = src[i] }
+                                }
+                                out[r * outLength + j] = m
+                            }
                         }
-                        out[r * outLength + j] = m
                     }
-                }
-            }
-        })]
+                })
+        ]
     }
 }
 
@@ -100,17 +104,20 @@ struct BatchNormKernel: Kernel {
             throw KernelError("scale, bias, mean and var must each hold \(channels) values")
         }
         let inner = Array(x.shape.dropFirst(2)).elementCount
-        return [.float(Tensor(shape: x.shape) { out in
-            x.storage.withUnsafeBufferPointer { p in
-                for n in 0..<x.shape[0] {
-                    for c in 0..<channels {
-                        let a = scale.storage[c] / sqrtf(variance.storage[c] + epsilon)
-                        let b = bias.storage[c] - mean.storage[c] * a
-                        let base = (n * channels + c) * inner
-                        for i in 0..<inner { out[base + i] = p[base + i] * a + b }
+        return [
+            .float(
+                Tensor(shape: x.shape) { out in
+                    x.storage.withUnsafeBufferPointer { p in
+                        for n in 0..<x.shape[0] {
+                            for c in 0..<channels {
+                                let a = scale.storage[c] / sqrtf(variance.storage[c] + epsilon)
+                                let b = bias.storage[c] - mean.storage[c] * a
+                                let base = (n * channels + c) * inner
+                                for i in 0..<inner { out[base + i] = p[base + i] * a + b }
+                            }
+                        }
                     }
-                }
-            }
-        })]
+                })
+        ]
     }
 }

@@ -1,9 +1,10 @@
 import COpenBLAS
 import LoomTensor
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// LSTM and GRU (DanQ's bidirectional LSTM, and GRU towers), as `torch.onnx.export` writes
@@ -19,7 +20,7 @@ struct RecurrentKernel: Kernel {
     enum Cell: Sendable { case lstm, gru }
     let cell: Cell
     let hidden: Int
-    let directions: [Bool]   // per direction: runs backwards in time
+    let directions: [Bool] // per direction: runs backwards in time
     let linearBeforeReset: Bool
 
     /// Gates per cell: LSTM i, o, f, c; GRU z, r, h.
@@ -42,7 +43,8 @@ struct RecurrentKernel: Kernel {
         if a.has("activations") {
             let defaults = cell == .lstm ? ["Sigmoid", "Tanh", "Tanh"] : ["Sigmoid", "Tanh"]
             guard case .strings(let acts)? = a.values["activations"],
-                  acts == Array(repeating: defaults, count: acts.count / max(defaults.count, 1)).flatMap({ $0 }) else {
+                acts == Array(repeating: defaults, count: acts.count / max(defaults.count, 1)).flatMap({ $0 })
+            else {
                 throw KernelError("\(op) activations other than the defaults are not supported")
             }
         }
@@ -150,7 +152,7 @@ struct RecurrentKernel: Kernel {
                 }
                 var gateValues = [Float](repeating: 0, count: B * G)
                 let hPrev = h, cPrev = c
-                var hLinear: [Float] = []   // GRU: the candidate's recurrent term
+                var hLinear: [Float] = [] // GRU: the candidate's recurrent term
                 switch cell {
                 case .lstm:
                     for bi in 0..<B {
@@ -218,8 +220,10 @@ struct RecurrentKernel: Kernel {
         let inp = try read(inputs)
         let (y, yh, yc, _) = forward(inp, trace: false)
         let dirs = directions.count
-        var out: [Value] = [.float(Tensor(shape: [inp.seq, dirs, inp.batch, hidden], storage: y)),
-                            .float(Tensor(shape: [dirs, inp.batch, hidden], storage: yh))]
+        var out: [Value] = [
+            .float(Tensor(shape: [inp.seq, dirs, inp.batch, hidden], storage: y)),
+            .float(Tensor(shape: [dirs, inp.batch, hidden], storage: yh))
+        ]
         if cell == .lstm { out.append(.float(Tensor(shape: [dirs, inp.batch, hidden], storage: yc))) }
         return out
     }
@@ -270,7 +274,7 @@ extension RecurrentKernel: ReversibleKernel {
                     accumulate(dG, inp, d: d, s: s, into: &dx, dhPrev: &dhPrev, recurrentRows: G)
                 case .gru:
                     let hl = t.recurrentH[k]
-                    var dCandidateRecurrent = [Float](repeating: 0, count: B * H)   // GRU lbr = 0: d(r ⊙ h)
+                    var dCandidateRecurrent = [Float](repeating: 0, count: B * H) // GRU lbr = 0: d(r ⊙ h)
                     for bi in 0..<B {
                         for j in 0..<H {
                             let q = bi * H + j, base = bi * G
@@ -283,7 +287,7 @@ extension RecurrentKernel: ReversibleKernel {
                                 dr = dPre * hl[q]
                             } else {
                                 dCandidateRecurrent[q] = dPre
-                                dr = 0   // filled in below, from d(r ⊙ h)
+                                dr = 0 // filled in below, from d(r ⊙ h)
                             }
                             dG[base + j] = dz * z * (1 - z)
                             dG[base + H + j] = dr * r * (1 - r)
@@ -324,8 +328,10 @@ extension RecurrentKernel: ReversibleKernel {
     }
 
     /// dX[s] += dG · W[d] (all gates); dh_prev += dGh · R[d] over its first `recurrentRows` rows.
-    private func accumulate(_ dG: [Float], _ inp: Inputs, d: Int, s: Int, into dx: inout [Float], dhPrev: inout [Float],
-                            recurrentRows: Int, recurrentGradient: [Float]? = nil) {
+    private func accumulate(
+        _ dG: [Float], _ inp: Inputs, d: Int, s: Int, into dx: inout [Float], dhPrev: inout [Float],
+        recurrentRows: Int, recurrentGradient: [Float]? = nil
+    ) {
         let (B, I, H, G) = (inp.batch, inp.features, hidden, gates * hidden)
         let dGh = recurrentGradient ?? dG
         inp.w.storage.withUnsafeBufferPointer { pw in
@@ -340,8 +346,9 @@ extension RecurrentKernel: ReversibleKernel {
             dGh.withUnsafeBufferPointer { pg in
                 dhPrev.withUnsafeMutableBufferPointer { ph in
                     guard B > 0, H > 0, recurrentRows > 0 else { return }
-                    loom_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(B), Int32(H), Int32(recurrentRows), 1,
-                               pg.baseAddress!, Int32(G), pr.baseAddress! + d * G * H, Int32(H), 1, ph.baseAddress!, Int32(H))
+                    loom_sgemm(
+                        CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(B), Int32(H), Int32(recurrentRows), 1,
+                        pg.baseAddress!, Int32(G), pr.baseAddress! + d * G * H, Int32(H), 1, ph.baseAddress!, Int32(H))
                 }
             }
         }

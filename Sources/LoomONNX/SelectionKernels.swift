@@ -1,8 +1,9 @@
 import LoomTensor
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 // Comparisons, logic, Where, Min/Max, PRelu and Mod: what exporters write for masks, clamps
@@ -34,13 +35,14 @@ struct CompareKernel: Kernel {
         Tensor(shape: x.shape) { out in
             for i in 0..<out.count {
                 let (p, q) = (x.storage[i], y.storage[i])
-                let r: Bool = switch op {
-                case .greater: p > q
-                case .less: p < q
-                case .equal: p == q
-                case .greaterOrEqual: p >= q
-                case .lessOrEqual: p <= q
-                }
+                let r: Bool =
+                    switch op {
+                    case .greater: p > q
+                    case .less: p < q
+                    case .equal: p == q
+                    case .greaterOrEqual: p >= q
+                    case .lessOrEqual: p <= q
+                    }
                 out[i] = r ? 1 : 0
             }
         }
@@ -62,14 +64,17 @@ struct LogicKernel: Kernel {
         let a = truth(try inputs.required(0, "A"))
         if op == .not { return [.int64(Tensor(shape: a.shape, storage: a.storage.map { 1 - $0 }))] }
         let b = truth(try inputs.required(1, "B"))
-        return [.int64(try broadcastBinary(a, b) { p, q in
-            switch op {
-            case .and: p & q
-            case .or: p | q
-            case .xor: p ^ q
-            case .not: 0
-            }
-        })]
+        return [
+            .int64(
+                try broadcastBinary(a, b) { p, q in
+                    switch op {
+                    case .and: p & q
+                    case .or: p | q
+                    case .xor: p ^ q
+                    case .not: 0
+                    }
+                })
+        ]
     }
 }
 
@@ -130,10 +135,13 @@ struct ModKernel: Kernel {
         switch (a, b) {
         case (.int64(let x), .int64(let y)):
             if y.storage.contains(0) { throw KernelError("integer modulo by zero") }
-            return [.int64(try broadcastBinary(x, y) { p, q in
-                let r = p % q
-                return !fmod && r != 0 && (r < 0) != (q < 0) ? r + q : r
-            })]
+            return [
+                .int64(
+                    try broadcastBinary(x, y) { p, q in
+                        let r = p % q
+                        return !fmod && r != 0 && (r < 0) != (q < 0) ? r + q : r
+                    })
+            ]
         case (.float(let x), .float(let y)):
             guard fmod else { throw KernelError("Mod of floats needs fmod = 1 (ONNX)") }
             return [.float(try broadcastBinary(x, y) { fmodf($0, $1) })]

@@ -54,7 +54,7 @@ struct SharedRowPlan: Sendable {
             } else if inWorlds.contains(.batch) || !inWorlds.contains(where: { $0 == .sharedData || $0 == .sharedMeta }) {
                 result = inWorlds.contains(.batch) ? .batch : .constant
             } else if !inWorlds.contains(.sharedData) {
-                result = .sharedMeta   // arithmetic on shared shapes
+                result = .sharedMeta // arithmetic on shared shapes
             } else if Self.rowWiseCandidate(step, inWorlds) {
                 result = .sharedData
             } else {
@@ -65,16 +65,18 @@ struct SharedRowPlan: Sendable {
                     guard let s else { continue }
                     switch inWorlds[k] {
                     case .sharedData: expand.append(s)
-                    case .sharedMeta: return nil   // a shared shape would be read batch-wide: do not share
+                    case .sharedMeta: return nil // a shared shape would be read batch-wide: do not share
                     default: break
                     }
                 }
             }
             if result == .sharedData { anyShared = true }
             for s in step.outputs { world[s] = result }
-            plans.append(StepPlan(shared: result == .sharedData || result == .sharedMeta, sharedData: result == .sharedData, expand: expand,
-                                  constantPositions: Set(inWorlds.indices.filter { inWorlds[$0] == .constant }),
-                                  metaPositions: Set(inWorlds.indices.filter { inWorlds[$0] == .sharedMeta })))
+            plans.append(
+                StepPlan(
+                    shared: result == .sharedData || result == .sharedMeta, sharedData: result == .sharedData, expand: expand,
+                    constantPositions: Set(inWorlds.indices.filter { inWorlds[$0] == .constant }),
+                    metaPositions: Set(inWorlds.indices.filter { inWorlds[$0] == .sharedMeta })))
         }
         guard anyShared else { return nil }
         var expandOutputs = Set<Int>()
@@ -129,7 +131,9 @@ extension ONNXModel {
         // Every output of a step on shared data holds rows (masks and indices as much as floats).
         for out in outputs { guard out.shape.first == rows else { throw NotRowWise() } }
         guard let kernel = step.kernel as? any RowWiseKernel else { throw NotRowWise() }
-        try kernel.checkRows(RowFacts(inputs: inputs, outputs: outputs, constantPositions: plan.constantPositions,
-                                      metaPositions: plan.metaPositions))
+        try kernel.checkRows(
+            RowFacts(
+                inputs: inputs, outputs: outputs, constantPositions: plan.constantPositions,
+                metaPositions: plan.metaPositions))
     }
 }

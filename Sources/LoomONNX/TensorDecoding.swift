@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import LoomTensor
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Turns `TensorProto`s (initializers and Constant attributes) into ``Value``s.
 struct TensorDecoder {
@@ -52,58 +53,70 @@ struct TensorDecoder {
         case .float:
             if raw != nil {
                 let bytes = try need(count * 4)
-                return .float(Tensor(shape: shape) { out in
-                    bytes.withUnsafeBytes { src in
-                        for i in 0..<count { out[i] = Float(bitPattern: UInt32(littleEndian: src.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
-                    }
-                })
+                return .float(
+                    Tensor(shape: shape) { out in
+                        bytes.withUnsafeBytes { src in
+                            for i in 0..<count { out[i] = Float(bitPattern: UInt32(littleEndian: src.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
+                        }
+                    })
             }
             try checkCount(t.floatData.count)
             return .float(Tensor(shape: shape, storage: t.floatData))
         case .double:
             if raw != nil {
                 let bytes = try need(count * 8)
-                return .float(Tensor(shape: shape) { out in
-                    bytes.withUnsafeBytes { src in
-                        for i in 0..<count { out[i] = Float(Double(bitPattern: UInt64(littleEndian: src.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)))) }
-                    }
-                })
+                return .float(
+                    Tensor(shape: shape) { out in
+                        bytes.withUnsafeBytes { src in
+                            for i in 0..<count {
+                                out[i] = Float(Double(bitPattern: UInt64(littleEndian: src.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))))
+                            }
+                        }
+                    })
             }
             try checkCount(t.doubleData.count)
             return .float(Tensor(shape: shape, storage: t.doubleData.map { Float($0) }))
         case .int64:
             if raw != nil {
                 let bytes = try need(count * 8)
-                return .int64(Tensor(shape: shape) { out in
-                    bytes.withUnsafeBytes { src in
-                        for i in 0..<count { out[i] = Int64(littleEndian: src.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self)) }
-                    }
-                })
+                return .int64(
+                    Tensor(shape: shape) { out in
+                        bytes.withUnsafeBytes { src in
+                            for i in 0..<count { out[i] = Int64(littleEndian: src.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self)) }
+                        }
+                    })
             }
             try checkCount(t.int64Data.count)
             return .int64(Tensor(shape: shape, storage: t.int64Data))
         case .int32, .int16, .int8, .uint8, .uint16, .bool:
             if raw != nil {
-                let width: Int = switch type { case .int32: 4; case .int16, .uint16: 2; default: 1 }
+                let width: Int =
+                    switch type {
+                    case .int32: 4;
+                    case .int16, .uint16: 2;
+                    default: 1
+                    }
                 let bytes = try need(count * width)
-                return .int64(Tensor(shape: shape) { out in
-                    bytes.withUnsafeBytes { src in
-                        for i in 0..<count {
-                            switch type {
-                            case .int32: out[i] = Int64(Int32(littleEndian: src.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self)))
-                            case .int16: out[i] = Int64(Int16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: Int16.self)))
-                            case .uint16: out[i] = Int64(UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
-                            case .int8: out[i] = Int64(Int8(bitPattern: src[i]))
-                            default: out[i] = Int64(src[i])
+                return .int64(
+                    Tensor(shape: shape) { out in
+                        bytes.withUnsafeBytes { src in
+                            for i in 0..<count {
+                                switch type {
+                                case .int32: out[i] = Int64(Int32(littleEndian: src.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self)))
+                                case .int16: out[i] = Int64(Int16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: Int16.self)))
+                                case .uint16: out[i] = Int64(UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+                                case .int8: out[i] = Int64(Int8(bitPattern: src[i]))
+                                default: out[i] = Int64(src[i])
+                                }
                             }
                         }
-                    }
-                })
+                    })
             }
             try checkCount(t.int32Data.count)
             return .int64(Tensor(shape: shape, storage: t.int32Data))
         default:
-            throw ONNXError(file: file, kind: .invalidModel, detail: "\(what) has data type \(type), which Loom does not read (float, double and integer types are)")
+            throw ONNXError(
+                file: file, kind: .invalidModel, detail: "\(what) has data type \(type), which Loom does not read (float, double and integer types are)")
         }
     }
 
@@ -112,17 +125,25 @@ struct TensorDecoder {
             throw ONNXError(file: file, kind: .corrupt, detail: "\(what) is stored externally but names no location")
         }
         guard !location.hasPrefix("/"), !location.split(separator: "/").contains("..") else {
-            throw ONNXError(file: file, kind: .invalidModel, detail: "\(what) names external data '\(location)' outside the model's folder; Loom only reads data beside the model")
+            throw ONNXError(
+                file: file, kind: .invalidModel,
+                detail: "\(what) names external data '\(location)' outside the model's folder; Loom only reads data beside the model")
         }
         let path = directory + "/" + location
         if externalFiles[location] == nil {
             // A regular file inside the model's folder, symbolic links resolved: a link out of the
             // folder would ship any file this process can read to every worker.
             // (A file that does not exist is reported by the read below.)
-            func resolved(_ p: String) -> String? { realpath(p, nil).map { r in defer { free(r) }; return String(cString: r) } }
+            func resolved(_ p: String) -> String? {
+                realpath(p, nil).map { r in
+                    defer { free(r) }; return String(cString: r)
+                }
+            }
             if let real = resolved(path), let folder = resolved(directory.isEmpty ? "." : directory) {
                 guard real.hasPrefix(folder.hasSuffix("/") ? folder : folder + "/") else {
-                    throw ONNXError(file: path, kind: .invalidModel, detail: "the external data of \(what) lies outside the model's folder (through a symbolic link); Loom only reads data beside the model")
+                    throw ONNXError(
+                        file: path, kind: .invalidModel,
+                        detail: "the external data of \(what) lies outside the model's folder (through a symbolic link); Loom only reads data beside the model")
                 }
                 var st = stat()
                 guard stat(real, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
@@ -138,7 +159,9 @@ struct TensorDecoder {
         let length = t.externalData["length"].flatMap { Int($0) } ?? (data.count - max(offset, 0))
         // Overflow-safe: offset + length could pass Int.max.
         guard offset >= 0, length >= 0, offset <= data.count, length <= data.count - offset else {
-            throw ONNXError(file: path, kind: .corrupt, detail: "\(what) wants \(length) bytes from offset \(offset), the file has \(data.count): truncated or corrupt external data")
+            throw ONNXError(
+                file: path, kind: .corrupt,
+                detail: "\(what) wants \(length) bytes from offset \(offset), the file has \(data.count): truncated or corrupt external data")
         }
         return Array(data[offset..<(offset + length)])
     }

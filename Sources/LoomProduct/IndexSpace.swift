@@ -44,7 +44,9 @@ public struct IndexSpace: Codable, Sendable, Equatable {
                 throw IndexSpaceError("pairwise mode needs at least one --arg (the inputs paired with every sequence)")
             }
             guard argLengths.allSatisfy({ $0 == m }) else {
-                throw IndexSpaceError("pairwise mode needs every --arg to have the same length (they are paired row by row); got lengths \(argLengths) for \(names.joined(separator: ", ")); use --mode product for the cartesian product")
+                throw IndexSpaceError(
+                    "pairwise mode needs every --arg to have the same length (they are paired row by row); got lengths \(argLengths) for \(names.joined(separator: ", ")); use --mode product for the cartesian product"
+                )
             }
             axes = [sequences, m]
         case .product:

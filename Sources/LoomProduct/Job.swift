@@ -41,22 +41,27 @@ public final class Job: Sendable {
         let x = try NpyArray.read(path: spec.xPath)
         let args = try spec.argPaths.map { try NpyArray.read(path: $0) }
         let alphabet = try Alphabet(parsing: spec.function.alphabet)
-        let inputs = try JobInputs(x: x.floatTensor(), args: args.map { $0.floatTensor() }, mode: spec.mode,
-                                   alphabetSize: alphabet.count, xName: spec.xPath, argNames: spec.argPaths)
+        let inputs = try JobInputs(
+            x: x.floatTensor(), args: args.map { $0.floatTensor() }, mode: spec.mode,
+            alphabetSize: alphabet.count, xName: spec.xPath, argNames: spec.argPaths)
         let model = try ONNXModel(path: spec.modelPath)
         try Job.checkModelInputs(model, inputs: inputs, spec: spec)
         if spec.function.requiresOneHot { try inputs.checkOneHot(allowUnknown: !spec.function.requiresStrictOneHot) }
         var references: ReferenceSet?
         try spec.function.checkReferencesFlag()
         if let path = spec.function.references {
-            references = try ReferenceSet(NpyArray.read(path: path).floatTensor(), file: path, sequences: inputs.x.shape[0],
-                                          alphabetSize: alphabet.count, length: inputs.sequenceLength)
+            references = try ReferenceSet(
+                NpyArray.read(path: path).floatTensor(), file: path, sequences: inputs.x.shape[0],
+                alphabetSize: alphabet.count, length: inputs.sequenceLength)
         }
         self.references = references
-        self.function = try spec.function.makeFunction(FunctionContext(sequenceLength: inputs.sequenceLength, model: model,
-                                                                       batchSize: spec.batchSize, references: references))
-        self.plan = try ShardPlan(examples: inputs.space.count, batchSize: spec.batchSize,
-                                  batchesPerShard: spec.shardBatches ?? Job.automaticBatchesPerShard(spec: spec, model: model, inputs: inputs))
+        self.function = try spec.function.makeFunction(
+            FunctionContext(
+                sequenceLength: inputs.sequenceLength, model: model,
+                batchSize: spec.batchSize, references: references))
+        self.plan = try ShardPlan(
+            examples: inputs.space.count, batchSize: spec.batchSize,
+            batchesPerShard: spec.shardBatches ?? Job.automaticBatchesPerShard(spec: spec, model: model, inputs: inputs))
         // The spec as run: the shard size chosen is recorded (in job.json, the manifest, for workers).
         spec.shardBatches = plan.batchesPerShard
         self.spec = spec
@@ -99,8 +104,9 @@ public final class Job: Sendable {
         let passes = spec.function.forwardPassesPerExample(sequenceLength: inputs.sequenceLength)
         // Results: about the model's outputs once per pass (saturation mutagenesis keeps one per
         // variant; attribution maps are X-sized, but those jobs are expensive: one batch per shard).
-        return ShardPlan.automaticBatchesPerShard(examples: space.count, batchSize: spec.batchSize, operationsPerExample: perPass.operations * passes,
-                                                  resultBytesPerExample: 4 * perPass.outputElements * passes)
+        return ShardPlan.automaticBatchesPerShard(
+            examples: space.count, batchSize: spec.batchSize, operationsPerExample: perPass.operations * passes,
+            resultBytesPerExample: 4 * perPass.outputElements * passes)
     }
 
     /// Refuses a model whose inputs do not fit X plus the args, naming the input at fault.
@@ -109,8 +115,11 @@ public final class Job: Sendable {
         let given = 1 + inputs.args.count
         guard declared.count == given else {
             let names = declared.map(\.name).joined(separator: ", ")
-            throw ONNXError(file: model.path, kind: .inputMismatch,
-                            detail: "the model takes \(declared.count) input\(declared.count == 1 ? "" : "s") (\(names)), but loom was given X and \(inputs.args.count) --arg (\(given) in all); pass one --arg per model input after X")
+            throw ONNXError(
+                file: model.path, kind: .inputMismatch,
+                detail:
+                    "the model takes \(declared.count) input\(declared.count == 1 ? "" : "s") (\(names)), but loom was given X and \(inputs.args.count) --arg (\(given) in all); pass one --arg per model input after X"
+            )
         }
         let rows = [inputs.x] + inputs.args
         let files = [spec.xPath] + spec.argPaths
@@ -119,13 +128,19 @@ public final class Job: Sendable {
             let rowShape = Array(tensor.shape.dropFirst())
             let what = k == 0 ? "X (\(files[0]))" : "--arg \(files[k])"
             guard dims.count == rowShape.count + 1 else {
-                throw ONNXError(file: model.path, kind: .inputMismatch,
-                                detail: "model input '\(info.name)' is \(info.shapeText); \(what) gives batches of shape [batch, \(rowShape.map(String.init).joined(separator: ", "))]")
+                throw ONNXError(
+                    file: model.path, kind: .inputMismatch,
+                    detail:
+                        "model input '\(info.name)' is \(info.shapeText); \(what) gives batches of shape [batch, \(rowShape.map(String.init).joined(separator: ", "))]"
+                )
             }
             for (axis, d) in dims.enumerated().dropFirst() {
                 if let d, d != rowShape[axis - 1] {
-                    throw ONNXError(file: model.path, kind: .inputMismatch,
-                                    detail: "model input '\(info.name)' is \(info.shapeText); \(what) gives batches of shape [batch, \(rowShape.map(String.init).joined(separator: ", "))]")
+                    throw ONNXError(
+                        file: model.path, kind: .inputMismatch,
+                        detail:
+                            "model input '\(info.name)' is \(info.shapeText); \(what) gives batches of shape [batch, \(rowShape.map(String.init).joined(separator: ", "))]"
+                    )
                 }
             }
             if info.elementType != "float32" {

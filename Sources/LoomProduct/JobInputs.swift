@@ -16,15 +16,19 @@ public struct JobInputs: Sendable {
     ///
     /// - Parameters:
     ///   - names: the files behind X and each arg, for messages.
-    public init(x: Tensor<Float>, args: [Tensor<Float>], mode: ProductMode, alphabetSize: Int,
-                xName: String = "X", argNames: [String]? = nil) throws {
+    public init(
+        x: Tensor<Float>, args: [Tensor<Float>], mode: ProductMode, alphabetSize: Int,
+        xName: String = "X", argNames: [String]? = nil
+    ) throws {
         let names = argNames ?? args.indices.map { "arg \($0)" }
         guard x.rank == 3 else {
             throw IndexSpaceError("\(xName): X must be 3-D (sequences, alphabet, length); got shape \(x.shape)")
         }
         guard x.shape[0] > 0 else { throw IndexSpaceError("\(xName): X is empty (shape \(x.shape)): there are no sequences") }
         guard x.shape[1] == alphabetSize else {
-            throw IndexSpaceError("\(xName): X's alphabet axis has \(x.shape[1]) symbols, the alphabet has \(alphabetSize) (X must be (n, \(alphabetSize), L); set --alphabet if yours differs)")
+            throw IndexSpaceError(
+                "\(xName): X's alphabet axis has \(x.shape[1]) symbols, the alphabet has \(alphabetSize) (X must be (n, \(alphabetSize), L); set --alphabet if yours differs)"
+            )
         }
         guard x.shape[2] > 0 else { throw IndexSpaceError("\(xName): X has sequences of length 0") }
         for (a, name) in zip(args, names) where a.rank == 0 {
@@ -104,7 +108,8 @@ public struct JobInputs: Sendable {
                 throw FunctionError.notOneHot(sequence: i, "\(Int(sum)) symbols are set at position \(pos)")
             }
             guard sum == 1 || allowUnknown else {
-                throw FunctionError.notOneHot(sequence: i, "no symbol is set at position \(pos) (an unknown base); deep-lift-shap needs every position to be one of the alphabet")
+                throw FunctionError.notOneHot(
+                    sequence: i, "no symbol is set at position \(pos) (an unknown base); deep-lift-shap needs every position to be one of the alphabet")
             }
         }
     }

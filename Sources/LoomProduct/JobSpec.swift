@@ -22,8 +22,10 @@ public struct JobSpec: Codable, Sendable, Equatable {
     /// The BLAS kernels every process of the job runs (`--kernels`, resolved; nil: OpenBLAS chooses, as before they were pinned).
     public var kernels: KernelSet? = nil
 
-    public init(mode: ProductMode, function: FunctionSpec, modelPath: String, xPath: String, argPaths: [String], batchSize: Int,
-                shareRows: Bool = true, shardBatches: Int? = nil) {
+    public init(
+        mode: ProductMode, function: FunctionSpec, modelPath: String, xPath: String, argPaths: [String], batchSize: Int,
+        shareRows: Bool = true, shardBatches: Int? = nil
+    ) {
         self.shareRows = shareRows
         self.shardBatches = shardBatches
         self.mode = mode

@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import LoomTensor
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The durable record of completed shards, beside the result files: what makes a job resumable.
 ///
@@ -67,10 +68,11 @@ public final class Journal {
         self.fd = fd
         if keep == 0 {
             guard ftruncate(fd, 0) == 0, header.withUnsafeBytes({ pwrite(fd, $0.baseAddress, $0.count, 0) }) == header.count,
-                  fsync(fd) == 0 else { throw FileError(path: path, operation: "write", errno: errno) }
+                fsync(fd) == 0
+            else { throw FileError(path: path, operation: "write", errno: errno) }
             FileIO.syncDirectory(of: path)
         } else if keep < existing.count {
-            _ = ftruncate(fd, off_t(keep))   // drop a torn tail
+            _ = ftruncate(fd, off_t(keep)) // drop a torn tail
         }
         lseek(fd, 0, SEEK_END)
         found = order.map { ($0, entries[$0]!) }

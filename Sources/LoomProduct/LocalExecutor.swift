@@ -36,7 +36,9 @@ public struct LocalExecutor {
         let first = !resuming && plan.shardCount > 0 ? try compute(shard: 0) : nil
         let sink = try ResultSink(directory: out, jobID: job.id, spec: job.spec, plan: plan, axes: job.inputs.space.axes, overwrite: overwrite)
         if !sink.rejected.isEmpty {
-            Console.error("loom: \(sink.rejected.count) journaled shard(s) failed their checksum in \(out) (from \(plan.describe(sink.rejected[0]))); computing them again\n")
+            Console.error(
+                "loom: \(sink.rejected.count) journaled shard(s) failed their checksum in \(out) (from \(plan.describe(sink.rejected[0]))); computing them again\n"
+            )
         }
         if sink.journal.discardedLegacy {
             Console.error("loom: \(out) holds a journal from an older Loom, without checksums; starting the job over\n")

@@ -1,6 +1,6 @@
-import LoomONNX
 import Foundation
 import LoomFunctions
+import LoomONNX
 import LoomTensor
 
 /// The `manifest.json` of an `--out` folder, written last, once every result file is complete.
@@ -110,9 +110,11 @@ public struct Manifest: Codable, Sendable, Equatable {
         }
     }
 
-    public init(outputs: [Output], loomVersion: String, jobId: String, mode: ProductMode, function: FunctionSpec,
-                model: ModelRecord, inputs: [Job.InputDescription], batchSize: Int, batchesPerShard: Int = 1, examples: Int, shards: Int,
-                axes: [Int], workers: Int, elapsedSeconds: Double, completedAt: String) {
+    public init(
+        outputs: [Output], loomVersion: String, jobId: String, mode: ProductMode, function: FunctionSpec,
+        model: ModelRecord, inputs: [Job.InputDescription], batchSize: Int, batchesPerShard: Int = 1, examples: Int, shards: Int,
+        axes: [Int], workers: Int, elapsedSeconds: Double, completedAt: String
+    ) {
         self.outputs = outputs
         self.loomVersion = loomVersion
         self.jobId = jobId
@@ -131,12 +133,15 @@ public struct Manifest: Codable, Sendable, Equatable {
     }
 
     /// The manifest of a finished job: the one builder, for the in-process executor and the collector.
-    public static func finished(jobId: String, spec: JobSpec, model: ModelRecord, inputs: [Job.InputDescription], plan: ShardPlan,
-                                axes: [Int], outputs: [Output], workers: Int, elapsed: Double) -> Manifest {
-        var m = Manifest(outputs: outputs, loomVersion: LoomVersion.string, jobId: jobId, mode: spec.mode, function: spec.function,
-                         model: model, inputs: inputs, batchSize: plan.batchSize, batchesPerShard: plan.batchesPerShard,
-                         examples: plan.examples, shards: plan.shardCount, axes: axes, workers: workers, elapsedSeconds: elapsed,
-                         completedAt: isoNowString())
+    public static func finished(
+        jobId: String, spec: JobSpec, model: ModelRecord, inputs: [Job.InputDescription], plan: ShardPlan,
+        axes: [Int], outputs: [Output], workers: Int, elapsed: Double
+    ) -> Manifest {
+        var m = Manifest(
+            outputs: outputs, loomVersion: LoomVersion.string, jobId: jobId, mode: spec.mode, function: spec.function,
+            model: model, inputs: inputs, batchSize: plan.batchSize, batchesPerShard: plan.batchesPerShard,
+            examples: plan.examples, shards: plan.shardCount, axes: axes, workers: workers, elapsedSeconds: elapsed,
+            completedAt: isoNowString())
         m.kernels = KernelRecord(set: spec.kernels?.rawValue ?? "openblas-auto", openblas: BLAS.loadedCoreName)
         return m
     }

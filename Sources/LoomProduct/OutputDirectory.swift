@@ -31,7 +31,9 @@ public enum OutputDirectory {
         if name == claimFile || name == manifestFile || name == Journal.fileName || name == Journal.layoutFile || name.hasSuffix(".tmp") { return true }
         guard name.hasPrefix("y"), name.hasSuffix(".npy") else { return false }
         let middle = name.dropFirst().dropLast(4)
-        return middle.isEmpty || middle.split(separator: "_", omittingEmptySubsequences: false).dropFirst().allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isNumber) } && middle.hasPrefix("_")
+        return middle.isEmpty
+            || middle.split(separator: "_", omittingEmptySubsequences: false).dropFirst().allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isNumber) }
+                && middle.hasPrefix("_")
     }
 
     /// Claims `path` for the job `jobID`; returns whether the folder already held this same job.
@@ -49,9 +51,14 @@ public enum OutputDirectory {
                 sameJob = previous?.jobId == jobID
                 if !sameJob && !overwrite {
                     if let previous {
-                        throw RefusedError(path: path, reason: "holds the results of a different job (\(previous.jobId.prefix(12)), \(previous.spec.function.name.rawValue) of \(previous.spec.modelPath)); pass --overwrite to replace them, or choose another --out")
+                        throw RefusedError(
+                            path: path,
+                            reason:
+                                "holds the results of a different job (\(previous.jobId.prefix(12)), \(previous.spec.function.name.rawValue) of \(previous.spec.modelPath)); pass --overwrite to replace them, or choose another --out"
+                        )
                     }
-                    throw RefusedError(path: path, reason: "is not empty and was not written by Loom; pass --overwrite to write into it anyway, or choose another --out")
+                    throw RefusedError(
+                        path: path, reason: "is not empty and was not written by Loom; pass --overwrite to write into it anyway, or choose another --out")
                 }
                 // Drop what an earlier run left: first the manifest, so the folder never looks complete.
                 FileIO.remove(path + "/" + manifestFile)

@@ -37,8 +37,9 @@ public final class ResultWriter {
         precondition(leaves == nil, "the result files are already open")
         leaves = try specs.map { spec in
             let file = Self.fileName(for: spec.index)
-            let out = try NpyOutputFile(path: directory + "/" + file, shape: axes + spec.exampleShape, rowAxes: axes.count,
-                                        reuseExisting: resume)
+            let out = try NpyOutputFile(
+                path: directory + "/" + file, shape: axes + spec.exampleShape, rowAxes: axes.count,
+                reuseExisting: resume)
             return Leaf(index: spec.index, file: file, exampleShape: spec.exampleShape, output: out)
         }
         if !resume {
@@ -85,7 +86,9 @@ public final class ResultWriter {
         }
         for (leaf, (index, tensor)) in zip(leaves, got) {
             guard index == leaf.index, Array(tensor.shape.dropFirst()) == leaf.exampleShape else {
-                throw IndexSpaceError("output \(index) has per-example shape \(Array(tensor.shape.dropFirst())) in one batch and \(leaf.exampleShape) in another; Loom needs a fixed output shape")
+                throw IndexSpaceError(
+                    "output \(index) has per-example shape \(Array(tensor.shape.dropFirst())) in one batch and \(leaf.exampleShape) in another; Loom needs a fixed output shape"
+                )
             }
         }
         return leaves
@@ -103,7 +106,8 @@ public final class ResultWriter {
         for (k, got) in zip(batches.indices, trees) {
             leaves = try checked(got)
             guard got.allSatisfy({ $0.tensor.shape.first == batches[k].range.count }),
-                  k == 0 || batches[k].range.lowerBound == batches[k - 1].range.upperBound else {
+                k == 0 || batches[k].range.lowerBound == batches[k - 1].range.upperBound
+            else {
                 throw IndexSpaceError("batches written together must be consecutive and hold one row per example")
             }
         }
@@ -144,8 +148,9 @@ public final class ResultWriter {
         for leaf in leaves { try leaf.output.flush() }
         FileIO.syncDirectory(of: directory + "/x")
         return try leaves.map {
-            Manifest.Output(index: $0.index, file: $0.file, shape: axes + $0.exampleShape, dtype: "float32",
-                            sha256: try SHA256.hex(ofFile: directory + "/" + $0.file))
+            Manifest.Output(
+                index: $0.index, file: $0.file, shape: axes + $0.exampleShape, dtype: "float32",
+                sha256: try SHA256.hex(ofFile: directory + "/" + $0.file))
         }
     }
 }

@@ -69,8 +69,10 @@ extension ShardPlan {
     ///   - resultBytesPerExample: an estimate of one example's results; nil: not bounded by them.
     /// The answer depends only on the model, the function and the input shapes, so every
     /// process (and every resumption) of a job cuts it the same way.
-    public static func automaticBatchesPerShard(examples: Int, batchSize: Int, operationsPerExample: Double?,
-                                                resultBytesPerExample: Double? = nil) -> Int {
+    public static func automaticBatchesPerShard(
+        examples: Int, batchSize: Int, operationsPerExample: Double?,
+        resultBytesPerExample: Double? = nil
+    ) -> Int {
         guard let ops = operationsPerExample, ops > 0, ops.isFinite, batchSize >= 1 else { return 1 }
         let perBatch = ops * Double(batchSize)
         var wanted = Int(min(Double(Int.max / 2), (Double(targetShardOperations) / perBatch).rounded(.down)))

@@ -19,7 +19,7 @@ extension Simulation {
             case .send(let m, let peer):
                 if peer == coordinatorPeer {
                     send(m, from: .collector, to: .coordinator)
-                }   // replies to workers (heartbeats) are not needed by the simulated workers
+                } // replies to workers (heartbeats) are not needed by the simulated workers
             case .claim:
                 pending += core.handle(.claimed(resumed: journal.indices.filter { journal[$0] }), now: now)
             case .write(let shards):

@@ -76,11 +76,12 @@ public struct Simulation {
         public var ok: Bool { violations.isEmpty }
 
         public var description: String {
-            let o: String = switch outcome {
-            case .done?: "done"
-            case .failed(let r)?: "failed: \(r)"
-            case nil: "unfinished"
-            }
+            let o: String =
+                switch outcome {
+                case .done?: "done"
+                case .failed(let r)?: "failed: \(r)"
+                case nil: "unfinished"
+                }
             let f = faults.keys.sorted().map { "\($0) \(faults[$0]!)" }.joined(separator: ", ")
             return "seed \(seed): \(o) at t=\(Int(seconds)) s, \(events) events, \(messages) messages; faults: \(f.isEmpty ? "none" : f)"
                 + (violations.isEmpty ? "" : "\n  VIOLATED: " + violations.prefix(5).joined(separator: "\n  VIOLATED: "))
@@ -219,7 +220,9 @@ public struct Simulation {
         guard report.violations.isEmpty else { return }
         switch report.outcome {
         case nil:
-            violated("the job was not over \(Int(config.finishBound)) s after the last possible fault (\(journal.filter { $0 }.count) of \(journal.count) shards journaled, \(workers.filter { $0.alive }.count) workers alive)")
+            violated(
+                "the job was not over \(Int(config.finishBound)) s after the last possible fault (\(journal.filter { $0 }.count) of \(journal.count) shards journaled, \(workers.filter { $0.alive }.count) workers alive)"
+            )
         case .failed(let reason)?:
             if let poison = config.poisonShard {
                 if !reason.contains(plan.describe(poison)) { violated("the job failed, but not on the poison shard \(poison): \(reason)") }

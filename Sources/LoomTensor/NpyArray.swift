@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The contents of one `.npy` file: its element type, its shape and its raw little-endian bytes.
@@ -67,8 +67,9 @@ public struct NpyArray: Sendable {
         if available > expected {
             throw NpyError(path: path, code: .badHeader("\(available - expected) bytes follow the data that the shape \(header.shape) does not account for"))
         }
-        return NpyArray(dtype: header.dtype, shape: header.shape,
-                        data: Array(bytes[header.dataOffset..<(header.dataOffset + expected)]))
+        return NpyArray(
+            dtype: header.dtype, shape: header.shape,
+            data: Array(bytes[header.dataOffset..<(header.dataOffset + expected)]))
     }
 
     /// The elements converted to float32 (bool and integers to 0/1 and their values).
@@ -79,9 +80,9 @@ public struct NpyArray: Sendable {
                 switch dtype {
                 case .float32:
                     #if _endian(little)
-                    UnsafeMutableRawBufferPointer(out).copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[0..<(n * 4)]))
+                        UnsafeMutableRawBufferPointer(out).copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[0..<(n * 4)]))
                     #else
-                    for i in 0..<n { out[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))) }
+                        for i in 0..<n { out[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))) }
                     #endif
                 case .float64:
                     for i in 0..<n { out[i] = Float(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self)))) }

@@ -43,9 +43,9 @@ public struct NpyError: Error, CustomStringConvertible, Sendable, Equatable {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 @usableFromInline func strerrorCompat(_ e: Int32) -> UnsafeMutablePointer<CChar> { strerror(e) }

@@ -7,7 +7,7 @@ public struct NpyHeader: Sendable, Equatable {
     /// The byte offset of the first element.
     public var dataOffset: Int
 
-    static let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]  // \x93NUMPY
+    static let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59] // \x93NUMPY
 
     /// Parses the header at the start of `bytes`.
     public static func parse(_ bytes: [UInt8], path: String) throws -> NpyHeader {

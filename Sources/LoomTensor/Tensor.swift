@@ -10,8 +10,9 @@ public struct Tensor<Element: Sendable>: Sendable {
 
     /// Creates a tensor from a shape and its elements in C order.
     public init(shape: [Int], storage: [Element]) {
-        precondition(shape.elementCount == storage.count,
-                     "shape \(shape) holds \(shape.elementCount) elements, storage has \(storage.count)")
+        precondition(
+            shape.elementCount == storage.count,
+            "shape \(shape) holds \(shape.elementCount) elements, storage has \(storage.count)")
         self.shape = shape
         self.storage = storage
     }

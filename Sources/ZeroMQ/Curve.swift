@@ -1,6 +1,7 @@
 import CZeroMQ
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A CURVE public key (32 bytes), written in Z85 (40 characters) as libzmq does.

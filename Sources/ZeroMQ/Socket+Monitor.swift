@@ -26,7 +26,8 @@ extension Socket {
     public func monitorConnections(in context: Context) throws -> Socket {
         checkThread()
         let endpoint = "inproc://loom-monitor-\(UInt(bitPattern: handle))-\(UInt32.random(in: 0...UInt32.max))"
-        let events = ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
+        let events =
+            ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
             | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
         guard zmq_socket_monitor(handle, endpoint, events) == 0 else {
             throw ZMQError("zmq_socket_monitor", endpoint: endpoint)

@@ -1,6 +1,7 @@
 import CZeroMQ
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A libzmq socket. Not thread-safe, like the socket it wraps: create it on the thread

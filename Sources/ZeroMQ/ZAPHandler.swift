@@ -20,8 +20,10 @@ public final class ZAPHandler: @unchecked Sendable {
     private let onRefusal: @Sendable (_ key: CurveKey?, _ address: String, _ why: String) -> Void
 
     /// Starts the handler for `context` with these allowed keys. One per context.
-    public init(context: Context, allow: Set<CurveKey>,
-                onRefusal: @escaping @Sendable (_ key: CurveKey?, _ address: String, _ why: String) -> Void) throws {
+    public init(
+        context: Context, allow: Set<CurveKey>,
+        onRefusal: @escaping @Sendable (_ key: CurveKey?, _ address: String, _ why: String) -> Void
+    ) throws {
         allowed = Mutex(allow)
         self.onRefusal = onRefusal
         let thread = Thread { [self] in serve(context) }
@@ -66,7 +68,8 @@ public final class ZAPHandler: @unchecked Sendable {
             let requestID = frames.count > 1 ? frames[1].array : []
             var status = "400", statusText = "refused", user = ""
             if frames.count >= 7, text[0] == "1.0", text[2] == Socket.zapDomain, text[5] == "CURVE",
-               let key = CurveKey(bytes: frames[6].array) {
+                let key = CurveKey(bytes: frames[6].array)
+            {
                 if allowed.withLock({ $0.contains(key) }) {
                     status = "200"
                     statusText = "OK"

@@ -9,7 +9,9 @@ import ZeroMQ
 struct LoomFuzzCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "loom-fuzz",
-        abstract: "Send hostile messages to a coordinator, a collector and a worker during a real job, and feed mutated .npy and .onnx files to loom run and loom inspect.")
+        abstract:
+            "Send hostile messages to a coordinator, a collector and a worker during a real job, and feed mutated .npy and .onnx files to loom run and loom inspect."
+    )
 
     @Option(help: "The loom binary (a debug build: its test hooks slow shards down so the job lasts).") var loom: String
     @Option(help: "A conformance case folder: the job and the files to mutate.") var caseDir: String
@@ -68,15 +70,27 @@ struct LoomFuzzCommand: ParsableCommand {
         var slow = ProcessInfo.processInfo.environment
         // Slow shards, so that the job lasts while the messages arrive (about 20,000 a second).
         slow["LOOM_TEST_SHARD_DELAY_US"] = "\(min(50_000, max(3000, messages / 2)))"
-        let collector = try start(loom, ["collector", "--bind", "tcp://127.0.0.1:\(kport)", "--out", dir + "/out", "--key", dir + "/collector.key",
-                                         "--allow", dir + "/allow.pub", "--coordinator-key", dir + "/coordinator.pub", "--log-level", "critical"])
+        let collector = try start(
+            loom,
+            [
+                "collector", "--bind", "tcp://127.0.0.1:\(kport)", "--out", dir + "/out", "--key", dir + "/collector.key",
+                "--allow", dir + "/allow.pub", "--coordinator-key", dir + "/coordinator.pub", "--log-level", "critical"
+            ])
         let workers = try (0..<2).map { _ in
-            try start(loom, ["worker", "--connect", "tcp://127.0.0.1:\(cport)", "--key", dir + "/workers.key", "--coordinator-key", dir + "/coordinator.pub",
-                             "--log-level", "critical"], environment: slow)
+            try start(
+                loom,
+                [
+                    "worker", "--connect", "tcp://127.0.0.1:\(cport)", "--key", dir + "/workers.key", "--coordinator-key", dir + "/coordinator.pub",
+                    "--log-level", "critical"
+                ], environment: slow)
         }
-        let coordinator = try start(loom, ["coordinator", "--bind", "tcp://127.0.0.1:\(cport)", "--collector", "tcp://127.0.0.1:\(kport)",
-                                           "--collector-key", dir + "/collector.pub", "--key", dir + "/coordinator.key", "--allow", dir + "/allow.pub",
-                                           "--quiet", "--log-level", "critical"] + job.argv, cwd: job.directory)
+        let coordinator = try start(
+            loom,
+            [
+                "coordinator", "--bind", "tcp://127.0.0.1:\(cport)", "--collector", "tcp://127.0.0.1:\(kport)",
+                "--collector-key", dir + "/collector.pub", "--key", dir + "/coordinator.key", "--allow", dir + "/allow.pub",
+                "--quiet", "--log-level", "critical"
+            ] + job.argv, cwd: job.directory)
         let victim = [Target.coordinatorNoKey, .coordinatorAllowed].contains(target) ? coordinator : collector
         let port = victim === coordinator ? cport : kport
         let serverKey = try String(contentsOfFile: dir + (victim === coordinator ? "/coordinator.pub" : "/collector.pub"), encoding: .utf8)
@@ -118,7 +132,8 @@ struct LoomFuzzCommand: ParsableCommand {
         let signals = [coordinator, collector].filter { $0.terminationReason == .uncaughtSignal }.count
         let same = ended && coordinator.terminationStatus == 0 && (try? job.results(dir + "/out")) == reference
         let growth = rssBefore > 0 && rssAfter > 0 ? "\(Int((Double(rssAfter - rssBefore) / 1024).rounded())) MiB" : "?"
-        let row = "\(target.rawValue.padding(toLength: 34, withPad: " ", startingAt: 0)) \(String(offered).leftPad(7))  \(String(signals).leftPad(7))  \(String(ended ? 0 : 1).leftPad(5))  \(growth.leftPad(10))  \(same ? "identical" : "DIFFERS")"
+        let row =
+            "\(target.rawValue.padding(toLength: 34, withPad: " ", startingAt: 0)) \(String(offered).leftPad(7))  \(String(signals).leftPad(7))  \(String(ended ? 0 : 1).leftPad(5))  \(growth.leftPad(10))  \(same ? "identical" : "DIFFERS")"
         return Outcome(row: row, ok: signals == 0 && ended && same)
     }
 
@@ -131,8 +146,10 @@ struct LoomFuzzCommand: ParsableCommand {
         }
         let model = job.argv[job.argv.firstIndex(of: "--model")! + 1]
         let x = job.argv[job.argv.firstIndex(of: "--x")! + 1]
-        let originals = [model: try Array(Data(contentsOf: URL(fileURLWithPath: job.directory + "/" + model))),
-                         x: try Array(Data(contentsOf: URL(fileURLWithPath: job.directory + "/" + x)))]
+        let originals = [
+            model: try Array(Data(contentsOf: URL(fileURLWithPath: job.directory + "/" + model))),
+            x: try Array(Data(contentsOf: URL(fileURLWithPath: job.directory + "/" + x)))
+        ]
         var hostile = Hostile(seed: seed &+ 99)
         var signals = 0, hangs = 0
         for i in 0..<files {
@@ -143,7 +160,8 @@ struct LoomFuzzCommand: ParsableCommand {
             if !wait(p, seconds: 30) { hangs += 1 } else if p.terminationReason == .uncaughtSignal { signals += 1 }
             try Data(originals[name]!).write(to: URL(fileURLWithPath: dir + "/" + name))
         }
-        let row = "\("files (.npy, .onnx): run, inspect".padding(toLength: 34, withPad: " ", startingAt: 0)) \(String(files).leftPad(7))  \(String(signals).leftPad(7))  \(String(hangs).leftPad(5))  \("–".leftPad(10))  –"
+        let row =
+            "\("files (.npy, .onnx): run, inspect".padding(toLength: 34, withPad: " ", startingAt: 0)) \(String(files).leftPad(7))  \(String(signals).leftPad(7))  \(String(hangs).leftPad(5))  \("–".leftPad(10))  –"
         return Outcome(row: row, ok: signals == 0 && hangs == 0)
     }
 }
@@ -210,7 +228,8 @@ func wait(_ p: Process, seconds: Double) -> Bool {
 /// Resident memory in KiB, from /proc.
 func rss(_ pid: Int32) -> Int {
     guard let s = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-          let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return 0 }
+        let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+    else { return 0 }
     return Int(line.split(whereSeparator: \.isWhitespace)[1]) ?? 0
 }
 

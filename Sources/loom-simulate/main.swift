@@ -40,18 +40,24 @@ struct LoomSimulate: ParsableCommand {
             if report.outcome == nil || !report.ok {
                 failures += 1
                 print("FAILED \(report)")
-                print("  reproduce: loom-simulate --seeds 1 --first-seed \(seed) --workers \(workers) --shards \(shards)\(noFaults ? " --no-faults" : "")\(poison ? " --poison" : "")")
+                print(
+                    "  reproduce: loom-simulate --seeds 1 --first-seed \(seed) --workers \(workers) --shards \(shards)\(noFaults ? " --no-faults" : "")\(poison ? " --poison" : "")"
+                )
             } else if verbose {
                 print(report)
             }
         }
         let wall = clock.now - started
         let n = Double(seeds)
-        print("\(seeds) seeds, \(workers) workers, \(shards) shards\(noFaults ? ", no faults" : poison ? ", poison shard" : ", faults"): \(seeds - failures) passed, \(failures) failed, in \(wall)")
+        print(
+            "\(seeds) seeds, \(workers) workers, \(shards) shards\(noFaults ? ", no faults" : poison ? ", poison shard" : ", faults"): \(seeds - failures) passed, \(failures) failed, in \(wall)"
+        )
         // Per shard: the core's time outside heartbeat rounds (messages, dispatch, acks), over the shards.
-        print(String(format: "coordinator core: %.2f µs per shard, %.1f µs per heartbeat round (%d rounds, %.2f µs per worker); %.1f simulated s per seed",
-                     (coreSeconds - heartbeatSeconds) / n / Double(shards) * 1e6, rounds > 0 ? heartbeatSeconds / Double(rounds) * 1e6 : 0, rounds,
-                     rounds > 0 ? heartbeatSeconds / Double(rounds) / Double(max(workers, 1)) * 1e6 : 0, simulated / n))
+        print(
+            String(
+                format: "coordinator core: %.2f µs per shard, %.1f µs per heartbeat round (%d rounds, %.2f µs per worker); %.1f simulated s per seed",
+                (coreSeconds - heartbeatSeconds) / n / Double(shards) * 1e6, rounds > 0 ? heartbeatSeconds / Double(rounds) * 1e6 : 0, rounds,
+                rounds > 0 ? heartbeatSeconds / Double(rounds) / Double(max(workers, 1)) * 1e6 : 0, simulated / n))
         if failures > 0 { throw ExitCode(1) }
     }
 }

@@ -20,13 +20,22 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "A collector running elsewhere (or $LOOM_COLLECTOR); by default one runs in this process.")
     var collector: String?
 
-    @Option(help: ArgumentHelp("The host or address workers should use to reach this host's endpoints (default: each worker uses the host it reached the coordinator by).", valueName: "host"))
+    @Option(
+        help: ArgumentHelp(
+            "The host or address workers should use to reach this host's endpoints (default: each worker uses the host it reached the coordinator by).",
+            valueName: "host"))
     var advertise: String?
 
-    @Option(help: ArgumentHelp("Where the collector in this process binds, e.g. tcp://*:5556 (default: a free port beside --bind), for firewalls and Kubernetes Services.", valueName: "endpoint"))
+    @Option(
+        help: ArgumentHelp(
+            "Where the collector in this process binds, e.g. tcp://*:5556 (default: a free port beside --bind), for firewalls and Kubernetes Services.",
+            valueName: "endpoint"))
     var collectorBind: String?
 
-    @Option(help: ArgumentHelp("Once bound, write the endpoint workers should use here (an address, never a name), atomically; for --bind tcp://*:0 and cluster launchers.", valueName: "path"))
+    @Option(
+        help: ArgumentHelp(
+            "Once bound, write the endpoint workers should use here (an address, never a name), atomically; for --bind tcp://*:0 and cluster launchers.",
+            valueName: "path"))
     var endpointFile: String?
 
     @Option(help: "The results folder (for the collector in this process).")
@@ -61,8 +70,9 @@ struct CoordinatorCommand: ParsableCommand {
             // Delivers the lingering last words (`end` to workers) before the process exits.
             defer { context.terminate(waitingAtMost: 2) }
             let logger = log.logger("loom.coordinator")
-            let security = try keys.server(context, endpoints: [bindEndpoint] + (collectorEndpoint.map { [$0] } ?? []) + (collectorBind.map { [$0] } ?? []),
-                                           role: "coordinator", logger: logger)
+            let security = try keys.server(
+                context, endpoints: [bindEndpoint] + (collectorEndpoint.map { [$0] } ?? []) + (collectorBind.map { [$0] } ?? []),
+                role: "coordinator", logger: logger)
             defer { security.zap?.stop() }
             if security.keys != nil, collectorEndpoint != nil, security.collectorKey == nil {
                 throw ValidationError("--collector with --key needs --collector-key: that collector's public key")
@@ -74,8 +84,8 @@ struct CoordinatorCommand: ParsableCommand {
                 try EndpointFile.write(try EndpointFile.contents(bound: listening.lastEndpoint, advertise: advertise), to: endpointFile)
             }
             #if DEBUG
-            // Test-only: a job that takes this long to load (`LOOM_TEST_LOAD_DELAY_MS`), as a large one does.
-            if let ms = ProcessInfo.processInfo.environment["LOOM_TEST_LOAD_DELAY_MS"].flatMap(UInt32.init) { usleep(ms * 1000) }
+                // Test-only: a job that takes this long to load (`LOOM_TEST_LOAD_DELAY_MS`), as a large one does.
+                if let ms = ProcessInfo.processInfo.environment["LOOM_TEST_LOAD_DELAY_MS"].flatMap(UInt32.init) { usleep(ms * 1000) }
             #endif
             let loaded = try Job(spec: spec)
             if let seedNote { Console.error(seedNote) }
@@ -96,12 +106,14 @@ struct CoordinatorCommand: ParsableCommand {
                 return Interruption.caught != 0 ? "interrupted by \(Interruption.name(Interruption.caught))" : nil
             }
             let workers: Int
-            do { workers = try c.run() } catch where Interruption.caught != 0 { throw Interruption.exit(out: out) }
+            do { workers = try c.run() } catch  where Interruption.caught != 0 { throw Interruption.exit(out: out) }
             if !quiet {
                 // The result files, as loom run names them (the collector is elsewhere: its --out holds them).
-                let files = out.flatMap { try? Manifest.read(path: $0 + "/" + OutputDirectory.manifestFile) }
+                let files =
+                    out.flatMap { try? Manifest.read(path: $0 + "/" + OutputDirectory.manifestFile) }
                     .map { m in ": " + m.outputs.map { "\($0.file) \($0.shape)" }.joined(separator: ", ") } ?? ""
-                print("loom: job \(loaded.id.prefix(12)) done: \(loaded.plan.shardCount) shards by \(workers) worker(s)\(out.map { " in \($0)" } ?? "")\(files)")
+                print(
+                    "loom: job \(loaded.id.prefix(12)) done: \(loaded.plan.shardCount) shards by \(workers) worker(s)\(out.map { " in \($0)" } ?? "")\(files)")
             }
         }
     }
@@ -119,7 +131,9 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Wait for this file (written by `loom coordinator --endpoint-file`) and connect to the endpoint it holds.", valueName: "path"))
     var endpointFile: String?
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Exit non-zero after this many seconds without a coordinator (default: wait as long as it takes).", valueName: "seconds"))
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp("Exit non-zero after this many seconds without a coordinator (default: wait as long as it takes).", valueName: "seconds"))
     var maxWait: Double?
 
     @Flag(help: "Stay for the next job of a coordinator at the same endpoint.")
@@ -160,7 +174,8 @@ struct WorkerCommand: ParsableCommand {
                     logger.warning("no endpoint file at \(endpointFile) after \(Int(waited)) s; still waiting")
                 }
                 guard let found else {
-                    throw ClusterError("no coordinator: --endpoint-file \(endpointFile) did not appear within --max-wait \(String(format: "%g", maxWait ?? 0)) s")
+                    throw ClusterError(
+                        "no coordinator: --endpoint-file \(endpointFile) did not appear within --max-wait \(String(format: "%g", maxWait ?? 0)) s")
                 }
                 target = found
             } else {
@@ -170,8 +185,9 @@ struct WorkerCommand: ParsableCommand {
             let security = try keys.worker(endpoint: target, logger: logger)
             let context = try Context()
             defer { context.terminate(waitingAtMost: 2) }
-            let w = Worker(context: context, coordinator: target, keepAlive: keepAlive, credit: credit, maxCredit: maxCredit,
-                           logger: logger)
+            let w = Worker(
+                context: context, coordinator: target, keepAlive: keepAlive, credit: credit, maxCredit: maxCredit,
+                logger: logger)
             w.parentPID = parentPid
             w.security = security
             w.maxWait = maxWait

@@ -15,7 +15,7 @@ struct Inspect: ParsableCommand {
     /// One line on the kernels: the sets this CPU has, the one auto picks, OpenBLAS's name for it.
     static func kernelLine() throws -> String {
         let best = KernelSet.best
-        try BLAS.load(threads: 1, kernels: best)   // (first, before a model loads OpenBLAS for itself)
+        try BLAS.load(threads: 1, kernels: best) // (first, before a model loads OpenBLAS for itself)
         let sets = KernelSet.allCases.map { "\($0.rawValue) \($0.isSupported ? "yes" : "no")" }.joined(separator: ", ")
         return "kernels:  \(sets); --kernels auto runs \(best.rawValue) (OpenBLAS \(BLAS.coreName); \(BLAS.configuration))"
     }

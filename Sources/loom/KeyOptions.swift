@@ -31,10 +31,14 @@ struct KeyOptions: ParsableArguments {
     @Option(help: ArgumentHelp("This process's secret key file, from `loom keygen` (or $LOOM_KEY).", valueName: "file"))
     var key: String?
 
-    @Option(help: ArgumentHelp("Coordinator, collector: the public keys allowed to connect, one per line (or $LOOM_ALLOW); read again on SIGHUP.", valueName: "file"))
+    @Option(
+        help: ArgumentHelp(
+            "Coordinator, collector: the public keys allowed to connect, one per line (or $LOOM_ALLOW); read again on SIGHUP.", valueName: "file"))
     var allow: String?
 
-    @Option(help: ArgumentHelp("Worker, stand-alone collector: the coordinator's public key, a .pub file or 40 characters of Z85 (or $LOOM_COORDINATOR_KEY).", valueName: "key"))
+    @Option(
+        help: ArgumentHelp(
+            "Worker, stand-alone collector: the coordinator's public key, a .pub file or 40 characters of Z85 (or $LOOM_COORDINATOR_KEY).", valueName: "key"))
     var coordinatorKey: String?
 
     @Option(help: ArgumentHelp("Coordinator with --collector: that collector's public key, a .pub file or Z85.", valueName: "key"))
@@ -118,7 +122,9 @@ struct KeyOptions: ParsableArguments {
     private func refuseWithoutKeys(_ endpoints: [String], role: String, needed: String, logger: Logger) throws {
         guard Self.needsKeys(endpoints) else { return }
         guard insecure else {
-            throw ValidationError("\(endpoints.first { $0.hasPrefix("tcp://") }!) is tcp: without keys anyone who reaches it can read the job and forge results; pass \(needed) (see docs/security.md), or --insecure on a closed network")
+            throw ValidationError(
+                "\(endpoints.first { $0.hasPrefix("tcp://") }!) is tcp: without keys anyone who reaches it can read the job and forge results; pass \(needed) (see docs/security.md), or --insecure on a closed network"
+            )
         }
         logger.warning("--insecure: tcp without keys; anyone who reaches these endpoints can read the job and forge results", metadata: ["role": "\(role)"])
     }

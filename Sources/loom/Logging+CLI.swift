@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Logging
 
+// swift-format-ignore: AvoidRetroactiveConformances
+// swift-log and swift-argument-parser know nothing of each other: the conformance can live only here.
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
 /// Log options shared by the commands that run jobs.

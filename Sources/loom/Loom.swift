@@ -12,7 +12,7 @@ struct Loom: ParsableCommand {
 
     /// The process roles a cluster starts many times, which parse only their own flags.
     static let roles: [String: any ParsableCommand.Type] = [
-        "coordinator": CoordinatorCommand.self, "worker": WorkerCommand.self, "collector": CollectorCommand.self,
+        "coordinator": CoordinatorCommand.self, "worker": WorkerCommand.self, "collector": CollectorCommand.self
     ]
 
     /// Runs the command line.
@@ -30,7 +30,7 @@ struct Loom: ParsableCommand {
     }
 
     private static func runRole<C: ParsableCommand>(_ role: C.Type, _ arguments: [String]) {
-        guard var command = try? C.parse(arguments) else { return }   // the full tree reports the error
+        guard var command = try? C.parse(arguments) else { return } // the full tree reports the error
         do {
             try command.run()
         } catch {

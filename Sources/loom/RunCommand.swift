@@ -1,7 +1,7 @@
 import ArgumentParser
+import LoomCluster
 import LoomFunctions
 import LoomONNX
-import LoomCluster
 import LoomProduct
 import LoomTensor
 
@@ -28,7 +28,11 @@ struct JobOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Examples per batch.")
     var batchSize: Int = 32
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Batches per shard, the unit of work that is scheduled, retried and journaled (default: chosen from the model's cost, so that a shard holds a few milliseconds of work).", valueName: "k"))
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "Batches per shard, the unit of work that is scheduled, retried and journaled (default: chosen from the model's cost, so that a shard holds a few milliseconds of work).",
+            valueName: "k"))
     var shardBatches: Int?
 
     @Option(help: "marginalize: the motif to substitute, over the alphabet; N keeps the original base.")
@@ -43,7 +47,8 @@ struct JobOptions: ParsableArguments {
     @Option(help: "The symbols of X's one-hot axis, in order.")
     var alphabet: String = "ACGT"
 
-    @Option(help: "The function marginalize and ablate apply before and after: predict (default) or deep-lift-shap, which then takes the deep-lift-shap options.")
+    @Option(
+        help: "The function marginalize and ablate apply before and after: predict (default) or deep-lift-shap, which then takes the deep-lift-shap options.")
     var innerFunc: FunctionSpec.Name?
 
     @Option(name: .customLong("n"), parsing: .unconditional, help: "ablate: the number of shuffles (default 20).")
@@ -52,7 +57,9 @@ struct JobOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "The seed of the shuffle streams (deep-lift-shap, ablate); drawn and printed when not given.")
     var randomState: Int?
 
-    @Option(parsing: .unconditional, help: "deep-lift-shap: the output column to attribute (default 0); saturation-mutagenesis: the column to score (default: all, averaged).")
+    @Option(
+        parsing: .unconditional,
+        help: "deep-lift-shap: the output column to attribute (default 0); saturation-mutagenesis: the column to score (default: all, averaged).")
     var target: Int?
 
     @Option(parsing: .unconditional, help: "deep-lift-shap: the number of dinucleotide-shuffled references (default 20).")
@@ -64,7 +71,10 @@ struct JobOptions: ParsableArguments {
     @Option(help: "deep-lift-shap: references, an (N, S, A, L) .npy file.")
     var references: String?
 
-    @Option(help: ArgumentHelp("deep-lift-shap: give every node of this ONNX operator type DeepLIFT's rule (rescale), whatever module it came from (tangermeme's additional_nonlinear_ops); repeat for more.", valueName: "op"))
+    @Option(
+        help: ArgumentHelp(
+            "deep-lift-shap: give every node of this ONNX operator type DeepLIFT's rule (rescale), whatever module it came from (tangermeme's additional_nonlinear_ops); repeat for more.",
+            valueName: "op"))
     var nonlinear: [String] = []
 
     @Option(help: ArgumentHelp("deep-lift-shap: give every node of this ONNX operator type its plain gradient; repeat for more.", valueName: "op"))
@@ -73,7 +83,10 @@ struct JobOptions: ParsableArguments {
     @Flag(help: "Run the whole graph for every example, even the part that depends on X alone (for checking; slower).")
     var noShareRows = false
 
-    @Option(help: ArgumentHelp("The BLAS kernels every process of the job runs: auto (the best this CPU has), avx512, avx2 or sse3. On a cluster of mixed CPUs, name a set every node has.", valueName: "set"))
+    @Option(
+        help: ArgumentHelp(
+            "The BLAS kernels every process of the job runs: auto (the best this CPU has), avx512, avx2 or sse3. On a cluster of mixed CPUs, name a set every node has.",
+            valueName: "set"))
     var kernels: String = "auto"
 
     /// The job these flags describe, for results in `out`, and a note on its seed to print once it has loaded.
@@ -112,11 +125,14 @@ struct JobOptions: ParsableArguments {
     func spec() throws -> JobSpec {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
         if let shardBatches, shardBatches < 1 { throw ValidationError("--shard-batches must be at least 1, got \(shardBatches)") }
-        var function = FunctionSpec(name: function, innerFunc: innerFunc, motif: motif, start: start, alphabet: alphabet,
-                                    end: end, n: shuffles, randomState: randomState, target: target, nShuffles: nShuffles,
-                                    hypothetical: hypothetical, references: references)
+        var function = FunctionSpec(
+            name: function, innerFunc: innerFunc, motif: motif, start: start, alphabet: alphabet,
+            end: end, n: shuffles, randomState: randomState, target: target, nShuffles: nShuffles,
+            hypothetical: hypothetical, references: references)
         if !nonlinear.isEmpty || !linear.isEmpty {
-            guard function.runsDeepLiftShap else { throw ValidationError("--nonlinear and --linear choose deep-lift-shap's rules; this job runs no deep-lift-shap") }
+            guard function.runsDeepLiftShap else {
+                throw ValidationError("--nonlinear and --linear choose deep-lift-shap's rules; this job runs no deep-lift-shap")
+            }
             function.nonlinear = nonlinear.isEmpty ? nil : nonlinear
             function.linear = linear.isEmpty ? nil : linear
         }
@@ -125,8 +141,9 @@ struct JobOptions: ParsableArguments {
             let drawn = Int.random(in: 0..<9_999_999)
             function.randomState = drawn
         }
-        var spec = JobSpec(mode: mode, function: function, modelPath: model, xPath: x, argPaths: args, batchSize: batchSize,
-                           shareRows: !noShareRows, shardBatches: shardBatches)
+        var spec = JobSpec(
+            mode: mode, function: function, modelPath: model, xPath: x, argPaths: args, batchSize: batchSize,
+            shareRows: !noShareRows, shardBatches: shardBatches)
         spec.kernels = try KernelSet.resolve(kernels)
         return spec
     }
@@ -158,7 +175,6 @@ struct Run: ParsableCommand {
 
     @OptionGroup var log: LogOptions
 
-
     func run() throws {
         try reportingErrors {
             guard workers >= 0 else { throw ValidationError("--workers must be 0 or more") }
@@ -170,15 +186,17 @@ struct Run: ParsableCommand {
             for note in loaded.function.loadNotes { Console.error("loom: \(note)\n") }
             let manifest: Manifest
             if workers == 0 {
-                let progress = ProgressReporter(totalShards: loaded.plan.shardCount, totalExamples: loaded.plan.examples,
-                                                style: quiet ? .quiet : .auto)
+                let progress = ProgressReporter(
+                    totalShards: loaded.plan.shardCount, totalExamples: loaded.plan.examples,
+                    style: quiet ? .quiet : .auto)
                 manifest = try LocalExecutor(job: loaded).run(out: out, overwrite: overwrite, progress: progress)
             } else {
                 do {
-                    manifest = try LocalCluster.run(job: loaded, workers: workers, out: out, overwrite: overwrite,
-                                                    progress: quiet ? .quiet : .auto, logLevel: log.logLevel, logger: log.logger("loom.run"),
-                                                    configure: { faults.apply(to: &$0) })
-                } catch where LocalCluster.interruptedSignal != 0 {
+                    manifest = try LocalCluster.run(
+                        job: loaded, workers: workers, out: out, overwrite: overwrite,
+                        progress: quiet ? .quiet : .auto, logLevel: log.logLevel, logger: log.logger("loom.run"),
+                        configure: { faults.apply(to: &$0) })
+                } catch  where LocalCluster.interruptedSignal != 0 {
                     throw Interruption.exit(out: out)
                 }
             }
@@ -186,16 +204,20 @@ struct Run: ParsableCommand {
                 let shapes = manifest.outputs.map { "\($0.file) \($0.shape)" }.joined(separator: ", ")
                 let resumed = manifest.reliability?.resumedShards ?? 0
                 if resumed == manifest.shards {
-                    print("loom: \(out) already held the complete result (\(manifest.shards) shard\(manifest.shards == 1 ? "" : "s") from its journal; nothing computed): \(shapes)")
+                    print(
+                        "loom: \(out) already held the complete result (\(manifest.shards) shard\(manifest.shards == 1 ? "" : "s") from its journal; nothing computed): \(shapes)"
+                    )
                 } else {
-                    print("loom: wrote \(manifest.examples) examples in \(manifest.shards) shard\(manifest.shards == 1 ? "" : "s") to \(out)"
-                          + (resumed > 0 ? " (resumed: \(resumed) shards were already done)" : "") + ": \(shapes)")
+                    print(
+                        "loom: wrote \(manifest.examples) examples in \(manifest.shards) shard\(manifest.shards == 1 ? "" : "s") to \(out)"
+                            + (resumed > 0 ? " (resumed: \(resumed) shards were already done)" : "") + ": \(shapes)")
                 }
                 // In process, the convergence of deep-lift-shap is known here (workers report it in their own warnings).
                 let c = ConvergenceMonitor.shared.summary
                 if workers == 0 && c.pairs > 0 {
-                    print("loom: deep-lift-shap: \(c.pairs) example-reference pairs, largest convergence delta \(c.worst)"
-                          + (c.batchesOver > 0 ? " (\(c.batchesOver) batches warned)" : ""))
+                    print(
+                        "loom: deep-lift-shap: \(c.pairs) example-reference pairs, largest convergence delta \(c.worst)"
+                            + (c.batchesOver > 0 ? " (\(c.batchesOver) batches warned)" : ""))
                 }
             }
         }

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import ArgumentParser
-import Synchronization
 import LoomTensor
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// SIGINT and SIGTERM as values a command's loop reads: the coordinator ends the job cleanly
 /// (its workers are told, the journal holds what is done) and exits with ``Interruption/exitCode``.
@@ -34,8 +35,8 @@ enum Interruption {
 
     /// Ends the command after an interruption: one line saying what stands, and exit 75.
     static func exit(out: String?) -> ExitCode {
-        let where_ = out.map { " in \($0)" } ?? " by the collector"
-        Console.error("loom: interrupted by \(name(caught)): the shards done so far are journaled\(where_); run the same command to resume\n")
+        let place = out.map { " in \($0)" } ?? " by the collector"
+        Console.error("loom: interrupted by \(name(caught)): the shards done so far are journaled\(place); run the same command to resume\n")
         return ExitCode(exitCode)
     }
 }

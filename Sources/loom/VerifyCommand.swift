@@ -22,8 +22,12 @@ struct Verify: ParsableCommand {
             for output in manifest.outputs {
                 let file = path + "/" + output.file
                 guard FileIO.exists(file).exists else { problems.append("\(output.file) is missing"); continue }
-                guard let expected = output.sha256 else { problems.append("\(output.file): the manifest records no sha256 (written by an older Loom)"); continue }
-                if try SHA256.hex(ofFile: file) != expected { problems.append("\(output.file) does not match its sha256 in manifest.json: it changed after the job") }
+                guard let expected = output.sha256 else {
+                    problems.append("\(output.file): the manifest records no sha256 (written by an older Loom)"); continue
+                }
+                if try SHA256.hex(ofFile: file) != expected {
+                    problems.append("\(output.file) does not match its sha256 in manifest.json: it changed after the job")
+                }
             }
             let plan = try ShardPlan(examples: manifest.examples, batchSize: manifest.batchSize, batchesPerShard: manifest.batchesPerShard ?? 1)
             if let records = Journal.records(directory: path, jobID: manifest.jobId) {

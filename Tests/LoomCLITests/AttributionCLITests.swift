@@ -8,8 +8,10 @@ func runCaseFiles(_ name: String, _ argv: [String], out: String, workers: Int = 
     try runLoom(["run"] + argv + ["--workers", "\(workers)", "--out", out, "--quiet"], cwd: Repository.conformanceDirectory + "/" + name)
 }
 
-let dlsArgv = ["--mode", "pairwise", "--func", "deep-lift-shap", "--model", "model.onnx", "--x", "x.npy",
-               "--arg", "a0.npy", "--arg", "a1.npy", "--batch-size", "4"]
+let dlsArgv = [
+    "--mode", "pairwise", "--func", "deep-lift-shap", "--model", "model.onnx", "--x", "x.npy",
+    "--arg", "a0.npy", "--arg", "a1.npy", "--batch-size", "4"
+]
 let ablateArgv = ["--mode", "product", "--func", "ablate", "--model", "model.onnx", "--x", "x.npy", "--arg", "a0.npy"]
 
 @Suite("attribution functions through the CLI (real loom processes)")
@@ -31,10 +33,13 @@ struct AttributionCLITests {
             ("tutorial_pairwise_deep_lift_shap", dlsArgv + ["--random-state", "0", "--target", "3"], ["--target 3 is out of range", "1 output"]),
             ("tutorial_pairwise_deep_lift_shap", dlsArgv + ["--random-state", "0", "--n-shuffles", "0"], ["--n-shuffles"]),
             ("tutorial_pairwise_deep_lift_shap", dlsArgv + ["--inner-func", "predict"], ["--inner-func", "only marginalize and ablate"]),
-            ("fd100_product_ablate", ablateArgv + ["--start", "1", "--end", "5", "--references", "x.npy"], ["--references", "only applies to --func deep-lift-shap"]),
+            (
+                "fd100_product_ablate", ablateArgv + ["--start", "1", "--end", "5", "--references", "x.npy"],
+                ["--references", "only applies to --func deep-lift-shap"]
+            ),
             ("tutorial_pairwise_deep_lift_shap", dlsArgv + ["--references", "x.npy"], ["--references", "x.npy", "(5, S, 4, 10)"]),
             ("tutorial_pairwise_deep_lift_shap", dlsArgv + ["--random-state", "0", "--nonlinear", "Conv"], ["--nonlinear Conv", "no DeepLIFT rule"]),
-            ("fd100_product_ablate", ablateArgv + ["--start", "1", "--end", "5", "--linear", "Relu"], ["--linear", "runs no deep-lift-shap"]),
+            ("fd100_product_ablate", ablateArgv + ["--start", "1", "--end", "5", "--linear", "Relu"], ["--linear", "runs no deep-lift-shap"])
         ]
         for (name, argv, words) in cases {
             expectRefusal(try runCaseFiles(name, argv, out: out.path), words, out: out.path)
@@ -71,14 +76,17 @@ struct AttributionCLITests {
         let src = Repository.conformanceDirectory + "/tutorial_pairwise_deep_lift_shap"
         for f in ["model.onnx", "a0.npy", "a1.npy"] { try writeFile(dir.file(f), try FileIO.readAll(src + "/" + f)) }
         var x = try NpyArray.read(path: src + "/x.npy").floatTensor()
-        for c in 0..<4 { x.storage[(3 * 4 + c) * 10 + 6] = 0 }   // sequence 3, position 6: N
+        for c in 0..<4 { x.storage[(3 * 4 + c) * 10 + 6] = 0 } // sequence 3, position 6: N
         try NpyArray.write(x, to: dir.file("x.npy"))
         let r = try runLoom(["run"] + dlsArgv + ["--random-state", "0", "--out", dir.file("out"), "--quiet"], cwd: dir.path)
         expectRefusal(r, ["X[3] is not one-hot", "position 6"], out: dir.file("out"))
         // ablate allows unknown bases, as tangermeme does.
-        let a = try runLoom(["run", "--mode", "pairwise", "--func", "ablate", "--model", "model.onnx", "--x", "x.npy", "--arg", "a0.npy",
-                             "--arg", "a1.npy", "--start", "2", "--end", "8", "--n", "2", "--random-state", "1", "--out", dir.file("ab"), "--quiet"],
-                            cwd: dir.path)
+        let a = try runLoom(
+            [
+                "run", "--mode", "pairwise", "--func", "ablate", "--model", "model.onnx", "--x", "x.npy", "--arg", "a0.npy",
+                "--arg", "a1.npy", "--start", "2", "--end", "8", "--n", "2", "--random-state", "1", "--out", dir.file("ab"), "--quiet"
+            ],
+            cwd: dir.path)
         #expect(a.status == 0, "\(a.stderr)")
     }
 
@@ -112,8 +120,10 @@ struct AttributionCLITests {
         var refs = [Float](repeating: 0, count: 4 * 3 * 4 * 100)
         for i in 0..<(4 * 3) { for pos in 0..<100 { refs[(i * 4 + Int.random(in: 0..<4, using: &rng)) * 100 + pos] = 1 } }
         try writeNpy(dir.file("refs.npy"), shape: [4, 3, 4, 100], refs)
-        let argv = ["run", "--mode", "pairwise", "--func", "deep-lift-shap", "--model", "model.onnx", "--x", "x.npy", "--arg", "a0.npy",
-                    "--references", "refs.npy", "--batch-size", "2", "--quiet"]
+        let argv = [
+            "run", "--mode", "pairwise", "--func", "deep-lift-shap", "--model", "model.onnx", "--x", "x.npy", "--arg", "a0.npy",
+            "--references", "refs.npy", "--batch-size", "2", "--quiet"
+        ]
         let a = try runLoom(argv + ["--out", dir.file("w0")], cwd: dir.path)
         let b = try runLoom(argv + ["--out", dir.file("w2"), "--workers", "2"], cwd: dir.path)
         #expect(a.status == 0 && b.status == 0, "\(a.stderr) \(b.stderr)")
@@ -140,15 +150,21 @@ struct AttributionCLITests {
         try b.write(to: dir.file("exp.onnx"))
         try writeFile(dir.file("x.npy"), try FileIO.readAll(Repository.conformanceDirectory + "/tutorial_pairwise_deep_lift_shap/x.npy"))
         // The model takes X alone: a product with no args is X itself.
-        let r = try runLoom(["run", "--mode", "product", "--func", "deep-lift-shap", "--model", "exp.onnx", "--x", "x.npy",
-                             "--random-state", "0", "--n-shuffles", "4", "--out", dir.file("out"), "--quiet"], cwd: dir.path)
+        let r = try runLoom(
+            [
+                "run", "--mode", "product", "--func", "deep-lift-shap", "--model", "exp.onnx", "--x", "x.npy",
+                "--random-state", "0", "--n-shuffles", "4", "--out", dir.file("out"), "--quiet"
+            ], cwd: dir.path)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stderr.contains("warning: deep-lift-shap convergence deltas"), "\(r.stderr)")
         #expect(r.stderr.contains("take their plain gradient"), "\(r.stderr)")
         #expect(FileManager.default.fileExists(atPath: dir.file("out") + "/manifest.json"))
         // Without --quiet, an in-process run ends with the convergence it saw.
-        let loud = try runLoom(["run", "--mode", "product", "--func", "deep-lift-shap", "--model", "exp.onnx", "--x", "x.npy",
-                                "--random-state", "0", "--n-shuffles", "4", "--out", dir.file("loud")], cwd: dir.path)
+        let loud = try runLoom(
+            [
+                "run", "--mode", "product", "--func", "deep-lift-shap", "--model", "exp.onnx", "--x", "x.npy",
+                "--random-state", "0", "--n-shuffles", "4", "--out", dir.file("loud")
+            ], cwd: dir.path)
         #expect(loud.stdout.contains("deep-lift-shap: 20 example-reference pairs, largest convergence delta"), "\(loud.stdout)")
         #expect(loud.stdout.contains("batches warned"))
     }

@@ -29,17 +29,23 @@ struct Scratch {
     /// Starts a long job (100,000 shards of one example) on two local workers and waits until both are up.
     func startLongRun() throws -> Process {
         try writeNpy(dir.file("many.npy"), shape: [40000, 1], (0..<40000).map { Float($0) })
-        let p = try startProcess(Repository.loomBinary, ["run", "--mode", "product", "--model", "model.onnx", "--x", "x.npy",
-                                                          "--arg", "many.npy", "--arg", "a1.npy", "--batch-size", "1",
-                                                          "--shard-batches", "1", "--workers", "2", "--out", out, "--quiet"], cwd: dir.path)
+        let p = try startProcess(
+            Repository.loomBinary,
+            [
+                "run", "--mode", "product", "--model", "model.onnx", "--x", "x.npy",
+                "--arg", "many.npy", "--arg", "a1.npy", "--batch-size", "1",
+                "--shard-batches", "1", "--workers", "2", "--out", out, "--quiet"
+            ], cwd: dir.path)
         let deadline = Date().addingTimeInterval(20)
         while processes(containing: "--parent-pid \(p.processIdentifier) ").count < 2 && Date() < deadline { usleep(20_000) }
         return p
     }
 
     /// `loom run` on the scratch files, with flags replaced or added.
-    func run(mode: String = "pairwise", model: String = "model.onnx", x: String = "x.npy", args: [String] = ["a0.npy", "a1.npy"],
-             extra: [String] = []) throws -> ProcessResult {
+    func run(
+        mode: String = "pairwise", model: String = "model.onnx", x: String = "x.npy", args: [String] = ["a0.npy", "a1.npy"],
+        extra: [String] = []
+    ) throws -> ProcessResult {
         var argv = ["run", "--mode", mode, "--func", "predict", "--model", model, "--x", x]
         for a in args { argv += ["--arg", a] }
         return try runLoom(argv + ["--out", out, "--quiet"] + extra, cwd: dir.path)
@@ -109,13 +115,18 @@ struct BadInputTests {
     func timingOptions() throws {
         let s = try Scratch()
         defer { s.remove() }
-        for (flag, word) in [("--heartbeat=0", "--heartbeat"), ("--heartbeat=nan", "--heartbeat"), ("--lease=0", "--lease"),
-                             ("--deadline=-1", "--deadline"), ("--liveness=0", "--liveness"), ("--max-failures=0", "--max-failures")] {
+        for (flag, word) in [
+            ("--heartbeat=0", "--heartbeat"), ("--heartbeat=nan", "--heartbeat"), ("--lease=0", "--lease"),
+            ("--deadline=-1", "--deadline"), ("--liveness=0", "--liveness"), ("--max-failures=0", "--max-failures")
+        ] {
             expectRefusal(try s.run(extra: ["--workers", "1", flag]), [word], out: s.out)
         }
-        let coordinator = try runLoom(["coordinator", "--bind", "ipc://\(s.dir.file("c"))", "--mode", "pairwise", "--model", "model.onnx",
-                                       "--x", "x.npy", "--arg", "a0.npy", "--arg", "a1.npy", "--out", s.out, "--heartbeat=0"],
-                                      cwd: s.dir.path)
+        let coordinator = try runLoom(
+            [
+                "coordinator", "--bind", "ipc://\(s.dir.file("c"))", "--mode", "pairwise", "--model", "model.onnx",
+                "--x", "x.npy", "--arg", "a0.npy", "--arg", "a1.npy", "--out", s.out, "--heartbeat=0"
+            ],
+            cwd: s.dir.path)
         expectRefusal(coordinator, ["--heartbeat", "positive"], out: s.out)
         for flag in ["--heartbeat=0", "--liveness=0", "--credit=0"] {
             let worker = try runLoom(["worker", "--connect", "ipc://\(s.dir.file("c"))", flag], cwd: s.dir.path)
@@ -184,8 +195,9 @@ struct BadInputTests {
         #expect(try s.run(x: "soft.npy").status == 0)
     }
 
-    @Test("a full disk: one line naming the result file and ENOSPC, at the start, not a crash (in process and on 2 workers)",
-          .enabled(if: TinyFilesystem.available, "needs to mount a tmpfs (root in this container)"))
+    @Test(
+        "a full disk: one line naming the result file and ENOSPC, at the start, not a crash (in process and on 2 workers)",
+        .enabled(if: TinyFilesystem.available, "needs to mount a tmpfs (root in this container)"))
     func diskFull() throws {
         let s = try Scratch(); defer { s.remove() }
         try writeNpy(s.dir.file("many.npy"), shape: [4000, 1], (0..<4000).map { Float($0) })
@@ -193,8 +205,11 @@ struct BadInputTests {
             let fs = try TinyFilesystem(at: s.dir.file("full\(workers)"), kilobytes: 64)
             defer { fs.unmount() }
             let out = fs.path + "/out"
-            let r = try runLoom(["run", "--mode", "product", "--model", "model.onnx", "--x", "x.npy", "--arg", "many.npy",
-                                 "--arg", "a1.npy", "--out", out, "--workers", "\(workers)", "--quiet"], cwd: s.dir.path, timeout: 60)
+            let r = try runLoom(
+                [
+                    "run", "--mode", "product", "--model", "model.onnx", "--x", "x.npy", "--arg", "many.npy",
+                    "--arg", "a1.npy", "--out", out, "--workers", "\(workers)", "--quiet"
+                ], cwd: s.dir.path, timeout: 60)
             // 5 x 4,000 x 5 examples x 3 floats: 1.2 MB of results on a 64 KB disk.
             #expect(r.status == 1, "exit \(r.status): \(r.stderr)")
             #expect(!r.timedOut)
@@ -215,8 +230,9 @@ struct BadInputTests {
         let worker = try runProcess(Repository.loomBinary, ["worker", "--connect", "ipc://\(s.dir.file("nobody"))"], environment: env, timeout: 20)
         expectRefusal(worker, ["cannot load OpenBLAS"], out: s.out)
         // The coordinator loads it for the model's cost estimate.
-        let coordinator = try runProcess(Repository.loomBinary, ["coordinator", "--bind", "ipc://\(s.dir.file("c"))"] + argv + ["--out", s.out, "--quiet"],
-                                         cwd: s.dir.path, environment: env, timeout: 20)
+        let coordinator = try runProcess(
+            Repository.loomBinary, ["coordinator", "--bind", "ipc://\(s.dir.file("c"))"] + argv + ["--out", s.out, "--quiet"],
+            cwd: s.dir.path, environment: env, timeout: 20)
         expectRefusal(coordinator, ["cannot load OpenBLAS"], out: s.out)
     }
 
@@ -227,11 +243,13 @@ struct BadInputTests {
         let argv = ["--mode", "pairwise", "--func", "predict", "--model", "model.onnx", "--x", "x.npy", "--arg", "a0.npy", "--arg", "a1.npy"]
         let worker = try runProcess(Repository.loomBinary, ["worker", "--connect", "ipc://\(s.dir.file("nobody"))"], environment: noZMQ, timeout: 20)
         expectRefusal(worker, ["cannot load libzmq", "/nonexistent/libzmq.so.5", "apt-get install libzmq5"], out: s.out)
-        let coordinator = try runProcess(Repository.loomBinary, ["coordinator", "--bind", "ipc://\(s.dir.file("c"))"] + argv + ["--out", s.out, "--quiet"],
-                                         cwd: s.dir.path, environment: noZMQ, timeout: 20)
+        let coordinator = try runProcess(
+            Repository.loomBinary, ["coordinator", "--bind", "ipc://\(s.dir.file("c"))"] + argv + ["--out", s.out, "--quiet"],
+            cwd: s.dir.path, environment: noZMQ, timeout: 20)
         expectRefusal(coordinator, ["cannot load libzmq"], out: s.out)
-        let distributed = try runProcess(Repository.loomBinary, ["run"] + argv + ["--out", s.out, "--workers", "2", "--quiet"],
-                                         cwd: s.dir.path, environment: noZMQ, timeout: 20)
+        let distributed = try runProcess(
+            Repository.loomBinary, ["run"] + argv + ["--out", s.out, "--workers", "2", "--quiet"],
+            cwd: s.dir.path, environment: noZMQ, timeout: 20)
         expectRefusal(distributed, ["cannot load libzmq"], out: s.out)
         // In one process there is no socket, so no libzmq: the run completes.
         let local = try runProcess(Repository.loomBinary, ["run"] + argv + ["--out", s.out, "--quiet"], cwd: s.dir.path, environment: noZMQ)

@@ -8,8 +8,10 @@ import Testing
 @Suite("cluster launch: port 0, endpoint files, --max-wait (real processes)", .serialized)
 struct ClusterLaunchTests {
     let caseDirectory = Repository.conformanceDirectory + "/fd100_product_marginalize"
-    let jobFlags = ["--mode", "product", "--func", "marginalize", "--model", "model.onnx", "--x", "x.npy",
-                    "--arg", "a0.npy", "--arg", "a1.npy", "--motif", "ACGTGC"]
+    let jobFlags = [
+        "--mode", "product", "--func", "marginalize", "--model", "model.onnx", "--x", "x.npy",
+        "--arg", "a0.npy", "--arg", "a1.npy", "--motif", "ACGTGC"
+    ]
 
     @Test("--bind tcp://*:0 --endpoint-file: a worker started first waits for the file, connects to the port chosen, and the bits match")
     func portZeroAndEndpointFile() throws {
@@ -18,12 +20,17 @@ struct ClusterLaunchTests {
         #expect(r0.status == 0, "\(r0.stderr)")
         let file = s.file("coordinator.endpoint")
         // The worker first: it waits for the file to appear.
-        let worker = try startProcess(Repository.loomBinary, ["worker", "--insecure", "--endpoint-file", file, "--max-wait", "60"], stderrPath: s.file("worker.log"))
+        let worker = try startProcess(
+            Repository.loomBinary, ["worker", "--insecure", "--endpoint-file", file, "--max-wait", "60"], stderrPath: s.file("worker.log"))
         usleep(300_000)
         #expect(worker.isRunning, "waiting for the endpoint file")
-        let coordinator = try startProcess(Repository.loomBinary, ["coordinator", "--insecure", "--bind", "tcp://*:0", "--endpoint-file", file, "--advertise", "127.0.0.1",
-                                                                   "--out", s.file("out"), "--quiet"] + jobFlags,
-                                           cwd: caseDirectory, stderrPath: s.file("coordinator.log"))
+        let coordinator = try startProcess(
+            Repository.loomBinary,
+            [
+                "coordinator", "--insecure", "--bind", "tcp://*:0", "--endpoint-file", file, "--advertise", "127.0.0.1",
+                "--out", s.file("out"), "--quiet"
+            ] + jobFlags,
+            cwd: caseDirectory, stderrPath: s.file("coordinator.log"))
         #expect(waitOrKill(coordinator, timeout: 60))
         #expect(coordinator.terminationStatus == 0, "\((try? String(contentsOfFile: s.file("coordinator.log"), encoding: .utf8)) ?? "")")
         #expect(waitOrKill(worker, timeout: 10))
@@ -58,8 +65,9 @@ struct ClusterLaunchTests {
         let w = try runLoom(["worker", "--insecure", "--connect", "tcp://no-such-host.invalid:5555"], timeout: 30)
         #expect(w.status == 1)
         #expect(w.stderr.contains("no-such-host.invalid does not resolve"), "\(w.stderr)")
-        let c = try runLoom(["coordinator", "--insecure", "--bind", "tcp://127.0.0.1:0", "--collector", "tcp://no-such-host.invalid:5556"] + jobFlags,
-                            cwd: caseDirectory, timeout: 30)
+        let c = try runLoom(
+            ["coordinator", "--insecure", "--bind", "tcp://127.0.0.1:0", "--collector", "tcp://no-such-host.invalid:5556"] + jobFlags,
+            cwd: caseDirectory, timeout: 30)
         #expect(c.status == 1)
         #expect(c.stderr.contains("--collector tcp://no-such-host.invalid:5556: the host no-such-host.invalid does not resolve"), "\(c.stderr)")
     }
@@ -71,8 +79,10 @@ struct InterruptionTests {
     func sigtermResumes() throws {
         let s = TemporaryDirectory(); defer { s.remove() }
         let dir = Repository.conformanceDirectory + "/fd100_product_marginalize"
-        let flags = ["--mode", "product", "--func", "marginalize", "--model", "model.onnx", "--x", "x.npy", "--arg", "a0.npy", "--arg", "a1.npy",
-                     "--motif", "ACGTGC", "--batch-size", "1", "--shard-batches", "1", "--quiet"]
+        let flags = [
+            "--mode", "product", "--func", "marginalize", "--model", "model.onnx", "--x", "x.npy", "--arg", "a0.npy", "--arg", "a1.npy",
+            "--motif", "ACGTGC", "--batch-size", "1", "--shard-batches", "1", "--quiet"
+        ]
         let reference = try runLoom(["run"] + flags + ["--out", s.file("reference")], cwd: dir)
         #expect(reference.status == 0)
         let endpoint = "ipc://\(s.file("c"))"

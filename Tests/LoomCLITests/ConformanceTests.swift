@@ -9,8 +9,9 @@ func caseNames() -> [String] {
 
 @Suite("conformance with tangermeme 1.6 (real loom processes)")
 struct ConformanceTests {
-    @Test("every case matches the reference within tolerance; error cases are refused",
-          arguments: caseNames())
+    @Test(
+        "every case matches the reference within tolerance; error cases are refused",
+        arguments: caseNames())
     func matches(name: String) throws {
         let c = try ConformanceCase(directory: Repository.conformanceDirectory + "/" + name)
         let out = TemporaryDirectory()

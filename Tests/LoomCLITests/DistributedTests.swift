@@ -49,9 +49,12 @@ struct DistributedTests {
         #expect(orphanedWorkers().isEmpty, "no worker process is left")
     }
 
-    @Test("shards of several batches (--shard-batches 3, the last one short) give the same bits in process and on 2 workers",
-          arguments: ["fd100_product_batch_not_dividing", "fd100_pairwise_batch_not_dividing", "fd100_product_ablate",
-                      "loom_convpool_pairwise_deep_lift_shap", "tutorial_pairwise_predict_random"])
+    @Test(
+        "shards of several batches (--shard-batches 3, the last one short) give the same bits in process and on 2 workers",
+        arguments: [
+            "fd100_product_batch_not_dividing", "fd100_pairwise_batch_not_dividing", "fd100_product_ablate",
+            "loom_convpool_pairwise_deep_lift_shap", "tutorial_pairwise_predict_random"
+        ])
     func multiBatchShards(name: String) throws {
         let plain = try ConformanceCase(directory: Repository.conformanceDirectory + "/" + name)
         let (base, r0) = try runCase(plain, workers: 0)
@@ -87,8 +90,9 @@ struct DistributedTests {
         // Workers first: they keep trying until the coordinator is there.
         let w1 = try startProcess(Repository.loomBinary, ["worker", "--insecure", "--connect", "tcp://127.0.0.1:\(cport)"])
         let w2 = try startProcess(Repository.loomBinary, ["worker", "--insecure", "--connect", "tcp://127.0.0.1:\(cport)"])
-        let coordinator = try runLoom(["coordinator", "--insecure", "--bind", "tcp://127.0.0.1:\(cport)", "--collector", "tcp://127.0.0.1:\(kport)", "--quiet"]
-                                      + c.argv, cwd: c.directory, timeout: 60)
+        let coordinator = try runLoom(
+            ["coordinator", "--insecure", "--bind", "tcp://127.0.0.1:\(cport)", "--collector", "tcp://127.0.0.1:\(kport)", "--quiet"]
+                + c.argv, cwd: c.directory, timeout: 60)
         #expect(coordinator.status == 0, "\(coordinator.stderr)")
         #expect(waitOrKill(collector, timeout: 10) && collector.terminationStatus == 0, "the collector exits 0 once published")
         #expect(waitOrKill(w1, timeout: 10) && w1.terminationStatus == 0, "a worker exits when the job is over")
@@ -109,16 +113,22 @@ struct DistributedTests {
         /// It retries its connection every 10 ms for `fastRetry` s, then after 10 ms doubling to 1 s.
         init(heartbeat: String, warnAfter: String = "10", fastRetry: String = "10") throws {
             c = try ConformanceCase(directory: Repository.conformanceDirectory + "/fd100_product_marginalize")
-            worker = try startProcess(Repository.loomBinary, ["worker", "--insecure", "--connect", "tcp://127.0.0.1:\(port)", "--heartbeat", heartbeat,
-                                                              "--liveness", "3", "--log-level", "info"],
-                                      environment: ["LOOM_TEST_WAIT_WARNING_S": warnAfter, "LOOM_TEST_FAST_RETRY_S": fastRetry],
-                                      stderrPath: out.file("worker.log"))
+            worker = try startProcess(
+                Repository.loomBinary,
+                [
+                    "worker", "--insecure", "--connect", "tcp://127.0.0.1:\(port)", "--heartbeat", heartbeat,
+                    "--liveness", "3", "--log-level", "info"
+                ],
+                environment: ["LOOM_TEST_WAIT_WARNING_S": warnAfter, "LOOM_TEST_FAST_RETRY_S": fastRetry],
+                stderrPath: out.file("worker.log"))
         }
 
         /// Runs the coordinator of the case's job; checks that it and the worker end well. Returns the worker's log.
         func runCoordinator(_ extra: [String] = [], environment: [String: String] = [:]) throws -> String {
-            let coordinator = try runProcess(Repository.loomBinary, ["coordinator", "--insecure", "--bind", "tcp://127.0.0.1:\(port)", "--quiet"] + c.argv
-                                             + ["--out", out.path + "/r"] + extra, cwd: c.directory, environment: environment, timeout: 60)
+            let coordinator = try runProcess(
+                Repository.loomBinary,
+                ["coordinator", "--insecure", "--bind", "tcp://127.0.0.1:\(port)", "--quiet"] + c.argv
+                    + ["--out", out.path + "/r"] + extra, cwd: c.directory, environment: environment, timeout: 60)
             #expect(coordinator.status == 0, "\(coordinator.stderr)")
             #expect(waitOrKill(worker, timeout: 10) && worker.terminationStatus == 0)
             return try String(contentsOfFile: log, encoding: .utf8)
@@ -156,8 +166,9 @@ struct DistributedTests {
         #expect(took < 4.5, "the job took \(took) s")
     }
 
-    @Test("a worker started before its coordinator waits for it, without giving up, and joins at once, or within about a second once it has waited long",
-          arguments: ["10", "0.5"])
+    @Test(
+        "a worker started before its coordinator waits for it, without giving up, and joins at once, or within about a second once it has waited long",
+        arguments: ["10", "0.5"])
     func workerStartedFirstJoinsPromptly(fastRetry: String) throws {
         // A silent coordinator would be given up after 0.3 s; this one starts 3 s after the worker, which
         // retries every 10 ms for `fastRetry` s, then after 10 ms doubling to 1 s.
@@ -193,8 +204,9 @@ struct DistributedTests {
             let c = try ConformanceCase(directory: Repository.conformanceDirectory + "/" + name)
             let out = TemporaryDirectory()
             defer { out.remove() }
-            let r = try runLoom(["coordinator", "--insecure", "--bind", "tcp://127.0.0.1:\(port)", "--out", out.path, "--quiet"] + c.argv,
-                                cwd: c.directory, timeout: 60)
+            let r = try runLoom(
+                ["coordinator", "--insecure", "--bind", "tcp://127.0.0.1:\(port)", "--out", out.path, "--quiet"] + c.argv,
+                cwd: c.directory, timeout: 60)
             #expect(r.status == 0, "\(r.stderr)")
             #expect(try c.compare(out: out.path).isEmpty)
         }
@@ -206,8 +218,9 @@ struct DistributedTests {
     func workerError() throws {
         let s = try Scratch(); defer { s.remove() }
         try s.writeBadReshapeModel()
-        let r = try runLoom(["run", "--mode", "product", "--model", "bad.onnx", "--x", "x.npy", "--out", s.out, "--quiet", "--workers", "2"],
-                            cwd: s.dir.path, timeout: 60)
+        let r = try runLoom(
+            ["run", "--mode", "product", "--model", "bad.onnx", "--x", "x.npy", "--out", s.out, "--quiet", "--workers", "2"],
+            cwd: s.dir.path, timeout: 60)
         #expect(r.status == 1)
         #expect(r.stderr.contains("bad_reshape") && r.stderr.contains("shard 0 (examples 0..<5)"), "\(r.stderr)")
         #expect(!FileManager.default.fileExists(atPath: s.out + "/manifest.json"))

@@ -11,8 +11,10 @@ struct LongJob {
     init() throws {
         s = try Scratch()
         try writeNpy(s.dir.file("many.npy"), shape: [4000, 1], (0..<4000).map { Float($0) / 100 })
-        argv = ["run", "--mode", "product", "--model", "model.onnx", "--x", "x.npy", "--arg", "many.npy", "--arg", "a1.npy",
-                "--batch-size", "10", "--shard-batches", "1", "--quiet"]
+        argv = [
+            "run", "--mode", "product", "--model", "model.onnx", "--x", "x.npy", "--arg", "many.npy", "--arg", "a1.npy",
+            "--batch-size", "10", "--shard-batches", "1", "--quiet"
+        ]
     }
 
     /// The reference result, computed in process.
@@ -92,23 +94,28 @@ struct FaultToleranceTests {
         let job = try LongJob(); defer { job.remove() }
         let reference = try job.reference()
         let port = freePort()
-        let slow = ["LOOM_TEST_SHARD_DELAY_US": "1000"]   // 10,000 shards of 1 ms: about 5 s on two workers
+        let slow = ["LOOM_TEST_SHARD_DELAY_US": "1000"] // 10,000 shards of 1 ms: about 5 s on two workers
         let fast = ["--heartbeat", "0.2", "--liveness", "3", "--log-level", "info"]
         let logs = ["w1", "w2", "coordinator"].map { job.s.dir.file("\($0).log") }
-        let w1 = try startProcess(Repository.loomBinary, ["worker", "--insecure", "--connect", "tcp://127.0.0.1:\(port)"] + fast, environment: slow,
-                                  stderrPath: logs[0])
-        let w2 = try startProcess(Repository.loomBinary, ["worker", "--insecure", "--connect", "tcp://127.0.0.1:\(port)"] + fast, environment: slow,
-                                  stderrPath: logs[1])
-        var flags = Array(job.argv.dropFirst())   // the job flags of `loom run`
+        let w1 = try startProcess(
+            Repository.loomBinary, ["worker", "--insecure", "--connect", "tcp://127.0.0.1:\(port)"] + fast, environment: slow,
+            stderrPath: logs[0])
+        let w2 = try startProcess(
+            Repository.loomBinary, ["worker", "--insecure", "--connect", "tcp://127.0.0.1:\(port)"] + fast, environment: slow,
+            stderrPath: logs[1])
+        var flags = Array(job.argv.dropFirst()) // the job flags of `loom run`
         flags.removeAll { $0 == "--quiet" }
-        let coordinator = try startProcess(Repository.loomBinary, ["coordinator", "--insecure", "--bind", "tcp://127.0.0.1:\(port)", "--quiet"] + flags
-                                           + fast + ["--out", job.s.out], cwd: job.s.dir.path, stderrPath: logs[2])
+        let coordinator = try startProcess(
+            Repository.loomBinary,
+            ["coordinator", "--insecure", "--bind", "tcp://127.0.0.1:\(port)", "--quiet"] + flags
+                + fast + ["--out", job.s.out], cwd: job.s.dir.path, stderrPath: logs[2])
         usleep(1_000_000)
         kill(w1.processIdentifier, SIGSTOP)
-        usleep(1_200_000)   // past 3 heartbeats of 0.2 s both ways: each side takes the other for lost
+        usleep(1_200_000) // past 3 heartbeats of 0.2 s both ways: each side takes the other for lost
         kill(w1.processIdentifier, SIGCONT)
         let finished = waitOrKill(coordinator, timeout: 120)
-        let text = logs.map { "== \(($0 as NSString).lastPathComponent)\n" + ((try? String(contentsOfFile: $0, encoding: .utf8)) ?? "") }.joined(separator: "\n")
+        let text = logs.map { "== \(($0 as NSString).lastPathComponent)\n" + ((try? String(contentsOfFile: $0, encoding: .utf8)) ?? "") }.joined(
+            separator: "\n")
         #expect(finished, "the job did not finish; logs:\n\(text.suffix(20_000))")
         #expect(coordinator.terminationStatus == 0)
         // Both workers hear the end of the job and exit by themselves: the one that was stopped is not

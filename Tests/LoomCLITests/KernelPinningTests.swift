@@ -50,8 +50,9 @@ struct KernelPinningTests {
         let reference = try runLoom(["run"] + flags + ["--kernels", "sse3", "--out", s.file("reference")], cwd: caseDirectory)
         #expect(reference.status == 0)
         let endpoint = "ipc://\(s.file("c"))"
-        let coordinator = try startProcess(Repository.loomBinary, ["coordinator", "--bind", endpoint, "--kernels", "sse3", "--out", s.file("out")] + flags,
-                                           cwd: caseDirectory, stderrPath: s.file("coordinator.log"))
+        let coordinator = try startProcess(
+            Repository.loomBinary, ["coordinator", "--bind", endpoint, "--kernels", "sse3", "--out", s.file("out")] + flags,
+            cwd: caseDirectory, stderrPath: s.file("coordinator.log"))
         // Debug builds only: this worker's CPU is made to lack sse3 and avx2.
         let lacking = try runProcess(Repository.loomBinary, ["worker", "--connect", endpoint], environment: ["LOOM_TEST_CPU_LACKS": "sse3,avx2"], timeout: 60)
         #expect(lacking.status == 1)

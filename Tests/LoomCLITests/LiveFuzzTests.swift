@@ -17,17 +17,26 @@ struct LiveFuzzTests {
         let d = TemporaryDirectory()
         defer { d.remove() }
         let cport = freePort(), kport = freePort()
-        let collector = try startProcess(Repository.loomBinary, ["collector", "--insecure", "--bind", "tcp://127.0.0.1:\(kport)", "--out", d.file("out"),
-                                                                "--log-level", "info"], stderrPath: d.file("collector.log"))
+        let collector = try startProcess(
+            Repository.loomBinary,
+            [
+                "collector", "--insecure", "--bind", "tcp://127.0.0.1:\(kport)", "--out", d.file("out"),
+                "--log-level", "info"
+            ], stderrPath: d.file("collector.log"))
         // Slow shards (3 ms each), so that the job lasts while the messages arrive.
         var slow = ProcessInfo.processInfo.environment
         slow["LOOM_TEST_SHARD_DELAY_US"] = "3000"
         let workers = try (0..<2).map { _ in
-            try startProcess(Repository.loomBinary, ["worker", "--insecure", "--connect", "tcp://127.0.0.1:\(cport)", "--log-level", "error"], environment: slow)
+            try startProcess(
+                Repository.loomBinary, ["worker", "--insecure", "--connect", "tcp://127.0.0.1:\(cport)", "--log-level", "error"], environment: slow)
         }
-        let coordinator = try startProcess(Repository.loomBinary, ["coordinator", "--insecure", "--bind", "tcp://127.0.0.1:\(cport)",
-                                                                  "--collector", "tcp://127.0.0.1:\(kport)", "--quiet", "--log-level", "info"] + c.argv,
-                                           cwd: c.directory, stderrPath: d.file("coordinator.log"))
+        let coordinator = try startProcess(
+            Repository.loomBinary,
+            [
+                "coordinator", "--insecure", "--bind", "tcp://127.0.0.1:\(cport)",
+                "--collector", "tcp://127.0.0.1:\(kport)", "--quiet", "--log-level", "info"
+            ] + c.argv,
+            cwd: c.directory, stderrPath: d.file("coordinator.log"))
         let context = try Context()
         var sent = 0
         do {
@@ -52,8 +61,9 @@ struct LiveFuzzTests {
         if !ended { try? FileManager.default.copyItem(atPath: d.path, toPath: "/tmp/loom-fuzz-failure-\(getpid())") }
         #expect(ended, "the job ended (logs kept in /tmp/loom-fuzz-failure-\(getpid()))")
         #expect(coordinator.terminationStatus == 0, "\((try? String(contentsOfFile: d.file("coordinator.log"), encoding: .utf8)) ?? "")")
-        #expect(waitOrKill(collector, timeout: 10) && collector.terminationStatus == 0,
-                "\((try? String(contentsOfFile: d.file("collector.log"), encoding: .utf8)) ?? "")")
+        #expect(
+            waitOrKill(collector, timeout: 10) && collector.terminationStatus == 0,
+            "\((try? String(contentsOfFile: d.file("collector.log"), encoding: .utf8)) ?? "")")
         for w in workers { #expect(waitOrKill(w, timeout: 10)) }
         #expect(try resultBytes(d.file("out")) == resultBytes(base.path))
     }

@@ -10,8 +10,10 @@ struct CrossHostJob {
     let scratch = TemporaryDirectory("loom-hosts")
     let caseDirectory = Repository.conformanceDirectory + "/fd100_product_marginalize"
     /// 1,280 one-example shards.
-    let jobFlags = ["--mode", "product", "--func", "marginalize", "--model", "model.onnx", "--x", "x.npy",
-                    "--arg", "a0.npy", "--arg", "a1.npy", "--motif", "ACGTGC", "--batch-size", "1", "--shard-batches", "1"]
+    let jobFlags = [
+        "--mode", "product", "--func", "marginalize", "--model", "model.onnx", "--x", "x.npy",
+        "--arg", "a0.npy", "--arg", "a1.npy", "--motif", "ACGTGC", "--batch-size", "1", "--shard-batches", "1"
+    ]
     /// Fast failure detection on both sides: a silence of 1.5 s is a lost peer.
     let timing = ["--heartbeat", "0.5", "--liveness", "3"]
     var out: String { scratch.file("out") }
@@ -30,16 +32,18 @@ struct CrossHostJob {
     func log(_ name: String) -> String { scratch.file(name + ".log") }
 
     func coordinator(on host: NetworkLab.Host, port: Int, extra: [String] = []) throws -> Process {
-        try lab.start(on: host, Repository.loomBinary,
-                      ["coordinator", "--insecure", "--bind", "tcp://*:\(port)"] + jobFlags + timing + ["--quiet", "--log-level", "info"] + extra,
-                      cwd: caseDirectory, stderrPath: log("coordinator"))
+        try lab.start(
+            on: host, Repository.loomBinary,
+            ["coordinator", "--insecure", "--bind", "tcp://*:\(port)"] + jobFlags + timing + ["--quiet", "--log-level", "info"] + extra,
+            cwd: caseDirectory, stderrPath: log("coordinator"))
     }
 
     /// Workers slowed to ~5 ms a shard, so that the job lasts a few seconds.
     func workers(_ count: Int, on host: NetworkLab.Host, coordinator: String) throws -> [Process] {
         try (0..<count).map { k in
-            try lab.start(on: host, Repository.loomBinary, ["worker", "--insecure", "--connect", coordinator] + timing + ["--log-level", "info"],
-                          environment: ["LOOM_TEST_SHARD_DELAY_US": "5000"], stderrPath: log("worker\(k)"))
+            try lab.start(
+                on: host, Repository.loomBinary, ["worker", "--insecure", "--connect", coordinator] + timing + ["--log-level", "info"],
+                environment: ["LOOM_TEST_SHARD_DELAY_US": "5000"], stderrPath: log("worker\(k)"))
         }
     }
 
@@ -76,8 +80,9 @@ struct CrossHostJob {
     }
 }
 
-@Suite("across hosts (network namespaces, packets dropped by nftables)", .serialized,
-       .enabled(if: NetworkLab.isAvailable, "needs root, ip (iproute2) and nft (nftables)"))
+@Suite(
+    "across hosts (network namespaces, packets dropped by nftables)", .serialized,
+    .enabled(if: NetworkLab.isAvailable, "needs root, ip (iproute2) and nft (nftables)"))
 struct MultiHostTests {
     @Test("a coordinator bound to * on one host, workers on another: the in-process collector is reached and the bits match")
     func twoHosts() throws {
@@ -92,8 +97,9 @@ struct MultiHostTests {
         #expect(ws.allSatisfy { !$0.isRunning && $0.terminationStatus == 0 })
     }
 
-    @Test("a partition between the hosts, both ways or one way, longer than the liveness: the job finishes with the same bits",
-          arguments: [false, true])
+    @Test(
+        "a partition between the hosts, both ways or one way, longer than the liveness: the job finishes with the same bits",
+        arguments: [false, true])
     func partition(oneWay: Bool) throws {
         let job = try CrossHostJob(hosts: 2); defer { job.remove() }
         let reference = try job.reference()
@@ -103,7 +109,7 @@ struct MultiHostTests {
         #expect(job.waitUntilUnderWay())
         try job.lab.partition(a, from: [b], oneWay: oneWay)
         #expect(!FileManager.default.fileExists(atPath: job.out + "/manifest.json"), "cut mid-job")
-        sleep(4)   // 4 s: longer than the 1.5-s liveness on both sides
+        sleep(4) // 4 s: longer than the 1.5-s liveness on both sides
         try job.lab.heal()
         #expect(try job.finish(c, workers: ws))
         #expect(try resultBytes(job.out) == reference)
@@ -131,8 +137,9 @@ struct MultiHostTests {
         let reference = try job.reference()
         let (a, b, k) = (job.lab.hosts[0], job.lab.hosts[1], job.lab.hosts[2])
         let collectorEndpoint = "tcp://\(k.address):5556"
-        let collector = try job.lab.start(on: k, Repository.loomBinary, ["collector", "--insecure", "--bind", collectorEndpoint, "--out", job.out],
-                                          stderrPath: job.log("collector"))
+        let collector = try job.lab.start(
+            on: k, Repository.loomBinary, ["collector", "--insecure", "--bind", collectorEndpoint, "--out", job.out],
+            stderrPath: job.log("collector"))
         defer { waitOrKill(collector, timeout: 10) }
         try job.lab.partition(k, from: [b])
         let c = try job.coordinator(on: a, port: 5555, extra: ["--collector", collectorEndpoint])
@@ -140,8 +147,10 @@ struct MultiHostTests {
         // Within seconds the workers name the collector they cannot reach; within the collect
         // timeout (10 s) the coordinator names the shards that went nowhere.
         let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline && !(job.logText("worker0").contains("cannot reach the collector at \(collectorEndpoint)")
-                                     && job.logText("coordinator").contains("computed but never collected")) {
+        while Date() < deadline
+            && !(job.logText("worker0").contains("cannot reach the collector at \(collectorEndpoint)")
+                && job.logText("coordinator").contains("computed but never collected"))
+        {
             usleep(100_000)
         }
         #expect(job.logText("worker0").contains("cannot reach the collector at \(collectorEndpoint)"))

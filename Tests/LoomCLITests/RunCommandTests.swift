@@ -49,7 +49,8 @@ struct RunCommandTests {
         let foreign = s.dir.file("foreign")
         try FileManager.default.createDirectory(atPath: foreign, withIntermediateDirectories: true)
         try writeFile(foreign + "/notes.txt", Array("mine".utf8))
-        let r = try runLoom(["run", "--mode", "pairwise", "--model", "model.onnx", "--x", "x.npy", "--arg", "a0.npy", "--arg", "a1.npy", "--out", foreign], cwd: s.dir.path)
+        let r = try runLoom(
+            ["run", "--mode", "pairwise", "--model", "model.onnx", "--x", "x.npy", "--arg", "a0.npy", "--arg", "a1.npy", "--out", foreign], cwd: s.dir.path)
         expectRefusal(r, ["not written by Loom"], out: foreign)
     }
 
@@ -93,8 +94,11 @@ struct RunCommandTests {
     @Test("progress: plain lines when stderr is not a terminal")
     func progress() throws {
         let s = try Scratch(); defer { s.remove() }
-        let r = try runLoom(["run", "--mode", "pairwise", "--model", "model.onnx", "--x", "x.npy", "--arg", "a0.npy", "--arg", "a1.npy",
-                             "--out", s.out, "--batch-size", "2"], cwd: s.dir.path)
+        let r = try runLoom(
+            [
+                "run", "--mode", "pairwise", "--model", "model.onnx", "--x", "x.npy", "--arg", "a0.npy", "--arg", "a1.npy",
+                "--out", s.out, "--batch-size", "2"
+            ], cwd: s.dir.path)
         #expect(r.status == 0)
         #expect(r.stderr.contains("loom: progress 100% 13/13 shards"))
         #expect(!r.stderr.contains("\r"))

@@ -28,8 +28,11 @@ struct SecurityTests {
         #expect(again.status != 0 && again.stderr.contains("exists already"), "\(again.stderr)")
         chmod(d.file("alice.key"), 0o644)
         let port = freePort()
-        let c = try runLoom(["coordinator", "--bind", "tcp://127.0.0.1:\(port)", "--key", d.file("alice.key"), "--allow", d.file("alice.pub"),
-                             "--out", d.file("out")] + (try longCase()).argv, cwd: (try longCase()).directory, timeout: 30)
+        let c = try runLoom(
+            [
+                "coordinator", "--bind", "tcp://127.0.0.1:\(port)", "--key", d.file("alice.key"), "--allow", d.file("alice.pub"),
+                "--out", d.file("out")
+            ] + (try longCase()).argv, cwd: (try longCase()).directory, timeout: 30)
         #expect(c.status != 0 && c.stderr.contains("readable by others") && c.stderr.contains("chmod 600"), "\(c.stderr)")
         #expect(c.stderr.split(separator: "\n").count == 1, "one line: \(c.stderr)")
     }
@@ -40,7 +43,8 @@ struct SecurityTests {
         let d = TemporaryDirectory()
         defer { d.remove() }
         let coordinator = try runLoom(["coordinator", "--bind", "tcp://127.0.0.1:\(freePort())", "--out", d.file("o")] + c.argv, cwd: c.directory, timeout: 30)
-        #expect(coordinator.status != 0 && coordinator.stderr.contains("--insecure") && coordinator.stderr.contains("--key and --allow"), "\(coordinator.stderr)")
+        #expect(
+            coordinator.status != 0 && coordinator.stderr.contains("--insecure") && coordinator.stderr.contains("--key and --allow"), "\(coordinator.stderr)")
         let worker = try runLoom(["worker", "--connect", "tcp://127.0.0.1:\(freePort())", "--max-wait", "1"], timeout: 30)
         #expect(worker.status != 0 && worker.stderr.contains("--key and --coordinator-key"), "\(worker.stderr)")
         let local = try runLoom(["run", "--workers", "2", "--out", d.file("local"), "--quiet"] + c.argv, cwd: c.directory, timeout: 120)
@@ -75,8 +79,9 @@ struct SecurityTests {
             let workers = try (0..<2).map { _ in
                 try startProcess(Repository.loomBinary, ["worker", "--connect", "tcp://127.0.0.1:\(proxy.port)"] + workerKeys, environment: env)
             }
-            let r = try runLoom(["coordinator", "--bind", "tcp://127.0.0.1:\(port)", "--out", out.path, "--quiet"] + coordinatorKeys + c.argv,
-                                cwd: c.directory, timeout: 60)
+            let r = try runLoom(
+                ["coordinator", "--bind", "tcp://127.0.0.1:\(port)", "--out", out.path, "--quiet"] + coordinatorKeys + c.argv,
+                cwd: c.directory, timeout: 60)
             #expect(r.status == 0, "\(r.stderr)")
             for w in workers { #expect(waitOrKill(w, timeout: 10) && w.terminationStatus == 0) }
             #expect(try resultBytes(out.path) == resultBytes(base.path), "\(secure ? "over CURVE" : "without keys")")
@@ -101,24 +106,42 @@ struct SecurityTests {
         // The coordinator lets in `workers` only.
         try FileManager.default.copyItem(atPath: d.file("workers.pub"), toPath: d.file("allow"))
         let port = freePort()
-        let coordinator = try startProcess(Repository.loomBinary, ["coordinator", "--bind", "tcp://127.0.0.1:\(port)", "--key", d.file("coordinator.key"),
-                                                                  "--allow", d.file("allow"), "--out", d.file("out"), "--quiet", "--log-level", "info"] + c.argv,
-                                           cwd: c.directory, stderrPath: d.file("coordinator.log"))
+        let coordinator = try startProcess(
+            Repository.loomBinary,
+            [
+                "coordinator", "--bind", "tcp://127.0.0.1:\(port)", "--key", d.file("coordinator.key"),
+                "--allow", d.file("allow"), "--out", d.file("out"), "--quiet", "--log-level", "info"
+            ] + c.argv,
+            cwd: c.directory, stderrPath: d.file("coordinator.log"))
         defer { if coordinator.isRunning { coordinator.terminate() } }
         let endpoint = "tcp://127.0.0.1:\(port)"
-        let keyless = try startProcess(Repository.loomBinary, ["worker", "--insecure", "--connect", endpoint, "--log-level", "info"], stderrPath: d.file("keyless.log"))
-        let pinnedWrong = try startProcess(Repository.loomBinary, ["worker", "--connect", endpoint, "--key", d.file("workers.key"),
-                                                                   "--coordinator-key", d.file("impostor.pub"), "--log-level", "info"], stderrPath: d.file("pinned.log"))
-        let late = try startProcess(Repository.loomBinary, ["worker", "--connect", endpoint, "--key", d.file("late.key"),
-                                                            "--coordinator-key", d.file("coordinator.pub"), "--log-level", "info"], stderrPath: d.file("late.log"))
+        let keyless = try startProcess(
+            Repository.loomBinary, ["worker", "--insecure", "--connect", endpoint, "--log-level", "info"], stderrPath: d.file("keyless.log"))
+        let pinnedWrong = try startProcess(
+            Repository.loomBinary,
+            [
+                "worker", "--connect", endpoint, "--key", d.file("workers.key"),
+                "--coordinator-key", d.file("impostor.pub"), "--log-level", "info"
+            ], stderrPath: d.file("pinned.log"))
+        let late = try startProcess(
+            Repository.loomBinary,
+            [
+                "worker", "--connect", endpoint, "--key", d.file("late.key"),
+                "--coordinator-key", d.file("coordinator.pub"), "--log-level", "info"
+            ], stderrPath: d.file("late.log"))
         defer { for p in [keyless, pinnedWrong, late] where p.isRunning { p.terminate() } }
         let lateKey = text(d.file("late.pub")).split(separator: "\n").last!.split(separator: " ").first!
         #expect(eventually(20) { text(d.file("late.log")).contains("refused this worker's key") }, "late: \(text(d.file("late.log")))")
         #expect(eventually(20) { text(d.file("keyless.log")).contains("requires CURVE keys") }, "keyless: \(text(d.file("keyless.log")))")
         #expect(eventually(20) { text(d.file("pinned.log")).contains("the key pinned by --coordinator-key") }, "pinned: \(text(d.file("pinned.log")))")
-        #expect(eventually(20) { text(d.file("coordinator.log")).contains("refused a connection") && text(d.file("coordinator.log")).contains(String(lateKey.prefix(12))) },
-                "the coordinator logs the refused key: \(text(d.file("coordinator.log")))")
-        #expect(eventually(20) { text(d.file("coordinator.log")).contains("failed its CURVE handshake") }, "and the keyless worker: \(text(d.file("coordinator.log")))")
+        #expect(
+            eventually(20) {
+                text(d.file("coordinator.log")).contains("refused a connection") && text(d.file("coordinator.log")).contains(String(lateKey.prefix(12)))
+            },
+            "the coordinator logs the refused key: \(text(d.file("coordinator.log")))")
+        #expect(
+            eventually(20) { text(d.file("coordinator.log")).contains("failed its CURVE handshake") },
+            "and the keyless worker: \(text(d.file("coordinator.log")))")
         for log in ["keyless.log", "pinned.log", "late.log"] { #expect(!text(d.file(log)).contains("] job\n"), "\(log) got no job") }
         // Let `late` in without a restart.
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: d.file("allow")))

@@ -5,13 +5,16 @@ import Testing
 
 /// deploy/slurm on a real Slurm (two nodes on this machine), each result compared byte for byte
 /// with `loom run` of the same job.
-@Suite("deploy/slurm on a real Slurm cluster", .serialized,
-       .enabled(if: SlurmCluster.isAvailable, "needs root and Debian's slurmctld, slurmd, slurm-client and munge"))
+@Suite(
+    "deploy/slurm on a real Slurm cluster", .serialized,
+    .enabled(if: SlurmCluster.isAvailable, "needs root and Debian's slurmctld, slurmd, slurm-client and munge"))
 struct SlurmTests {
     static let script = Repository.root + "/deploy/slurm/loom.sbatch"
     let caseDirectory = Repository.conformanceDirectory + "/fd100_product_marginalize"
-    let jobFlags = ["--mode", "product", "--func", "marginalize", "--model", "model.onnx", "--x", "x.npy", "--arg", "a0.npy",
-                    "--arg", "a1.npy", "--motif", "ACGTGC", "--batch-size", "1", "--shard-batches", "1"]
+    let jobFlags = [
+        "--mode", "product", "--func", "marginalize", "--model", "model.onnx", "--x", "x.npy", "--arg", "a0.npy",
+        "--arg", "a1.npy", "--motif", "ACGTGC", "--batch-size", "1", "--shard-batches", "1"
+    ]
 
     /// What every job here is given: the binary, and loopback addresses (the test's traffic stays on this machine).
     /// (Endpoint files go to the test's own folder, not the fixtures' folder the jobs run in.)
@@ -38,8 +41,9 @@ struct SlurmTests {
         let cluster = try SlurmCluster(); defer { cluster.tearDown() }
         let s = TemporaryDirectory(); defer { s.remove() }
         let expected = try reference(s)
-        let id = try cluster.sbatch(["--ntasks=3", "--output=\(s.file("slurm-%j.out"))", Self.script] + jobFlags + ["--out", s.file("out")],
-                                    cwd: caseDirectory, environment: environment(s))
+        let id = try cluster.sbatch(
+            ["--ntasks=3", "--output=\(s.file("slurm-%j.out"))", Self.script] + jobFlags + ["--out", s.file("out")],
+            cwd: caseDirectory, environment: environment(s))
         let job = try cluster.wait(id)
         #expect(job["JobState"] == "COMPLETED", "\(job) \(output(s, id))")
         #expect(job["ExitCode"] == "0:0")
@@ -52,8 +56,9 @@ struct SlurmTests {
         let cluster = try SlurmCluster(backfillEverySecond: true); defer { cluster.tearDown() }
         let s = TemporaryDirectory(); defer { s.remove() }
         let expected = try reference(s)
-        let id = try cluster.sbatch(["--output=\(s.file("slurm-%j.out"))", Repository.root + "/deploy/slurm/loom-het.sbatch"] + jobFlags
-                                    + ["--out", s.file("out")], cwd: caseDirectory, environment: environment(s))
+        let id = try cluster.sbatch(
+            ["--output=\(s.file("slurm-%j.out"))", Repository.root + "/deploy/slurm/loom-het.sbatch"] + jobFlags
+                + ["--out", s.file("out")], cwd: caseDirectory, environment: environment(s))
         let job = try cluster.wait(id)
         #expect(job["JobState"] == "COMPLETED", "\(job) \(output(s, id))")
         #expect(job["ExitCode"] == "0:0")
@@ -66,8 +71,9 @@ struct SlurmTests {
         let cluster = try SlurmCluster(); defer { cluster.tearDown() }
         let s = TemporaryDirectory(); defer { s.remove() }
         let expected = try reference(s)
-        let id = try cluster.sbatch(["--ntasks=4", "--output=\(s.file("slurm-%j.out"))", Self.script] + jobFlags + ["--out", s.file("out")],
-                                    cwd: caseDirectory, environment: environment(s, ["LOOM_TEST_SHARD_DELAY_US": "5000"]))
+        let id = try cluster.sbatch(
+            ["--ntasks=4", "--output=\(s.file("slurm-%j.out"))", Self.script] + jobFlags + ["--out", s.file("out")],
+            cwd: caseDirectory, environment: environment(s, ["LOOM_TEST_SHARD_DELAY_US": "5000"]))
         waitUnderWay(s.file("out"))
         // The worker processes themselves (not the srun that started them).
         let workers = processes(containing: ".loom-\(id).endpoint").filter { pid in
@@ -87,8 +93,9 @@ struct SlurmTests {
         let cluster = try SlurmCluster(); defer { cluster.tearDown() }
         let s = TemporaryDirectory(); defer { s.remove() }
         let expected = try reference(s)
-        let id = try cluster.sbatch(["--ntasks=3", "--output=\(s.file("slurm-%j.out"))", Self.script] + jobFlags + ["--out", s.file("out")],
-                                    cwd: caseDirectory, environment: environment(s, ["LOOM_TEST_SHARD_DELAY_US": "20000"]))
+        let id = try cluster.sbatch(
+            ["--ntasks=3", "--output=\(s.file("slurm-%j.out"))", Self.script] + jobFlags + ["--out", s.file("out")],
+            cwd: caseDirectory, environment: environment(s, ["LOOM_TEST_SHARD_DELAY_US": "20000"]))
         waitUnderWay(s.file("out"))
         // What --signal=B:TERM@120 does before walltime: SIGTERM to the batch script.
         try cluster.run("/usr/bin/scancel", ["--batch", "--signal=TERM", id])
@@ -110,8 +117,9 @@ struct SlurmTests {
         let s = TemporaryDirectory(); defer { s.remove() }
         var flags = jobFlags
         flags[flags.firstIndex(of: "model.onnx")!] = "missing.onnx"
-        let id = try cluster.sbatch(["--ntasks=3", "--output=\(s.file("slurm-%j.out"))", Self.script] + flags + ["--out", s.file("out")],
-                                    cwd: caseDirectory, environment: environment(s))
+        let id = try cluster.sbatch(
+            ["--ntasks=3", "--output=\(s.file("slurm-%j.out"))", Self.script] + flags + ["--out", s.file("out")],
+            cwd: caseDirectory, environment: environment(s))
         let job = try cluster.wait(id)
         #expect(job["JobState"] == "FAILED", "\(job)")
         #expect(job["ExitCode"] == "1:0", "\(job)")
@@ -126,10 +134,14 @@ struct SlurmTests {
         let s = TemporaryDirectory(); defer { s.remove() }
         let expected = try reference(s)
         let dir = Repository.root + "/deploy/slurm"
-        let c = try cluster.sbatch(["--output=\(s.file("slurm-%j.out"))", dir + "/loom-coordinator.sbatch"] + jobFlags + ["--out", s.file("out")],
-                                   cwd: caseDirectory, environment: environment(s))
-        let array = try cluster.sbatch(["--array=1-3", "--job-name=loom-workers-\(c)", "--output=\(s.file("slurm-%A_%a.out"))",
-                                        dir + "/loom-workers.sbatch"], cwd: caseDirectory, environment: environment(s, ["LOOM_COORDINATOR_JOB": c]))
+        let c = try cluster.sbatch(
+            ["--output=\(s.file("slurm-%j.out"))", dir + "/loom-coordinator.sbatch"] + jobFlags + ["--out", s.file("out")],
+            cwd: caseDirectory, environment: environment(s))
+        let array = try cluster.sbatch(
+            [
+                "--array=1-3", "--job-name=loom-workers-\(c)", "--output=\(s.file("slurm-%A_%a.out"))",
+                dir + "/loom-workers.sbatch"
+            ], cwd: caseDirectory, environment: environment(s, ["LOOM_COORDINATOR_JOB": c]))
         let job = try cluster.wait(c)
         #expect(job["JobState"] == "COMPLETED", "\(job) \(output(s, c))")
         #expect(try resultBytes(s.file("out")) == expected)

@@ -19,7 +19,7 @@ struct CollectorCoreTests {
     func writeOnceAndCommit() {
         var core = claimed(shards: 4)
         #expect(core.handle(.result(w1, jobId: "job", shards: [0, 1]), now: 1) == [.write([0, 1])])
-        #expect(core.handle(.written([0, 1], refused: nil, from: w1), now: 1).isEmpty)   // not due yet
+        #expect(core.handle(.written([0, 1], refused: nil, from: w1), now: 1).isEmpty) // not due yet
         // A speculative copy of shard 1 arrives before the commit: nothing to write, nothing to ack yet.
         #expect(core.handle(.result(w2, jobId: "job", shards: [1]), now: 1.01).isEmpty)
         #expect(core.handle(.tick, now: 1.06) == [.commit([0, 1]), .send(.ack(jobId: "job", shards: [0, 1]), to: coordinator)])
@@ -61,7 +61,8 @@ struct CollectorCoreTests {
         var fresh = CollectorCore()
         #expect(fresh.handle(.heartbeat(coordinator), now: 0) == [.send(.heartbeat(job: ""), to: coordinator)])
         var core = claimed(shards: 2, resumed: [1])
-        #expect(core.handle(.collect(coordinator, jobId: "job", shardCount: 2), now: 1) == [.send(.collectorReady(jobId: "job", resumed: [1]), to: coordinator)])
+        #expect(
+            core.handle(.collect(coordinator, jobId: "job", shardCount: 2), now: 1) == [.send(.collectorReady(jobId: "job", resumed: [1]), to: coordinator)])
         #expect(core.handle(.heartbeat(coordinator), now: 1) == [.send(.heartbeat(job: "job"), to: coordinator)])
     }
 
@@ -74,6 +75,7 @@ struct CollectorCoreTests {
         _ = claiming.handle(.collect(coordinator, jobId: "job", shardCount: 2), now: 0)
         _ = claiming.handle(.end(intruder, ok: false, reason: "forged"), now: 0)
         #expect(!claiming.finished)
-        #expect(claiming.handle(.end(coordinator, ok: false, reason: "cannot load"), now: 0).contains(.exit(failure: "the coordinator ended the job: cannot load")))
+        #expect(
+            claiming.handle(.end(coordinator, ok: false, reason: "cannot load"), now: 0).contains(.exit(failure: "the coordinator ended the job: cannot load")))
     }
 }

@@ -6,8 +6,9 @@ import Testing
 private func readyCore(shards: Int = 10, configure: (inout CoordinatorCore.Settings) -> Void = { _ in }) throws -> CoordinatorCore {
     var settings = CoordinatorCore.Settings()
     configure(&settings)
-    var core = CoordinatorCore(jobId: "job", modelSha256: String(repeating: "a", count: 64),
-                               plan: try ShardPlan(examples: shards, batchSize: 1), settings: settings, collectorName: "tcp://c:1")
+    var core = CoordinatorCore(
+        jobId: "job", modelSha256: String(repeating: "a", count: 64),
+        plan: try ShardPlan(examples: shards, batchSize: 1), settings: settings, collectorName: "tcp://c:1")
     _ = core.start(now: 0)
     _ = core.handle(.collector(.collectorReady(jobId: "job", resumed: [])), now: 0)
     return core
@@ -30,8 +31,9 @@ private func sent(_ m: WireMessage, to w: PeerID, in d: [CoordinatorCore.Directi
 struct CoordinatorCoreTests {
     @Test("workers that join before the collector is ready get the job when it is; credit brings shards")
     func joinAndDispatch() throws {
-        var core = CoordinatorCore(jobId: "job", modelSha256: String(repeating: "a", count: 64),
-                                   plan: try ShardPlan(examples: 4, batchSize: 1), collectorName: "c")
+        var core = CoordinatorCore(
+            jobId: "job", modelSha256: String(repeating: "a", count: 64),
+            plan: try ShardPlan(examples: 4, batchSize: 1), collectorName: "c")
         #expect(core.start(now: 0) == [.collect])
         let early = core.handle(.worker(w1, hello("one")), now: 0.1)
         #expect(!early.contains(.sendJob(to: w1)))
@@ -42,7 +44,7 @@ struct CoordinatorCoreTests {
         #expect(!core.handle(.worker(w1, hello("one")), now: 1.4).contains(.sendJob(to: w1)))
         #expect(core.handle(.worker(w1, .needModel(sha256: String(repeating: "a", count: 64))), now: 1.5) == [.sendModel(to: w1)])
         let d = core.handle(.worker(w1, .ready(jobId: "job", credit: 8, computed: [])), now: 1.6)
-        #expect(shardsSent(d, to: w1) == [0, 2, 3])   // one message; shard 1 was resumed
+        #expect(shardsSent(d, to: w1) == [0, 2, 3]) // one message; shard 1 was resumed
         #expect(core.examplesDone == 1)
     }
 
@@ -72,7 +74,8 @@ struct CoordinatorCoreTests {
         var core = try readyCore()
         _ = core.handle(.worker(w1, hello("one")), now: 0)
         _ = core.handle(.worker(w2, hello("two")), now: 0)
-        let forged = core.handle(.worker(w1, .finish(.init(jobId: "job", workers: 0, bytesToWorkers: 0, workersLost: 0, leasesExpired: 0, shardsReissued: 0))), now: 1)
+        let forged = core.handle(
+            .worker(w1, .finish(.init(jobId: "job", workers: 0, bytesToWorkers: 0, workersLost: 0, leasesExpired: 0, shardsReissued: 0))), now: 1)
         #expect(!forged.contains { if case .exit = $0 { true } else { false } })
         #expect(core.workerCount == 1 && core.outcome == nil)
         let sha = String(repeating: "a", count: 64)
@@ -104,10 +107,10 @@ struct CoordinatorCoreTests {
         _ = core.handle(.worker(w1, hello("one")), now: 0)
         _ = core.handle(.worker(w1, .ready(jobId: "job", credit: 2, computed: [])), now: 0)
         _ = core.handle(.collector(.ack(jobId: "job", shards: [0])), now: 0.5)
-        _ = core.handle(.collector(.heartbeat(job: "")), now: 1)   // holds no job: restarted
+        _ = core.handle(.collector(.heartbeat(job: "")), now: 1) // holds no job: restarted
         let t = core.handle(.tick, now: 1)
         #expect(t.contains(.collect))
-        #expect(shardsSent(core.handle(.worker(w1, .ready(jobId: "job", credit: 2, computed: [])), now: 1.1)).isEmpty)   // paused
+        #expect(shardsSent(core.handle(.worker(w1, .ready(jobId: "job", credit: 2, computed: [])), now: 1.1)).isEmpty) // paused
         let back = core.handle(.collector(.collectorReady(jobId: "job", resumed: [0, 1])), now: 1.2)
         #expect(shardsSent(back) == [2, 3])
         #expect(core.examplesDone == 2)
@@ -128,12 +131,15 @@ struct CoordinatorCoreTests {
 
     @Test("a collector that never answers is not a silent wait: a warning names it every 10 s")
     func silentCollector() throws {
-        var core = CoordinatorCore(jobId: "job", modelSha256: String(repeating: "a", count: 64),
-                                   plan: try ShardPlan(examples: 4, batchSize: 1), collectorName: "tcp://c:1")
+        var core = CoordinatorCore(
+            jobId: "job", modelSha256: String(repeating: "a", count: 64),
+            plan: try ShardPlan(examples: 4, batchSize: 1), collectorName: "tcp://c:1")
         _ = core.start(now: 0)
         var warnings = 0
         for t in stride(from: 0.2, through: 25, by: 0.2) {
-            warnings += core.handle(.tick, now: t).filter { if case .log(.warning, let text, _) = $0 { text.contains("collector has not answered") } else { false } }.count
+            warnings +=
+                core.handle(.tick, now: t).filter { if case .log(.warning, let text, _) = $0 { text.contains("collector has not answered") } else { false } }
+                .count
         }
         #expect(warnings == 2)
     }

@@ -1,8 +1,9 @@
 import Foundation
-@testable import LoomCluster
 import LoomTensor
 import Testing
 import ZeroMQ
+
+@testable import LoomCluster
 
 @Suite("a worker's result batches")
 struct ResultBatchTests {

@@ -57,7 +57,7 @@ struct SchedulerTests {
     func leave() {
         var s = Scheduler(shardCount: 10)
         #expect(s.reissued == 0)
-        _ = s.grant(w1, 3)          // 0, 1, 2
+        _ = s.grant(w1, 3) // 0, 1, 2
         _ = s.acknowledge([1])
         let d = assigned(s.leave(w1))
         #expect(d.isEmpty, "no one has credit yet")
@@ -88,7 +88,7 @@ struct SchedulerTests {
     @Test("stragglers: with the queue empty, an idle worker runs the shards in flight again, once, the last given out first")
     func speculation() {
         var s = Scheduler(shardCount: 2)
-        _ = s.grant(w1, 2, now: 0)           // 0 and 1 on w1: 0 computing, 1 waiting behind it
+        _ = s.grant(w1, 2, now: 0) // 0 and 1 on w1: 0 computing, 1 waiting behind it
         let extra = assigned(s.grant(w2, 2, now: 1))
         #expect(extra.map(\.0) == [1, 0], "both in-flight shards are run again on the idle worker, the waiting one first")
         #expect(extra.allSatisfy { $0.1 == w2 })
@@ -100,7 +100,7 @@ struct SchedulerTests {
     @Test("a shard reported computed is not a straggler: its result is on the way, so it is not run again")
     func noSpeculationOfComputed() {
         var s = Scheduler(shardCount: 2)
-        _ = s.grant(w1, 2, now: 0)           // 0 and 1 on w1
+        _ = s.grant(w1, 2, now: 0) // 0 and 1 on w1
         s.computed(w1, [0])
         let extra = assigned(s.grant(w2, 2, now: 1))
         #expect(extra.map(\.0) == [1], "only the shard not yet computed is run again")
@@ -124,7 +124,7 @@ struct SchedulerTests {
     func silentWorker() {
         var s = Scheduler(shardCount: 5)
         s.heard(w1, now: 0)
-        _ = s.grant(w1, 1, now: 0)               // shard 0, while w1 is alive
+        _ = s.grant(w1, 1, now: 0) // shard 0, while w1 is alive
         _ = s.acknowledge([0], now: 0.1)
         #expect(assigned(s.grant(w1, 1, now: 5)).map(\.0) == [1], "w1 last heard 5 s ago")
         _ = s.leave(w1, now: 6)
@@ -155,12 +155,12 @@ struct SchedulerTests {
     @Test("shards a dead worker held become careful (sent one per message from then on); others do not")
     func careful() {
         var s = Scheduler(shardCount: 10)
-        _ = s.grant(w1, 3, now: 0)      // 0, 1, 2
-        _ = s.grant(w2, 2, now: 0)      // 3, 4
+        _ = s.grant(w1, 3, now: 0) // 0, 1, 2
+        _ = s.grant(w2, 2, now: 0) // 3, 4
         #expect(s.careful.isEmpty)
         _ = s.leave(w1, now: 1)
         #expect(s.careful == [0, 1, 2])
-        _ = s.leave(w2, now: 1, dead: false)   // a worker that left cleanly makes nothing careful
+        _ = s.leave(w2, now: 1, dead: false) // a worker that left cleanly makes nothing careful
         #expect(s.careful == [0, 1, 2])
     }
 
@@ -168,7 +168,7 @@ struct SchedulerTests {
     func undelivered() {
         var s = Scheduler(shardCount: 10)
         s.heard(w1, now: 0)
-        let first = assigned(s.grant(w1, 2, now: 0)).map(\.0)     // 0, 1: sent, and the worker dies
+        let first = assigned(s.grant(w1, 2, now: 0)).map(\.0) // 0, 1: sent, and the worker dies
         _ = s.leave(w1, now: 0.1)
         #expect(s.failureCount(first[0]) == 1)
         // w2 is given shard 0 again, but its connection is gone: the send fails.

@@ -1,7 +1,8 @@
 import Foundation
-@testable import LoomCluster
 import LoomTestSupport
 import Testing
+
+@testable import LoomCluster
 
 /// Decodes a body the way a receiver does.
 private func decode(_ type: MessageType, _ body: [UInt8], dataFrames: Int) throws -> WireMessage {
@@ -89,8 +90,10 @@ struct WireMessageTests {
         #expect(try h.withUnsafeBytes { try Header.parse($0, peer: "p") } == Header(.ready))
         h[4] = Header.version - 1
         #expect(throws: ProtocolError.version(peer: "p", Header.version - 1)) { try h.withUnsafeBytes { try Header.parse($0, peer: "p") } }
-        for bad in [Array("LOOK".utf8) + [Header.version, 5, 0, 0], Array("LOOM".utf8) + [Header.version, 11, 0, 0],
-                    Array("LOOM".utf8) + [Header.version, 5, 1, 0], Array("LOOM".utf8) + [Header.version, 5, 0]] {
+        for bad in [
+            Array("LOOK".utf8) + [Header.version, 5, 0, 0], Array("LOOM".utf8) + [Header.version, 11, 0, 0],
+            Array("LOOM".utf8) + [Header.version, 5, 1, 0], Array("LOOM".utf8) + [Header.version, 5, 0]
+        ] {
             #expect(throws: ProtocolError.self) { try bad.withUnsafeBytes { try Header.parse($0, peer: "p") } }
         }
     }

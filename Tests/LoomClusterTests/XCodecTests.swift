@@ -14,7 +14,7 @@ struct XCodecTests {
         var storage = [Float](repeating: 0, count: rows * 4 * length)
         for r in 0..<rows {
             for pos in 0..<length {
-                let base = Int(next() % 5)   // 4: an N column, left all zero
+                let base = Int(next() % 5) // 4: an N column, left all zero
                 if base < 4 { storage[(r * 4 + base) * length + pos] = 1 }
             }
         }

@@ -6,9 +6,11 @@ import LoomTestSupport
 import Testing
 
 /// The conformance cases that run deep_lift_shap directly.
-let attributionCases = ["tutorial_pairwise_deep_lift_shap", "loom_convpool_pairwise_deep_lift_shap",
-                        "loom_residual_product_deep_lift_shap_hypothetical", "loom_softmax_pairwise_deep_lift_shap",
-                        "loom_sigmoid_tanh_product_deep_lift_shap", "loom_bpnet_count_pairwise_deep_lift_shap"]
+let attributionCases = [
+    "tutorial_pairwise_deep_lift_shap", "loom_convpool_pairwise_deep_lift_shap",
+    "loom_residual_product_deep_lift_shap_hypothetical", "loom_softmax_pairwise_deep_lift_shap",
+    "loom_sigmoid_tanh_product_deep_lift_shap", "loom_bpnet_count_pairwise_deep_lift_shap"
+]
 
 @Suite("deep_lift_shap on the conformance models")
 struct DeepLiftShapTests {
@@ -42,8 +44,11 @@ struct DeepLiftShapTests {
     @Test("the result does not depend on how pairs are grouped into passes")
     func passSizes() throws {
         let (model, batch) = try load("loom_convpool_pairwise_deep_lift_shap")
-        let one = try DeepLiftShap(target: 0, shuffles: 4, seed: 3, references: nil, hypothetical: true, pairsPerPass: 1).attribute(model: model, batch: batch).values
-        let many = try DeepLiftShap(target: 0, shuffles: 4, seed: 3, references: nil, hypothetical: true, pairsPerPass: 64).attribute(model: model, batch: batch).values
+        let one = try DeepLiftShap(target: 0, shuffles: 4, seed: 3, references: nil, hypothetical: true, pairsPerPass: 1).attribute(model: model, batch: batch)
+            .values
+        let many = try DeepLiftShap(target: 0, shuffles: 4, seed: 3, references: nil, hypothetical: true, pairsPerPass: 64).attribute(
+            model: model, batch: batch
+        ).values
         #expect(one.shape == many.shape)
         #expect(zip(one.storage, many.storage).allSatisfy { abs($0 - $1) <= 1e-6 })
     }

@@ -10,7 +10,7 @@ struct RandomStreamTests {
         var rng = MT19937(seed: 0)
         #expect([rng.next(), rng.next(), rng.next()] == [2_357_136_044, 2_546_248_239, 3_071_714_933])
         var other = MT19937(seed: 5489)
-        #expect(other.next() == 3_499_211_612)  // the reference implementation's default seed
+        #expect(other.next() == 3_499_211_612) // the reference implementation's default seed
     }
 
     @Test("numpy's RandomState(0) shuffles of 10 positions, one after the other")

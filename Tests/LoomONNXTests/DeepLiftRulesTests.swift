@@ -1,9 +1,11 @@
-@testable import LoomONNX
 import LoomTensor
 import LoomTestSupport
 import Testing
+
+@testable import LoomONNX
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A graph X (batch, 1, 4) -> `body` -> ReduceSum over (1, 2) -> y (batch, 1, 1), with its nodes named as `body` says.
@@ -19,8 +21,10 @@ func ruledModel(sumName: String = "/ReduceSum", _ body: (inout ONNXBuilder) -> V
 func dynamo(_ op: String, scope: String?, cls: String?) -> [(String, String)] {
     let classes = ["'__main__.Net'"] + (cls.map { ["'\($0)'"] } ?? []) + ["'aten.\(op).default'"]
     let scopes = ["''"] + (scope.map { ["'\($0)'"] } ?? []) + ["'\(op)'"]
-    return [("pkg.torch.onnx.class_hierarchy", "[\(classes.joined(separator: ", "))]"),
-            ("pkg.torch.onnx.name_scopes", "[\(scopes.joined(separator: ", "))]")]
+    return [
+        ("pkg.torch.onnx.class_hierarchy", "[\(classes.joined(separator: ", "))]"),
+        ("pkg.torch.onnx.name_scopes", "[\(scopes.joined(separator: ", "))]")
+    ]
 }
 
 @Suite("deep-lift-shap rules per module, as tangermeme chooses them")

@@ -66,7 +66,7 @@ struct ElementwiseOpTests {
         #expect(mean.storage == [2, 5, 8, 11])
         let sum = try runOp("ReduceSum", [x], opset: 13, extraInputs: ["axes"]) { $0.initializer("axes", shape: [2], ints: [0, 2]) }
         #expect(sum.shape == [1, 2, 1])
-        #expect(sum.storage == [30, 48])  // 1+2+3+7+8+9 and 4+5+6+10+11+12
+        #expect(sum.storage == [30, 48]) // 1+2+3+7+8+9 and 4+5+6+10+11+12
         let old = try runOp("ReduceMean", [x], opset: 13, attributes: [.ints("axes", [1])])
         #expect(old.shape == [2, 1, 3])
         #expect(old.storage == [2.5, 3.5, 4.5, 8.5, 9.5, 10.5])

@@ -1,5 +1,6 @@
-@testable import LoomONNX
 import Testing
+
+@testable import LoomONNX
 
 /// Every operator chooses its row-sharing behaviour and its cost model: a kernel that relies on
 /// a conservative default (never shared; one operation per output element) is listed here, so
@@ -19,7 +20,7 @@ struct KernelFeatureTests {
         // SelectionKernels
         "Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "And", "Not", "Or", "Xor", "Where", "Max", "Min", "PRelu", "Mod",
         // IndexingKernels, LayerNormKernel, AveragePoolKernel
-        "Pad", "Expand", "Tile", "Split", "LayerNormalization", "AveragePool", "ConstantOfShape",
+        "Pad", "Expand", "Tile", "Split", "LayerNormalization", "AveragePool", "ConstantOfShape"
     ]
 
     @Test("every registered kernel is row-wise or listed as not; costed or listed as costing its output size")

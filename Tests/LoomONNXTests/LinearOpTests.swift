@@ -4,20 +4,28 @@ import LoomTestSupport
 import Testing
 
 /// A direct, loop-by-loop 1-D convolution, the reference for the BLAS lowerings.
-func naiveConv(x: [Float], n: Int, c: Int, l: Int, w: [Float], m: Int, k: Int, bias: [Float]?,
-               pads: (Int, Int), stride: Int, dilation: Int, group: Int) -> (shape: [Int], values: [Float]) {
+func naiveConv(
+    x: [Float], n: Int, c: Int, l: Int, w: [Float], m: Int, k: Int, bias: [Float]?,
+    pads: (Int, Int), stride: Int, dilation: Int, group: Int
+) -> (shape: [Int], values: [Float]) {
     let cg = c / group, mg = m / group
     let out = (l + pads.0 + pads.1 - dilation * (k - 1) - 1) / stride + 1
     var y = [Float](repeating: 0, count: n * m * out)
-    for b in 0..<n { for f in 0..<m { for j in 0..<out {
-        let g = f / mg
-        var s = bias?[f] ?? 0
-        for ci in 0..<cg { for t in 0..<k {
-            let pos = j * stride + t * dilation - pads.0
-            if pos >= 0 && pos < l { s += w[(f * cg + ci) * k + t] * x[(b * c + g * cg + ci) * l + pos] }
-        } }
-        y[(b * m + f) * out + j] = s
-    } } }
+    for b in 0..<n {
+        for f in 0..<m {
+            for j in 0..<out {
+                let g = f / mg
+                var s = bias?[f] ?? 0
+                for ci in 0..<cg {
+                    for t in 0..<k {
+                        let pos = j * stride + t * dilation - pads.0
+                        if pos >= 0 && pos < l { s += w[(f * cg + ci) * k + t] * x[(b * c + g * cg + ci) * l + pos] }
+                    }
+                }
+                y[(b * m + f) * out + j] = s
+            }
+        }
+    }
     return ([n, m, out], y)
 }
 
@@ -70,8 +78,10 @@ struct LinearOpTests {
 
     @Test("Conv: a hand-computed edge filter with padding")
     func convHand() throws {
-        let y = try runOp("Conv", [Feed("x", [1, 1, 5], [1, 2, 4, 8, 16])], extraInputs: ["w", "b"],
-                          attributes: [.ints("pads", [1, 1]), .ints("kernel_shape", [3])]) {
+        let y = try runOp(
+            "Conv", [Feed("x", [1, 1, 5], [1, 2, 4, 8, 16])], extraInputs: ["w", "b"],
+            attributes: [.ints("pads", [1, 1]), .ints("kernel_shape", [3])]
+        ) {
             $0.initializer("w", shape: [1, 1, 3], values: [1, 0, -1])
             $0.initializer("b", shape: [1], values: [0.5])
         }
@@ -80,24 +90,30 @@ struct LinearOpTests {
         #expect(y.storage == [-1.5, -2.5, -5.5, -11.5, 8.5])
     }
 
-    @Test("Conv matches a direct loop: both lowerings, stride, dilation, groups, padding",
-          arguments: [
-            (c: 4, m: 6, k: 3, l: 17, pads: (1, 1), stride: 1, dilation: 1, group: 1),   // im2col
-            (c: 16, m: 8, k: 3, l: 20, pads: (2, 2), stride: 1, dilation: 2, group: 1),  // tap-wise
-            (c: 16, m: 8, k: 5, l: 23, pads: (0, 3), stride: 2, dilation: 1, group: 1),  // strided im2col
-            (c: 8, m: 4, k: 3, l: 12, pads: (1, 1), stride: 1, dilation: 1, group: 2),   // groups
-            (c: 32, m: 4, k: 7, l: 40, pads: (3, 3), stride: 1, dilation: 3, group: 2),  // tap-wise groups
-          ])
+    @Test(
+        "Conv matches a direct loop: both lowerings, stride, dilation, groups, padding",
+        arguments: [
+            (c: 4, m: 6, k: 3, l: 17, pads: (1, 1), stride: 1, dilation: 1, group: 1), // im2col
+            (c: 16, m: 8, k: 3, l: 20, pads: (2, 2), stride: 1, dilation: 2, group: 1), // tap-wise
+            (c: 16, m: 8, k: 5, l: 23, pads: (0, 3), stride: 2, dilation: 1, group: 1), // strided im2col
+            (c: 8, m: 4, k: 3, l: 12, pads: (1, 1), stride: 1, dilation: 1, group: 2), // groups
+            (c: 32, m: 4, k: 7, l: 40, pads: (3, 3), stride: 1, dilation: 3, group: 2) // tap-wise groups
+        ])
     func convRandom(shape: (c: Int, m: Int, k: Int, l: Int, pads: (Int, Int), stride: Int, dilation: Int, group: Int)) throws {
         let n = 3
         let x = noise(n * shape.c * shape.l, seed: 1)
         let w = noise(shape.m * shape.c / shape.group * shape.k, seed: 2)
         let bias = noise(shape.m, seed: 3)
-        let want = naiveConv(x: x, n: n, c: shape.c, l: shape.l, w: w, m: shape.m, k: shape.k, bias: bias,
-                             pads: shape.pads, stride: shape.stride, dilation: shape.dilation, group: shape.group)
-        let y = try runOp("Conv", [Feed("x", [n, shape.c, shape.l], x)], extraInputs: ["w", "b"],
-                          attributes: [.ints("pads", [shape.pads.0, shape.pads.1]), .ints("strides", [shape.stride]),
-                                       .ints("dilations", [shape.dilation]), .int("group", shape.group)]) {
+        let want = naiveConv(
+            x: x, n: n, c: shape.c, l: shape.l, w: w, m: shape.m, k: shape.k, bias: bias,
+            pads: shape.pads, stride: shape.stride, dilation: shape.dilation, group: shape.group)
+        let y = try runOp(
+            "Conv", [Feed("x", [n, shape.c, shape.l], x)], extraInputs: ["w", "b"],
+            attributes: [
+                .ints("pads", [shape.pads.0, shape.pads.1]), .ints("strides", [shape.stride]),
+                .ints("dilations", [shape.dilation]), .int("group", shape.group)
+            ]
+        ) {
             $0.initializer("w", shape: [shape.m, shape.c / shape.group, shape.k], values: w)
             $0.initializer("b", shape: [shape.m], values: bias)
         }

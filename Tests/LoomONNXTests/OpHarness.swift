@@ -25,8 +25,10 @@ func runModel(_ feeds: [Feed], opset: Int = 17, outputs: [String] = ["y"], _ bui
 }
 
 /// Runs one node with inputs `feeds` (and any extra initializers) and returns its single output.
-func runOp(_ op: String, _ feeds: [Feed], opset: Int = 17, extraInputs: [String] = [], attributes: [ONNXBuilder.Attribute] = [],
-           initializers: (inout ONNXBuilder) -> Void = { _ in }) throws -> Tensor<Float> {
+func runOp(
+    _ op: String, _ feeds: [Feed], opset: Int = 17, extraInputs: [String] = [], attributes: [ONNXBuilder.Attribute] = [],
+    initializers: (inout ONNXBuilder) -> Void = { _ in }
+) throws -> Tensor<Float> {
     try runModel(feeds, opset: opset) { b in
         initializers(&b)
         b.node(op, feeds.map(\.name) + extraInputs, ["y"], attributes)

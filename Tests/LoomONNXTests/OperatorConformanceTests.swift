@@ -63,7 +63,8 @@ struct OperatorConformanceTests {
         #expect((model.rowSharingFallbacks == 0) != movesBatch, "fallbacks: \(model.rowSharingFallbacks)")
     }
 
-    @Test("reverse: the gradient matches finite differences of the forward pass", arguments: OperatorCase.all.filter { (try? $0.json["grad"] as? Bool) == true })
+    @Test(
+        "reverse: the gradient matches finite differences of the forward pass", arguments: OperatorCase.all.filter { (try? $0.json["grad"] as? Bool) == true })
     func gradient(_ c: OperatorCase) throws {
         let model = try ONNXModel(path: c.directory + "/grad.onnx")
         let x = try c.x
@@ -93,8 +94,9 @@ struct OperatorConformanceTests {
     /// The activations tangermeme 1.6 registers as non-linear modules take the rescale rule.
     static let rescaled = ["elu", "leaky_relu", "selu", "celu", "gelu", "gelu_tanh", "mish", "clip_relu6", "prelu"]
 
-    @Test("rescale rule: contributions add up to the output's difference from the reference (summation to delta)",
-          arguments: rescaled)
+    @Test(
+        "rescale rule: contributions add up to the output's difference from the reference (summation to delta)",
+        arguments: rescaled)
     func summationToDelta(_ name: String) throws {
         let c = OperatorCase(name: name)
         let model = try ONNXModel(path: c.directory + "/grad.onnx")

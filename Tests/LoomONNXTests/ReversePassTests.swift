@@ -28,7 +28,8 @@ func noise(_ n: Int, seed: UInt64, scale: Float = 1) -> [Float] {
 
 /// Runs DeepLIFT on one example over one reference and returns (multipliers, Δy, Σ Δx·m).
 func deepLiftOnce(_ model: ONNXModel, x: [Float], ref: [Float], shape: [Int], others: [Tensor<Float>] = [], target: Int = 0) throws
-    -> (m: [Float], deltaY: Float, deltaSum: Float) {
+    -> (m: [Float], deltaY: Float, deltaSum: Float)
+{
     let stacked = Tensor<Float>(shape: [2] + shape, storage: x + ref)
     let pass = try model.deepLift(x: stacked, others: others, target: target)
     let m = pass.multipliers.storage
@@ -68,7 +69,9 @@ struct ReversePassTests {
             let (m, dy, sum) = try deepLiftOnce(model, x: x, ref: ref, shape: [2, 3])
             #expect(abs(dy - sum) < 1e-5, "\(op)")
             // The plain derivative would not sum to Δy; the secant differs from it.
-            let plainSigmoid = x.map { v -> Float in let s = 1 / (1 + expf(-v)); return s * (1 - s) }
+            let plainSigmoid = x.map { v -> Float in
+                let s = 1 / (1 + expf(-v)); return s * (1 - s)
+            }
             if op == "Sigmoid" { #expect(!zip(m, plainSigmoid).allSatisfy { abs($0 - $1) < 1e-4 }) }
         }
     }
@@ -79,13 +82,13 @@ struct ReversePassTests {
         let w = noise(4 * c * 3, seed: 3), g = noise(64, seed: 4)
         let model = try loadModel(channels: c, length: l, extraInputs: [("s", [nil, 1])]) { b in
             b.initializer("w", shape: [4, c, 3], values: w)
-            b.node("Conv", ["X", "w"], ["h"], [.ints("dilations", [2]), .ints("pads", [1, 1])])   // (4, 6)
+            b.node("Conv", ["X", "w"], ["h"], [.ints("dilations", [2]), .ints("pads", [1, 1])]) // (4, 6)
             b.initializer("starts", shape: [1], ints: [1]); b.initializer("ends", shape: [1], ints: [5]); b.initializer("ax", shape: [1], ints: [2])
-            b.node("Slice", ["h", "starts", "ends", "ax"], ["hs"])                                     // (4, 4)
-            b.node("Transpose", ["hs"], ["ht"], [.ints("perm", [0, 2, 1])])                            // (4, 4)
-            b.node("Concat", ["ht", "ht"], ["hc"], [.int("axis", 1)])                                  // (8, 4)
+            b.node("Slice", ["h", "starts", "ends", "ax"], ["hs"]) // (4, 4)
+            b.node("Transpose", ["hs"], ["ht"], [.ints("perm", [0, 2, 1])]) // (4, 4)
+            b.node("Concat", ["ht", "ht"], ["hc"], [.int("axis", 1)]) // (8, 4)
             b.initializer("shape", shape: [2], ints: [0, -1])
-            b.node("Reshape", ["hc", "shape"], ["flat"])                                               // 32
+            b.node("Reshape", ["hc", "shape"], ["flat"]) // 32
             b.initializer("g", shape: [2, 32], values: Array(g.prefix(64)))
             b.node("Gemm", ["flat", "g"], ["o"], [.int("transB", 1)])
             b.node("Mul", ["o", "s"], ["y"])

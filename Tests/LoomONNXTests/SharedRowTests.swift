@@ -68,8 +68,9 @@ struct SharedRowTests {
         #expect(m.rowSharingFallbacks == 0)
     }
 
-    @Test("operators that mix rows fall back to the plain run, with the same result",
-          arguments: ["softmax0", "reduce0", "transpose", "constReshape", "bigConstant"])
+    @Test(
+        "operators that mix rows fall back to the plain run, with the same result",
+        arguments: ["softmax0", "reduce0", "transpose", "constReshape", "bigConstant"])
     func fallbacks(kind: String) throws {
         let m = try sharedRowModel { b in
             switch kind {

@@ -87,7 +87,7 @@ struct JobInputsTests {
         let b = Tensor<Float>(shape: [2, 2], storage: [1, 2, 3, 4])
         let inputs = try JobInputs(x: x, args: [a, b], mode: .product, alphabetSize: 4)
         #expect(inputs.space.count == 12)
-        let batch = inputs.batch(for: 4..<8)   // (0,2,0) (0,2,1) (1,0,0) (1,0,1)
+        let batch = inputs.batch(for: 4..<8) // (0,2,0) (0,2,1) (1,0,0) (1,0,1)
         #expect(decode(batch.x) == ["AC", "GT"], "each distinct sequence is held once")
         #expect(batch.xRows == [0, 0, 1, 1])
         #expect(decode(batch.expandedX) == ["AC", "AC", "GT", "GT"])
@@ -115,13 +115,16 @@ struct JobInputsTests {
         try JobInputs(x: x, args: [], mode: .product, alphabetSize: 4).checkOneHot(allowUnknown: false)
         // An unknown base (an all-zero column) passes only where unknown bases are allowed.
         var n = x
-        n.storage[2 * 4 + 2] = 0   // sequence 0, channel 2 (G), position 2
+        n.storage[2 * 4 + 2] = 0 // sequence 0, channel 2 (G), position 2
         try JobInputs(x: n, args: [], mode: .product, alphabetSize: 4).checkOneHot(allowUnknown: true)
-        #expect(throws: FunctionError.notOneHot(sequence: 0, "no symbol is set at position 2 (an unknown base); deep-lift-shap needs every position to be one of the alphabet")) {
+        #expect(
+            throws: FunctionError.notOneHot(
+                sequence: 0, "no symbol is set at position 2 (an unknown base); deep-lift-shap needs every position to be one of the alphabet")
+        ) {
             try JobInputs(x: n, args: [], mode: .product, alphabetSize: 4).checkOneHot(allowUnknown: false)
         }
-        x.storage[16 + 0] = 1   // sequence 1, channel 0, position 0 joins the A that is already there
-        x.storage[16 + 4] = 1   // sequence 1, channel 1, position 0: two symbols at once
+        x.storage[16 + 0] = 1 // sequence 1, channel 0, position 0 joins the A that is already there
+        x.storage[16 + 4] = 1 // sequence 1, channel 1, position 0: two symbols at once
         do {
             try JobInputs(x: x, args: [], mode: .product, alphabetSize: 4).checkOneHot(allowUnknown: true)
             Issue.record("two symbols at one position is not one-hot")

@@ -73,8 +73,9 @@ struct IndexSpaceTests {
         } catch { Issue.record("wrong error \(error)") }
     }
 
-    @Test("shards cover every example once, in order, the last one short",
-          arguments: [(15, 8), (16, 8), (1, 32), (60, 7), (5, 1), (32, 32), (33, 32), (0, 4)])
+    @Test(
+        "shards cover every example once, in order, the last one short",
+        arguments: [(15, 8), (16, 8), (1, 32), (60, 7), (5, 1), (32, 32), (33, 32), (0, 4)])
     func shards(examples: Int, batch: Int) throws {
         let plan = try ShardPlan(examples: examples, batchSize: batch)
         #expect(plan.shardCount == (examples + batch - 1) / batch)
@@ -89,8 +90,9 @@ struct IndexSpaceTests {
         #expect(next == examples)
     }
 
-    @Test("shards of several batches cover every example once; their batches are the plain plan's batches",
-          arguments: [(100, 8, 3), (96, 8, 3), (7, 4, 5), (1, 1, 2), (0, 4, 2)])
+    @Test(
+        "shards of several batches cover every example once; their batches are the plain plan's batches",
+        arguments: [(100, 8, 3), (96, 8, 3), (7, 4, 5), (1, 1, 2), (0, 4, 2)])
     func multiBatchShards(examples: Int, batch: Int, k: Int) throws {
         let plan = try ShardPlan(examples: examples, batchSize: batch, batchesPerShard: k)
         let plain = try ShardPlan(examples: examples, batchSize: batch)
@@ -117,10 +119,14 @@ struct IndexSpaceTests {
         #expect(k == (1 << 27) / (32 * 4096))
         #expect(k == ShardPlan.targetShardOperations / (32 * 4096))
         // ...and of at most 16 MB of results: 64 KB per example makes 8 batches of 32.
-        #expect(ShardPlan.automaticBatchesPerShard(examples: 10_000_000, batchSize: 32, operationsPerExample: 4096,
-                                                   resultBytesPerExample: 65536) == (16 << 20) / (32 * 65536))
-        #expect(ShardPlan.automaticBatchesPerShard(examples: 10_000_000, batchSize: 32, operationsPerExample: 4096,
-                                                   resultBytesPerExample: Double(1 << 30)) == 1)
+        #expect(
+            ShardPlan.automaticBatchesPerShard(
+                examples: 10_000_000, batchSize: 32, operationsPerExample: 4096,
+                resultBytesPerExample: 65536) == (16 << 20) / (32 * 65536))
+        #expect(
+            ShardPlan.automaticBatchesPerShard(
+                examples: 10_000_000, batchSize: 32, operationsPerExample: 4096,
+                resultBytesPerExample: Double(1 << 30)) == 1)
         // ...but never fewer than 64 shards of a job with enough batches, and never below one batch.
         let few = ShardPlan.automaticBatchesPerShard(examples: 32 * 640, batchSize: 32, operationsPerExample: 1)
         #expect(few == 10)

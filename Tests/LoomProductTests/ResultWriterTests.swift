@@ -45,7 +45,9 @@ struct ResultWriterTests {
         let other = ResultWriter(directory: dir.path, axes: [7])
         #expect(throws: IndexSpaceError.self) { try other.write(consecutive: [(0..<3, tree(0, 3)), (4..<7, tree(4, 3))]) }
         #expect(throws: IndexSpaceError.self) {
-            try other.write(consecutive: [(0..<3, tree(0, 3)), (3..<5, .list([.leaf(Tensor(shape: [2, 3], repeating: 1)), .leaf(Tensor(shape: [2], repeating: 1))]))])
+            try other.write(consecutive: [
+                (0..<3, tree(0, 3)), (3..<5, .list([.leaf(Tensor(shape: [2, 3], repeating: 1)), .leaf(Tensor(shape: [2], repeating: 1))]))
+            ])
         }
     }
 

@@ -81,7 +81,8 @@ struct NpyTests {
         #expect(code(handNpy(version: 1, descr: "<f4", shape: "(3,)", data: floatBytes([1, 2]))) == .truncated(expected: 12, actual: 8))
         let full = handNpy(version: 1, descr: "<f4", shape: "(2,)", data: floatBytes([1, 2]))
         #expect(code(Array(full.prefix(20))) != nil)
-        if case .badHeader? = code(handNpy(version: 1, descr: "<f4", shape: "[2]", data: floatBytes([1, 2]))) {} else {
+        if case .badHeader? = code(handNpy(version: 1, descr: "<f4", shape: "[2]", data: floatBytes([1, 2]))) {
+        } else {
             Issue.record("a list for the shape should be a bad header")
         }
     }
@@ -99,10 +100,12 @@ struct NpyTests {
             return (code { try NpyArray.parse(bytes, path: path) }, code { try NpyArray.read(path: path) })
         }
         let full = handNpy(version: 1, descr: "<f4", shape: "(2,)", data: floatBytes([1, 2]))
-        for bad in [Array("not numpy".utf8), [], Array(full.prefix(20)), Array(full.prefix(full.count - 1)), full + [0],
-                    handNpy(version: 4, descr: "<f4", shape: "(1,)", data: floatBytes([1])),
-                    handNpy(version: 1, descr: "<i4", shape: "(1,)", data: [1, 0, 0, 0]),
-                    handNpy(version: 1, descr: "<f4", shape: "(3,)", data: floatBytes([1, 2]))] {
+        for bad in [
+            Array("not numpy".utf8), [], Array(full.prefix(20)), Array(full.prefix(full.count - 1)), full + [0],
+            handNpy(version: 4, descr: "<f4", shape: "(1,)", data: floatBytes([1])),
+            handNpy(version: 1, descr: "<i4", shape: "(1,)", data: [1, 0, 0, 0]),
+            handNpy(version: 1, descr: "<f4", shape: "(3,)", data: floatBytes([1, 2]))
+        ] {
             let c = try codes(bad)
             #expect(c.parsed != nil && c.read == c.parsed, "\(bad.count) bytes: parse \(String(describing: c.parsed)), read \(String(describing: c.read))")
         }
@@ -153,7 +156,8 @@ struct SHA256Tests {
     func vectors() {
         #expect(SHA256.hex([UInt8]()) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
         #expect(SHA256.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-        #expect(SHA256.hex(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))
+        #expect(
+            SHA256.hex(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))
                 == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
     }
 

@@ -50,7 +50,7 @@ public enum Repository {
         let candidates = [
             URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path + "/loom",
             Bundle.main.bundleURL.deletingLastPathComponent().path + "/loom",
-            root + "/.build/debug/loom",
+            root + "/.build/debug/loom"
         ]
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates.last!
     }

@@ -66,7 +66,8 @@ public final class NetworkLab {
         for line in r.stdout.split(separator: "\n") {
             let name = String(line.split(separator: " ").first ?? "")
             guard name.hasPrefix("loomlab-"), let tag = name.split(separator: "-").dropFirst().first, tag.count == 7,
-                  let pid = Int32(tag.prefix(5)) else { continue }
+                let pid = Int32(tag.prefix(5))
+            else { continue }
             // Only labs whose creator is gone (pids wrap at 100,000 here: a live namesake keeps its lab).
             if pid == Int32(getpid()) % 100_000 || kill(pid, 0) == 0 { continue }
             if let pids = try? runProcess("/usr/sbin/ip", ["netns", "pids", name], timeout: 10) {
@@ -87,16 +88,21 @@ public final class NetworkLab {
     }
 
     /// Starts `loom` (or another program) on `host`; the caller stops it (``tearDown()`` kills what is left).
-    public func start(on host: Host, _ executable: String, _ arguments: [String], cwd: String? = nil,
-                      environment: [String: String] = [:], stderrPath: String? = nil) throws -> Process {
+    public func start(
+        on host: Host, _ executable: String, _ arguments: [String], cwd: String? = nil,
+        environment: [String: String] = [:], stderrPath: String? = nil
+    ) throws -> Process {
         // `ip netns exec` execs the program: the process is the program itself.
-        try startProcess("/usr/sbin/ip", ["netns", "exec", host.namespace, executable] + arguments, cwd: cwd,
-                         environment: environment, stderrPath: stderrPath)
+        try startProcess(
+            "/usr/sbin/ip", ["netns", "exec", host.namespace, executable] + arguments, cwd: cwd,
+            environment: environment, stderrPath: stderrPath)
     }
 
     /// Runs a program on `host` to completion.
-    public func run(on host: Host, _ executable: String, _ arguments: [String], cwd: String? = nil,
-                    timeout: TimeInterval = 120) throws -> ProcessResult {
+    public func run(
+        on host: Host, _ executable: String, _ arguments: [String], cwd: String? = nil,
+        timeout: TimeInterval = 120
+    ) throws -> ProcessResult {
         try runProcess("/usr/sbin/ip", ["netns", "exec", host.namespace, executable] + arguments, cwd: cwd, timeout: timeout)
     }
 
@@ -146,8 +152,10 @@ public final class NetworkLab {
         if command == "add table inet loomlab" {
             try ip(["netns", "exec", host.namespace, "/usr/sbin/nft", "add", "table", "inet", "loomlab"])
             for hook in ["input", "output"] {
-                try ip(["netns", "exec", host.namespace, "/usr/sbin/nft", "add", "chain", "inet", "loomlab", hook,
-                        "{ type filter hook \(hook) priority 0; policy accept; }"])
+                try ip([
+                    "netns", "exec", host.namespace, "/usr/sbin/nft", "add", "chain", "inet", "loomlab", hook,
+                    "{ type filter hook \(hook) priority 0; policy accept; }"
+                ])
             }
             return
         }

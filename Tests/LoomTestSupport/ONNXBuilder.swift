@@ -59,8 +59,10 @@ public struct ONNXBuilder {
     }
 
     /// Adds a node.
-    public mutating func node(_ op: String, _ inputs: [String], _ outputs: [String], name: String? = nil,
-                              domain: String? = nil, metadata: [(String, String)] = [], _ attributes: [Attribute] = []) {
+    public mutating func node(
+        _ op: String, _ inputs: [String], _ outputs: [String], name: String? = nil,
+        domain: String? = nil, metadata: [(String, String)] = [], _ attributes: [Attribute] = []
+    ) {
         var m = ProtoWriter()
         for i in inputs { m.string(1, i) }
         for o in outputs { m.string(2, o) }

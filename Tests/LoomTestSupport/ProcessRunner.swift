@@ -9,8 +9,10 @@ public struct ProcessResult: Sendable {
 }
 
 /// Runs a real process with a deadline, capturing its output; the child is killed if it overruns.
-public func runProcess(_ executable: String, _ arguments: [String], cwd: String? = nil,
-                       environment: [String: String]? = nil, timeout: TimeInterval = 120) throws -> ProcessResult {
+public func runProcess(
+    _ executable: String, _ arguments: [String], cwd: String? = nil,
+    environment: [String: String]? = nil, timeout: TimeInterval = 120
+) throws -> ProcessResult {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = arguments
@@ -42,8 +44,9 @@ public func runProcess(_ executable: String, _ arguments: [String], cwd: String?
     }
     p.waitUntilExit()
     group.wait()
-    return ProcessResult(status: p.terminationStatus, stdout: String(decoding: outBox.data, as: UTF8.self),
-                         stderr: String(decoding: errBox.data, as: UTF8.self), timedOut: timedOut)
+    return ProcessResult(
+        status: p.terminationStatus, stdout: String(decoding: outBox.data, as: UTF8.self),
+        stderr: String(decoding: errBox.data, as: UTF8.self), timedOut: timedOut)
 }
 
 /// Runs `loom` with arguments.
@@ -68,8 +71,10 @@ public func processes(containing fragment: String) -> [Int32] {
 }
 
 /// Starts a process without waiting for it; the caller stops it.
-public func startProcess(_ executable: String, _ arguments: [String], cwd: String? = nil,
-                         environment: [String: String] = [:], stderrPath: String? = nil) throws -> Process {
+public func startProcess(
+    _ executable: String, _ arguments: [String], cwd: String? = nil,
+    environment: [String: String] = [:], stderrPath: String? = nil
+) throws -> Process {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = arguments

@@ -16,8 +16,9 @@ public final class SlurmCluster {
     public var conf: String { directory.file("slurm.conf") }
 
     public static var isAvailable: Bool {
-        getuid() == 0 && ["/usr/sbin/slurmctld", "/usr/sbin/slurmd", "/usr/sbin/munged", "/usr/bin/sbatch"]
-            .allSatisfy { FileManager.default.isExecutableFile(atPath: $0) }
+        getuid() == 0
+            && ["/usr/sbin/slurmctld", "/usr/sbin/slurmd", "/usr/sbin/munged", "/usr/bin/sbatch"]
+                .allSatisfy { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
     /// - Parameter backfillEverySecond: run the backfill scheduler every second (`bf_interval=1`), as
@@ -71,13 +72,19 @@ public final class SlurmCluster {
             """
         try writeFile(conf, Array(config.utf8))
         do {
-            try start("/usr/sbin/munged", ["-F", "--force", "--key-file=\(d)/munge.key", "--socket=\(d)/munge.socket",
-                                           "--pid-file=\(d)/munged.pid", "--log-file=\(d)/log/munged.log", "--seed-file=\(d)/munge.seed"], log: "munged.out")
+            try start(
+                "/usr/sbin/munged",
+                [
+                    "-F", "--force", "--key-file=\(d)/munge.key", "--socket=\(d)/munge.socket",
+                    "--pid-file=\(d)/munged.pid", "--log-file=\(d)/log/munged.log", "--seed-file=\(d)/munge.seed"
+                ], log: "munged.out")
             try waitFor(timeout: 10) { FileManager.default.fileExists(atPath: d + "/munge.socket") }
             try start("/usr/sbin/slurmctld", ["-D", "-f", conf], log: "slurmctld.out")
             try start("/usr/sbin/slurmd", ["-D", "-N", "n1", "-f", conf], log: "slurmd-n1.out")
             try start("/usr/sbin/slurmd", ["-D", "-N", "n2", "-f", conf], log: "slurmd-n2.out")
-            try waitFor(timeout: 30) { (try? self.run("/usr/bin/sinfo", ["-h", "-N", "-o", "%T"]).stdout)?.split(separator: "\n").filter { $0 == "idle" }.count == 2 }
+            try waitFor(timeout: 30) {
+                (try? self.run("/usr/bin/sinfo", ["-h", "-N", "-o", "%T"]).stdout)?.split(separator: "\n").filter { $0 == "idle" }.count == 2
+            }
         } catch {
             tearDown()
             throw error
@@ -97,7 +104,7 @@ public final class SlurmCluster {
         env["SLURM_CONF"] = conf
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
+        defer { for p in argv + envp { free(p) } }
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, executable, &actions, nil, argv, envp)
         guard rc == 0 else { throw SlurmError(what: "cannot start \(executable): \(String(cString: strerror(rc)))") }
@@ -139,8 +146,10 @@ public final class SlurmCluster {
     }
 
     /// Waits until the job is in one of `states`; returns its fields.
-    public func wait(_ id: String, for states: Set<String> = ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY"],
-                     timeout: TimeInterval = 120) throws -> [String: String] {
+    public func wait(
+        _ id: String, for states: Set<String> = ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY"],
+        timeout: TimeInterval = 120
+    ) throws -> [String: String] {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             let f = try job(id)
@@ -151,13 +160,17 @@ public final class SlurmCluster {
     }
 
     /// Stops every daemon by its process id and removes the folder.
+    ///
+    /// SIGTERM first, then SIGKILL for those still running after one shared second: slurmd and
+    /// munged here take 5 s or more to honour SIGTERM (slurmd retries a slurmctld that is already
+    /// gone), which cost every test 15 s. Nothing of the test's cluster is worth a clean shutdown.
     public func tearDown() {
         guard !torn else { return }
         torn = true
         for pid in daemons.reversed() { kill(pid, SIGTERM) }
+        let deadline = Date().addingTimeInterval(1)
         for pid in daemons.reversed() {
             var status: Int32 = 0
-            let deadline = Date().addingTimeInterval(5)
             while waitpid(pid, &status, WNOHANG) == 0 {
                 if Date() > deadline { kill(pid, SIGKILL); waitpid(pid, &status, 0); break }
                 usleep(20_000)

@@ -17,7 +17,7 @@ struct SocketTests {
         #expect(try dealer.send([.bytes(Array("hello".utf8)), .owned(big)]))
         #expect(try poll([router], timeoutMilliseconds: 5000) == [true])
         let got = try #require(try router.receive())
-        #expect(got.count == 3)   // routing id, then the two frames
+        #expect(got.count == 3) // routing id, then the two frames
         #expect(got[1].array == Array("hello".utf8))
         #expect(got[2].count == 1 << 20)
         #expect(got[2].bytes[12345] == UInt8(truncatingIfNeeded: 12345))
@@ -103,7 +103,7 @@ struct SocketTests {
         ctx.terminate(waitingAtMost: 0.3)
         let waited = ContinuousClock.now - start
         #expect(waited >= .milliseconds(250) && waited < .seconds(3))
-        open.close()   // the detached termination completes now
+        open.close() // the detached termination completes now
     }
 
     @Test("a non-blocking receive on an empty socket returns nil; poll times out")
@@ -111,7 +111,7 @@ struct SocketTests {
         let ctx = try Context()
         let pull = try Socket(ctx, .pull)
         let path = "/tmp/loom-zmq-test-\(getpid())"
-        defer { unlink(path) }   // the socket file would otherwise stay in /tmp after every run
+        defer { unlink(path) } // the socket file would otherwise stay in /tmp after every run
         try pull.bind("ipc://" + path)
         #expect(try pull.receive(dontWait: true) == nil)
         #expect(try poll([pull], timeoutMilliseconds: 10) == [false])
@@ -134,5 +134,5 @@ struct SocketTests {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif

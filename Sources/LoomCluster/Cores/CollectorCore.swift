@@ -114,8 +114,9 @@ public struct CollectorCore: Sendable {
         case .claimed(let resumed):
             guard let c = claiming else { return out }
             claiming = nil
-            var j = Job(id: c.id, coordinator: c.peer, written: .init(repeating: false, count: c.shards),
-                        journaled: .init(repeating: false, count: c.shards))
+            var j = Job(
+                id: c.id, coordinator: c.peer, written: .init(repeating: false, count: c.shards),
+                journaled: .init(repeating: false, count: c.shards))
             var valid: [Int] = []
             for s in resumed where s >= 0 && s < c.shards && !j.written[s] {
                 j.written[s] = true
@@ -161,7 +162,9 @@ public struct CollectorCore: Sendable {
             if let refused { refuse(peer, refused, &out) }
             commitIfDue(now: now, &out)
         case .finish(let peer, let f):
-            guard let j = job, peer == j.coordinator, f.jobId == j.id else { return refuse(peer, "finish from a peer that is not this job's coordinator", &out) }
+            guard let j = job, peer == j.coordinator, f.jobId == j.id else {
+                return refuse(peer, "finish from a peer that is not this job's coordinator", &out)
+            }
             commit(&out)
             guard j.count == j.written.count else {
                 let text = "told to finish with \(j.count) of \(j.written.count) shards written"

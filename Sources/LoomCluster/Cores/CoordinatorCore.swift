@@ -301,7 +301,9 @@ public struct CoordinatorCore: Sendable {
 
     private mutating func tick(now: Double, _ out: inout [Directive]) {
         if let deadline = settings.deadline, now > deadline {
-            return fail("the job did not finish within --deadline \(Int(deadline)) s (\(scheduler.completed) of \(scheduler.shardCount) shards done, \(names.count) workers)", &out)
+            return fail(
+                "the job did not finish within --deadline \(Int(deadline)) s (\(scheduler.completed) of \(scheduler.shardCount) shards done, \(names.count) workers)",
+                &out)
         }
         guard now - lastHeartbeat >= settings.heartbeat else { return }
         lastHeartbeat = now
@@ -328,8 +330,10 @@ public struct CoordinatorCore: Sendable {
         if collector != .ready && now - collectorSeen >= settings.noWorkersWarning && now - lastCollectorWarning >= settings.noWorkersWarning {
             // Not a silent wait: say so, naming the endpoint, every 10 s.
             lastCollectorWarning = now
-            out.append(.log(.warning, "the collector has not answered for \(Int(now - collectorSeen)) s; waiting for it (is it running, and reachable from here?)",
-                            ["endpoint": "\(collectorName)"]))
+            out.append(
+                .log(
+                    .warning, "the collector has not answered for \(Int(now - collectorSeen)) s; waiting for it (is it running, and reachable from here?)",
+                    ["endpoint": "\(collectorName)"]))
         }
         if names.isEmpty && collector == .ready && now - lastNoWorkers >= settings.noWorkersWarning {
             lastNoWorkers = now
@@ -361,18 +365,27 @@ public struct CoordinatorCore: Sendable {
                     batches.append((w, [shard]))
                 }
             case .finish:
-                out.append(.finish(WireMessage.Finish(jobId: jobId, workers: everJoined.count, bytesToWorkers: 0,
-                                                      workersLost: scheduler.deadWorkers, leasesExpired: scheduler.expiredLeases,
-                                                      shardsReissued: scheduler.reissued)))
+                out.append(
+                    .finish(
+                        WireMessage.Finish(
+                            jobId: jobId, workers: everJoined.count, bytesToWorkers: 0,
+                            workersLost: scheduler.deadWorkers, leasesExpired: scheduler.expiredLeases,
+                            shardsReissued: scheduler.reissued)))
             case .poison(let shard, let failures, let cause):
-                return fail("\(plan.describe(shard)) failed \(failures) times, last because \(cause); it may crash or hang every worker that runs it, so the job stops (--max-failures sets the limit)", &out)
+                return fail(
+                    "\(plan.describe(shard)) failed \(failures) times, last because \(cause); it may crash or hang every worker that runs it, so the job stops (--max-failures sets the limit)",
+                    &out)
             case .uncollected(let w, let shards):
-                out.append(.log(.warning, "shards computed but never collected; computing them again", [
-                    "worker": "\(names[w] ?? "\(w)")",
-                    "shards": "\(shards.count == 1 ? plan.describe(shards[0]) : "\(shards.count) shards from \(shards[0])")",
-                    "collector": "\(collectorName)",
-                    "hint": "the worker's results did not reach the collector within \(Int(scheduler.policy.collectTimeout)) s: can that worker's host reach the collector's endpoint?",
-                ]))
+                out.append(
+                    .log(
+                        .warning, "shards computed but never collected; computing them again",
+                        [
+                            "worker": "\(names[w] ?? "\(w)")",
+                            "shards": "\(shards.count == 1 ? plan.describe(shards[0]) : "\(shards.count) shards from \(shards[0])")",
+                            "collector": "\(collectorName)",
+                            "hint":
+                                "the worker's results did not reach the collector within \(Int(scheduler.policy.collectTimeout)) s: can that worker's host reach the collector's endpoint?"
+                        ]))
             }
         }
         for (w, shards) in batches { out.append(.sendShards(shards, to: w)) }

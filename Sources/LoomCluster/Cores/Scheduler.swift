@@ -329,7 +329,8 @@ public struct Scheduler: Sendable {
         // A shard its worker reports computed is on its way to the collector: not a straggler.
         while let (sequence, s) = issued.popLast() {
             guard !done[s], !speculated.contains(s), let list = inFlight[s], list.count == 1,
-                  list[0].sequence == sequence, !list[0].computed else { continue }
+                list[0].sequence == sequence, !list[0].computed
+            else { continue }
             speculated.insert(s)
             reissued += 1
             return s

@@ -173,9 +173,11 @@ public struct WorkerSession: Sendable {
         let waited = settings.waitedBefore + now
         if !heard, let maxWait = settings.maxWait, waited >= maxWait {
             ended = true
-            out.append(.fail(linked
-                ? "connected to \(coordinator), but no Loom coordinator answered within --max-wait \(Self.format(maxWait)) s"
-                : "no coordinator at \(coordinator) within --max-wait \(Self.format(maxWait)) s"))
+            out.append(
+                .fail(
+                    linked
+                        ? "connected to \(coordinator), but no Loom coordinator answered within --max-wait \(Self.format(maxWait)) s"
+                        : "no coordinator at \(coordinator) within --max-wait \(Self.format(maxWait)) s"))
             return
         }
         guard now - lastHeard > settings.silence else { return }
@@ -185,14 +187,21 @@ public struct WorkerSession: Sendable {
         if !linked && !settings.patient && now - lastHeard >= settings.fastRetryWindow { _ = finish(.slowDown, &out); return }
         if saidWaiting != linked {
             saidWaiting = linked
-            out.append(.log(.info, linked ? "connected; waiting for the coordinator to answer (it may still be loading its job)"
-                                          : "waiting for a coordinator at \(coordinator)"))
+            out.append(
+                .log(
+                    .info,
+                    linked
+                        ? "connected; waiting for the coordinator to answer (it may still be loading its job)"
+                        : "waiting for a coordinator at \(coordinator)"))
         }
         if waited >= warnAfter {
             warnAfter = waited + 60
-            out.append(.log(.warning, linked
-                ? "connected to \(coordinator), no answer for \(Int(waited)) s: is that a Loom coordinator, still loading its job?"
-                : "no coordinator at \(coordinator) for \(Int(waited)) s: is one running there, and is the endpoint right? Still waiting"))
+            out.append(
+                .log(
+                    .warning,
+                    linked
+                        ? "connected to \(coordinator), no answer for \(Int(waited)) s: is that a Loom coordinator, still loading its job?"
+                        : "no coordinator at \(coordinator) for \(Int(waited)) s: is one running there, and is the endpoint right? Still waiting"))
         }
     }
 

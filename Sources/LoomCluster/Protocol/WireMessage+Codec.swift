@@ -182,9 +182,11 @@ extension WireMessage {
         case .finish:
             let id = try jobId(&r)
             let n = 0...Int.max
-            return .finish(Finish(jobId: id, workers: try r.int("workers", in: n), bytesToWorkers: try r.int("bytes", in: n),
-                                  workersLost: try r.int("workers lost", in: n), leasesExpired: try r.int("leases expired", in: n),
-                                  shardsReissued: try r.int("shards reissued", in: n)))
+            return .finish(
+                Finish(
+                    jobId: id, workers: try r.int("workers", in: n), bytesToWorkers: try r.int("bytes", in: n),
+                    workersLost: try r.int("workers lost", in: n), leasesExpired: try r.int("leases expired", in: n),
+                    shardsReissued: try r.int("shards reissued", in: n)))
         case .finished:
             return .finished(ok: try r.bool("ok"), message: try r.string("message", maxLength: maxText))
         case .heartbeat:
@@ -212,14 +214,21 @@ extension Socket {
     /// - Parameter counting: adds the bytes sent (all frames but the routing id) to this counter.
     /// - Returns: false if `dontWait` and the message could not be queued now.
     @discardableResult
-    public func send(_ message: WireMessage, to peer: PeerID? = nil, data: [OutgoingFrame] = [],
-                     counting counter: UnsafeMutablePointer<Int>? = nil, dontWait: Bool = false) throws -> Bool {
+    public func send(
+        _ message: WireMessage, to peer: PeerID? = nil, data: [OutgoingFrame] = [],
+        counting counter: UnsafeMutablePointer<Int>? = nil, dontWait: Bool = false
+    ) throws -> Bool {
         precondition(message.dataFrameCount.map { $0 == data.count } ?? true, "\(message.type) needs \(message.dataFrameCount!) data frames")
         let body = message.body
         if let counter {
-            counter.pointee += 8 + body.count + data.reduce(0) { n, f in
-                switch f { case .bytes(let b): n + b.count; case .owned(let b): n + b.count }
-            }
+            counter.pointee +=
+                8 + body.count
+                + data.reduce(0) { n, f in
+                    switch f {
+                    case .bytes(let b): n + b.count;
+                    case .owned(let b): n + b.count
+                    }
+                }
         }
         var frames: [OutgoingFrame] = []
         frames.reserveCapacity(3 + data.count)

@@ -45,7 +45,7 @@ extension WireMessage {
         .finish(Finish(jobId: "j", workers: 2, bytesToWorkers: 100, workersLost: 0, leasesExpired: 1, shardsReissued: 1)),
         .finished(ok: false, message: "disk full"),
         .heartbeat(job: "j"),
-        .rejoin,
+        .rejoin
     ]
 
     /// The body's fields as the encoder writes them ("string job id, u32 credit granted, …").

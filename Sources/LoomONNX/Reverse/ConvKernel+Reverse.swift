@@ -20,50 +20,52 @@ extension ConvKernel: ReversibleKernel {
         var columns = tapWise ? [] : [Float](repeating: 0, count: groupChannels * k * outLength)
         let out = Tensor<Float>(shape: x.shape) { out in
             g.storage.withUnsafeBufferPointer { pgAll in
-              w.storage.withUnsafeBufferPointer { pw in
-                tapWeights.withUnsafeBufferPointer { ptw in
-                  padded.withUnsafeMutableBufferPointer { pp in
-                    columns.withUnsafeMutableBufferPointer { pcol in
-                      for n in 0..<batch {
-                        for gr in 0..<group {
-                          let gOut = pgAll.baseAddress! + (n * filters + gr * groupFilters) * outLength
-                          pp.baseAddress!.initialize(repeating: 0, count: pp.count)
-                          if tapWise {
-                            // padded[:, t*d : t*d + outLength] += W_t^T (C x M) * g (M x outLength)
-                            for t in 0..<k {
-                              loom_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
-                                          Int32(groupChannels), Int32(outLength), Int32(groupFilters), 1,
-                                          ptw.baseAddress! + (t * filters + gr * groupFilters) * groupChannels, Int32(groupChannels),
-                                          gOut, Int32(outLength), 1, pp.baseAddress! + t * dilation, Int32(paddedLength))
-                            }
-                          } else {
-                            // columns (C*k x outLength) = W^T * g, then scattered back (col2im).
-                            loom_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
-                                        Int32(groupChannels * k), Int32(outLength), Int32(groupFilters), 1,
-                                        pw.baseAddress! + gr * groupFilters * groupChannels * k, Int32(groupChannels * k),
-                                        gOut, Int32(outLength), 0, pcol.baseAddress, Int32(outLength))
-                            for c in 0..<groupChannels {
-                              for t in 0..<k {
-                                let row = pcol.baseAddress! + (c * k + t) * outLength
-                                let dst = pp.baseAddress! + c * paddedLength + t * dilation
-                                if stride == 1 {
-                                  for j in 0..<outLength { dst[j] += row[j] }
-                                } else {
-                                  for j in 0..<outLength { dst[j * stride] += row[j] }
+                w.storage.withUnsafeBufferPointer { pw in
+                    tapWeights.withUnsafeBufferPointer { ptw in
+                        padded.withUnsafeMutableBufferPointer { pp in
+                            columns.withUnsafeMutableBufferPointer { pcol in
+                                for n in 0..<batch {
+                                    for gr in 0..<group {
+                                        let gOut = pgAll.baseAddress! + (n * filters + gr * groupFilters) * outLength
+                                        pp.baseAddress!.initialize(repeating: 0, count: pp.count)
+                                        if tapWise {
+                                            // padded[:, t*d : t*d + outLength] += W_t^T (C x M) * g (M x outLength)
+                                            for t in 0..<k {
+                                                loom_sgemm(
+                                                    CblasRowMajor, CblasTrans, CblasNoTrans,
+                                                    Int32(groupChannels), Int32(outLength), Int32(groupFilters), 1,
+                                                    ptw.baseAddress! + (t * filters + gr * groupFilters) * groupChannels, Int32(groupChannels),
+                                                    gOut, Int32(outLength), 1, pp.baseAddress! + t * dilation, Int32(paddedLength))
+                                            }
+                                        } else {
+                                            // columns (C*k x outLength) = W^T * g, then scattered back (col2im).
+                                            loom_sgemm(
+                                                CblasRowMajor, CblasTrans, CblasNoTrans,
+                                                Int32(groupChannels * k), Int32(outLength), Int32(groupFilters), 1,
+                                                pw.baseAddress! + gr * groupFilters * groupChannels * k, Int32(groupChannels * k),
+                                                gOut, Int32(outLength), 0, pcol.baseAddress, Int32(outLength))
+                                            for c in 0..<groupChannels {
+                                                for t in 0..<k {
+                                                    let row = pcol.baseAddress! + (c * k + t) * outLength
+                                                    let dst = pp.baseAddress! + c * paddedLength + t * dilation
+                                                    if stride == 1 {
+                                                        for j in 0..<outLength { dst[j] += row[j] }
+                                                    } else {
+                                                        for j in 0..<outLength { dst[j * stride] += row[j] }
+                                                    }
+                                                }
+                                            }
+                                        }
+                                        for c in 0..<groupChannels {
+                                            (out.baseAddress! + (n * channels + gr * groupChannels + c) * length)
+                                                .initialize(from: pp.baseAddress! + c * paddedLength + left, count: length)
+                                        }
+                                    }
                                 }
-                              }
                             }
-                          }
-                          for c in 0..<groupChannels {
-                            (out.baseAddress! + (n * channels + gr * groupChannels + c) * length)
-                              .initialize(from: pp.baseAddress! + c * paddedLength + left, count: length)
-                          }
                         }
-                      }
                     }
-                  }
                 }
-              }
             }
         }
         return [out, nil, nil]

@@ -43,7 +43,7 @@ public struct DeepLiftRules: Sendable {
     /// for MaxPool, Softmax and LayerNormalization).
     public static let ruleOperators: Set<String> = [
         "Relu", "Sigmoid", "Tanh", "Softplus", "Elu", "LeakyRelu", "Selu", "Celu", "Gelu", "Mish", "PRelu", "Clip",
-        "MaxPool", "Softmax", "LayerNormalization",
+        "MaxPool", "Softmax", "LayerNormalization"
     ]
     /// Element-wise operators that can take the rescale rule when `--nonlinear` asks for it.
     public static let rescalable: Set<String> = ruleOperators.subtracting(["MaxPool", "Softmax", "LayerNormalization"])
@@ -54,24 +54,27 @@ public struct DeepLiftRules: Sendable {
         "ReLU": ["Relu"], "ReLU6": ["Clip"], "RReLU": ["LeakyRelu"], "SELU": ["Selu"], "CELU": ["Celu"], "GELU": ["Gelu"],
         "SiLU": [], "Mish": ["Mish"], "ELU": ["Elu"], "LeakyReLU": ["LeakyRelu"], "Sigmoid": ["Sigmoid"], "Tanh": ["Tanh"],
         "Softplus": ["Softplus"], "Softshrink": [], "LogSigmoid": [], "PReLU": ["PRelu"],
-        "MaxPool1d": ["MaxPool"], "MaxPool2d": ["MaxPool"], "Softmax": ["Softmax"], "LayerNorm": ["LayerNormalization"],
+        "MaxPool1d": ["MaxPool"], "MaxPool2d": ["MaxPool"], "Softmax": ["Softmax"], "LayerNorm": ["LayerNormalization"]
     ]
     /// Multi-node exports of registered element-wise modules, by their operators (sorted).
     static let patterns: [[String]: String] = [
         ["Add", "Div", "Erf", "Mul", "Mul"]: "GELU", ["Add", "Erf", "Mul", "Mul", "Mul"]: "GELU",
         ["Mul", "Sigmoid"]: "SiLU", ["Mul", "Softplus", "Tanh"]: "Mish",
         ["Neg", "Neg", "Softplus"]: "LogSigmoid", ["Log", "Sigmoid"]: "LogSigmoid",
-        ["Greater", "Softplus", "Where"]: "Softplus", ["Div", "Greater", "Mul", "Softplus", "Where"]: "Softplus",
+        ["Greater", "Softplus", "Where"]: "Softplus", ["Div", "Greater", "Mul", "Softplus", "Where"]: "Softplus"
     ]
     /// Operators a multi-node module region may hold: element-wise, one value in, one out.
-    static let elementwise: Set<String> = rescalable.union(["Add", "Sub", "Mul", "Div", "Pow", "Where", "Greater", "Less", "Equal",
-                                                            "GreaterOrEqual", "LessOrEqual", "Not", "Cast", "Identity", "Min", "Max"])
+    static let elementwise: Set<String> = rescalable.union([
+        "Add", "Sub", "Mul", "Div", "Pow", "Where", "Greater", "Less", "Equal",
+        "GreaterOrEqual", "LessOrEqual", "Not", "Cast", "Identity", "Min", "Max"
+    ])
 
     /// Chooses the rules for `model`; `nonlinear` and `linear` are operator types (`--nonlinear`, `--linear`).
     public init(model: ONNXModel, nonlinear: Set<String> = [], linear: Set<String> = []) throws {
         for op in nonlinear where !Self.rescalable.contains(op) && !Self.ruleOperators.contains(op) {
-            throw ONNXError(file: model.path, kind: .inputMismatch,
-                            detail: "--nonlinear \(op): Loom has no DeepLIFT rule for \(op) (element-wise operators, MaxPool, Softmax and LayerNormalization take one)")
+            throw ONNXError(
+                file: model.path, kind: .inputMismatch,
+                detail: "--nonlinear \(op): Loom has no DeepLIFT rule for \(op) (element-wise operators, MaxPool, Softmax and LayerNormalization take one)")
         }
         let steps = model.steps
         let nodes = Dictionary(model.file.nodes.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
@@ -84,7 +87,8 @@ public struct DeepLiftRules: Sendable {
         var origins: [Origin?] = steps.map { step in
             guard let node = nodes[step.name] else { return nil }
             if let classes = Self.list(node.metadata["pkg.torch.onnx.class_hierarchy"]),
-               let scopes = Self.list(node.metadata["pkg.torch.onnx.name_scopes"]), classes.count >= 2, scopes.count >= 2 {
+                let scopes = Self.list(node.metadata["pkg.torch.onnx.name_scopes"]), classes.count >= 2, scopes.count >= 2
+            {
                 return Origin(instance: scopes[scopes.count - 2], className: classes[classes.count - 2].split(separator: ".").last.map(String.init))
             }
             guard step.name.hasPrefix("/"), let slash = step.name.lastIndex(of: "/") else { return nil }
@@ -107,14 +111,16 @@ public struct DeepLiftRules: Sendable {
                 if withClasses {
                     className = origins[members[0]]!.className
                 } else if instance.isEmpty {
-                    className = nil   // the top module's own forward: functional calls
+                    className = nil // the top module's own forward: functional calls
                 } else if members.count == 1 {
                     className = Self.registered.first { $0.value.contains(ops[0]) }?.key
                 } else {
                     className = Self.patterns[ops.sorted()]
                 }
                 guard let className, let exports = Self.registered[className] else {
-                    if !withClasses && members.count > 1 && !instance.isEmpty && ops.allSatisfy(Self.elementwise.contains) && ops.contains(where: Self.rescalable.contains) {
+                    if !withClasses && members.count > 1 && !instance.isEmpty && ops.allSatisfy(Self.elementwise.contains)
+                        && ops.contains(where: Self.rescalable.contains)
+                    {
                         unclassified.append("\(instance) (\(ops.joined(separator: ", ")))")
                     }
                     continue
@@ -180,12 +186,19 @@ public struct DeepLiftRules: Sendable {
         let ruled = useRule.filter { $0 }.count
         var text: String
         switch source {
-        case .classes: text = "deep-lift-shap: rules chosen per torch.nn module from the export's class metadata (\(ruled) nodes with a rule, \(regions.count) multi-node modules)"
-        case .scopes: text = "deep-lift-shap: rules chosen per module from the node names' scopes (\(ruled) nodes with a rule, \(regions.count) multi-node modules); functional calls take their plain gradient"
-        case .operators: text = "deep-lift-shap: this export records no modules, so every Relu, Sigmoid, Tanh, Softplus, MaxPool, Softmax (and other activation) node takes its DeepLIFT rule, functional calls included (--linear OP to change)"
+        case .classes:
+            text =
+                "deep-lift-shap: rules chosen per torch.nn module from the export's class metadata (\(ruled) nodes with a rule, \(regions.count) multi-node modules)"
+        case .scopes:
+            text =
+                "deep-lift-shap: rules chosen per module from the node names' scopes (\(ruled) nodes with a rule, \(regions.count) multi-node modules); functional calls take their plain gradient"
+        case .operators:
+            text =
+                "deep-lift-shap: this export records no modules, so every Relu, Sigmoid, Tanh, Softplus, MaxPool, Softmax (and other activation) node takes its DeepLIFT rule, functional calls included (--linear OP to change)"
         }
         if !unclassified.isEmpty {
-            text += "; cannot tell whether \(unclassified.prefix(3).joined(separator: "; "))\(unclassified.count > 3 ? " and \(unclassified.count - 3) more" : "") are registered modules: plain gradient (--nonlinear OP to change)"
+            text +=
+                "; cannot tell whether \(unclassified.prefix(3).joined(separator: "; "))\(unclassified.count > 3 ? " and \(unclassified.count - 3) more" : "") are registered modules: plain gradient (--nonlinear OP to change)"
         }
         return text
     }

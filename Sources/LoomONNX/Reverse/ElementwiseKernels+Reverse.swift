@@ -1,8 +1,9 @@
 import LoomTensor
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 extension BinaryKernel: ReversibleKernel {
@@ -22,7 +23,7 @@ extension BinaryKernel: ReversibleKernel {
         case .div:
             if step.needs(0) { ga = try sumToShape(try broadcastBinary(g, b, /), a.shape) }
             if step.needs(1) {
-                let y = try step.output(0)   // a / b
+                let y = try step.output(0) // a / b
                 gb = try sumToShape(try broadcastBinary(try broadcastBinary(g, y, *), b) { -$0 / $1 }, b.shape)
             }
         case .pow:
@@ -71,8 +72,10 @@ extension UnaryKernel: ReversibleKernel {
 /// pair (the differences serve both halves), with the plain gradient where |Δin| < 1e-6.
 ///
 /// `derivative(i, x, y)` is the plain derivative at element `i`.
-func rescale(_ x: Tensor<Float>, _ y: Tensor<Float>, _ g: Tensor<Float>, what: String,
-             derivative: (Int, Float, Float) -> Float) throws -> Tensor<Float> {
+func rescale(
+    _ x: Tensor<Float>, _ y: Tensor<Float>, _ g: Tensor<Float>, what: String,
+    derivative: (Int, Float, Float) -> Float
+) throws -> Tensor<Float> {
     let n = try halfCount(x, what)
     return Tensor(shape: x.shape) { out in
         x.storage.withUnsafeBufferPointer { px in

@@ -15,12 +15,14 @@ extension GemmKernel: ReversibleKernel {
                     out.storage.withUnsafeMutableBufferPointer { po in
                         // op(B) is (k, n); op(B)^T = B when transB, else B^T.
                         if !transA {
-                            loom_sgemm(CblasRowMajor, CblasNoTrans, transB ? CblasNoTrans : CblasTrans, Int32(m), Int32(k), Int32(n),
-                                        alpha, pg.baseAddress, Int32(n), pb.baseAddress, Int32(b.shape[1]), 0, po.baseAddress, Int32(k))
+                            loom_sgemm(
+                                CblasRowMajor, CblasNoTrans, transB ? CblasNoTrans : CblasTrans, Int32(m), Int32(k), Int32(n),
+                                alpha, pg.baseAddress, Int32(n), pb.baseAddress, Int32(b.shape[1]), 0, po.baseAddress, Int32(k))
                         } else {
                             // A is (k, m): dA = alpha * op(B) * g^T.
-                            loom_sgemm(CblasRowMajor, transB ? CblasTrans : CblasNoTrans, CblasTrans, Int32(k), Int32(m), Int32(n),
-                                        alpha, pb.baseAddress, Int32(b.shape[1]), pg.baseAddress, Int32(n), 0, po.baseAddress, Int32(m))
+                            loom_sgemm(
+                                CblasRowMajor, transB ? CblasTrans : CblasNoTrans, CblasTrans, Int32(k), Int32(m), Int32(n),
+                                alpha, pb.baseAddress, Int32(b.shape[1]), pg.baseAddress, Int32(n), 0, po.baseAddress, Int32(m))
                         }
                     }
                 }
@@ -34,12 +36,14 @@ extension GemmKernel: ReversibleKernel {
                     out.storage.withUnsafeMutableBufferPointer { po in
                         if !transB {
                             // B is (k, n): dB = alpha * op(A)^T * g.
-                            loom_sgemm(CblasRowMajor, transA ? CblasNoTrans : CblasTrans, CblasNoTrans, Int32(k), Int32(n), Int32(m),
-                                        alpha, pa.baseAddress, Int32(a.shape[1]), pg.baseAddress, Int32(n), 0, po.baseAddress, Int32(n))
+                            loom_sgemm(
+                                CblasRowMajor, transA ? CblasNoTrans : CblasTrans, CblasNoTrans, Int32(k), Int32(n), Int32(m),
+                                alpha, pa.baseAddress, Int32(a.shape[1]), pg.baseAddress, Int32(n), 0, po.baseAddress, Int32(n))
                         } else {
                             // B is (n, k): dB = alpha * g^T * op(A).
-                            loom_sgemm(CblasRowMajor, CblasTrans, transA ? CblasTrans : CblasNoTrans, Int32(n), Int32(k), Int32(m),
-                                        alpha, pg.baseAddress, Int32(n), pa.baseAddress, Int32(a.shape[1]), 0, po.baseAddress, Int32(k))
+                            loom_sgemm(
+                                CblasRowMajor, CblasTrans, transA ? CblasTrans : CblasNoTrans, Int32(n), Int32(k), Int32(m),
+                                alpha, pg.baseAddress, Int32(n), pa.baseAddress, Int32(a.shape[1]), 0, po.baseAddress, Int32(k))
                         }
                     }
                 }
@@ -74,16 +78,18 @@ extension MatMulKernel: ReversibleKernel {
                     // dA_i += g_i * B_i^T (accumulating over broadcast batch entries).
                     b.storage.withUnsafeBufferPointer { pb in
                         ga.withUnsafeMutableBufferPointer { po in
-                            loom_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(k), Int32(n), 1,
-                                        gi, Int32(n), pb.baseAddress! + ob * k * n, Int32(n), 1, po.baseAddress! + oa * m * k, Int32(k))
+                            loom_sgemm(
+                                CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(k), Int32(n), 1,
+                                gi, Int32(n), pb.baseAddress! + ob * k * n, Int32(n), 1, po.baseAddress! + oa * m * k, Int32(k))
                         }
                     }
                 }
                 if !gb.isEmpty {
                     a.storage.withUnsafeBufferPointer { pa in
                         gb.withUnsafeMutableBufferPointer { po in
-                            loom_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(k), Int32(n), Int32(m), 1,
-                                        pa.baseAddress! + oa * m * k, Int32(k), gi, Int32(n), 1, po.baseAddress! + ob * k * n, Int32(n))
+                            loom_sgemm(
+                                CblasRowMajor, CblasTrans, CblasNoTrans, Int32(k), Int32(n), Int32(m), 1,
+                                pa.baseAddress! + oa * m * k, Int32(k), gi, Int32(n), 1, po.baseAddress! + ob * k * n, Int32(n))
                         }
                     }
                 }

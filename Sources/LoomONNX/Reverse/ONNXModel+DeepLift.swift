@@ -21,12 +21,16 @@ extension ONNXModel {
     /// Refuses, naming the operator, a model that DeepLIFT cannot run backwards through, or one without a single output.
     public func checkAttributable(function: String) throws {
         if let bad = nodeWithoutReverseRule {
-            throw ONNXError(file: path, kind: .unsupportedOp, node: bad.name, op: bad.op,
-                            detail: "operator \(bad.op) has no reverse (DeepLIFT) rule in Loom, so \(function) cannot run on this model")
+            throw ONNXError(
+                file: path, kind: .unsupportedOp, node: bad.name, op: bad.op,
+                detail: "operator \(bad.op) has no reverse (DeepLIFT) rule in Loom, so \(function) cannot run on this model")
         }
         guard outputs.count == 1 else {
-            throw ONNXError(file: path, kind: .inputMismatch,
-                            detail: "\(function) attributes a model with one output of shape (batch, outputs), and this one has \(outputs.count) (\(outputs.map(\.name).joined(separator: ", "))); export a model that returns only the output to explain (as bpnet-lite's CountWrapper does)")
+            throw ONNXError(
+                file: path, kind: .inputMismatch,
+                detail:
+                    "\(function) attributes a model with one output of shape (batch, outputs), and this one has \(outputs.count) (\(outputs.map(\.name).joined(separator: ", "))); export a model that returns only the output to explain (as bpnet-lite's CountWrapper does)"
+            )
         }
     }
 
@@ -84,12 +88,16 @@ extension ONNXModel {
             throw ONNXError(file: path, kind: .runtime, detail: "the output is not float32")
         }
         guard y.rank >= 2, y.shape[0] == rows, Array(y.shape.dropFirst(2)).elementCount == 1 else {
-            throw ONNXError(file: path, kind: .inputMismatch,
-                            detail: "deep-lift-shap needs the model to return (batch, outputs), optionally followed by axes of length 1, but it returns \(Array(y.shape.dropFirst())) per example; wrap the model so that it returns one value per output")
+            throw ONNXError(
+                file: path, kind: .inputMismatch,
+                detail:
+                    "deep-lift-shap needs the model to return (batch, outputs), optionally followed by axes of length 1, but it returns \(Array(y.shape.dropFirst())) per example; wrap the model so that it returns one value per output"
+            )
         }
         let columns = y.shape[1]
         guard target >= 0 && target < columns else {
-            throw ONNXError(file: path, kind: .inputMismatch, detail: "--target \(target) is out of range: the model has \(columns) output\(columns == 1 ? "" : "s")")
+            throw ONNXError(
+                file: path, kind: .inputMismatch, detail: "--target \(target) is out of range: the model has \(columns) output\(columns == 1 ? "" : "s")")
         }
         let outputs = (0..<rows).map { y.storage[$0 * columns + target] }
         // Backward from d(sum of y[:, target]) / dy.
@@ -101,7 +109,9 @@ extension ONNXModel {
         func accumulate(_ slot: Int, _ g: Tensor<Float>, into grads: inout [Tensor<Float>?], at step: Step) throws {
             if var existing = grads[slot].take() {
                 guard existing.shape == g.shape else {
-                    throw ONNXError(file: path, kind: .runtime, node: step.name, op: step.op, detail: "reverse pass: gradient shapes \(existing.shape) and \(g.shape) differ")
+                    throw ONNXError(
+                        file: path, kind: .runtime, node: step.name, op: step.op,
+                        detail: "reverse pass: gradient shapes \(existing.shape) and \(g.shape) differ")
                 }
                 existing.storage.withUnsafeMutableBufferPointer { p in
                     g.storage.withUnsafeBufferPointer { q in for i in 0..<p.count { p[i] += q[i] } }
@@ -121,8 +131,9 @@ extension ONNXModel {
             guard let rule = step.kernel as? any ReversibleKernel else {
                 throw ONNXError(file: path, kind: .unsupportedOp, node: step.name, op: step.op, detail: "operator \(step.op) has no reverse rule")
             }
-            var reverse = ReverseStep(inputs: step.inputs.map { $0.flatMap { env[$0] } }, outputs: step.outputs.map { env[$0]! },
-                                      gradOutputs: gradOutputs, needs: needs)
+            var reverse = ReverseStep(
+                inputs: step.inputs.map { $0.flatMap { env[$0] } }, outputs: step.outputs.map { env[$0]! },
+                gradOutputs: gradOutputs, needs: needs)
             reverse.useRule = useRule
             let inputGrads: [Tensor<Float>?]
             do { inputGrads = try rule.reverse(reverse) } catch {
@@ -165,8 +176,10 @@ extension ONNXModel {
 
     /// tangermeme's `_nonlinear` over a whole module: `g · Δout/Δin` per example/reference pair,
     /// and the module's plain gradient (its nodes run backwards) where `|Δin| < 1e-6`.
-    func moduleRescale(_ region: DeepLiftRules.Region, env: [Value?], gOut: Tensor<Float>,
-                       plain: (inout [Tensor<Float>?], (Int) -> Bool) throws -> Void) throws -> Tensor<Float> {
+    func moduleRescale(
+        _ region: DeepLiftRules.Region, env: [Value?], gOut: Tensor<Float>,
+        plain: (inout [Tensor<Float>?], (Int) -> Bool) throws -> Void
+    ) throws -> Tensor<Float> {
         var local = [Tensor<Float>?](repeating: nil, count: slotCount)
         local[region.output] = gOut
         let produced = Set(region.steps.flatMap { steps[$0].outputs })
