@@ -117,6 +117,9 @@ public final class Collector {
                 case .commit(let shards):
                     guard let a = active else { continue }
                     try a.sink.commit(shards)
+                case .revoke(let shards):
+                    guard let a = active else { continue }
+                    try a.sink.revoke(shards)
                 case .publish(let f):
                     guard let a = active else { continue }
                     do {
@@ -126,6 +129,11 @@ public final class Collector {
                             manifest.reliability = .init(
                                 workersLost: f.workersLost, leasesExpired: f.leasesExpired, shardsReissued: f.shardsReissued,
                                 duplicatesDropped: core.duplicates, resumedShards: a.sink.resumed.count)
+                            manifest.verification = f.verification.map {
+                                .init(
+                                    fraction: $0.fraction, verified: $0.verified, mismatches: $0.mismatches, unverified: $0.unverified,
+                                    quarantined: $0.quarantined)
+                            }
                             return manifest
                         }
                         queue += core.handle(.published, now: now())
@@ -160,19 +168,23 @@ public final class Collector {
                     // With keys, what only a coordinator sends counts only from the coordinator's key.
                     let fromCoordinator = security.keys == nil || message.userKey == security.coordinatorKey
                     switch decoded {
-                    case .collect where !fromCoordinator, .finish where !fromCoordinator, .end where !fromCoordinator:
+                    case .collect where !fromCoordinator, .finish where !fromCoordinator, .end where !fromCoordinator,
+                        .redo where !fromCoordinator:
                         event = .refused(peer, "\(decoded.type) from key \(message.userKey?.fingerprint ?? "none"), not the coordinator's")
-                    case .collect(let json):
+                    case .collect(let json, let verify):
                         do {
                             let descriptor = try JSONDecoder().decode(JobDescriptor.self, from: Data(json))
                             if active == nil { asked = descriptor }
-                            event = .collect(peer, jobId: descriptor.jobId, shardCount: descriptor.plan.shardCount)
+                            event = .collect(peer, jobId: descriptor.jobId, shardCount: descriptor.plan.shardCount, verify: verify)
                         } catch {
                             event = .refused(peer, "a job descriptor that cannot be read: \(error)")
                         }
-                    case .result(let jobId, let shards):
+                    case .result(let jobId, let worker, let shards):
                         inHand = (peer, message, shards)
-                        event = .result(peer, jobId: jobId, shards: shards.map(\.shard))
+                        let digests = core.isVerifying ? active.map { Self.digests(of: shards, frames: message.data, job: $0.descriptor) } ?? [] : []
+                        event = .result(peer, jobId: jobId, worker: worker, shards: shards.map(\.shard), digests: digests)
+                    case .redo(let jobId, let shards, let quarantined):
+                        event = .redo(peer, jobId: jobId, shards: shards, quarantined: quarantined)
                     case .finish(let f): event = .finish(peer, f)
                     case .heartbeat: event = .heartbeat(peer)
                     case .end(let ok, let reason): event = .end(peer, ok: ok, reason: reason)
@@ -186,6 +198,18 @@ public final class Collector {
             }
             tick?()
             if try perform(core.handle(.tick, now: now())) { return }
+        }
+    }
+
+    /// Each shard's digest as it arrived (``ResultWriter/digest(leaves:rows:job:)``); empty for a
+    /// shard that is not in the job (the core refuses it).
+    static func digests(of layouts: [WireMessage.ShardLayout], frames: [Frame], job: JobDescriptor) -> [[UInt8]] {
+        var start = 0
+        return layouts.map { layout in
+            defer { start += layout.leaves.count }
+            guard layout.shard < job.plan.shardCount, start + layout.leaves.count <= frames.count else { return [] }
+            let leaves = (start..<start + layout.leaves.count).map { frames[$0].bytes }
+            return ResultWriter.digest(leaves: leaves, rows: job.plan.range(of: layout.shard), job: job.jobId)
         }
     }
 

@@ -166,7 +166,7 @@ public final class Coordinator {
                 case .toCollector(let m):
                     _ = try? toCollector.send(m, dontWait: true)
                 case .collect:
-                    _ = try? toCollector.send(.collect(descriptor: descriptorJSON), dontWait: true)
+                    _ = try? toCollector.send(.collect(descriptor: descriptorJSON, verify: core.verification.isOn), dontWait: true)
                 case .finish(var f):
                     f.bytesToWorkers = sentBytes
                     _ = try? toCollector.send(.finish(f), dontWait: true)

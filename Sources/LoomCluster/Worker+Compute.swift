@@ -165,7 +165,7 @@ final class ComputeThread: @unchecked Sendable {
             // `maxBytes`); then the main thread is told they are computed, which is what earns the
             // worker its next shards. A shard slower than that goes back on its own as soon as it is
             // done, so the next shards are on their way while the ones in hand compute.
-            var batch = ResultBatch(jobId: descriptor.jobId)
+            var batch = ResultBatch(jobId: descriptor.jobId, worker: worker.id)
             for (k, s) in shards.enumerated() {
                 if cancelled.load(ordering: .sequentiallyConsistent) { return }
                 try compute(shard: s.shard, distinct: s.rows, payload: message.data[k].bytes, into: &batch, out: out, pair: pair)
@@ -183,7 +183,7 @@ final class ComputeThread: @unchecked Sendable {
         while try !out.waitWritable(timeoutMilliseconds: 200) {
             if cancelled.load(ordering: .sequentiallyConsistent) {
                 for frame in batch.frames { frame.discard() }
-                batch = ResultBatch(jobId: descriptor.jobId)
+                batch = ResultBatch(jobId: descriptor.jobId, worker: worker.id)
                 return
             }
             try watchCollector()
@@ -192,7 +192,7 @@ final class ComputeThread: @unchecked Sendable {
         // Report the batch's shards computed at once (with any credit), so that a crash is charged
         // to the shard being computed, not to one whose result went out a moment before.
         let report = WireMessage.ready(jobId: descriptor.jobId, credit: batch.grant, computed: batch.shards)
-        batch = ResultBatch(jobId: descriptor.jobId)
+        batch = ResultBatch(jobId: descriptor.jobId, worker: worker.id)
         try pair.send(report)
     }
 
@@ -228,7 +228,7 @@ final class ComputeThread: @unchecked Sendable {
                 if !descriptor.spec.shareRows { batch = batch.unshared() }
                 outputs.append(try function.apply(model: model, batch: batch))
             }
-            try results.add(shard: shard, batches: outputs.map(\.leaves), began: began)
+            try results.add(shard: shard, batches: outputs.map(\.leaves), began: began, flipBit: worker.flipBitShard == shard)
             results.grant += replenish(after: Date().timeIntervalSince(began))
         } catch let e as ProtocolError {
             throw e
@@ -276,7 +276,13 @@ struct ResultBatch {
     /// Credit to announce once the batch is sent.
     var grant = 0
 
-    init(jobId: String) { self.jobId = jobId }
+    /// The worker's name, as its `hello` gave it.
+    let worker: String
+
+    init(jobId: String, worker: String) {
+        self.jobId = jobId
+        self.worker = worker
+    }
 
     /// Whether the batch should go now rather than wait for more shards.
     var isDue: Bool { bytes >= Self.maxBytes || since.map { Date().timeIntervalSince($0) >= Self.maxDelay } ?? false }
@@ -287,7 +293,8 @@ struct ResultBatch {
     ///   the moment its results are added: counted from the end, a shard slower than `maxDelay`
     ///   would wait for the next one, and the worker would report its shards (and ask for more)
     ///   only once per message, running dry at every message's end.
-    mutating func add(shard: Int, batches: [[(index: [Int], tensor: Tensor<Float>)]], began: Date = Date()) throws {
+    /// - Parameter flipBit: flip the lowest bit of the shard's first byte (a test's lying worker).
+    mutating func add(shard: Int, batches: [[(index: [Int], tensor: Tensor<Float>)]], began: Date = Date(), flipBit: Bool = false) throws {
         guard let first = batches.first else { return }
         if since == nil { since = began }
         shards.append(shard)
@@ -306,6 +313,7 @@ struct ResultBatch {
                 b[k].tensor.storage.withUnsafeBytes { buffer.baseAddress!.advanced(by: offset).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
                 offset += b[k].tensor.count * 4
             }
+            if flipBit && k == 0 && count > 0 { buffer.baseAddress!.storeBytes(of: buffer.load(as: UInt8.self) ^ 1, as: UInt8.self) }
             frames.append(.owned(buffer))
             bytes += count * 4
         }
@@ -314,7 +322,7 @@ struct ResultBatch {
     /// The `result` message for the batch (its data frames are ``frames``).
     var message: WireMessage {
         .result(
-            jobId: jobId,
+            jobId: jobId, worker: worker,
             shards: zip(shards, layouts).map { shard, layout in
                 WireMessage.ShardLayout(shard: shard, leaves: layout.map { .init(index: $0.index, shape: $0.shape) })
             })

@@ -41,6 +41,8 @@ public final class Worker {
     struct TestHooks {
         /// Crash when computing this shard (`LOOM_TEST_CRASH_SHARD`).
         var crashShard: Int? = nil
+        /// Flip a bit of this shard's result (`LOOM_TEST_FLIP_BIT_SHARD`): a worker that computes wrong.
+        var flipBitShard: Int? = nil
         /// Microseconds added to every shard (`LOOM_TEST_SHARD_DELAY_US`), so fault tests have time to inject faults.
         var shardDelay: UInt32? = nil
         /// Seconds without an answer before a waiting worker warns (`LOOM_TEST_WAIT_WARNING_S`).
@@ -53,6 +55,7 @@ public final class Worker {
             #if DEBUG
                 let env = ProcessInfo.processInfo.environment
                 h.crashShard = env["LOOM_TEST_CRASH_SHARD"].flatMap(Int.init)
+                h.flipBitShard = env["LOOM_TEST_FLIP_BIT_SHARD"].flatMap(Int.init)
                 h.shardDelay = env["LOOM_TEST_SHARD_DELAY_US"].flatMap(UInt32.init)
                 h.waitWarning = env["LOOM_TEST_WAIT_WARNING_S"].flatMap(Double.init) ?? h.waitWarning
                 h.fastRetryWindow = env["LOOM_TEST_FAST_RETRY_S"].flatMap(Double.init) ?? h.fastRetryWindow
@@ -61,6 +64,7 @@ public final class Worker {
         }()
     }
     let crashShard = TestHooks.current.crashShard
+    let flipBitShard = TestHooks.current.flipBitShard
     let shardDelay = TestHooks.current.shardDelay
     /// Seconds without an answer before a waiting worker warns (then every minute).
     let waitWarning = TestHooks.current.waitWarning

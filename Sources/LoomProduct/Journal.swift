@@ -16,13 +16,16 @@ import LoomTensor
 /// u32 shard XOR 0xA5A5A5A5 (a torn record fails it), and the 32-byte SHA-256 of the shard's
 /// rows in the result files, bound to the job id (``ResultWriter/digest(rows:job:)``). On resume
 /// each journaled shard's rows are read back and checked against it; a shard that fails is
-/// computed again. A torn or corrupt tail is ignored. A version-1 journal (`LOOMJRNL`, no
+/// computed again. A record whose digest is all zeros revokes the shard's earlier records (its rows
+/// came from a quarantined worker, `--verify`): it is computed again. A torn or corrupt tail is ignored. A version-1 journal (`LOOMJRNL`, no
 /// digests) is not trusted: the job starts over.
 public final class Journal {
     public static let fileName = "journal.loom"
     static let magic = Array("LOOMJRN2".utf8)
     static let legacyMagic = Array("LOOMJRNL".utf8)
     static let recordSize = 40
+    /// The digest of a revocation record.
+    static let revoked = [UInt8](repeating: 0, count: 32)
 
     public let path: String
     private let fd: Int32
@@ -58,6 +61,8 @@ public final class Journal {
                 offset += Self.recordSize
             }
             keep = offset
+            for (s, digest) in entries where digest == Self.revoked { entries[s] = nil }
+            order.removeAll { entries[$0] == nil }
         } else if existing.count >= Self.legacyMagic.count && Array(existing[0..<Self.legacyMagic.count]) == Self.legacyMagic {
             legacy = true
         } else if !existing.isEmpty {
@@ -94,7 +99,8 @@ public final class Journal {
             let a = existing[offset..<offset + 4].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * UInt32($1.offset)) }
             let b = existing[offset + 4..<offset + 8].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * UInt32($1.offset)) }
             guard a ^ 0xA5A5_A5A5 == b else { break }
-            out.append((Int(a), Array(existing[offset + 8..<offset + recordSize])))
+            let digest = Array(existing[offset + 8..<offset + recordSize])
+            if digest == revoked { out.removeAll { $0.0 == Int(a) } } else { out.append((Int(a), digest)) }
             offset += recordSize
         }
         return out
@@ -103,10 +109,23 @@ public final class Journal {
     /// Forgets shards found on resume whose rows failed their check: they will be recorded again.
     public func forget(_ shards: [Int]) { recorded.subtract(shards) }
 
+    /// Revokes recorded shards, durably: they are to be written and recorded again.
+    public func revoke(_ shards: [Int]) throws {
+        let known = shards.filter { recorded.contains($0) }
+        guard !known.isEmpty else { return }
+        try append(known.map { ($0, Self.revoked) })
+        recorded.subtract(known)
+    }
+
     /// Appends shards with their digests and fsyncs. Call only once their rows are durable.
     public func record(_ entries: [(shard: Int, digest: [UInt8])]) throws {
         let fresh = entries.filter { !recorded.contains($0.shard) }
         guard !fresh.isEmpty else { return }
+        try append(fresh)
+        recorded.formUnion(fresh.map(\.shard))
+    }
+
+    private func append(_ fresh: [(shard: Int, digest: [UInt8])]) throws {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(fresh.count * Self.recordSize)
         for (s, digest) in fresh {
@@ -122,7 +141,6 @@ public final class Journal {
             offset += n
         }
         guard fsync(fd) == 0 else { throw FileError(path: path, operation: "fsync", errno: errno) }
-        recorded.formUnion(fresh.map(\.shard))
     }
 
     /// The leaves' layout, kept beside the journal so a resumed job can reopen the result files.

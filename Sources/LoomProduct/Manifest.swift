@@ -62,6 +62,45 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var reliability: Reliability? = nil
     /// The BLAS kernels the job ran: the set Loom pinned, and OpenBLAS's name for them (where known).
     public var kernels: KernelRecord? = nil
+    /// Verification by recomputation (`--verify`; absent when off).
+    public var verification: VerificationRecord? = nil
+
+    /// What `--verify` checked and what came of it.
+    public struct VerificationRecord: Codable, Sendable, Equatable {
+        /// The fraction of shards selected to be computed twice.
+        public var fraction: Double
+        /// Selected shards whose written copy a second worker confirmed, bit for bit.
+        public var verified: Int
+        /// Second copies that differed from the written one (each decided by a third worker).
+        public var mismatches: Int
+        /// Selected shards that could not be verified.
+        public var unverified: Int
+        /// Workers whose bytes lost a vote; every shard they wrote was computed again.
+        public var quarantined: [String]
+        /// In words, when something was not verified.
+        public var note: String?
+
+        /// One line for the terminal: what was verified, and any mismatch or quarantine.
+        public var sentence: String {
+            var s = "verify: \(verified) shard\(verified == 1 ? "" : "s") confirmed bit for bit by a second worker"
+            if mismatches > 0 { s += "; \(mismatches) mismatch\(mismatches == 1 ? "" : "es"), decided by a third" }
+            if !quarantined.isEmpty { s += "; quarantined \(quarantined.joined(separator: ", ")), whose shards were computed again" }
+            if unverified > 0 { s += "; \(unverified) not verified (too few workers)" }
+            return s
+        }
+
+        public init(fraction: Double, verified: Int, mismatches: Int, unverified: Int, quarantined: [String]) {
+            self.fraction = fraction
+            self.verified = verified
+            self.mismatches = mismatches
+            self.unverified = unverified
+            self.quarantined = quarantined
+            note =
+                unverified > 0
+                ? "\(unverified) selected shards were not verified: no second worker could compute them (verification needs two or more workers, and three to decide a mismatch)"
+                : nil
+        }
+    }
 
     public struct KernelRecord: Codable, Sendable, Equatable {
         public var set: String

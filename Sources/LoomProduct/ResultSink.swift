@@ -45,6 +45,10 @@ public final class ResultSink {
         try journal.record(try shards.map { ($0, try writer.digest(rows: plan.range(of: $0), job: jobID)) })
     }
 
+    /// Forgets journaled shards, durably (their rows came from a quarantined worker): they are
+    /// written and journaled again.
+    public func revoke(_ shards: [Int]) throws { try journal.revoke(shards) }
+
     /// Flushes the result files and publishes the manifest that `describe` builds from them.
     @discardableResult
     public func publish(_ describe: ([Manifest.Output]) throws -> Manifest) throws -> Manifest {

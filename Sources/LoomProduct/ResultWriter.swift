@@ -63,6 +63,15 @@ public final class ResultWriter {
         return h.finalizeBytes()
     }
 
+    /// The same digest, of a shard's rows as they arrive (one buffer per leaf, in order), before
+    /// they are written: what `--verify` compares between copies.
+    public static func digest(leaves: [UnsafeRawBufferPointer], rows: Range<Int>, job: String) -> [UInt8] {
+        var h = SHA256()
+        h.update("loom-shard-v1 \(job) \(rows.lowerBound) \(rows.count)")
+        for leaf in leaves { h.update(leaf) }
+        return h.finalizeBytes()
+    }
+
     /// Makes every row written so far durable (fdatasync), before the journal records them.
     public func sync() throws {
         for leaf in leaves ?? [] { try leaf.output.flush() }

@@ -37,6 +37,9 @@ extension Simulation {
                     if journal[s] { violated("shard \(s) was journaled twice") }
                     journal[s] = true
                 }
+            case .revoke(let shards):
+                for s in shards { journal[s] = false }
+                revoked.formUnion(shards)
             case .publish:
                 if journal.contains(false) { violated("told to publish with \(journal.filter { !$0 }.count) shards not journaled") }
                 pending += core.handle(.published, now: now)
@@ -58,11 +61,14 @@ extension Simulation {
         case .collector: return
         }
         switch m {
-        case .collect: collectorHandle(.collect(peer, jobId: jobId, shardCount: plan.shardCount))
-        case .result(let id, let shards):
+        case .collect(_, let verify): collectorHandle(.collect(peer, jobId: jobId, shardCount: plan.shardCount, verify: verify))
+        case .result(let id, let worker, let shards):
             inHand = p.values
             inHandShards = shards.map(\.shard)
-            collectorHandle(.result(peer, jobId: id, shards: inHandShards))
+            // A simulated digest: the value itself, as the real one is a function of the bytes.
+            let digests = collector!.isVerifying ? inHand.map { v in withUnsafeBytes(of: v.littleEndian) { Array($0) } + [UInt8](repeating: 7, count: 24) } : []
+            collectorHandle(.result(peer, jobId: id, worker: worker, shards: inHandShards, digests: digests))
+        case .redo(let id, let shards, let quarantined): collectorHandle(.redo(peer, jobId: id, shards: shards, quarantined: quarantined))
         case .finish(let f): collectorHandle(.finish(peer, f))
         case .heartbeat: collectorHandle(.heartbeat(peer))
         case .end(let ok, let reason): collectorHandle(.end(peer, ok: ok, reason: reason))

@@ -37,7 +37,8 @@ extension Simulation {
             coordinatorHandle(.worker(PeerID(Array("w\(i).\(p.link.session)".utf8)), m))
         case .collector:
             if case .ack(_, let shards) = m {
-                for s in shards where s >= 0 && s < journal.count && !journal[s] {
+                // (A shard revoked by --verify may have been acknowledged before its revocation.)
+                for s in shards where s >= 0 && s < journal.count && !journal[s] && !revoked.contains(s) {
                     violated("the coordinator was told shard \(s) is acknowledged, but it is not in the journal")
                 }
             }
@@ -70,13 +71,14 @@ extension Simulation {
             case .toCollector(let m):
                 send(m, from: .coordinator, to: .collector)
             case .collect:
-                send(.collect(descriptor: []), from: .coordinator, to: .collector)
+                send(.collect(descriptor: [], verify: coordinator!.verification.isOn), from: .coordinator, to: .collector)
             case .finish(let f):
                 send(.finish(f), from: .coordinator, to: .collector)
             case .log:
                 break
             case .exit(let outcome):
                 report.outcome = outcome
+                if coordinator!.verification.isOn { report.verification = coordinator!.verification.summary }
                 done = true
                 return
             }

@@ -150,8 +150,10 @@ extension Simulation {
             return
         }
         workers[i].computing = nil
-        let result = WireMessage.result(jobId: jobId, shards: [.init(shard: shard, leaves: [.init(index: [0], shape: [1])])])
-        send(result, from: .worker(i), to: .collector, worker: i, session: workers[i].session, values: [Self.value(of: shard)])
+        let result = WireMessage.result(jobId: jobId, worker: "w\(i)", shards: [.init(shard: shard, leaves: [.init(index: [0], shape: [1])])])
+        // The liar's results are wrong by one bit (what `--verify` is to catch).
+        let value = Self.value(of: shard) ^ (i == config.liar ? 1 : 0)
+        send(result, from: .worker(i), to: .collector, worker: i, session: workers[i].session, values: [value])
         workers[i].credit += 1
         toCoordinator(i, .ready(jobId: jobId, credit: 1, computed: [shard]))
         sessionEvent(i, .sent)

@@ -45,6 +45,8 @@ public struct Simulation {
         public var collectorCrashes = 1
         /// A shard that crashes every worker that computes it.
         public var poisonShard: Int? = nil
+        /// A worker whose every result is wrong by one bit (set `settings.verify` to catch it).
+        public var liar: Int? = nil
         /// Seconds after the last fault within which the job must be over.
         public var finishBound = 120.0
         /// A broken collector, to show that the checks catch one: it acknowledges shards as soon as
@@ -68,6 +70,8 @@ public struct Simulation {
         public var events = 0
         public var messages = 0
         public var violations: [String] = []
+        /// What `--verify` did (when `settings.verify` > 0), as the coordinator left it.
+        public var verification: Verification.Summary? = nil
         /// Wall-clock seconds spent inside the coordinator's core, and its heartbeat rounds.
         public var coordinatorCoreSeconds = 0.0
         public var heartbeatRounds = 0
@@ -163,6 +167,8 @@ public struct Simulation {
     /// Per connection, when its last message arrives (connections deliver in order).
     var lastArrival: [Link: Double] = [:]
     var inHand: [UInt64] = []
+    /// Shards the collector revoked (`--verify`).
+    var revoked: Set<Int> = []
     var inHandShards: [Int] = []
     var done = false
 

@@ -17,6 +17,9 @@ struct LoomSimulate: ParsableCommand {
     @Flag(help: "No faults: measure the cores' cost per shard and per heartbeat.") var noFaults = false
     @Flag(help: "A poison shard (the middle one) that crashes every worker.") var poison = false
     @Flag(help: "Print one line per seed.") var verbose = false
+    @Option(help: "The fraction of shards computed twice and compared (the coordinator's --verify).") var verify = 0.0
+    @Option(help: "A worker (its number) whose every result is one bit off. With --verify, also: no coordinator or collector crashes.")
+    var liar: Int?
 
     func run() throws {
         var failures = 0
@@ -32,6 +35,13 @@ struct LoomSimulate: ParsableCommand {
             config.shardSeconds = shardSeconds
             config.faults = !noFaults
             if poison { config.poisonShard = shards / 2 }
+            config.settings.verify = verify
+            config.liar = liar
+            if liar != nil && verify > 0 {
+                // Verification's state lives in the coordinator (docs/security.md).
+                config.coordinatorCrashes = 0
+                config.collectorCrashes = 0
+            }
             let report = try Simulation.run(config)
             coreSeconds += report.coordinatorCoreSeconds
             heartbeatSeconds += report.heartbeatSeconds

@@ -109,11 +109,11 @@ struct CoordinatorCommand: ParsableCommand {
             do { workers = try c.run() } catch  where Interruption.caught != 0 { throw Interruption.exit(out: out) }
             if !quiet {
                 // The result files, as loom run names them (the collector is elsewhere: its --out holds them).
-                let files =
-                    out.flatMap { try? Manifest.read(path: $0 + "/" + OutputDirectory.manifestFile) }
-                    .map { m in ": " + m.outputs.map { "\($0.file) \($0.shape)" }.joined(separator: ", ") } ?? ""
+                let manifest = out.flatMap { try? Manifest.read(path: $0 + "/" + OutputDirectory.manifestFile) }
+                let files = manifest.map { m in ": " + m.outputs.map { "\($0.file) \($0.shape)" }.joined(separator: ", ") } ?? ""
                 print(
                     "loom: job \(loaded.id.prefix(12)) done: \(loaded.plan.shardCount) shards by \(workers) worker(s)\(out.map { " in \($0)" } ?? "")\(files)")
+                if let v = manifest?.verification { print("loom: \(v.sentence)") }
             }
         }
     }
@@ -261,6 +261,13 @@ struct FaultOptions: ParsableArguments {
     @Flag(help: "Do not run the last shards in flight again on idle workers.")
     var noSpeculation = false
 
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "The fraction of shards (0 to 1) to compute again on a second worker and compare bit for bit; a third worker decides a mismatch, and the worker that lost is quarantined.",
+            valueName: "fraction"))
+    var verify: Double = CoordinatorCore.Settings().verify
+
     /// Refuses values that would make no sense, or spin: a zero heartbeat, a lease of no time.
     func check() throws {
         try requirePositive(heartbeat, "--heartbeat")
@@ -268,6 +275,7 @@ struct FaultOptions: ParsableArguments {
         try requirePositive(lease, "--lease")
         try requireAtLeastOne(maxFailures, "--max-failures")
         if let deadline { try requirePositive(deadline, "--deadline") }
+        guard verify.isFinite, verify >= 0, verify <= 1 else { throw ValidationError("--verify must be a fraction from 0 to 1 (got \(verify))") }
     }
 
     func apply(to options: inout Coordinator.Options) {
@@ -278,6 +286,7 @@ struct FaultOptions: ParsableArguments {
         options.settings.policy.speculate = !noSpeculation
         options.settings.policy.freshness = heartbeat
         options.settings.deadline = deadline
+        options.settings.verify = verify
     }
 }
 

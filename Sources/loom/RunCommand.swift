@@ -179,6 +179,9 @@ struct Run: ParsableCommand {
         try reportingErrors {
             guard workers >= 0 else { throw ValidationError("--workers must be 0 or more") }
             try faults.check()
+            if workers == 0 && faults.verify > 0 {
+                throw ValidationError("--verify needs --workers 2 or more: in one process nothing is computed twice")
+            }
             let (spec, seedNote) = try job.spec(out: overwrite ? nil : out)
             try ProcessSetup.prepareForCompute(threads: threads, kernels: spec.kernels)
             let loaded = try Job(spec: spec)
@@ -212,6 +215,7 @@ struct Run: ParsableCommand {
                         "loom: wrote \(manifest.examples) examples in \(manifest.shards) shard\(manifest.shards == 1 ? "" : "s") to \(out)"
                             + (resumed > 0 ? " (resumed: \(resumed) shards were already done)" : "") + ": \(shapes)")
                 }
+                if let v = manifest.verification { print("loom: \(v.sentence)") }
                 // In process, the convergence of deep-lift-shap is known here (workers report it in their own warnings).
                 let c = ConvergenceMonitor.shared.summary
                 if workers == 0 && c.pairs > 0 {

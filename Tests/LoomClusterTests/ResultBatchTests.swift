@@ -13,7 +13,7 @@ struct ResultBatchTests {
 
     @Test("a shard slower than the batching delay is due as soon as it is added, so its worker asks for more at once")
     func slowShardIsDue() throws {
-        var batch = ResultBatch(jobId: "job")
+        var batch = ResultBatch(jobId: "job", worker: "w")
         // A shard that began computing 3 ms ago (longer than `maxDelay`) and has just finished.
         try batch.add(shard: 0, batches: [leaves(4, value: 1)], began: Date().addingTimeInterval(-3 * ResultBatch.maxDelay / 2))
         defer { for case .owned(let b) in batch.frames { free(b.baseAddress) } }
@@ -22,7 +22,7 @@ struct ResultBatchTests {
 
     @Test("quick shards wait for each other, within the delay, and go in one message in order")
     func quickShardsBatch() throws {
-        var batch = ResultBatch(jobId: "job")
+        var batch = ResultBatch(jobId: "job", worker: "w")
         try batch.add(shard: 5, batches: [leaves(3, value: 1), leaves(2, value: 2)], began: Date())
         try batch.add(shard: 6, batches: [leaves(4, value: 3)], began: Date())
         defer { for case .owned(let b) in batch.frames { free(b.baseAddress) } }

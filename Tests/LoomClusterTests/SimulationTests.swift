@@ -55,3 +55,23 @@ struct SimulationTests {
         #expect(!stuck.ok && stuck.violations.first?.contains("not over") == true, "\(stuck)")
     }
 }
+
+@Suite("--verify in the simulation")
+struct VerificationSimulationTests {
+    @Test("a worker whose every result is one bit off, --verify 1: it is caught and quarantined, and every shard ends right")
+    func liar() throws {
+        for seed in UInt64(2001)...2040 {
+            var config = Simulation.Config()
+            config.seed = seed
+            config.liar = 3
+            config.settings.verify = 1
+            // Verification's state lives in the coordinator: a restarted coordinator does not know
+            // who wrote the shards it resumes (docs/security.md). Workers still crash, stall and break.
+            config.coordinatorCrashes = 0
+            config.collectorCrashes = 0
+            let report = try Simulation.run(config)
+            #expect(report.ok, "\(report)\n  reproduce: scripts/simulate --seeds 1 --first-seed \(seed) --liar 3 --verify 1")
+            #expect(report.verification?.quarantined == ["w3"], "seed \(seed): \(String(describing: report.verification))")
+        }
+    }
+}

@@ -18,13 +18,16 @@ public struct CollectorCore: Sendable {
     }
 
     public enum Event: Sendable {
-        /// The coordinator asks for a job (`collect`), decoded by the shell.
-        case collect(PeerID, jobId: String, shardCount: Int)
+        /// The coordinator asks for a job (`collect`), decoded by the shell; `verify`: report copies.
+        case collect(PeerID, jobId: String, shardCount: Int, verify: Bool = false)
         /// The shell claimed the folder; its journal holds these shards.
         case claimed(resumed: [Int])
         case claimFailed(String)
-        /// A `result` message from a worker: its shards, in order.
-        case result(PeerID, jobId: String, shards: [Int])
+        /// A `result` message from a worker: its shards, in order, and (when verifying) each one's
+        /// digest (``ResultWriter/digest(rows:job:)`` of its bytes; empty for a shard not in the job).
+        case result(PeerID, jobId: String, worker: String = "", shards: [Int], digests: [[UInt8]] = [])
+        /// The coordinator condemns these shards (`redo`): forget them and take nothing more from `quarantined`.
+        case redo(PeerID, jobId: String, shards: [Int], quarantined: [String])
         /// The shell wrote these shards of the last `.write`; `refused`: the rest did not fit the job.
         case written([Int], refused: String?, from: PeerID)
         case finish(PeerID, WireMessage.Finish)
@@ -46,6 +49,8 @@ public struct CollectorCore: Sendable {
         case write([Int])
         /// Make these written shards durable: sync the rows, then journal them (ack follows).
         case commit([Int])
+        /// Forget these journaled shards, durably: their rows are to be written again.
+        case revoke([Int])
         /// Publish the manifest; report `.published` or `.publishFailed`.
         case publish(WireMessage.Finish)
         case log(Logger.Level, String, Logger.Metadata = [:])
@@ -60,15 +65,23 @@ public struct CollectorCore: Sendable {
         var journaled: [Bool]
         var count = 0
         var duplicates = 0
+        /// Report every copy to the coordinator (`--verify`).
+        var verify = false
     }
 
     public let settings: Settings
     private var job: Job? = nil
     /// A `collect` waiting for the shell's claim.
-    private var claiming: (peer: PeerID, id: String, shards: Int)? = nil
+    private var claiming: (peer: PeerID, id: String, shards: Int, verify: Bool)? = nil
     /// The peer that last asked for a job: before one is claimed, only it may end this collector.
     private var asker: PeerID? = nil
     private var pending: [Int] = []
+    /// When verifying: the worker and digest of each written shard not yet reported (at its commit).
+    private var firstCopies: [Int: (worker: String, digest: [UInt8])] = [:]
+    /// The worker and digests of the result in hand, between `.result` and `.written`.
+    private var inHand: (worker: String, digests: [Int: [UInt8]])? = nil
+    /// Workers the coordinator quarantined: their results are refused.
+    private var quarantined: Set<String> = []
     private var oldestPending = 0.0
     /// Messages dropped because they were malformed, not the job's, or from a role that may not send them.
     public private(set) var refusedMessages = 0
@@ -78,6 +91,9 @@ public struct CollectorCore: Sendable {
 
     /// The job's coordinator, once claimed.
     public var coordinator: PeerID? { job?.coordinator }
+    /// Whether the coordinator asked for every copy to be reported (`--verify`): the shell then
+    /// passes each result's digests.
+    public var isVerifying: Bool { job?.verify ?? false }
     /// The job's id, once claimed.
     public var jobId: String? { job?.id }
     /// Shards written so far (this run and resumed), and duplicates dropped.
@@ -95,8 +111,9 @@ public struct CollectorCore: Sendable {
         guard !finished else { return [] }
         var out: [Directive] = []
         switch event {
-        case .collect(let peer, let id, let shards):
+        case .collect(let peer, let id, let shards, let verify):
             if job == nil || job?.id == id { asker = peer }
+            if job?.id == id { job?.verify = verify }
             if var job {
                 // The coordinator asks again (it lost us, or our answer, or it was restarted and
                 // connects anew): same job, same answer, and acks go to whoever asked last.
@@ -108,7 +125,7 @@ public struct CollectorCore: Sendable {
                     refuse(peer, "asked for job \(id.prefix(12)) while collecting \(job.id.prefix(12))", &out)
                 }
             } else if claiming == nil {
-                claiming = (peer, id, shards)
+                claiming = (peer, id, shards, verify)
                 out.append(.claim)
             }
         case .claimed(let resumed):
@@ -116,7 +133,7 @@ public struct CollectorCore: Sendable {
             claiming = nil
             var j = Job(
                 id: c.id, coordinator: c.peer, written: .init(repeating: false, count: c.shards),
-                journaled: .init(repeating: false, count: c.shards))
+                journaled: .init(repeating: false, count: c.shards), verify: c.verify)
             var valid: [Int] = []
             for s in resumed where s >= 0 && s < c.shards && !j.written[s] {
                 j.written[s] = true
@@ -133,23 +150,53 @@ public struct CollectorCore: Sendable {
             out.append(.send(.error(jobId: c.id, shard: nil, message: "collector: \(text)"), to: c.peer))
             finished = true
             out.append(.exit(failure: text))
-        case .result(let peer, let id, let shards):
+        case .result(let peer, let id, let worker, let shards, let digests):
             guard var j = job, id == j.id else { return refuse(peer, "a result for another job", &out) }
+            guard !quarantined.contains(worker) else { return refuse(peer, "a result from \(worker), which is quarantined", &out) }
+            guard !j.verify || digests.count == shards.count else { return refuse(peer, "a result without its digests", &out) }
             var fresh: [Int] = []
             var again: [Int] = []
-            for s in shards {
+            var copies: [WireMessage.Copy] = []
+            for (k, s) in shards.enumerated() {
                 guard s < j.written.count else { return refuse(peer, "shard \(s) is not in the job (\(j.written.count) shards)", &out) }
                 if j.written[s] || fresh.contains(s) {
-                    // A duplicate (a re-issued or speculative copy): write nothing; acknowledge again once durable.
+                    // A duplicate (a re-issued, speculative or verification copy): write nothing;
+                    // acknowledge again once durable; when verifying, report it.
                     j.duplicates += 1
                     if j.journaled[s] { again.append(s) }
+                    if j.verify { copies.append(.init(shard: s, worker: worker, digest: digests[k], written: false)) }
                 } else {
                     fresh.append(s)
                 }
             }
             job = j
+            if !copies.isEmpty { out.append(.send(.copies(jobId: j.id, copies: copies), to: j.coordinator)) }
             if !again.isEmpty { out.append(.send(.ack(jobId: j.id, shards: again), to: j.coordinator)) }
-            if !fresh.isEmpty { out.append(.write(fresh)) }
+            if !fresh.isEmpty {
+                if j.verify { inHand = (worker, Dictionary(zip(shards, digests)) { a, _ in a }) }
+                out.append(.write(fresh))
+            }
+        case .redo(let peer, let id, let shards, let names):
+            guard var j = job, peer == j.coordinator, id == j.id else {
+                return refuse(peer, "redo from a peer that is not this job's coordinator", &out)
+            }
+            quarantined.formUnion(names)
+            var revoked: [Int] = []
+            let condemned = Set(shards.filter { $0 >= 0 && $0 < j.written.count })
+            for s in condemned.sorted() where j.written[s] {
+                j.written[s] = false
+                j.count -= 1
+                if j.journaled[s] {
+                    j.journaled[s] = false
+                    revoked.append(s)
+                }
+                firstCopies[s] = nil
+            }
+            pending.removeAll { condemned.contains($0) }
+            job = j
+            if !revoked.isEmpty { out.append(.revoke(revoked)) }
+            out.append(.log(.notice, "forgetting shards written by a quarantined worker", ["shards": "\(condemned.count)", "workers": "\(names)"]))
+            out.append(.send(.redone(jobId: j.id, shards: shards), to: j.coordinator))
         case .written(let shards, let refused, let peer):
             guard var j = job else { return out }
             for s in shards where s >= 0 && s < j.written.count && !j.written[s] {
@@ -157,7 +204,9 @@ public struct CollectorCore: Sendable {
                 j.count += 1
                 if pending.isEmpty { oldestPending = now }
                 pending.append(s)
+                if let hand = inHand, let digest = hand.digests[s] { firstCopies[s] = (hand.worker, digest) }
             }
+            inHand = nil
             job = j
             if let refused { refuse(peer, refused, &out) }
             commitIfDue(now: now, &out)
@@ -216,6 +265,12 @@ public struct CollectorCore: Sendable {
         guard var j = job, !pending.isEmpty else { return }
         out.append(.commit(pending))
         for s in pending { j.journaled[s] = true }
+        if j.verify {
+            let copies = pending.compactMap { s in
+                firstCopies.removeValue(forKey: s).map { WireMessage.Copy(shard: s, worker: $0.worker, digest: $0.digest, written: true) }
+            }
+            if !copies.isEmpty { out.append(.send(.copies(jobId: j.id, copies: copies), to: j.coordinator)) }
+        }
         out.append(.send(.ack(jobId: j.id, shards: pending), to: j.coordinator))
         job = j
         pending.removeAll(keepingCapacity: true)

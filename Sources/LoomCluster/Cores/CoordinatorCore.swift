@@ -31,6 +31,8 @@ public struct CoordinatorCore: Sendable {
         public var rejoinInterval: Double = 1
         /// Seconds between two "no workers connected" warnings.
         public var noWorkersWarning: Double = 10
+        /// The fraction of shards computed again on another worker and compared (`--verify`).
+        public var verify: Double = 0
 
         public init() {}
 
@@ -94,6 +96,13 @@ public struct CoordinatorCore: Sendable {
     /// The collector's endpoint, as the logs name it.
     let collectorName: String
     public private(set) var scheduler: Scheduler
+    /// `--verify`: checks, votes and quarantines.
+    public private(set) var verification: Verification
+    /// Every shard is acknowledged; the finish waits for verification to settle.
+    private var finishHeld = false
+    /// Shards the collector was told to forget (a quarantined worker's), until it says it has.
+    private var redoPending: Set<Int> = []
+    private var lastRedo = -Double.infinity
     /// Connected workers by connection, with their names, when they were sent the job, and how often the model.
     private var names: [PeerID: String] = [:]
     private var jobSent: [PeerID: Double] = [:]
@@ -123,6 +132,7 @@ public struct CoordinatorCore: Sendable {
         self.collectorName = collectorName
         scheduler = Scheduler(shardCount: plan.shardCount, policy: settings.policy)
         scheduler.paused = true
+        verification = Verification(fraction: settings.verify, jobId: jobId, shardCount: plan.shardCount)
     }
 
     /// The connected workers.
@@ -186,6 +196,10 @@ public struct CoordinatorCore: Sendable {
                 if collector == .ready, !waiting.contains(w), now - (jobSent[w] ?? -.infinity) >= settings.jobResend { sendJob(w, now: now, &out) }
                 return
             }
+            if verification.isQuarantined(h.worker) {
+                out.append(.send(.end(ok: false, reason: "this worker is quarantined: its results differed from two other workers'"), to: w))
+                return
+            }
             names[w] = h.worker
             buried[w] = nil
             everJoined.insert(w)
@@ -204,7 +218,15 @@ public struct CoordinatorCore: Sendable {
         case .ready(let id, let credit, let computed):
             guard id == jobId else { return }
             scheduler.computed(w, computed, now: now)
-            apply(scheduler.grant(w, min(credit, settings.maxGrant), now: now), now: now, &out)
+            var amount = min(credit, settings.maxGrant)
+            // Verification copies first: they are few, and the job's end waits for them.
+            if verification.isOn, let name = names[w] {
+                while amount > 0, let s = verification.nextCheck(for: w, worker: name, now: now) {
+                    out.append(.sendShards([s], to: w))
+                    amount -= 1
+                }
+            }
+            apply(scheduler.grant(w, amount, now: now), now: now, &out)
         case .error(let id, let shard, let text):
             guard id == jobId else { return }
             if let shard, shard < plan.shardCount {
@@ -225,15 +247,18 @@ public struct CoordinatorCore: Sendable {
         out.append(.sendJob(to: w))
     }
 
-    /// Declares a worker lost: its shards go to others.
-    private mutating func bury(_ w: PeerID, why: String, now: Double, _ out: inout [Directive]) {
+    /// Declares a worker lost: its shards go to others. `dead`: it failed (its running shard is
+    /// charged with a failed attempt); a quarantined worker is sent away, not failed.
+    private mutating func bury(_ w: PeerID, why: String, now: Double, dead: Bool = true, _ out: inout [Directive]) {
         guard let name = names.removeValue(forKey: w) else { return }
         jobSent[w] = nil
         modelSends[w] = nil
         waiting.removeAll { $0 == w }
         buried[w] = -.infinity
+        let checking = verification.checkSince(w)
+        verification.lost(w)
         out.append(.log(.warning, "worker lost", ["worker": "\(name)", "why": "\(why)"]))
-        apply(scheduler.leave(w, now: now), now: now, &out)
+        apply(scheduler.leave(w, now: now, dead: dead, busySince: checking), now: now, &out)
     }
 
     // MARK: - The collector
@@ -271,6 +296,20 @@ public struct CoordinatorCore: Sendable {
         case .ack(let id, let shards):
             guard id == jobId else { return }
             acknowledge(shards, now: now, &out)
+        case .copies(let id, let copies):
+            guard id == jobId else { return }
+            for c in copies {
+                guard let decision = verification.copy(c) else { continue }
+                decide(decision, now: now, &out)
+                if outcome != nil { return }
+            }
+            dispatchChecks(now: now, &out)
+            finishIfDue(now: now, &out)
+        case .redone(let id, let shards):
+            guard id == jobId else { return }
+            let reopened = shards.filter { redoPending.remove($0) != nil && scheduler.isDone($0) }
+            examplesDone -= reopened.reduce(0) { $0 + plan.range(of: $1).count }
+            apply(scheduler.reopen(reopened, now: now), now: now, &out)
         case .finished(let ok, let text):
             guard ok else { return fail("the collector could not publish the result: \(text)", &out) }
             for w in scheduler.workers where names[w] != nil { out.append(.send(.end(ok: true, reason: "done"), to: w)) }
@@ -316,6 +355,16 @@ public struct CoordinatorCore: Sendable {
             }
         }
         apply(scheduler.tick(now: now), now: now, &out)
+        if verification.isOn {
+            if let s = verification.expire(now: now, timeout: settings.policy.lease).first { return undecided(s, &out) }
+            if !redoPending.isEmpty && now - lastRedo >= settings.heartbeat {
+                lastRedo = now
+                out.append(.toCollector(.redo(jobId: jobId, shards: redoPending.sorted(), quarantined: verification.quarantined)))
+            }
+            dispatchChecks(now: now, &out)
+            finishIfDue(now: now, &out)
+            if outcome != nil { return }
+        }
         // The collector: heartbeats both ways; if it goes silent, send the job again until a
         // (restarted) collector takes it up again from its journal.
         out.append(.toCollector(.heartbeat(job: "")))
@@ -365,12 +414,8 @@ public struct CoordinatorCore: Sendable {
                     batches.append((w, [shard]))
                 }
             case .finish:
-                out.append(
-                    .finish(
-                        WireMessage.Finish(
-                            jobId: jobId, workers: everJoined.count, bytesToWorkers: 0,
-                            workersLost: scheduler.deadWorkers, leasesExpired: scheduler.expiredLeases,
-                            shardsReissued: scheduler.reissued)))
+                finishHeld = true
+                finishIfDue(now: now, &out)
             case .poison(let shard, let failures, let cause):
                 return fail(
                     "\(plan.describe(shard)) failed \(failures) times, last because \(cause); it may crash or hang every worker that runs it, so the job stops (--max-failures sets the limit)",
@@ -389,6 +434,72 @@ public struct CoordinatorCore: Sendable {
             }
         }
         for (w, shards) in batches { out.append(.sendShards(shards, to: w)) }
+    }
+
+    // MARK: - Verification
+
+    /// Hands queued checks to workers with credit to spare.
+    private mutating func dispatchChecks(now: Double, _ out: inout [Directive]) {
+        guard verification.isOn, outcome == nil, verification.queuedCount > 0 else { return }
+        for w in scheduler.workers {
+            guard let name = names[w] else { continue }
+            while scheduler.credit(of: w) > 0, let s = verification.nextCheck(for: w, worker: name, now: now) {
+                _ = scheduler.borrowCredit(from: w)
+                out.append(.sendShards([s], to: w))
+            }
+        }
+    }
+
+    private mutating func decide(_ decision: Verification.Decision, now: Double, _ out: inout [Directive]) {
+        switch decision {
+        case .quarantine(let worker, let shard, let redo):
+            out.append(
+                .log(
+                    .warning, "a worker's result differed from two other workers'; it is quarantined and the shards it wrote are computed again",
+                    ["worker": "\(worker)", "shard": "\(plan.describe(shard))", "recomputed": "\(redo.count)"]))
+            for (w, name) in names where name == worker {
+                out.append(
+                    .send(.end(ok: false, reason: "this worker is quarantined: its result for \(plan.describe(shard)) differed from two other workers'"), to: w)
+                )
+                bury(w, why: "quarantined", now: now, dead: false, &out)
+            }
+            verification.reopened(redo)
+            redoPending.formUnion(redo)
+            lastRedo = now
+            out.append(.toCollector(.redo(jobId: jobId, shards: redo, quarantined: verification.quarantined)))
+        case .condemn(let shard, let worker):
+            out.append(.log(.notice, "a shard written by a quarantined worker is computed again", ["worker": "\(worker)", "shard": "\(plan.describe(shard))"]))
+            redoPending.insert(shard)
+            lastRedo = now
+            out.append(.toCollector(.redo(jobId: jobId, shards: [shard], quarantined: verification.quarantined)))
+        case .irreconcilable(let shard, let workers):
+            fail(
+                "\(plan.describe(shard)) gave three different results on workers \(workers.joined(separator: ", ")): the model does not give the same bits on these workers (mixed CPUs? name one --kernels set every node has)",
+                &out)
+        }
+    }
+
+    private mutating func undecided(_ shard: Int, _ out: inout [Directive]) {
+        fail(
+            "--verify: two workers computed different results for \(plan.describe(shard)), and no third worker could decide which is right; run with three or more workers",
+            &out)
+    }
+
+    /// Tells the collector to publish once every shard is acknowledged, nothing is to be redone,
+    /// and every check has settled (checks no connected worker may compute are given up).
+    private mutating func finishIfDue(now: Double, _ out: inout [Directive]) {
+        guard finishHeld, outcome == nil, redoPending.isEmpty, scheduler.isComplete else { return }
+        if !verification.isSettled {
+            if let s = verification.abandon(connected: Set(names.values)).first { return undecided(s, &out) }
+            guard verification.isSettled else { return }
+        }
+        finishHeld = false
+        out.append(
+            .finish(
+                WireMessage.Finish(
+                    jobId: jobId, workers: everJoined.count, bytesToWorkers: 0,
+                    workersLost: scheduler.deadWorkers, leasesExpired: scheduler.expiredLeases,
+                    shardsReissued: scheduler.reissued, verification: verification.isOn ? verification.summary : nil)))
     }
 
     private mutating func fail(_ reason: String, _ out: inout [Directive]) {

@@ -168,6 +168,35 @@ public struct Scheduler: Sendable {
         return dispatch(now: now)
     }
 
+    /// The credit a worker has left.
+    public func credit(of worker: PeerID) -> Int { credit[worker] ?? 0 }
+
+    /// Takes one unit of a worker's credit for work the scheduler does not hand out (a
+    /// verification copy); false if it has none.
+    public mutating func borrowCredit(from worker: PeerID) -> Bool {
+        guard let c = credit[worker], c > 0 else { return false }
+        credit[worker] = c - 1
+        return true
+    }
+
+    /// Acknowledged shards whose written copy is condemned (a quarantined worker's): they are
+    /// computed again, first.
+    public mutating func reopen(_ shards: [Int], now: Double = 0) -> [Directive] {
+        var back: [Int] = []
+        for s in Set(shards) where s >= 0 && s < shardCount && done[s] {
+            done[s] = false
+            completed -= 1
+            failures[s] = nil
+            speculated.remove(s)
+            back.append(s)
+        }
+        guard !back.isEmpty else { return [] }
+        finished = false
+        queue.insert(contentsOf: back.sorted(), at: 0)
+        reissued += back.count
+        return dispatch(now: now)
+    }
+
     /// The collector has written these shards. Repeats and unknown numbers are ignored.
     public mutating func acknowledge(_ shards: [Int], now: Double = 0) -> [Directive] {
         for s in shards where s >= 0 && s < shardCount && !done[s] {
@@ -197,7 +226,11 @@ public struct Scheduler: Sendable {
 
     /// A worker is gone (declared dead, or its socket refused a send): its unacknowledged
     /// shards go back to the front of the queue, each counting a failed attempt.
-    public mutating func leave(_ worker: PeerID, now: Double = 0, dead: Bool = true) -> [Directive] {
+    ///
+    /// - Parameter busySince: when the worker was given work outside the scheduler (a verification
+    ///   copy) that it had not finished. Given no later than its oldest shard, that work was the one
+    ///   running, and no shard is charged.
+    public mutating func leave(_ worker: PeerID, now: Double = 0, dead: Bool = true, busySince: Double? = nil) -> [Directive] {
         guard credit[worker] != nil else { return [] }
         credit[worker] = nil
         inRing.remove(worker)
@@ -206,8 +239,10 @@ public struct Scheduler: Sendable {
         defer { lastHeard[worker] = nil }
         // Workers compute their shards in the order assigned: only the oldest was running when
         // the worker died, so only it is charged with the failure; the rest were waiting.
-        let running = oldestAssignment(of: worker).flatMap { s in
-            inFlight[s]?.first(where: { $0.worker == worker })?.fresh == true ? s : nil
+        let running = oldestAssignment(of: worker).flatMap { s -> Int? in
+            guard let a = inFlight[s]?.first(where: { $0.worker == worker }), a.fresh else { return nil }
+            if let busySince, busySince <= a.started { return nil }
+            return s
         }
         var lost: [Int] = []
         for (s, list) in inFlight {

@@ -3,7 +3,7 @@
 /// 8 bytes: `L O O M`, version (u8), type (u8), two reserved bytes (0).
 public struct Header: Equatable, Sendable {
     /// This build's protocol version.
-    public static let version: UInt8 = 5
+    public static let version: UInt8 = 6
     static let magic: [UInt8] = Array("LOOM".utf8)
 
     public var type: MessageType
@@ -45,4 +45,7 @@ public enum MessageType: UInt8, Sendable, CaseIterable {
     case finished = 15
     case heartbeat = 16
     case rejoin = 17
+    case copies = 18
+    case redo = 19
+    case redone = 20
 }

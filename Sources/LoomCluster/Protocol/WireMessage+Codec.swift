@@ -37,8 +37,9 @@ extension WireMessage {
                 w.int(s.shard, "shard")
                 w.ints(s.rows, "distinct X row indices")
             }
-        case .result(let jobId, let shards):
+        case .result(let jobId, let worker, let shards):
             w.string(jobId, "job id")
+            w.string(worker, "worker id")
             w.each(shards, "shard") { w, s in
                 w.int(s.shard, "shard")
                 w.each(s.leaves, "leaf") { w, leaf in
@@ -56,8 +57,9 @@ extension WireMessage {
             w.string(jobId, "job id")
             w.int(shard ?? -1, "shard (−1: none)")
             w.string(message, "message")
-        case .collect(let descriptor):
+        case .collect(let descriptor, let verify):
             w.blob(descriptor, "job descriptor (JSON)")
+            w.bool(verify, "report copies (--verify)")
         case .collectorReady(let jobId, let resumed):
             w.string(jobId, "job id")
             w.ints(resumed, "shards already in the journal")
@@ -68,6 +70,13 @@ extension WireMessage {
             w.int(f.workersLost, "workers lost")
             w.int(f.leasesExpired, "leases expired")
             w.int(f.shardsReissued, "shards reissued")
+            w.bool(f.verification != nil, "verification on")
+            let v = f.verification ?? .init(fraction: 0, verified: 0, mismatches: 0, unverified: 0, quarantined: [])
+            w.u32(UInt32(clamping: Int((v.fraction * 1_000_000).rounded())), "verified fraction (millionths)")
+            w.int(v.verified, "shards verified")
+            w.int(v.mismatches, "mismatches")
+            w.int(v.unverified, "shards selected but not verified")
+            w.each(v.quarantined, "quarantined worker") { $0.string($1, "worker id") }
         case .finished(let ok, let message):
             w.bool(ok, "ok")
             w.string(message, "message")
@@ -75,6 +84,21 @@ extension WireMessage {
             w.string(job, "job held (collector; else empty)")
         case .rejoin:
             break
+        case .copies(let jobId, let copies):
+            w.string(jobId, "job id")
+            w.each(copies, "copy") { w, c in
+                w.int(c.shard, "shard")
+                w.string(c.worker, "worker id")
+                w.blob(c.digest, "digest (32 bytes)")
+                w.bool(c.written, "written")
+            }
+        case .redo(let jobId, let shards, let quarantined):
+            w.string(jobId, "job id")
+            w.ints(shards, "shards to forget")
+            w.each(quarantined, "quarantined worker") { $0.string($1, "worker id") }
+        case .redone(let jobId, let shards):
+            w.string(jobId, "job id")
+            w.ints(shards, "shards forgotten")
         }
     }
 
@@ -150,6 +174,7 @@ extension WireMessage {
             return .shard(jobId: id, shards: shards)
         case .result:
             let id = try jobId(&r)
+            let worker = try r.string("worker id", maxLength: maxName)
             let shards = try r.each("shards", minimumSize: 12) { r in
                 let shard = try r.int("shard", in: 0...Int.max)
                 let leaves = try r.each("leaves", minimumSize: 8) { r in
@@ -166,7 +191,7 @@ extension WireMessage {
                 }
                 return ShardLayout(shard: shard, leaves: leaves)
             }
-            return .result(jobId: id, shards: shards)
+            return .result(jobId: id, worker: worker, shards: shards)
         case .ack:
             return .ack(jobId: try jobId(&r), shards: try r.ints("acknowledged shards"))
         case .end:
@@ -176,7 +201,7 @@ extension WireMessage {
             let shard = try r.int("shard", in: -1...Int.max)
             return .error(jobId: id, shard: shard < 0 ? nil : shard, message: try r.string("message", maxLength: maxText))
         case .collect:
-            return .collect(descriptor: try r.blob("job descriptor"))
+            return .collect(descriptor: try r.blob("job descriptor"), verify: try r.bool("verify"))
         case .collectorReady:
             return .collectorReady(jobId: try jobId(&r), resumed: try r.ints("resumed shards"))
         case .finish:
@@ -186,14 +211,42 @@ extension WireMessage {
                 Finish(
                     jobId: id, workers: try r.int("workers", in: n), bytesToWorkers: try r.int("bytes", in: n),
                     workersLost: try r.int("workers lost", in: n), leasesExpired: try r.int("leases expired", in: n),
-                    shardsReissued: try r.int("shards reissued", in: n)))
+                    shardsReissued: try r.int("shards reissued", in: n), verification: try verification(&r)))
         case .finished:
             return .finished(ok: try r.bool("ok"), message: try r.string("message", maxLength: maxText))
         case .heartbeat:
             return .heartbeat(job: try jobId(&r))
         case .rejoin:
             return .rejoin
+        case .copies:
+            let id = try jobId(&r)
+            let copies = try r.each("copies", minimumSize: 8 + 4 + 4 + 32 + 1) { r in
+                let shard = try r.int("shard", in: 0...Int.max)
+                let worker = try r.string("worker id", maxLength: maxName)
+                let digest = try r.blob("digest")
+                guard digest.count == 32 else { throw r.malformed("a digest of \(digest.count) bytes, not 32") }
+                return Copy(shard: shard, worker: worker, digest: digest, written: try r.bool("written"))
+            }
+            return .copies(jobId: id, copies: copies)
+        case .redo:
+            let id = try jobId(&r)
+            let shards = try r.ints("shards")
+            return .redo(jobId: id, shards: shards, quarantined: try r.each("quarantined", minimumSize: 4) { try $0.string("worker id", maxLength: maxName) })
+        case .redone:
+            return .redone(jobId: try jobId(&r), shards: try r.ints("shards"))
         }
+    }
+
+    static func verification(_ r: inout WireReader) throws -> Verification.Summary? {
+        let on = try r.bool("verification on")
+        let millionths = try r.u32("verified fraction")
+        guard millionths <= 1_000_000 else { throw r.malformed("a verified fraction of \(millionths) millionths") }
+        let n = 0...Int.max
+        let summary = Verification.Summary(
+            fraction: Double(millionths) / 1_000_000, verified: try r.int("verified", in: n), mismatches: try r.int("mismatches", in: n),
+            unverified: try r.int("unverified", in: n),
+            quarantined: try r.each("quarantined", minimumSize: 4) { try $0.string("worker id", maxLength: maxName) })
+        return on ? summary : nil
     }
 
     /// How many data frames follow the body; nil: as many as the job has args (checked by the worker against the descriptor).
@@ -202,7 +255,7 @@ extension WireMessage {
         case .job: nil
         case .model(_, let files): files.count
         case .shard(_, let shards): shards.count
-        case .result(_, let shards): shards.reduce(0) { $0 + $1.leaves.count }
+        case .result(_, _, let shards): shards.reduce(0) { $0 + $1.leaves.count }
         default: 0
         }
     }

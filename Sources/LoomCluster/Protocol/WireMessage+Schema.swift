@@ -6,10 +6,10 @@ extension MessageType {
         case .hello, .needModel, .ready: "worker → coordinator"
         case .job, .model, .shard, .rejoin: "coordinator → worker"
         case .result: "worker → collector"
-        case .ack, .collectorReady, .finished: "collector → coordinator"
+        case .ack, .collectorReady, .finished, .copies, .redone: "collector → coordinator"
         case .end: "coordinator → worker, collector"
         case .error: "worker, collector → coordinator"
-        case .collect, .finish: "coordinator → collector"
+        case .collect, .finish, .redo: "coordinator → collector"
         case .heartbeat: "every role ↔ its peers"
         }
     }
@@ -36,16 +36,22 @@ extension WireMessage {
         .model(sha256: String(repeating: "0f", count: 32), files: ["model.onnx", "weights.bin"]),
         .ready(jobId: "j", credit: 2, computed: [3, 4]),
         .shard(jobId: "j", shards: [ShardRows(shard: 7, rows: [0, 1]), ShardRows(shard: 8, rows: [1])]),
-        .result(jobId: "j", shards: [ShardLayout(shard: 7, leaves: [.init(index: [0], shape: [2, 3]), .init(index: [1], shape: [])])]),
+        .result(jobId: "j", worker: "worker-a-1", shards: [ShardLayout(shard: 7, leaves: [.init(index: [0], shape: [2, 3]), .init(index: [1], shape: [])])]),
         .ack(jobId: "j", shards: [7]),
         .end(ok: true, reason: "done"),
         .error(jobId: "j", shard: 7, message: "boom"),
-        .collect(descriptor: Array("{}".utf8)),
+        .collect(descriptor: Array("{}".utf8), verify: true),
         .collectorReady(jobId: "j", resumed: [1, 2]),
-        .finish(Finish(jobId: "j", workers: 2, bytesToWorkers: 100, workersLost: 0, leasesExpired: 1, shardsReissued: 1)),
+        .finish(
+            Finish(
+                jobId: "j", workers: 2, bytesToWorkers: 100, workersLost: 0, leasesExpired: 1, shardsReissued: 1,
+                verification: .init(fraction: 0.5, verified: 3, mismatches: 1, unverified: 1, quarantined: ["worker-b-2"]))),
         .finished(ok: false, message: "disk full"),
         .heartbeat(job: "j"),
-        .rejoin
+        .rejoin,
+        .copies(jobId: "j", copies: [Copy(shard: 7, worker: "worker-a-1", digest: [UInt8](repeating: 9, count: 32), written: true)]),
+        .redo(jobId: "j", shards: [7, 9], quarantined: ["worker-b-2"]),
+        .redone(jobId: "j", shards: [7, 9])
     ]
 
     /// The body's fields as the encoder writes them ("string job id, u32 credit granted, …").

@@ -18,16 +18,16 @@ public enum WireMessage: Equatable, Sendable {
     case ready(jobId: String, credit: Int, computed: [Int])
     /// coordinator → worker: shards to compute. Data: one frame per shard, its distinct X rows.
     case shard(jobId: String, shards: [ShardRows])
-    /// worker → collector: shards' outputs. Data: one frame per leaf per shard, in order.
-    case result(jobId: String, shards: [ShardLayout])
+    /// worker → collector: shards' outputs, and the worker that computed them. Data: one frame per leaf per shard, in order.
+    case result(jobId: String, worker: String, shards: [ShardLayout])
     /// collector → coordinator: shards written and made durable.
     case ack(jobId: String, shards: [Int])
     /// coordinator → worker or collector: the job is over, done or failed.
     case end(ok: Bool, reason: String)
     /// worker or collector → coordinator: a failure that ends the job (`shard` nil: no shard in particular).
     case error(jobId: String, shard: Int?, message: String)
-    /// coordinator → collector: the job to collect.
-    case collect(descriptor: [UInt8])
+    /// coordinator → collector: the job to collect; `verify`: report each shard's copies (``copies``).
+    case collect(descriptor: [UInt8], verify: Bool)
     /// collector → coordinator: `--out` is claimed; `resumed` are the shards its journal already holds.
     case collectorReady(jobId: String, resumed: [Int])
     /// coordinator → collector: every shard is acknowledged; publish the manifest.
@@ -38,6 +38,14 @@ public enum WireMessage: Equatable, Sendable {
     case heartbeat(job: String)
     /// coordinator → worker: this connection was declared lost; drop everything and join again.
     case rejoin
+    /// collector → coordinator (`--verify`): who computed which bytes of a shard. The written copy
+    /// is reported once it is journaled, every later copy as it arrives.
+    case copies(jobId: String, copies: [Copy])
+    /// coordinator → collector: forget these shards (their journal records, durably) and take no
+    /// more results from these workers; answered by `redone`.
+    case redo(jobId: String, shards: [Int], quarantined: [String])
+    /// collector → coordinator: the shards of a `redo` are forgotten; they are to be computed again.
+    case redone(jobId: String, shards: [Int])
 
     /// A worker's introduction.
     public struct Hello: Equatable, Sendable {
@@ -74,6 +82,23 @@ public enum WireMessage: Equatable, Sendable {
         }
     }
 
+    /// One copy of a shard's result, as the collector received it.
+    public struct Copy: Equatable, Sendable {
+        public var shard: Int
+        /// The worker that sent it (its `hello` name).
+        public var worker: String
+        /// ``ResultWriter/digest(rows:job:)`` of its bytes: 32 bytes.
+        public var digest: [UInt8]
+        /// Whether this is the copy written to the result (else a later one, not written).
+        public var written: Bool
+        public init(shard: Int, worker: String, digest: [UInt8], written: Bool) {
+            self.shard = shard
+            self.worker = worker
+            self.digest = digest
+            self.written = written
+        }
+    }
+
     /// What the coordinator tells the collector for the manifest.
     public struct Finish: Equatable, Sendable {
         public var jobId: String
@@ -82,13 +107,19 @@ public enum WireMessage: Equatable, Sendable {
         public var workersLost: Int
         public var leasesExpired: Int
         public var shardsReissued: Int
-        public init(jobId: String, workers: Int, bytesToWorkers: Int, workersLost: Int, leasesExpired: Int, shardsReissued: Int) {
+        /// `--verify`: what was checked and what came of it (nil: verification was off).
+        public var verification: Verification.Summary?
+        public init(
+            jobId: String, workers: Int, bytesToWorkers: Int, workersLost: Int, leasesExpired: Int, shardsReissued: Int,
+            verification: Verification.Summary? = nil
+        ) {
             self.jobId = jobId
             self.workers = workers
             self.bytesToWorkers = bytesToWorkers
             self.workersLost = workersLost
             self.leasesExpired = leasesExpired
             self.shardsReissued = shardsReissued
+            self.verification = verification
         }
     }
 
@@ -111,6 +142,9 @@ public enum WireMessage: Equatable, Sendable {
         case .finished: .finished
         case .heartbeat: .heartbeat
         case .rejoin: .rejoin
+        case .copies: .copies
+        case .redo: .redo
+        case .redone: .redone
         }
     }
 }
