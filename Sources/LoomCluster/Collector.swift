@@ -58,6 +58,8 @@ public final class Collector {
     /// - Parameter onBound: called with the endpoint actually bound, before any message is read.
     public func run(onBound: ((String) -> Void)? = nil) throws {
         let socket = try Socket(context, .router)
+        // A frame is one output of one shard; a larger one closes the connection before libzmq allocates it.
+        try socket.set(SocketOption.maxMessageSize, int64: Int64(WireMessage.maxResultFrame))
         // Every way out follows a last reply to the coordinator (`finished`, an error): let it go out.
         defer { socket.close(lingeringFor: 1000) }
         try socket.set(SocketOption.receiveHighWaterMark, 0)

@@ -108,6 +108,7 @@ public final class Coordinator {
         let encodedX = XCodec.Encoded(job.inputs.x, as: descriptor.xEncoding)
         let toCollector = try Socket(context, .dealer)
         defer { toCollector.close() }
+        try toCollector.set(SocketOption.maxMessageSize, int64: Int64(WireMessage.maxControlFrame))
         try toCollector.dropSilentPeers(interval: settings.heartbeat, timeout: settings.silence)
         let collectorKey = options.collector == nil ? options.security.keys?.publicKey : options.security.collectorKey
         try options.security.connect(toCollector, to: collectorKey, what: "collector")
@@ -132,21 +133,19 @@ public final class Coordinator {
                 case .send(let m, let w):
                     _ = try? router.send(m, to: w, dontWait: true)
                 case .sendJob(let w):
-                    let args = job.inputs.args.map { OutgoingFrame.bytes(FloatBytes.encode($0)) }
-                    if try !router.send(
-                        .job(descriptor: descriptorJSON, collector: advertised, collectorKey: collectorKey?.z85 ?? ""), to: w, data: args, counting: &sentBytes,
-                        dontWait: true)
-                    {
+                    let args = job.inputs.args.map { WireMessage.chunks(FloatBytes.encode($0)) }
+                    let message = WireMessage.job(
+                        descriptor: descriptorJSON, collector: advertised, collectorKey: collectorKey?.z85 ?? "", argChunks: args.map(\.count))
+                    if try !router.send(message, to: w, data: args.flatMap { $0 }, counting: &sentBytes, dontWait: true) {
                         pending += core.handle(.undelivered(w, shards: []), now: now())
                     }
                 case .sendModel(let w):
                     let dir = URL(fileURLWithPath: job.spec.modelPath).deletingLastPathComponent().path
                     let names = ["model.onnx"] + descriptor.modelFiles
                     let files = try [FileIO.readAll(job.spec.modelPath)] + descriptor.modelFiles.map { try FileIO.readAll(dir + "/" + $0) }
-                    if try !router.send(
-                        .model(sha256: descriptor.model.sha256, files: names), to: w, data: files.map { .bytes($0) },
-                        counting: &sentBytes, dontWait: true)
-                    {
+                    let message = WireMessage.model(
+                        sha256: descriptor.model.sha256, files: zip(names, files).map { .init(name: $0, bytes: $1.count) })
+                    if try !router.send(message, to: w, data: files.flatMap { WireMessage.chunks($0) }, counting: &sentBytes, dontWait: true) {
                         pending += core.handle(.undelivered(w, shards: []), now: now())
                     }
                 case .sendShards(let shards, let w):

@@ -91,6 +91,7 @@ final class ComputeThread: @unchecked Sendable {
         defer { pair.close() }
         try pair.connect(pairEndpoint)
         let out = try Socket(worker.context, .dealer)
+        try out.set(SocketOption.maxMessageSize, int64: Int64(WireMessage.maxControlFrame))
         defer { out.close() }
         try out.set(SocketOption.routingID, bytes: Array(routingID.utf8))
         try worker.security.connect(out, to: collectorKey, what: "collector")

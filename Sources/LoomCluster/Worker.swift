@@ -145,6 +145,8 @@ public final class Worker {
     /// seconds with no coordinator there). `waitingSince`: when the wait for a coordinator began.
     private func serve(session: Int, patient: Bool, waitingSince: Date) throws -> SessionEnd {
         let socket = try Socket(context, .dealer)
+        // The model and args come in chunks of at most 16 MiB; a shard's X rows in one frame.
+        try socket.set(SocketOption.maxMessageSize, int64: Int64(WireMessage.maxWorkerFrame))
         defer { socket.close() }
         // A fresh routing id per connection: a coordinator may still hold the old one.
         try socket.set(SocketOption.routingID, bytes: Array("\(id)-\(session)".utf8))
@@ -231,15 +233,21 @@ public final class Worker {
                     // Never blocking: a heartbeat that cannot be queued now is not needed.
                     _ = try socket.send(.heartbeat(job: ""), dontWait: true)
                 case .takeJob:
-                    guard let message, case .job(let json, let endpoint, let key) = try message.decoded() else { continue }
+                    guard let message, case .job(let json, let endpoint, let key, let argChunks) = try message.decoded() else { continue }
                     let descriptor = try JSONDecoder().decode(JobDescriptor.self, from: Data(json))
                     // A wildcard or loopback host means the coordinator's host, as this worker reaches it.
                     let collector = (Endpoint.resolve(endpoint, via: coordinator), CurveKey(z85: key))
-                    guard message.data.count == descriptor.argShapes.count else {
+                    guard argChunks.count == descriptor.argShapes.count else {
                         throw ProtocolError.malformed(
-                            peer: message.peerName, "the job has \(descriptor.argShapes.count) args, \(message.data.count) frames came")
+                            peer: message.peerName, "the job has \(descriptor.argShapes.count) args, \(argChunks.count) came")
                     }
-                    let args = try zip(message.data, descriptor.argShapes).map { try FloatBytes.decode($0.bytes, shape: $1, peer: message.peerName) }
+                    var offset = 0
+                    let args = try zip(argChunks, descriptor.argShapes).map { n, shape in
+                        defer { offset += n }
+                        let frames = message.data[offset..<offset + n]
+                        if n == 1 { return try FloatBytes.decode(frames.first!.bytes, shape: shape, peer: message.peerName) }
+                        return try WireMessage.joined(frames).withUnsafeBytes { try FloatBytes.decode($0, shape: shape, peer: message.peerName) }
+                    }
                     logger.info(
                         "job",
                         metadata: [
@@ -259,8 +267,18 @@ public final class Worker {
                         try socket.send(.needModel(sha256: descriptor.model.sha256))
                     }
                 case .takeModel:
-                    guard let message, let job = pendingJob, case .model(let sha, let names) = try message.decoded() else { continue }
-                    let path = try cache.store(sha, files: zip(names, message.data).map { ($0, $1.array) })
+                    guard let message, let job = pendingJob, case .model(let sha, let files) = try message.decoded() else { continue }
+                    var offset = 0
+                    let contents = try files.map { f -> (String, [UInt8]) in
+                        let n = WireMessage.chunkCount(f.bytes)
+                        defer { offset += n }
+                        let bytes = WireMessage.joined(message.data[offset..<offset + n])
+                        guard bytes.count == f.bytes else {
+                            throw ProtocolError.malformed(peer: message.peerName, "model file \(f.name) announced \(f.bytes) bytes; \(bytes.count) came")
+                        }
+                        return (f.name, bytes)
+                    }
+                    let path = try cache.store(sha, files: contents)
                     pendingJob = nil
                     try start(job.descriptor, modelPath: path, collector: job.collector, args: job.args)
                 case .compute:

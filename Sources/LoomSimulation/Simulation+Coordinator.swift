@@ -65,9 +65,9 @@ extension Simulation {
                 let rows = shards.map { WireMessage.ShardRows(shard: $0, rows: [plan.range(of: $0).lowerBound]) }
                 send(.shard(jobId: jobId, shards: rows), from: .coordinator, to: .worker(i), worker: i, session: session)
             case .sendJob(let peer):
-                sendToWorker(.job(descriptor: [], collector: "simulated", collectorKey: ""), peer)
+                sendToWorker(.job(descriptor: [], collector: "simulated", collectorKey: "", argChunks: []), peer)
             case .sendModel(let peer):
-                sendToWorker(.model(sha256: modelSha, files: ["model.onnx"]), peer)
+                sendToWorker(.model(sha256: modelSha, files: [.init(name: "model.onnx", bytes: 0)]), peer)
             case .toCollector(let m):
                 send(m, from: .coordinator, to: .collector)
             case .collect:

@@ -76,6 +76,43 @@ struct DistributedTests {
         }
     }
 
+    @Test("a model file and an arg larger than one 16 MiB frame travel in chunks, under the workers' frame cap: the same bits")
+    func chunkedTransfers() throws {
+        let s = TemporaryDirectory(); defer { s.remove() }
+        // y = ΣX + ΣA + ΣW per example: W (5M floats, 20 MB) in an external data file, A one 5M-float row.
+        let big = 5_000_000
+        var b = ONNXBuilder(opset: 17)
+        b.input("x", [nil, 4, 8])
+        b.input("a", [nil, big])
+        b.externalInitializer("w", shape: [big], location: "weights.bin", offset: 0, length: big * 4)
+        b.initializer("xAxes", shape: [2], ints: [1, 2])
+        b.initializer("aAxes", shape: [1], ints: [1])
+        b.initializer("wAxes", shape: [1], ints: [0])
+        b.initializer("one", shape: [1], ints: [1])
+        b.node("ReduceSum", ["x", "xAxes"], ["rx"], [.int("keepdims", 0)])
+        b.node("ReduceSum", ["a", "aAxes"], ["ra"], [.int("keepdims", 0)])
+        b.node("ReduceSum", ["w", "wAxes"], ["rw"], [.int("keepdims", 0)])
+        b.node("Add", ["rx", "ra"], ["s1"])
+        b.node("Add", ["s1", "rw"], ["s2"])
+        b.node("Unsqueeze", ["s2", "one"], ["y"])
+        b.output("y")
+        try b.write(to: s.file("model.onnx"))
+        try writeNpy(s.file("w.npy"), shape: [big], (0..<big).map { Float($0 % 7) / 7 })
+        // The weights as raw float32, after the .npy header (the same bytes).
+        let npy = try FileIO.readAll(s.file("w.npy"))
+        try writeFile(s.file("weights.bin"), Array(npy.suffix(big * 4)))
+        try writeNpy(s.file("a.npy"), shape: [1, big], (0..<big).map { Float($0 % 5) / 5 })
+        try writeNpy(s.file("x.npy"), shape: [6, 4, 8], (0..<(6 * 32)).map { Float(($0 / 4) % 4 == $0 % 4 ? 1 : 0) })
+        let argv = ["run", "--mode", "product", "--model", "model.onnx", "--x", "x.npy", "--arg", "a.npy", "--batch-size", "2", "--quiet"]
+        let r0 = try runLoom(argv + ["--out", s.file("one")], cwd: s.path, timeout: 120)
+        #expect(r0.status == 0, "\(r0.stderr)")
+        let r2 = try runLoom(argv + ["--out", s.file("two"), "--workers", "2"], cwd: s.path, timeout: 120)
+        #expect(r2.status == 0, "\(r2.stderr)")
+        #expect(try resultBytes(s.file("two")) == resultBytes(s.file("one")))
+        let transfer = try #require(try readJSON(s.file("two") + "/manifest.json")["transfer"] as? [String: Any])
+        #expect((transfer["to_workers_bytes"] as? Int ?? 0) >= 40_000_000, "the model and the arg went to the workers: \(transfer)")
+    }
+
     @Test("cluster style: coordinator, two workers and a separate collector over tcp on 127.0.0.1")
     func cluster() throws {
         // One example per shard: 1,280 shards, long enough for both workers to join before the end.

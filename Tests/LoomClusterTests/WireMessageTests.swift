@@ -70,8 +70,10 @@ struct WireMessageTests {
         refused(.result(jobId: "j", worker: "w", shards: [.init(shard: 0, leaves: [.init(index: [0], shape: [-1])])]), 1, saying: "per-example shape is -1")
         refused(.error(jobId: "j", shard: -7, message: ""), saying: "shard is -7")
         refused(.finish(.init(jobId: "j", workers: -1, bytesToWorkers: 0, workersLost: 0, leasesExpired: 0, shardsReissued: 0)), saying: "workers is -1")
-        refused(.model(sha256: String(repeating: "0", count: 64), files: ["model.onnx", "../etc/passwd"]), 2, saying: "not a plain file name")
-        refused(.model(sha256: String(repeating: "0", count: 64), files: ["weights.bin"]), 1, saying: "model.onnx")
+        refused(
+            .model(sha256: String(repeating: "0", count: 64), files: [.init(name: "model.onnx", bytes: 1), .init(name: "../etc/passwd", bytes: 1)]), 2,
+            saying: "not a plain file name")
+        refused(.model(sha256: String(repeating: "0", count: 64), files: [.init(name: "weights.bin", bytes: 1)]), 1, saying: "model.onnx")
         refused(.needModel(sha256: "not-a-hash"), saying: "sha256")
         refused(.heartbeat(job: String(repeating: "x", count: 5000)), saying: "more than")
         // A bool that is neither 0 nor 1.

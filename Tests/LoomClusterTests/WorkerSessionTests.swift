@@ -78,7 +78,7 @@ struct WorkerSessionTests {
         var s = WorkerSession(coordinator: "tcp://c:1", settings: settings())
         _ = s.start(now: 0)
         #expect(s.handle(.message(.shard(jobId: "j", shards: [])), now: 0.1).isEmpty)
-        #expect(s.handle(.message(.job(descriptor: [], collector: "", collectorKey: "")), now: 0.2) == [.takeJob])
+        #expect(s.handle(.message(.job(descriptor: [], collector: "", collectorKey: "", argChunks: [])), now: 0.2) == [.takeJob])
         _ = s.handle(.working(true), now: 0.3)
         #expect(s.handle(.message(.shard(jobId: "j", shards: [])), now: 0.4) == [.compute])
         #expect(s.handle(.handshakeFailed("refused"), now: 0.5) == [.log(.error, "refused")])

@@ -9,6 +9,33 @@ extension WireMessage {
     public static let maxCredit = 1 << 16
     /// The most dimensions in a result leaf's per-example shape.
     static let maxRank = 32
+    /// `ZMQ_MAXMSGSIZE` (the largest frame a peer may send) of sockets that take only control
+    /// messages: the coordinator's connection to its collector, a worker's compute connection.
+    public static let maxControlFrame = 16 << 20
+    /// Of a worker's connection to its coordinator: model and arg chunks, a shard's X rows.
+    public static let maxWorkerFrame = 256 << 20
+    /// Of the collector's socket: one output of one shard (`--shard-batches` × `--batch-size` examples).
+    public static let maxResultFrame = 1 << 30
+    /// The largest frame of a chunked transfer (the model's files, the args).
+    public static let chunkSize = 16 << 20
+    /// The largest model file or arg a peer may announce.
+    static let maxTransfer = 1 << 40
+    /// The frames a transfer of `bytes` bytes takes: at least one.
+    public static func chunkCount(_ bytes: Int) -> Int { max(1, (bytes + chunkSize - 1) / chunkSize) }
+
+    /// `bytes` cut into frames of at most ``chunkSize`` bytes (one frame if empty).
+    public static func chunks(_ bytes: [UInt8]) -> [OutgoingFrame] {
+        guard bytes.count > chunkSize else { return [.bytes(bytes)] }
+        return stride(from: 0, to: bytes.count, by: chunkSize).map { .bytes(Array(bytes[$0..<min($0 + chunkSize, bytes.count)])) }
+    }
+
+    /// The bytes of consecutive chunk frames, joined.
+    public static func joined(_ frames: ArraySlice<Frame>) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(frames.reduce(0) { $0 + $1.bytes.count })
+        for f in frames { out.append(contentsOf: f.bytes) }
+        return out
+    }
 
     /// Writes the body's fields.
     public func encode(into w: inout WireWriter) {
@@ -18,15 +45,19 @@ extension WireMessage {
             w.u32(UInt32(clamping: h.pid), "pid")
             w.string(h.host, "host")
             w.each(h.cachedModels, "cached model") { $0.string($1, "sha256") }
-        case .job(let descriptor, let collector, let key):
+        case .job(let descriptor, let collector, let key, let argChunks):
             w.blob(descriptor, "job descriptor (JSON)")
             w.string(collector, "collector endpoint")
             w.string(key, "collector's public key (Z85; empty without keys)")
+            w.ints(argChunks, "frames per arg")
         case .needModel(let sha):
             w.string(sha, "model sha256")
         case .model(let sha, let files):
             w.string(sha, "model sha256")
-            w.each(files, "file") { $0.string($1, "name (`model.onnx` first, then external data)") }
+            w.each(files, "file") { w, f in
+                w.string(f.name, "name (`model.onnx` first, then external data)")
+                w.int(f.bytes, "bytes")
+            }
         case .ready(let jobId, let credit, let computed):
             w.string(jobId, "job id")
             w.u32(UInt32(clamping: credit), "credit granted")
@@ -147,19 +178,20 @@ extension WireMessage {
             let collector = try r.string("collector endpoint", maxLength: maxName)
             let key = try r.string("collector key", maxLength: 40)
             guard key.isEmpty || CurveKey(z85: key) != nil else { throw r.malformed("the collector's key is not a CURVE public key") }
-            return .job(descriptor: descriptor, collector: collector, collectorKey: key)
+            let argChunks = try r.ints("frames per arg", in: 1...chunkCount(maxTransfer))
+            return .job(descriptor: descriptor, collector: collector, collectorKey: key, argChunks: argChunks)
         case .needModel:
             return .needModel(sha256: try sha(&r))
         case .model:
             let s = try sha(&r)
-            let files = try r.each("model files", minimumSize: 4) { r in
+            let files = try r.each("model files", minimumSize: 12) { r in
                 let name = try r.string("model file name", maxLength: 255)
                 guard !name.isEmpty, name != ".", name != "..", !name.contains("/"), !name.contains("\0") else {
                     throw r.malformed("a model file name '\(name)' is not a plain file name")
                 }
-                return name
+                return ModelFile(name: name, bytes: try r.int("model file bytes", in: 0...maxTransfer))
             }
-            guard files.first == "model.onnx" else { throw r.malformed("the model's first file is not model.onnx") }
+            guard files.first?.name == "model.onnx" else { throw r.malformed("the model's first file is not model.onnx") }
             return .model(sha256: s, files: files)
         case .ready:
             let id = try jobId(&r)
@@ -249,11 +281,11 @@ extension WireMessage {
         return on ? summary : nil
     }
 
-    /// How many data frames follow the body; nil: as many as the job has args (checked by the worker against the descriptor).
+    /// How many data frames follow the body (nil: any number).
     public var dataFrameCount: Int? {
         switch self {
-        case .job: nil
-        case .model(_, let files): files.count
+        case .job(_, _, _, let argChunks): argChunks.reduce(0, +)
+        case .model(_, let files): files.reduce(0) { $0 + Self.chunkCount($1.bytes) }
         case .shard(_, let shards): shards.count
         case .result(_, _, let shards): shards.reduce(0) { $0 + $1.leaves.count }
         default: 0

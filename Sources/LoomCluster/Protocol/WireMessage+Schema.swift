@@ -17,8 +17,8 @@ extension MessageType {
     /// The data frames after the body.
     public var dataFrames: String {
         switch self {
-        case .job: "one per `--arg`: the whole arg tensor, float32"
-        case .model: "one per file, in the order named"
+        case .job: "each `--arg`'s tensor, float32, in its frames of at most 16 MiB"
+        case .model: "each file in frames of at most 16 MiB, in the order named"
         case .shard: "one per shard: its distinct X rows (one byte per position, or float32)"
         case .result: "one per leaf per shard, in order: float32 rows of the shard's examples"
         default: "–"
@@ -31,9 +31,9 @@ extension WireMessage {
     /// schema below use them.
     public static let samples: [WireMessage] = [
         .hello(Hello(worker: "worker-a-1", pid: 42, host: "a", cachedModels: [String(repeating: "ab", count: 32)])),
-        .job(descriptor: Array("{}".utf8), collector: "tcp://*:5556", collectorKey: "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"),
+        .job(descriptor: Array("{}".utf8), collector: "tcp://*:5556", collectorKey: "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7", argChunks: [1, 2]),
         .needModel(sha256: String(repeating: "0f", count: 32)),
-        .model(sha256: String(repeating: "0f", count: 32), files: ["model.onnx", "weights.bin"]),
+        .model(sha256: String(repeating: "0f", count: 32), files: [.init(name: "model.onnx", bytes: 10), .init(name: "weights.bin", bytes: 20 << 20)]),
         .ready(jobId: "j", credit: 2, computed: [3, 4]),
         .shard(jobId: "j", shards: [ShardRows(shard: 7, rows: [0, 1]), ShardRows(shard: 8, rows: [1])]),
         .result(jobId: "j", worker: "worker-a-1", shards: [ShardLayout(shard: 7, leaves: [.init(index: [0], shape: [2, 3]), .init(index: [1], shape: [])])]),

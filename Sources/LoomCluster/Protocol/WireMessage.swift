@@ -8,12 +8,13 @@ public enum WireMessage: Equatable, Sendable {
     /// worker → coordinator: a worker joins.
     case hello(Hello)
     /// coordinator → worker: the job, the collector's endpoint and its CURVE public key ("" without
-    /// keys). Data: one frame per `--arg`, the whole tensor as float32.
-    case job(descriptor: [UInt8], collector: String, collectorKey: String)
+    /// keys). Data: each `--arg`'s tensor as float32, in `argChunks[i]` frames of at most ``chunkSize`` bytes.
+    case job(descriptor: [UInt8], collector: String, collectorKey: String, argChunks: [Int])
     /// worker → coordinator: the model with this sha256 is not in the worker's cache.
     case needModel(sha256: String)
-    /// coordinator → worker: the model's files, `model.onnx` first. Data: one frame per file.
-    case model(sha256: String, files: [String])
+    /// coordinator → worker: the model's files, `model.onnx` first. Data: each file in frames of at
+    /// most ``chunkSize`` bytes (an empty file: one empty frame).
+    case model(sha256: String, files: [ModelFile])
     /// worker → coordinator: room for `credit` more shards, and the shards computed since the last `ready`.
     case ready(jobId: String, credit: Int, computed: [Int])
     /// coordinator → worker: shards to compute. Data: one frame per shard, its distinct X rows.
@@ -59,6 +60,16 @@ public enum WireMessage: Equatable, Sendable {
             self.pid = pid
             self.host = host
             self.cachedModels = cachedModels
+        }
+    }
+
+    /// A file of a `model` message: its name and size.
+    public struct ModelFile: Equatable, Sendable {
+        public var name: String
+        public var bytes: Int
+        public init(name: String, bytes: Int) {
+            self.name = name
+            self.bytes = bytes
         }
     }
 
