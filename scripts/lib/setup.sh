@@ -37,11 +37,35 @@ loom_python_numpy() {
     fi
 }
 
+# Runs `swift build` with the given arguments, saying what it builds and how far it has got: the
+# first build takes 2–3 minutes, and a silent terminal looks like a hang. On a terminal the
+# `[step/steps]` count is redrawn on one line; otherwise a line is printed at each quarter.
+# Compiler errors are printed whole. Fails if the build fails.
+loom_swift_build() {
+    local what="$1"; shift
+    echo "loom: building $what (a first build takes 2-3 minutes)" >&2
+    local tty=0 errexit=0
+    [ -t 2 ] && tty=1
+    [[ $- == *e* ]] && errexit=1
+    set +e
+    swift build "$@" 2>&1 | awk -v tty="$tty" '
+        /error:/ { print > "/dev/stderr"; failed = 1; next }
+        match($0, /^\[[0-9]+\/[0-9]+\]/) {
+            split(substr($0, 2, RLENGTH - 2), p, "/")
+            if (tty) { printf "\r  [%d/%d] %s", p[1], p[2], substr($0, RLENGTH + 2, 60) > "/dev/stderr"; shown = 1 }
+            else { q = int(4 * p[1] / p[2]); if (q > last) { last = q; printf "  %d%% (%d/%d)\n", 25 * q, p[1], p[2] > "/dev/stderr" } }
+        }
+        END { if (shown) printf "\r%80s\r", "" > "/dev/stderr" }'
+    local status=${PIPESTATUS[0]}
+    [ "$errexit" -eq 1 ] && set -e
+    [ "$status" -eq 0 ] || { echo "loom: building $what failed (swift build exit $status)" >&2; return 1; }
+}
+
 # Builds the release binary, .build/release/loom, with the Swift runtime and Foundation linked in
 # statically: every loom process (coordinator, each worker) starts without resolving thousands
 # of symbols in the Swift shared libraries, and the binary runs on cluster nodes that have no
-# Swift toolchain (it needs only the Debian libraries above). Prints errors only; fails if none built.
+# Swift toolchain (it needs only the Debian libraries above, each loaded when first needed).
 loom_build_release() {
-    swift build -c release --product loom --static-swift-stdlib 2>&1 | grep -E "error:" && return 1
+    loom_swift_build "the release binary, .build/release/loom" -c release --product loom --static-swift-stdlib
     [ -x .build/release/loom ] || { echo "loom did not build" >&2; return 1; }
 }

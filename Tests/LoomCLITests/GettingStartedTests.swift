@@ -1,0 +1,42 @@
+import Foundation
+import LoomTestSupport
+import Testing
+
+/// The README's first steps: `scripts/install`, and its snippet that reads a result back in Python.
+@Suite("getting started (README)")
+struct GettingStartedTests {
+    @Test("scripts/install puts a working loom in PREFIX/bin, and refuses an unknown option")
+    func install() throws {
+        let prefix = TemporaryDirectory(); defer { prefix.remove() }
+        // The binary the tests built, so that the test does not make a release build.
+        let r = try runProcess(
+            Repository.root + "/scripts/install", [prefix.path], environment: ["LOOM_INSTALL_BINARY": Repository.loomBinary, "PATH": "/usr/bin:/bin"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("installed") && r.stdout.contains("not on your PATH"), "\(r.stdout)")
+        let version = try runProcess(prefix.file("bin/loom"), ["--version"])
+        #expect(version.status == 0 && !version.stdout.isEmpty)
+        let bad = try runProcess(Repository.root + "/scripts/install", ["--prefix"], environment: ["LOOM_INSTALL_BINARY": Repository.loomBinary])
+        #expect(bad.status == 2 && bad.stderr.contains("usage: scripts/install [PREFIX]"), "\(bad.stderr)")
+    }
+
+    @Test("the README's Python snippet reads a real result through manifest.json")
+    func readBack() throws {
+        let readme = try String(contentsOfFile: Repository.root + "/README.md", encoding: .utf8)
+        // The second python block: the one that reads results/ back.
+        let blocks = readme.components(separatedBy: "```python\n").dropFirst().map { $0.components(separatedBy: "```")[0] }
+        let snippet = try #require(blocks.count >= 2 ? blocks[1] : nil, "README.md has no second python block")
+        #expect(snippet.contains("manifest.json"))
+        let s = TemporaryDirectory(); defer { s.remove() }
+        let demo = Repository.root + "/scripts/demo-data"
+        let run = try runLoom(
+            [
+                "run", "--mode", "product", "--model", demo + "/model.onnx", "--x", demo + "/x.npy", "--arg", demo + "/a0.npy", "--arg",
+                demo + "/a1.npy", "--out", s.file("results"), "--quiet"
+            ], cwd: s.path)
+        #expect(run.status == 0, "\(run.stderr)")
+        try snippet.write(toFile: s.file("read.py"), atomically: true, encoding: .utf8)
+        let py = try runProcess("/usr/bin/env", ["python3", "read.py"], cwd: s.path)
+        #expect(py.status == 0, "\(py.stderr)")
+        #expect(py.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[] (5, 3, 2, 3)", "\(py.stdout)")
+    }
+}
