@@ -161,6 +161,10 @@ public final class Collector {
                 let message: Message
                 do { message = try Message(frames: frames, routed: true, peerName: "peer") } catch {
                     logger.warning("dropped a message", metadata: ["why": "\(error)"])
+                    // A peer of another protocol version is told, in this one: it stops with one line naming both.
+                    if case ProtocolError.version = error, let id = frames.first {
+                        _ = try? socket.send(.error(jobId: "", shard: nil, message: "\(error)"), to: PeerID(id.array), dontWait: true)
+                    }
                     continue
                 }
                 guard let peer = message.peer else { continue }
@@ -173,11 +177,12 @@ public final class Collector {
                     case .collect where !fromCoordinator, .finish where !fromCoordinator, .end where !fromCoordinator,
                         .redo where !fromCoordinator:
                         event = .refused(peer, "\(decoded.type) from key \(message.userKey?.fingerprint ?? "none"), not the coordinator's")
-                    case .collect(let json, let verify):
+                    case .collect(let json, let verify, let version):
                         do {
                             let descriptor = try JSONDecoder().decode(JobDescriptor.self, from: Data(json))
                             if active == nil { asked = descriptor }
-                            event = .collect(peer, jobId: descriptor.jobId, shardCount: descriptor.plan.shardCount, verify: verify)
+                            event = .collect(
+                                peer, jobId: descriptor.jobId, shardCount: descriptor.plan.shardCount, verify: verify, loomVersion: version)
                         } catch {
                             event = .refused(peer, "a job descriptor that cannot be read: \(error)")
                         }

@@ -237,7 +237,16 @@ public final class Coordinator {
                 while budget > 0, let frames = try toCollector.receive(dontWait: true) {
                     budget -= 1
                     let event: CoordinatorCore.Event
-                    do { event = .collector(try Message(frames: frames, routed: false, peerName: "collector \(collectorEndpoint)").decoded()) } catch {
+                    do {
+                        event = .collector(try Message(frames: frames, routed: false, peerName: "collector \(collectorEndpoint)").decoded())
+                    } catch let e as ProtocolError {
+                        if case .version = e {
+                            event = .fail("\(e)")
+                        } else {
+                            logger.warning("dropped a malformed message from the collector", metadata: ["why": "\(e)"])
+                            continue
+                        }
+                    } catch {
                         logger.warning("dropped a malformed message from the collector", metadata: ["why": "\(error)"])
                         continue
                     }
@@ -250,7 +259,11 @@ public final class Coordinator {
                     budget -= 1
                     let message: Message
                     do { message = try Message(frames: frames, routed: true, peerName: "worker") } catch {
-                        logger.warning("dropped a message", metadata: ["why": "\(error)"])
+                        if case ProtocolError.version = error, let id = frames.first {
+                            if let o = try perform(core.handle(.wrongVersion(PeerID(id.array), reason: "\(error)"), now: now())) { return try finish(o) }
+                        } else {
+                            logger.warning("dropped a message", metadata: ["why": "\(error)"])
+                        }
                         continue
                     }
                     guard let w = message.peer else { continue }

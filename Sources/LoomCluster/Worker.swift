@@ -303,6 +303,8 @@ public final class Worker {
         }
 
         if let end = try perform(core.start(now: now())) { return end }
+        /// Malformed messages from the coordinator dropped this session.
+        var dropped = 0
         while true {
             if let parentPID, getppid() != parentPID {
                 logger.warning("the process that started this worker is gone; exiting")
@@ -326,8 +328,23 @@ public final class Worker {
             var budget = 256
             while budget > 0, let frames = try socket.receive(dontWait: true) {
                 budget -= 1
-                let message = try Message(frames: frames, routed: false, peerName: "coordinator \(coordinator)")
-                if let end = try perform(core.handle(.message(try message.decoded()), now: now()), message: message) { return end }
+                // A malformed message (even from the pinned coordinator) costs only itself: logged,
+                // counted, dropped. Another protocol version ends the worker, with one line naming both.
+                do {
+                    let message = try Message(frames: frames, routed: false, peerName: "coordinator \(coordinator)")
+                    if let end = try perform(core.handle(.message(try message.decoded()), now: now()), message: message) { return end }
+                } catch let e as ProtocolError {
+                    guard case .malformed = e else { throw e }
+                    dropped += 1
+                    if dropped <= 3 || dropped % 1000 == 0 {
+                        logger.warning("dropped a malformed message from the coordinator", metadata: ["why": "\(e)", "dropped": "\(dropped)"])
+                    }
+                } catch let e as DecodingError {
+                    dropped += 1
+                    if dropped <= 3 || dropped % 1000 == 0 {
+                        logger.warning("dropped a job whose descriptor cannot be read", metadata: ["why": "\(e)", "dropped": "\(dropped)"])
+                    }
+                }
             }
             if let end = try perform(core.afterMessages(now: now())) { return end }
             if ready[1] {

@@ -61,7 +61,7 @@ extension Simulation {
         case .collector: return
         }
         switch m {
-        case .collect(_, let verify): collectorHandle(.collect(peer, jobId: jobId, shardCount: plan.shardCount, verify: verify))
+        case .collect(_, let verify, _): collectorHandle(.collect(peer, jobId: jobId, shardCount: plan.shardCount, verify: verify))
         case .result(let id, let worker, let shards):
             inHand = p.values
             inHandShards = shards.map(\.shard)

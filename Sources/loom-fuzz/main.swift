@@ -20,6 +20,7 @@ struct LoomFuzzCommand: ParsableCommand {
     @Option(help: "The seed.") var seed: UInt64 = 1
     @Option(help: "Seconds at most to spend sending to one target.") var seconds = 120.0
     @Flag(help: "Only the files.") var onlyFiles = false
+    @Option(help: "Only the message targets whose name contains this (coordinator, collector, worker).") var only: String?
 
     func run() throws {
         let work = NSTemporaryDirectory() + "/loom-fuzz-\(getpid())"
@@ -31,7 +32,7 @@ struct LoomFuzzCommand: ParsableCommand {
         print(header)
         let job = try JobCase(directory: caseDir)
         let reference = onlyFiles ? [:] : try job.reference(loom: loom, work: work)
-        for target in Target.allCases where !onlyFiles {
+        for target in Target.allCases where !onlyFiles && (only.map { target.rawValue.contains($0) } ?? true) {
             let r = try protocolRun(target, job: job, reference: reference, work: work)
             rows.append(r.row)
             print(r.row)
@@ -48,6 +49,8 @@ struct LoomFuzzCommand: ParsableCommand {
     enum Target: String, CaseIterable {
         case coordinatorNoKey = "coordinator, no key", coordinatorAllowed = "coordinator, allowed key"
         case collectorNoKey = "collector, no key", collectorAllowed = "collector, allowed key"
+        /// A worker that pinned the coordinator's key, fed by a fake coordinator holding that key.
+        case worker = "worker, from its coordinator's key"
     }
 
     struct Outcome {
@@ -91,6 +94,17 @@ struct LoomFuzzCommand: ParsableCommand {
                 "--collector-key", dir + "/collector.pub", "--key", dir + "/coordinator.key", "--allow", dir + "/allow.pub",
                 "--quiet", "--log-level", "critical"
             ] + job.argv, cwd: job.directory)
+        if target == .worker {
+            let (offered, workerSignals, hangs, growth) = try fuzzWorker(dir: dir, messages: messages)
+            let ended = wait(coordinator, seconds: 120)
+            _ = wait(collector, seconds: 10)
+            for w in workers { _ = wait(w, seconds: 10) }
+            let signals = workerSignals + [coordinator, collector].filter { $0.terminationReason == .uncaughtSignal }.count
+            let same = ended && coordinator.terminationStatus == 0 && (try? job.results(dir + "/out")) == reference
+            let row =
+                "\(target.rawValue.padding(toLength: 34, withPad: " ", startingAt: 0)) \(String(offered).leftPad(7))  \(String(signals).leftPad(7))  \(String(hangs + (ended ? 0 : 1)).leftPad(5))  \(growth.leftPad(10))  \(same ? "identical" : "DIFFERS")"
+            return Outcome(row: row, ok: signals == 0 && hangs == 0 && ended && same)
+        }
         let victim = [Target.coordinatorNoKey, .coordinatorAllowed].contains(target) ? coordinator : collector
         let port = victim === coordinator ? cport : kport
         let serverKey = try String(contentsOfFile: dir + (victim === coordinator ? "/coordinator.pub" : "/collector.pub"), encoding: .utf8)
@@ -135,6 +149,81 @@ struct LoomFuzzCommand: ParsableCommand {
         let row =
             "\(target.rawValue.padding(toLength: 34, withPad: " ", startingAt: 0)) \(String(offered).leftPad(7))  \(String(signals).leftPad(7))  \(String(ended ? 0 : 1).leftPad(5))  \(growth.leftPad(10))  \(same ? "identical" : "DIFFERS")"
         return Outcome(row: row, ok: signals == 0 && ended && same)
+    }
+
+    /// Hostile messages to a worker from a fake coordinator that holds the key the worker pinned
+    /// (a compromised or broken coordinator). A worker drops malformed messages; one that ends (an
+    /// `end`, another protocol version) is started again, and what ended it is counted: a signal is
+    /// a failure, a one-line exit is not. At the end the worker must still answer (a hello or a
+    /// heartbeat within 10 s), or it counts as a hang. Returns the messages, signals, hangs and the
+    /// last worker's RSS growth.
+    func fuzzWorker(dir: String, messages: Int) throws -> (Int, Int, Int, String) {
+        let context = try Context()
+        defer { context.terminate(waitingAtMost: 2) }
+        // The workers' key is let in, as the real coordinator lets it in.
+        let workersKey = try KeyFiles.readSecret(dir + "/workers.key").publicKey
+        let zap = try ZAPHandler(context: context, allow: [workersKey]) { _, _, _ in }
+        defer { zap.stop() }
+        let fake = try Socket(context, .router)
+        defer { fake.close() }
+        try fake.makeCurveServer(try KeyFiles.readSecret(dir + "/coordinator.key"))
+        try fake.set(SocketOption.sendHighWaterMark, 100_000)
+        let port = freePort()
+        try fake.bind("tcp://127.0.0.1:\(port)")
+        func startVictim() throws -> Process {
+            try start(
+                loom,
+                [
+                    "worker", "--connect", "tcp://127.0.0.1:\(port)", "--key", dir + "/workers.key", "--coordinator-key", dir + "/coordinator.pub",
+                    "--keep-alive", "--log-level", "critical"
+                ])
+        }
+        var victim = try startVictim()
+        var hostile = Hostile(seed: seed &+ 17)
+        var peer: [UInt8]? = nil
+        var offered = 0, signals = 0, restarts = 0
+        var rssBefore = 0
+        let until = Date().addingTimeInterval(seconds)
+        while offered < messages && Date() < until {
+            while let frames = try fake.receive(dontWait: true), let id = frames.first {
+                peer = id.array
+                if rssBefore == 0 { rssBefore = rss(victim.processIdentifier) }
+            }
+            if !victim.isRunning {
+                victim.waitUntilExit()
+                if victim.terminationReason == .uncaughtSignal { signals += 1 }
+                restarts += 1
+                victim = try startVictim()
+                peer = nil
+                rssBefore = 0
+                continue
+            }
+            guard let to = peer else {
+                _ = try poll([fake], timeoutMilliseconds: 50)
+                continue
+            }
+            offered += 1
+            if (try? fake.send([to] + hostile.message(largeFrames: offered % 50 == 0), dontWait: true)) != true { usleep(200) }
+            if offered % 2000 == 0 { usleep(5000) }
+        }
+        // Still alive and answering: a hello or a heartbeat within 10 s.
+        var answered = false
+        if victim.isRunning {
+            while try fake.receive(dontWait: true) != nil {}
+            let deadline = Date().addingTimeInterval(10)
+            while !answered && Date() < deadline && victim.isRunning {
+                if try poll([fake], timeoutMilliseconds: 100)[0], try fake.receive(dontWait: true) != nil { answered = true }
+            }
+        } else {
+            answered = true // it ended with a line; the loop above would have restarted it
+            if victim.terminationReason == .uncaughtSignal { signals += 1 }
+        }
+        let rssAfter = victim.isRunning ? rss(victim.processIdentifier) : 0
+        victim.terminate()
+        _ = wait(victim, seconds: 5)
+        let growth = rssBefore > 0 && rssAfter > 0 ? "\(Int((Double(rssAfter - rssBefore) / 1024).rounded())) MiB" : "?"
+        FileHandle.standardError.write("worker target: \(restarts) restarts (ended by an `end` or a version it refuses)\n".data(using: .utf8)!)
+        return (offered, signals, answered ? 0 : 1, growth)
     }
 
     /// Mutated .npy and .onnx files through `loom inspect` and `loom run`.

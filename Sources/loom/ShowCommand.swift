@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LoomFunctions
 import LoomProduct
 import LoomTensor
 
@@ -22,7 +23,9 @@ struct Show: ParsableCommand {
                 guard FileIO.exists(manifest).exists else {
                     throw ValidationError("\(path) has no manifest.json: the job did not finish, or this is not a results folder")
                 }
-                files = try Manifest.read(path: manifest).outputs.map { ("\($0.index) \($0.file)", path + "/" + $0.file) }
+                let m = try Manifest.read(path: manifest)
+                print(Self.describe(m))
+                files = m.outputs.map { ("\($0.file): \(Self.describe(index: $0.index, function: m.function.name))", path + "/" + $0.file) }
             } else {
                 files = [(path, path)]
             }
@@ -33,6 +36,30 @@ struct Show: ParsableCommand {
                 print(Self.format(t, limit: limit))
             }
         }
+    }
+
+    /// The job in one line: the function, the mode over which inputs, and what the leading axes are.
+    static func describe(_ m: Manifest) -> String {
+        let names = m.inputs.map { ($0.path as NSString).lastPathComponent }
+        let args = names.dropFirst()
+        let axes: [String]
+        switch m.mode {
+        case .product: axes = ["X \(m.axes.first ?? 0)"] + zip(args, m.axes.dropFirst()).map { "\($0) \($1)" }
+        case .pairwise: axes = ["X \(m.axes.first ?? 0)", "(\(args.joined(separator: ", "))) \(m.axes.dropFirst().first ?? 0)"]
+        }
+        return "\(m.function.name.rawValue) over the \(m.mode.rawValue) of \(names.joined(separator: m.mode == .product ? " × " : ", ")): "
+            + "\(m.examples) examples; each result's leading axes are (\(axes.joined(separator: ", "))), then the output's own"
+    }
+
+    /// What an output's index path means: its place in tangermeme's nesting of the function's outputs.
+    static func describe(index: [Int], function: FunctionSpec.Name) -> String {
+        var rest = index[...]
+        var words: [String] = []
+        if function == .marginalize || function == .ablate, let first = rest.popFirst() {
+            words.append(first == 0 ? "before" : first == 1 ? "after" : "part \(first)")
+        }
+        if !rest.isEmpty { words.append("model output " + rest.map(String.init).joined(separator: ".")) }
+        return "output \(index)" + (words.isEmpty ? " (the only one)" : " (\(words.joined(separator: ", ")))")
     }
 
     /// Formats a tensor as nested bracketed rows, numpy-style.

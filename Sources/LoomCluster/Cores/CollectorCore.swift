@@ -1,4 +1,5 @@
 import Logging
+import LoomProduct
 
 /// The collector's decisions, free of sockets, files and clocks: events in, directives out.
 ///
@@ -18,8 +19,9 @@ public struct CollectorCore: Sendable {
     }
 
     public enum Event: Sendable {
-        /// The coordinator asks for a job (`collect`), decoded by the shell; `verify`: report copies.
-        case collect(PeerID, jobId: String, shardCount: Int, verify: Bool = false)
+        /// The coordinator asks for a job (`collect`), decoded by the shell; `verify`: report copies;
+        /// `loomVersion`: the coordinator's.
+        case collect(PeerID, jobId: String, shardCount: Int, verify: Bool = false, loomVersion: String = LoomVersion.string)
         /// The shell claimed the folder; its journal holds these shards.
         case claimed(resumed: [Int])
         case claimFailed(String)
@@ -111,7 +113,12 @@ public struct CollectorCore: Sendable {
         guard !finished else { return [] }
         var out: [Directive] = []
         switch event {
-        case .collect(let peer, let id, let shards, let verify):
+        case .collect(let peer, let id, let shards, let verify, let version):
+            guard version == LoomVersion.string else {
+                let text = "the collector runs Loom \(LoomVersion.string); the coordinator runs Loom \(version): run the same Loom version everywhere"
+                out.append(.send(.error(jobId: id, shard: nil, message: text), to: peer))
+                return refuse(peer, text, &out)
+            }
             if job == nil || job?.id == id { asker = peer }
             if job?.id == id { job?.verify = verify }
             if var job {

@@ -45,6 +45,8 @@ public struct CoordinatorCore: Sendable {
         case worker(PeerID, WireMessage)
         /// A message from a worker's connection that could not be decoded.
         case malformed(PeerID, reason: String)
+        /// A message in another version of the protocol (the reason names both).
+        case wrongVersion(PeerID, reason: String)
         /// A decoded message from the collector.
         case collector(WireMessage)
         /// Shards the shell could not send to a worker (its connection is gone).
@@ -160,6 +162,9 @@ public struct CoordinatorCore: Sendable {
         case .malformed(let w, let reason):
             out.append(.log(.warning, "dropped a malformed message", ["from": "\(names[w] ?? "\(w)")", "why": "\(reason)"]))
             if names[w] != nil { bury(w, why: "it sent a malformed message", now: now, &out) }
+        case .wrongVersion(let w, let reason):
+            out.append(.log(.warning, "refused a peer of another Loom version", ["why": "\(reason)"]))
+            out.append(.send(.end(ok: false, reason: reason), to: w))
         case .collector(let m): fromCollector(m, now: now, &out)
         case .undelivered(let w, let shards):
             scheduler.undelivered(w, shards)
@@ -194,6 +199,13 @@ public struct CoordinatorCore: Sendable {
                 // first only (each job sent restarts the worker's compute thread). One that says hello
                 // again well after its job was sent has lost it (or our answer): send it again.
                 if collector == .ready, !waiting.contains(w), now - (jobSent[w] ?? -.infinity) >= settings.jobResend { sendJob(w, now: now, &out) }
+                return
+            }
+            if h.loomVersion != LoomVersion.string {
+                let reason =
+                    "worker \(h.worker) runs Loom \(h.loomVersion); this coordinator runs Loom \(LoomVersion.string): run the same Loom version everywhere"
+                out.append(.log(.warning, "refused a worker of another Loom version", ["why": "\(reason)"]))
+                out.append(.send(.end(ok: false, reason: reason), to: w))
                 return
             }
             if verification.isQuarantined(h.worker) {

@@ -76,6 +76,8 @@ public struct WorkerSession: Sendable {
     private var heard = false
     private var working = false
     private var waitingForModel = false
+    /// A job came in this session.
+    private var tookJob = false
     /// The connection dropped after the coordinator answered: end once what came before is read.
     private var dropped = false
     private var lastHello = -Double.infinity
@@ -119,6 +121,7 @@ public struct WorkerSession: Sendable {
             heard = true
             switch m {
             case .job:
+                tookJob = true
                 waitingForModel = false
                 out.append(.takeJob)
             case .model:
@@ -129,8 +132,10 @@ public struct WorkerSession: Sendable {
                 break
             case .rejoin:
                 return finish(.rejoin, &out)
-            case .end(let ok, _):
-                out.append(.log(.info, ok ? "job over" : "job over (failed)"))
+            case .end(let ok, let reason):
+                // Refused before any job (another Loom version, a quarantine): that does not pass; stop, saying why.
+                if !ok && !tookJob { return fail("the coordinator refused this worker: \(reason)", &out) }
+                out.append(ok ? .log(.info, "job over") : .log(.error, "job over (failed): \(reason)"))
                 return finish(settings.keepAlive ? .nextJob : .done, &out)
             default:
                 out.append(.log(.warning, "unexpected \(m.type) from the coordinator"))
@@ -150,6 +155,12 @@ public struct WorkerSession: Sendable {
         guard dropped, !ended else { return [] }
         var out: [Directive] = [.log(.warning, "the connection to the coordinator at \(coordinator) dropped")]
         return finish(.lost, &out)
+    }
+
+    private mutating func fail(_ text: String, _ out: inout [Directive]) -> [Directive] {
+        ended = true
+        out.append(.fail(text))
+        return out
     }
 
     private mutating func finish(_ end: End, _ out: inout [Directive]) -> [Directive] {

@@ -33,7 +33,9 @@ public struct Message {
         let name = { [peer] in peer.map { "\(peerName) \($0)" } ?? peerName }
         guard let header = rest.popFirst() else { throw ProtocolError.malformed(peer: name(), "no header frame") }
         self.header = header
-        do { type = try Header.parse(header.bytes, peer: "").type } catch {
+        do { type = try Header.parse(header.bytes, peer: "").type } catch ProtocolError.version(_, let v) {
+            throw ProtocolError.version(peer: name(), v)
+        } catch {
             throw ProtocolError.malformed(peer: name(), "\(error)")
         }
         body = rest.popFirst()

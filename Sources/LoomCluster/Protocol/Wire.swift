@@ -1,3 +1,5 @@
+import LoomProduct
+
 /// Little-endian binary encoding for Loom's protocol frames.
 ///
 /// Every field is written with a label. A writer made with `recording: true` also keeps a
@@ -137,7 +139,8 @@ public enum ProtocolError: Error, CustomStringConvertible, Sendable, Equatable {
     public var description: String {
         switch self {
         case .malformed(let p, let s): "malformed message from \(p): \(s)"
-        case .version(let p, let v): "\(p) speaks Loom protocol version \(v); this Loom speaks \(Header.version): run the same Loom version everywhere"
+        case .version(let p, let v):
+            "\(p) speaks Loom protocol version \(v); this Loom (\(LoomVersion.string)) speaks \(Header.version): run the same Loom version everywhere"
         }
     }
 }

@@ -45,6 +45,7 @@ extension WireMessage {
             w.u32(UInt32(clamping: h.pid), "pid")
             w.string(h.host, "host")
             w.each(h.cachedModels, "cached model") { $0.string($1, "sha256") }
+            w.string(h.loomVersion, "Loom version")
         case .job(let descriptor, let collector, let key, let argChunks):
             w.blob(descriptor, "job descriptor (JSON)")
             w.string(collector, "collector endpoint")
@@ -88,9 +89,10 @@ extension WireMessage {
             w.string(jobId, "job id")
             w.int(shard ?? -1, "shard (−1: none)")
             w.string(message, "message")
-        case .collect(let descriptor, let verify):
+        case .collect(let descriptor, let verify, let version):
             w.blob(descriptor, "job descriptor (JSON)")
             w.bool(verify, "report copies (--verify)")
+            w.string(version, "Loom version")
         case .collectorReady(let jobId, let resumed):
             w.string(jobId, "job id")
             w.ints(resumed, "shards already in the journal")
@@ -172,7 +174,8 @@ extension WireMessage {
             let pid = Int(try r.u32("pid"))
             let host = try r.string("host", maxLength: maxName)
             let cached = try r.each("cached models", minimumSize: 4) { try sha(&$0) }
-            return .hello(Hello(worker: worker, pid: pid, host: host, cachedModels: cached))
+            let version = try r.string("Loom version", maxLength: 64)
+            return .hello(Hello(worker: worker, pid: pid, host: host, cachedModels: cached, loomVersion: version))
         case .job:
             let descriptor = try r.blob("job descriptor")
             let collector = try r.string("collector endpoint", maxLength: maxName)
@@ -233,7 +236,8 @@ extension WireMessage {
             let shard = try r.int("shard", in: -1...Int.max)
             return .error(jobId: id, shard: shard < 0 ? nil : shard, message: try r.string("message", maxLength: maxText))
         case .collect:
-            return .collect(descriptor: try r.blob("job descriptor"), verify: try r.bool("verify"))
+            return .collect(
+                descriptor: try r.blob("job descriptor"), verify: try r.bool("verify"), loomVersion: try r.string("Loom version", maxLength: 64))
         case .collectorReady:
             return .collectorReady(jobId: try jobId(&r), resumed: try r.ints("resumed shards"))
         case .finish:

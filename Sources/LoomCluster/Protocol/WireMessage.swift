@@ -1,3 +1,5 @@
+import LoomProduct
+
 /// Every message of Loom's protocol, typed.
 ///
 /// A message is a header frame (``Header``), a body frame (the fields below, encoded by
@@ -27,8 +29,9 @@ public enum WireMessage: Equatable, Sendable {
     case end(ok: Bool, reason: String)
     /// worker or collector → coordinator: a failure that ends the job (`shard` nil: no shard in particular).
     case error(jobId: String, shard: Int?, message: String)
-    /// coordinator → collector: the job to collect; `verify`: report each shard's copies (``copies``).
-    case collect(descriptor: [UInt8], verify: Bool)
+    /// coordinator → collector: the job to collect; `verify`: report each shard's copies (``copies``);
+    /// the coordinator's Loom version.
+    case collect(descriptor: [UInt8], verify: Bool, loomVersion: String = LoomVersion.string)
     /// collector → coordinator: `--out` is claimed; `resumed` are the shards its journal already holds.
     case collectorReady(jobId: String, resumed: [Int])
     /// coordinator → collector: every shard is acknowledged; publish the manifest.
@@ -55,11 +58,14 @@ public enum WireMessage: Equatable, Sendable {
         public var host: String
         /// The sha256 of every model in the worker's cache.
         public var cachedModels: [String]
-        public init(worker: String, pid: Int, host: String, cachedModels: [String]) {
+        /// The worker's Loom version (`loom --version`).
+        public var loomVersion: String
+        public init(worker: String, pid: Int, host: String, cachedModels: [String], loomVersion: String = LoomVersion.string) {
             self.worker = worker
             self.pid = pid
             self.host = host
             self.cachedModels = cachedModels
+            self.loomVersion = loomVersion
         }
     }
 
