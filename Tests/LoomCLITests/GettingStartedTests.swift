@@ -40,3 +40,20 @@ struct GettingStartedTests {
         #expect(py.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[] (5, 3, 2, 3)", "\(py.stdout)")
     }
 }
+
+@Suite("loom show")
+struct ShowTests {
+    @Test("a results folder: the job in a line, each file with its index explained, then its values")
+    func resultsFolder() throws {
+        let s = try Scratch(); defer { s.dir.remove() }
+        let r = try s.run(mode: "pairwise", extra: ["--func", "marginalize", "--motif", "AC"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let show = try runLoom(["show", s.out, "--limit", "2"])
+        #expect(show.status == 0, "\(show.stderr)")
+        let lines = show.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.first?.hasPrefix("marginalize over the pairwise of x.npy, a0.npy, a1.npy") == true, "\(show.stdout)")
+        #expect(lines.first?.contains("leading axes are (X ") == true)
+        #expect(lines.contains { $0.hasPrefix("y_0.npy: output [0] (before): shape") }, "\(show.stdout)")
+        #expect(lines.contains { $0.hasPrefix("y_1.npy: output [1] (after): shape") }, "\(show.stdout)")
+    }
+}
