@@ -20,7 +20,7 @@ struct ConvKernel: Kernel {
         let pads = try attributes.ints("pads") ?? [0, 0]
         switch autoPad {
         case "NOTSET":
-            guard pads.count == 2 else { throw KernelError("only 1-D convolutions are supported (pads \(pads))") }
+            guard pads.count == 2 else { throw KernelError("only 1-D and 2-D convolutions are supported (pads \(pads))") }
             padding = .explicit(pads[0], pads[1])
         case "VALID": padding = .valid
         case "SAME_UPPER": padding = .sameUpper
@@ -29,13 +29,13 @@ struct ConvKernel: Kernel {
         }
         let strides = try attributes.ints("strides") ?? [1]
         let dilations = try attributes.ints("dilations") ?? [1]
-        guard strides.count == 1, dilations.count == 1 else { throw KernelError("only 1-D convolutions are supported") }
+        guard strides.count == 1, dilations.count == 1 else { throw KernelError("only 1-D and 2-D convolutions are supported") }
         stride = strides[0]
         dilation = dilations[0]
         group = try attributes.int("group", default: 1)
         kernelShape = try attributes.ints("kernel_shape")
         guard stride >= 1, dilation >= 1, group >= 1 else { throw KernelError("strides, dilations and group must be positive") }
-        if let kernelShape, kernelShape.count != 1 { throw KernelError("only 1-D convolutions are supported (kernel_shape \(kernelShape))") }
+        if let kernelShape, kernelShape.count != 1 { throw KernelError("only 1-D and 2-D convolutions are supported (kernel_shape \(kernelShape))") }
     }
 
     /// Whether this convolution runs one sgemm per tap (stride 1, enough channels) rather than im2col.
@@ -146,5 +146,15 @@ struct ConvKernel: Kernel {
             }
         }
         return [.float(out)]
+    }
+}
+
+extension ConvKernel {
+    /// A `Conv` node's kernel: ``Conv2DKernel`` when its attributes name two spatial axes, else this 1-D one.
+    static func build(attributes: Attributes) throws -> any Kernel {
+        let spatial =
+            try attributes.ints("kernel_shape")?.count ?? attributes.ints("strides")?.count ?? attributes.ints("dilations")?.count
+            ?? attributes.ints("pads").map { $0.count / 2 }
+        return spatial == 2 ? try Conv2DKernel(attributes: attributes) : try ConvKernel(attributes: attributes)
     }
 }

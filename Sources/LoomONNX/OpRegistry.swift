@@ -55,7 +55,8 @@ public enum OpRegistry {
         // Linear algebra (BLAS).
         "Gemm": { a, _ in try GemmKernel(attributes: a) },
         "MatMul": { _, _ in MatMulKernel() },
-        "Conv": { a, _ in try ConvKernel(attributes: a) },
+        "Conv": { a, _ in try ConvKernel.build(attributes: a) },
+        "ConvTranspose": { a, _ in try ConvTransposeKernel(attributes: a) },
         "MaxPool": { a, _ in try MaxPoolKernel(attributes: a) },
         "BatchNormalization": { a, _ in try BatchNormKernel(attributes: a) },
         // Reductions.

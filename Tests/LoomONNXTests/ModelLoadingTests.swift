@@ -49,15 +49,15 @@ struct ModelLoadingTests {
         var b = ONNXBuilder()
         b.input("x", [nil, 4, 10])
         b.output("y")
-        b.node("Conv", ["x", "w"], ["y"], name: "conv2d", [.ints("strides", [1, 1])])
+        b.node("Conv", ["x", "w"], ["y"], name: "conv3d", [.ints("strides", [1, 1, 1])])
         b.initializer("w", shape: [1, 4, 3], values: [Float](repeating: 0, count: 12))
         try b.write(to: dir.file("m.onnx"))
         do {
             _ = try ONNXModel(path: dir.file("m.onnx"))
-            Issue.record("2-D strides should be refused")
+            Issue.record("3-D strides should be refused")
         } catch let e as ONNXError {
             #expect(e.kind == .invalidModel)
-            #expect(e.node == "conv2d")
+            #expect(e.node == "conv3d")
         }
     }
 

@@ -176,6 +176,23 @@ def main():
         case(name, nodes + [node("Transpose", ["Y"], ["Yb"], perm=[2, 0, 1, 3])], outs + ["Yb"], x * 0.5, inits, grad_output="Yb")
         case(name + "_state", nodes + [node("Transpose", [outs[-1]], ["Sb"], perm=[1, 0, 2])], outs + ["Sb"], x * 0.5, inits,
              grad_output="Sb")
+    # Convolutions beyond 1-D: 2-D Conv (tangermeme's tests use it) and 1-D ConvTranspose. A random
+    # stream of their own, so that adding them changed no earlier case.
+    r2 = np.random.default_rng(11)
+    def normal(*shape):
+        return r2.standard_normal(shape).astype(np.float32)
+    x4 = normal(2, 3, 6, 7)
+    case("conv2d", [node("Conv", ["X", "w", "b"], ["Y"], kernel_shape=[3, 2], pads=[1, 0, 1, 1])], ["Y"], x4,
+         [("w", normal(4, 3, 3, 2)), ("b", normal(4))], grad_output="Y")
+    case("conv2d_strided_dilated", [node("Conv", ["X", "w"], ["Y"], kernel_shape=[3, 2], strides=[2, 1], dilations=[1, 2], pads=[0, 1, 1, 0])],
+         ["Y"], x4, [("w", normal(4, 3, 3, 2))], grad_output="Y")
+    case("conv2d_grouped_same", [node("Conv", ["X", "w"], ["Y"], kernel_shape=[3, 3], group=3, auto_pad="SAME_UPPER")], ["Y"], x4,
+         [("w", normal(6, 1, 3, 3))], grad_output="Y")
+    x3 = normal(2, 4, 9)
+    case("conv_transpose", [node("ConvTranspose", ["X", "w", "b"], ["Y"], kernel_shape=[5], strides=[2], pads=[1, 2], output_padding=[1])],
+         ["Y"], x3, [("w", normal(4, 3, 5)), ("b", normal(3))], grad_output="Y")
+    case("conv_transpose_grouped_dilated", [node("ConvTranspose", ["X", "w"], ["Y"], kernel_shape=[3], strides=[3], dilations=[2], group=2)],
+         ["Y"], x3, [("w", normal(4, 2, 3))], grad_output="Y")
     print(f"wrote {len(os.listdir(OUT))} cases to {OUT}")
 
 
