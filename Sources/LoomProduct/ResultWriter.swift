@@ -1,6 +1,10 @@
 import LoomFunctions
 import LoomTensor
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Writes each batch's outputs at their rows of the result files.
 ///
 /// The files are created from the first batch's leaves (their number, nesting and
@@ -35,6 +39,18 @@ public final class ResultWriter {
     /// Creates the result files for leaves of these per-example shapes (or, resuming, reopens them as they are).
     public func open(leaves specs: [(index: [Int], exampleShape: [Int])], resume: Bool = false) throws {
         precondition(leaves == nil, "the result files are already open")
+        if !resume, let free = DryRun.freeBytes(at: directory) {
+            // Checked before any file is created: a result that cannot fit is refused at the start.
+            let needed = specs.reduce(0) { total, spec in
+                let (bytes, overflow) = (axes + spec.exampleShape).elementCount.multipliedReportingOverflow(by: 4)
+                return overflow ? Int.max : total.addingReportingOverflow(bytes).overflow ? Int.max : total + bytes
+            }
+            if needed > free {
+                throw FileError(
+                    path: directory + "/" + Self.fileName(for: specs.first?.index ?? []),
+                    operation: "create the result: it needs \(DryRun.size(needed)) and \(directory) has \(DryRun.size(free)) free", errno: ENOSPC)
+            }
+        }
         leaves = try specs.map { spec in
             let file = Self.fileName(for: spec.index)
             let out = try NpyOutputFile(

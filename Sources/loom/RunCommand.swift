@@ -168,12 +168,37 @@ struct Run: ParsableCommand {
     @Flag(help: "No progress output.")
     var quiet = false
 
+    @Flag(
+        help:
+            "Compute the first shard only, then print the shards, the result's size against the free space of --out, and an estimate of the time; write nothing."
+    )
+    var dryRun = false
+
     @Option(parsing: .unconditional, help: "BLAS threads in each process (parallelism normally comes from workers).")
     var threads: Int = 1
 
     @OptionGroup var faults: FaultOptions
 
     @OptionGroup var log: LogOptions
+
+    /// `--dry-run`: what the job would do, from its first shard; nothing is written.
+    func printDryRun(_ job: Job) throws {
+        let d = try DryRun(job: job)
+        let free = DryRun.freeBytes(at: out)
+        let plan = job.plan
+        print(
+            "loom: dry run: \(job.spec.function.name.rawValue) over the \(job.spec.mode.rawValue) of \(job.inputs.space.axes.map(String.init).joined(separator: " × ")): \(d.examples) examples in \(d.shards) shard\(d.shards == 1 ? "" : "s") of \(plan.batchesPerShard) batch\(plan.batchesPerShard == 1 ? "" : "es") of \(job.spec.batchSize)"
+        )
+        let files = d.outputs.map { "\($0.file) \($0.shape)" }.joined(separator: ", ")
+        let room =
+            free.map { $0 >= d.resultBytes ? "fits: \(out) has \(DryRun.size($0)) free" : "does NOT fit: \(out) has \(DryRun.size($0)) free" }
+            ?? "free space unknown"
+        print("loom: result: \(files): \(DryRun.size(d.resultBytes)); \(room)")
+        let perWorker = workers > 0 ? ", about \(DryRun.duration(d.estimatedSeconds(workers: workers))) on \(workers) workers" : ""
+        print(
+            "loom: time: the first shard took \(DryRun.duration(d.firstShardSeconds)) for \(d.firstShardExamples) examples here: about \(DryRun.duration(d.estimatedSeconds(workers: 0))) in one process\(perWorker)"
+        )
+    }
 
     func run() throws {
         try reportingErrors {
@@ -185,6 +210,7 @@ struct Run: ParsableCommand {
             let (spec, seedNote) = try job.spec(out: overwrite ? nil : out)
             try ProcessSetup.prepareForCompute(threads: threads, kernels: spec.kernels)
             let loaded = try Job(spec: spec)
+            if dryRun { return try printDryRun(loaded) }
             if let seedNote { Console.error(seedNote) }
             for note in loaded.function.loadNotes { Console.error("loom: \(note)\n") }
             let manifest: Manifest

@@ -220,6 +220,29 @@ struct BadInputTests {
         #expect(orphanedWorkers().isEmpty)
     }
 
+    @Test(
+        "--dry-run: the shards, the result's size against the free space, a time estimate; nothing written",
+        .enabled(if: TinyFilesystem.available, "needs to mount a tmpfs (root in this container)"))
+    func dryRun() throws {
+        let s = try Scratch(); defer { s.remove() }
+        try writeNpy(s.dir.file("many.npy"), shape: [4000, 1], (0..<4000).map { Float($0) })
+        let fs = try TinyFilesystem(at: s.dir.file("small"), kilobytes: 64)
+        defer { fs.unmount() }
+        let argv = ["run", "--mode", "product", "--model", "model.onnx", "--x", "x.npy", "--arg", "many.npy", "--arg", "a1.npy", "--dry-run"]
+        for (out, fits) in [(s.out, true), (fs.path + "/out", false)] {
+            let r = try runLoom(argv + ["--out", out, "--workers", "2"], cwd: s.dir.path)
+            #expect(r.status == 0, "\(r.stderr)")
+            let lines = r.stdout.split(separator: "\n").map(String.init)
+            #expect(lines.count == 3, "\(r.stdout)")
+            #expect(lines.first?.contains("100000 examples in") == true, "\(r.stdout)")
+            // 5 × 4,000 × 5 examples × 3 floats.
+            #expect(lines.count > 1 && lines[1].contains("y.npy [5, 4000, 5, 3]: 1.2 MB"), "\(r.stdout)")
+            #expect(lines.count > 1 && lines[1].contains(fits ? "fits" : "does NOT fit"), "\(r.stdout)")
+            #expect(lines.count > 2 && lines[2].contains("on 2 workers"), "\(r.stdout)")
+            #expect(!FileManager.default.fileExists(atPath: out), "a dry run writes nothing")
+        }
+    }
+
     @Test("without OpenBLAS: one line naming the library and the package to install, from run, worker and coordinator")
     func missingBLAS() throws {
         let s = try Scratch(); defer { s.remove() }
