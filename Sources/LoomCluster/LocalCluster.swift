@@ -71,7 +71,7 @@ public enum LocalCluster {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: Self.executablePath)
             p.arguments = [
-                "worker", "--connect", endpoint, "--parent-pid", "\(getpid())", "--log-level", logLevel.rawValue,
+                "worker", "--connect", endpoint, "--parent-pid", "\(getpid())", "--log-level", logLevel.rawValue, "--log-format", Console.format.rawValue,
                 "--heartbeat", "\(options.settings.heartbeat)", "--liveness", "\(options.settings.liveness)"
             ]
             p.standardInput = FileHandle.nullDevice

@@ -209,15 +209,15 @@ public final class ConvergenceMonitor: Sendable {
             s.over += 1
             guard s.over <= 3 else { return nil }
             var text =
-                "loom: warning: deep-lift-shap convergence deltas up to \(worst) (warning threshold \(threshold)), \(Float(Int(relative * 1000)) / 10)% of the output differences"
+                "deep-lift-shap convergence deltas up to \(worst) (warning threshold \(threshold)), \(Float(Int(relative * 1000)) / 10)% of the output differences"
             // The usual cause, as in tangermeme: non-linear operations that take their plain gradient.
             if relative > 0.01 {
                 text += ": non-linear operations that take their plain gradient (functional calls, see docs/onnx.md) do not conserve the output difference"
             }
             if s.over == 3 { text += "; further batches like this are not reported" }
-            return text + "\n"
+            return text
         }
-        if let message { Console.error(message) }
+        if let message { Console.log(level: "warning", message) }
     }
 
     /// Pairs attributed, batches over the threshold, and the largest delta seen.

@@ -36,17 +36,17 @@ public struct LocalExecutor {
         let first = !resuming && plan.shardCount > 0 ? try compute(shard: 0) : nil
         let sink = try ResultSink(directory: out, jobID: job.id, spec: job.spec, plan: plan, axes: job.inputs.space.axes, overwrite: overwrite)
         if !sink.rejected.isEmpty {
-            Console.error(
-                "loom: \(sink.rejected.count) journaled shard(s) failed their checksum in \(out) (from \(plan.describe(sink.rejected[0]))); computing them again\n"
-            )
+            Console.log(
+                level: "warning",
+                "\(sink.rejected.count) journaled shard(s) failed their checksum in \(out) (from \(plan.describe(sink.rejected[0]))); computing them again")
         }
         if sink.journal.discardedLegacy {
-            Console.error("loom: \(out) holds a journal from an older Loom, without checksums; starting the job over\n")
+            Console.log(level: "notice", "\(out) holds a journal from an older Loom, without checksums; starting the job over")
         }
         var done = [Bool](repeating: false, count: plan.shardCount)
         if !sink.resumed.isEmpty {
             for s in sink.resumed where s < plan.shardCount { done[s] = true }
-            Console.error("loom: resuming: \(sink.resumed.count) of \(plan.shardCount) shards are already complete in \(out)\n")
+            Console.log(level: "notice", "resuming: \(sink.resumed.count) of \(plan.shardCount) shards are already complete in \(out)")
         }
         var examplesDone = 0
         var shardsDone = 0

@@ -7,7 +7,12 @@ import LoomTensor
     import Darwin
 #endif
 
-/// Progress on stderr: a redrawn bar on a terminal, a plain line every few seconds otherwise.
+/// Progress on stderr: a redrawn bar on a terminal, a plain line every few seconds otherwise (and
+/// always with `--log-format json`, as a log line).
+///
+/// The bar fits the terminal's width, read at each redraw, so it follows a resize; other output on
+/// stderr clears it and draws it again below (``Console``). Until a worker has joined it says so;
+/// until there is a rate, it shows no ETA.
 ///
 /// Not thread-safe: one thread (the executor's, or the coordinator's) owns it.
 public final class ProgressReporter {
@@ -29,7 +34,7 @@ public final class ProgressReporter {
         self.totalShards = totalShards
         self.totalExamples = totalExamples
         self.interval = interval
-        if style == .auto { self.style = isatty(STDERR_FILENO) != 0 ? .bar : .lines } else { self.style = style }
+        if style == .auto { self.style = isatty(STDERR_FILENO) != 0 && Console.format == .human ? .bar : .lines } else { self.style = style }
     }
 
     /// Reports shards and examples done so far; `workers` is shown when given.
@@ -45,15 +50,23 @@ public final class ProgressReporter {
         let eta = rate > 0 ? Double(totalExamples - examplesDone) / rate : 0
         let fraction = totalShards > 0 ? Double(shardsDone) / Double(totalShards) : 1
         let workerText = workers.map { ", \($0) worker\($0 == 1 ? "" : "s")" } ?? ""
-        let stats = "\(shardsDone)/\(totalShards) shards, \(Self.format(rate)) ex/s, ETA \(Self.duration(eta))\(workerText)"
+        let stats: String
+        if workers == 0 && shardsDone < totalShards {
+            stats = "\(shardsDone)/\(totalShards) shards, waiting for workers"
+        } else if examplesDone == 0 || rate <= 0 {
+            stats = "\(shardsDone)/\(totalShards) shards\(workerText)"
+        } else {
+            stats = "\(shardsDone)/\(totalShards) shards, \(Self.format(rate)) ex/s, ETA \(Self.duration(eta))\(workerText)"
+        }
         if style == .bar {
-            let width = 30
+            // The bar takes what the terminal leaves, from 10 to 30 columns; the text is cut to fit.
+            let text = "\(Int(fraction * 100))% \(stats)"
+            let width = max(10, min(30, Console.terminalWidth() - 1 - text.count - 3))
             let filled = Int(fraction * Double(width))
-            let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
-            Console.error("\r[\(bar)] \(Int(fraction * 100))% \(stats)\u{1B}[K")
+            Console.showBar("[" + String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled) + "] " + text)
             drewBar = true
         } else {
-            Console.error("loom: progress \(Int(fraction * 100))% \(stats)\n")
+            Console.log(level: "info", "progress \(Int(fraction * 100))% \(stats)")
         }
     }
 
@@ -63,7 +76,7 @@ public final class ProgressReporter {
         if style == .bar || lastShown?.shards != shardsDone || lastShown?.workers != workers {
             update(shardsDone: shardsDone, examplesDone: examplesDone, workers: workers, force: true)
         }
-        if drewBar { Console.error("\n") }
+        if drewBar { Console.endBar() }
     }
 
     static func format(_ rate: Double) -> String {

@@ -164,12 +164,112 @@ public enum FileIO {
     }
 }
 
-/// Unbuffered writes to the standard streams, safe from any thread.
+/// Unbuffered writes to the standard streams, safe from any thread; Loom's log lines, in the human
+/// or the JSON format; and the progress bar, which other stderr output never tears.
 public enum Console {
-    /// Writes text to stderr.
-    public static func error(_ text: String) { writeAll(STDERR_FILENO, text) }
+    /// How log lines are written: `loom: warning: text (key=value, …)`, or one JSON object a line.
+    public enum Format: String, Sendable, CaseIterable {
+        case human, json
+    }
+
+    /// The process's log format (set once, at start, from `--log-format`).
+    nonisolated(unsafe) public static var format: Format = .human
+
+    private static let lock = NSLockLike()
+    /// The progress bar on stderr's last line, if one is showing (under `lock`).
+    nonisolated(unsafe) private static var bar: String? = nil
+
+    /// Writes text to stderr (the progress bar, if showing, is cleared first and drawn again after).
+    public static func error(_ text: String) {
+        lock.locked {
+            if bar != nil { writeAll(STDERR_FILENO, "\r\u{1B}[K") }
+            writeAll(STDERR_FILENO, text)
+            if let bar { writeAll(STDERR_FILENO, "\r" + bar + "\u{1B}[K") }
+        }
+    }
+
     /// Writes text to stdout.
     public static func out(_ text: String) { writeAll(STDOUT_FILENO, text) }
+
+    /// One log line on stderr. `level`: "info", "notice", "warning", "error", …; `role`: the
+    /// process's role ("coordinator", "worker", …), if it has one.
+    public static func log(level: String, _ message: String, metadata: [(String, String)] = [], role: String? = nil) {
+        switch format {
+        case .human:
+            let who = role.map { "loom \($0): " } ?? "loom: "
+            let tag = ["info", "notice"].contains(level) ? "" : level + ": "
+            let extra = metadata.isEmpty ? "" : " (" + metadata.map { "\($0.0)=\($0.1)" }.joined(separator: ", ") + ")"
+            error(who + tag + message + extra + "\n")
+        case .json:
+            var fields = [("time", timestamp()), ("level", level)]
+            if let role { fields.append(("role", role)) }
+            fields.append(("message", message))
+            fields += metadata.filter { k, _ in !["time", "level", "role", "message"].contains(k) }
+            error("{" + fields.map { "\(json($0.0)):\(json($0.1))" }.joined(separator: ",") + "}\n")
+        }
+    }
+
+    /// Shows `text` as the progress bar on stderr's last line, cut to the terminal's width (read
+    /// anew each time, so a resized terminal is followed).
+    public static func showBar(_ text: String) {
+        let width = max(20, terminalWidth() - 1)
+        let line = text.count > width ? String(text.prefix(width)) : text
+        lock.locked {
+            bar = line
+            writeAll(STDERR_FILENO, "\r" + line + "\u{1B}[K")
+        }
+    }
+
+    /// Leaves the progress bar as it is, on a line of its own.
+    public static func endBar() {
+        lock.locked {
+            guard bar != nil else { return }
+            bar = nil
+            writeAll(STDERR_FILENO, "\n")
+        }
+    }
+
+    /// stderr's terminal width, or 80.
+    public static func terminalWidth() -> Int {
+        var size = winsize()
+        guard ioctl(STDERR_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 else { return 80 }
+        return Int(size.ws_col)
+    }
+
+    /// A JSON string literal.
+    static func json(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 { out += "\\u00" + pad(Int(u.value), 2, radix: 16) } else { out.unicodeScalars.append(u) }
+            }
+        }
+        return out + "\""
+    }
+
+    /// UTC, to the millisecond: 2026-11-29T20:01:02.345Z.
+    static func timestamp() -> String {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var t = now.tv_sec
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        let date = pad(Int(parts.tm_year) + 1900, 4) + "-" + pad(Int(parts.tm_mon) + 1, 2) + "-" + pad(Int(parts.tm_mday), 2)
+        let time = pad(Int(parts.tm_hour), 2) + ":" + pad(Int(parts.tm_min), 2) + ":" + pad(Int(parts.tm_sec), 2)
+        return date + "T" + time + "." + pad(Int(now.tv_nsec / 1_000_000), 3) + "Z"
+    }
+
+    /// `value` in `radix`, zero-padded to `digits`.
+    static func pad(_ value: Int, _ digits: Int, radix: Int = 10) -> String {
+        let s = String(value, radix: radix)
+        return String(repeating: "0", count: max(0, digits - s.count)) + s
+    }
 
     private static func writeAll(_ fd: Int32, _ text: String) {
         var bytes = Array(text.utf8)
@@ -179,5 +279,16 @@ public enum Console {
             if n < 0 { if errno == EINTR { continue }; return }
             offset += n
         }
+    }
+}
+
+/// A pthread mutex, for ``Console`` (which Foundation's NSLock would pull into LoomTensor's users anyway).
+final class NSLockLike: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    init() { pthread_mutex_init(&mutex, nil) }
+    func locked<T>(_ body: () -> T) -> T {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return body()
     }
 }

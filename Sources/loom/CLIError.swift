@@ -15,7 +15,7 @@ func reportingErrors(_ body: () throws -> Void) throws {
         throw e
     } catch {
         let text = String(describing: error).replacingOccurrences(of: "\n", with: " ")
-        Console.error("loom: error: \(text)\n")
+        Console.log(level: "error", text)
         throw ExitCode(1)
     }
 }

@@ -54,6 +54,7 @@ struct CoordinatorCommand: ParsableCommand {
     @OptionGroup var log: LogOptions
 
     func run() throws {
+        log.apply()
         try reportingErrors {
             try faults.check()
             // The job's flags first (reading job.json to resume), then OpenBLAS (for the model's cost
@@ -88,8 +89,8 @@ struct CoordinatorCommand: ParsableCommand {
                 if let ms = ProcessInfo.processInfo.environment["LOOM_TEST_LOAD_DELAY_MS"].flatMap(UInt32.init) { usleep(ms * 1000) }
             #endif
             let loaded = try Job(spec: spec)
-            if let seedNote { Console.error(seedNote) }
-            for note in loaded.function.loadNotes { Console.error("loom: \(note)\n") }
+            if let seedNote { Console.log(level: "notice", seedNote) }
+            for note in loaded.function.loadNotes { Console.log(level: "notice", note) }
             var options = Coordinator.Options(bind: bindEndpoint, collector: collectorEndpoint, out: out)
             options.advertise = advertise
             options.collectorBind = collectorBind
@@ -159,6 +160,7 @@ struct WorkerCommand: ParsableCommand {
     @OptionGroup var log: LogOptions
 
     func run() throws {
+        log.apply()
         try reportingErrors {
             try requirePositive(heartbeat, "--heartbeat")
             try requireAtLeastOne(liveness, "--liveness")
@@ -221,6 +223,7 @@ struct CollectorCommand: ParsableCommand {
     @OptionGroup var log: LogOptions
 
     func run() throws {
+        log.apply()
         try reportingErrors {
             let bindEndpoint = try endpoint(bind, env: "LOOM_COLLECTOR", what: "--bind")
             let context = try Context()

@@ -112,13 +112,13 @@ struct JobOptions: ParsableArguments {
                 if shardBatches == nil { spec.shardBatches = previous.shardBatches ?? 1 }
                 if drawsSeed, let seed = previous.function.randomState {
                     spec.function.randomState = seed
-                    return (spec, "loom: no --random-state given; using \(seed), the seed of the same job already in \(out)\n")
+                    return (spec, "no --random-state given; using \(seed), the seed of the same job already in \(out)")
                 }
                 return (spec, nil)
             }
         }
         guard drawsSeed, let drawn = spec.function.randomState else { return (spec, nil) }
-        return (spec, "loom: no --random-state given; drew \(drawn) (pass --random-state \(drawn) to repeat this run)\n")
+        return (spec, "no --random-state given; drew \(drawn) (pass --random-state \(drawn) to repeat this run)")
     }
 
     /// The job these flags describe (drawing a seed for functions that shuffle, when none is given).
@@ -201,6 +201,7 @@ struct Run: ParsableCommand {
     }
 
     func run() throws {
+        log.apply()
         try reportingErrors {
             guard workers >= 0 else { throw ValidationError("--workers must be 0 or more") }
             try faults.check()
@@ -211,8 +212,8 @@ struct Run: ParsableCommand {
             try ProcessSetup.prepareForCompute(threads: threads, kernels: spec.kernels)
             let loaded = try Job(spec: spec)
             if dryRun { return try printDryRun(loaded) }
-            if let seedNote { Console.error(seedNote) }
-            for note in loaded.function.loadNotes { Console.error("loom: \(note)\n") }
+            if let seedNote { Console.log(level: "notice", seedNote) }
+            for note in loaded.function.loadNotes { Console.log(level: "notice", note) }
             let manifest: Manifest
             if workers == 0 {
                 let progress = ProgressReporter(

@@ -36,7 +36,7 @@ enum Interruption {
     /// Ends the command after an interruption: one line saying what stands, and exit 75.
     static func exit(out: String?) -> ExitCode {
         let place = out.map { " in \($0)" } ?? " by the collector"
-        Console.error("loom: interrupted by \(name(caught)): the shards done so far are journaled\(place); run the same command to resume\n")
+        Console.log(level: "notice", "interrupted by \(name(caught)): the shards done so far are journaled\(place); run the same command to resume")
         return ExitCode(exitCode)
     }
 }

@@ -184,7 +184,7 @@ struct DistributedTests {
         usleep(3_300_000)
         let log = try w.runCoordinator()
         #expect(try resultBytes(w.out.path + "/r") == resultBytes(base.path))
-        let jobs = log.split(separator: "\n").filter { $0.hasSuffix("[LoomCluster] job") }
+        let jobs = log.split(separator: "\n").filter { $0.contains("loom worker: job (") }
         #expect(jobs.count == 1, "the worker was sent the job \(jobs.count) times")
     }
 
