@@ -52,6 +52,11 @@ loom_swift_build() {
         /error:/ { print > "/dev/stderr"; failed = 1; next }
         match($0, /^\[[0-9]+\/[0-9]+\]/) {
             split(substr($0, 2, RLENGTH - 2), p, "/")
+            # A new phase (plugins, then the build) counts anew; phases of a few steps are not shown.
+            # (The total grows as the build finds more to do: each quarter is shown once a phase.)
+            if (p[1] + 0 < prev + 0) last = 0
+            prev = p[1]
+            if (p[2] < 10) next
             if (tty) { printf "\r  [%d/%d] %s", p[1], p[2], substr($0, RLENGTH + 2, 60) > "/dev/stderr"; shown = 1 }
             else { q = int(4 * p[1] / p[2]); if (q > last) { last = q; printf "  %d%% (%d/%d)\n", 25 * q, p[1], p[2] > "/dev/stderr" } }
         }
