@@ -206,17 +206,21 @@ struct LoomFuzzCommand: ParsableCommand {
             if (try? fake.send([to] + hostile.message(largeFrames: offered % 50 == 0), dontWait: true)) != true { usleep(200) }
             if offered % 2000 == 0 { usleep(5000) }
         }
-        // Still alive and answering: a hello or a heartbeat within 10 s.
+        // Still answering: a hello or a heartbeat within 10 s of the last message. A worker that a
+        // message still in its queue ends meanwhile (cleanly) is started again, and must answer.
         var answered = false
-        if victim.isRunning {
-            while try fake.receive(dontWait: true) != nil {}
-            let deadline = Date().addingTimeInterval(10)
-            while !answered && Date() < deadline && victim.isRunning {
-                if try poll([fake], timeoutMilliseconds: 100)[0], try fake.receive(dontWait: true) != nil { answered = true }
+        while try fake.receive(dontWait: true) != nil {}
+        var deadline = Date().addingTimeInterval(10)
+        while !answered && Date() < deadline {
+            if !victim.isRunning {
+                victim.waitUntilExit()
+                if victim.terminationReason == .uncaughtSignal { signals += 1 }
+                restarts += 1
+                victim = try startVictim()
+                deadline = Date().addingTimeInterval(10)
+                continue
             }
-        } else {
-            answered = true // it ended with a line; the loop above would have restarted it
-            if victim.terminationReason == .uncaughtSignal { signals += 1 }
+            if try poll([fake], timeoutMilliseconds: 100)[0], try fake.receive(dontWait: true) != nil { answered = true }
         }
         let rssAfter = victim.isRunning ? rss(victim.processIdentifier) : 0
         victim.terminate()
