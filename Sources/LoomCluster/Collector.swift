@@ -131,11 +131,7 @@ public final class Collector {
                             manifest.reliability = .init(
                                 workersLost: f.workersLost, leasesExpired: f.leasesExpired, shardsReissued: f.shardsReissued,
                                 duplicatesDropped: core.duplicates, resumedShards: a.sink.resumed.count)
-                            manifest.verification = f.verification.map {
-                                .init(
-                                    fraction: $0.fraction, verified: $0.verified, mismatches: $0.mismatches, unverified: $0.unverified,
-                                    quarantined: $0.quarantined)
-                            }
+                            manifest.verification = f.verification
                             return manifest
                         }
                         queue += core.handle(.published, now: now())

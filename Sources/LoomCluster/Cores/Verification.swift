@@ -1,3 +1,5 @@
+import LoomProduct
+
 /// Verification by recomputation (`--verify FRACTION`): which shards are computed again, on whom,
 /// and what a disagreement decides. Part of ``CoordinatorCore``; free of sockets and clocks.
 ///
@@ -12,27 +14,8 @@
 /// A worker here is one worker process (its `hello` name), not a key: the workers of an array may
 /// share a key.
 public struct Verification: Sendable {
-    /// What the manifest records.
-    public struct Summary: Equatable, Sendable, Codable {
-        /// `--verify`.
-        public var fraction: Double
-        /// Shards computed twice (or three times) whose written copy was confirmed.
-        public var verified: Int
-        /// Checks whose second copy differed from the written one.
-        public var mismatches: Int
-        /// Shards selected but not verified: no second worker to compute them, or too many attempts lost.
-        public var unverified: Int
-        /// Workers whose bytes lost a vote: every shard they wrote was computed again.
-        public var quarantined: [String]
-
-        public init(fraction: Double, verified: Int, mismatches: Int, unverified: Int, quarantined: [String]) {
-            self.fraction = fraction
-            self.verified = verified
-            self.mismatches = mismatches
-            self.unverified = unverified
-            self.quarantined = quarantined
-        }
-    }
+    /// What the manifest records (fraction, shards verified, mismatches, unverified, quarantined workers).
+    public typealias Summary = Manifest.VerificationRecord
 
     /// What a reported copy decides.
     public enum Decision: Equatable, Sendable {
