@@ -32,6 +32,8 @@ public final class Coordinator {
         public var settings = CoordinatorCore.Settings()
         /// CURVE keys, or none.
         public var security = Security.none
+        /// `--status-file`: the job's figures as JSON, every 2 s and at the end.
+        public var statusFile: String?
 
         public init(bind: String, collector: String? = nil, out: String? = nil) {
             self.bind = bind
@@ -123,6 +125,7 @@ public final class Coordinator {
         func now() -> Double { let d = clock.now - origin; return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
         var sentBytes = 0
         let progress = ProgressReporter(totalShards: descriptor.plan.shardCount, totalExamples: descriptor.plan.examples, style: options.progress)
+        let status = options.statusFile.map { StatusFile(path: $0) }
 
         /// Carries out directives (and those that follow from sends that fail); returns the outcome once the job is over.
         func perform(_ first: [CoordinatorCore.Directive]) throws -> CoordinatorCore.Outcome? {
@@ -183,6 +186,7 @@ public final class Coordinator {
             switch outcome {
             case .done(let workers):
                 progress.finish(shardsDone: core.scheduler.completed, examplesDone: core.examplesDone, workers: core.workerCount)
+                status?.update(core: core, bytesToWorkers: sentBytes, state: "done", force: true)
                 // Workers whose hello is already here are told too, rather than left waiting for a job.
                 while let frames = try? router.receive(dontWait: true) {
                     if let m = try? Message(frames: frames, routed: true, peerName: "worker"), let w = m.peer, let decoded = try? m.decoded() {
@@ -194,6 +198,7 @@ public final class Coordinator {
                 logger.info("done", metadata: ["seconds": "\(Date().timeIntervalSince(started))", "workers": "\(workers)"])
                 return workers
             case .failed(let reason):
+                status?.update(core: core, bytesToWorkers: sentBytes, state: "failed", failure: reason, force: true)
                 // Closing with LINGER 0 could drop the last words: a worker that misses `end` waits for a coordinator that is gone.
                 router.close(lingeringFor: 1000)
                 toCollector.close(lingeringFor: 1000)
@@ -273,6 +278,7 @@ public final class Coordinator {
                 }
             }
             progress.update(shardsDone: core.scheduler.completed, examplesDone: core.examplesDone, workers: core.workerCount)
+            status?.update(core: core, bytesToWorkers: sentBytes)
         }
     }
 
@@ -351,5 +357,27 @@ final class CollectorThread: @unchecked Sendable {
         defer { lock.unlock() }
         let deadline = Date().addingTimeInterval(timeout)
         while !done && lock.wait(until: deadline) {}
+    }
+}
+
+extension StatusFile {
+    /// Writes the coordinator's figures (see ``StatusFile/write(_:force:)``).
+    func update(core: CoordinatorCore, bytesToWorkers: Int, state: String = "running", failure: String? = nil, force: Bool = false) {
+        write(
+            {
+                let s = core.scheduler
+                var status = self.status(
+                    state: state, job: core.jobId, shardsTotal: s.shardCount, shardsDone: s.completed, examplesTotal: core.plan.examples,
+                    examplesDone: core.examplesDone)
+                status.shardsInFlight = s.inFlightCount
+                status.workersAlive = core.workerCount
+                status.workersLost = s.deadWorkers
+                status.leasesExpired = s.expiredLeases
+                status.shardsReissued = s.reissued
+                status.bytesToWorkers = bytesToWorkers
+                status.verification = core.verification.isOn ? core.verification.summary : nil
+                status.failure = failure
+                return status
+            }(), force: force)
     }
 }

@@ -12,6 +12,8 @@ public struct LocalExecutor {
     public let shareRows: Bool
     /// Seconds between journal commits.
     public var commitInterval: Double = 1
+    /// `--status-file`: the job's figures as JSON, every 2 s and at the end.
+    public var statusFile: StatusFile?
 
     public init(job: Job) {
         self.job = job
@@ -53,6 +55,15 @@ public struct LocalExecutor {
         for s in 0..<plan.shardCount where done[s] { examplesDone += plan.range(of: s).count; shardsDone += 1 }
         var pending: [Int] = []
         var lastCommit = Date()
+        func status(_ state: String, failure: String? = nil) -> StatusFile.Status {
+            var s = statusFile!.status(
+                state: state, job: job.id, shardsTotal: plan.shardCount, shardsDone: shardsDone, examplesTotal: plan.examples,
+                examplesDone: examplesDone)
+            s.failure = failure
+            return s
+        }
+        var finished = false
+        defer { if !finished, statusFile != nil { statusFile?.write(status("failed", failure: "stopped before the end"), force: true) } }
         func commit() throws {
             try sink.commit(pending)
             pending.removeAll()
@@ -66,10 +77,12 @@ public struct LocalExecutor {
             shardsDone += 1
             if Date().timeIntervalSince(lastCommit) >= commitInterval { try commit() }
             progress?.update(shardsDone: shardsDone, examplesDone: examplesDone)
+            if statusFile != nil { statusFile?.write(status("running")) }
         }
         try commit()
         progress?.finish(shardsDone: plan.shardCount, examplesDone: examplesDone)
-        return try sink.publish { outputs in
+        defer { if finished, statusFile != nil { statusFile?.write(status("done"), force: true) } }
+        let manifest = try sink.publish { outputs in
             var manifest = Manifest.finished(
                 jobId: job.id, spec: job.spec, model: .init(path: job.spec.modelPath, sha256: job.model.file.sha256, bytes: job.model.file.byteCount),
                 inputs: job.inputDescriptions, plan: plan, axes: job.inputs.space.axes, outputs: outputs, workers: 0,
@@ -77,5 +90,7 @@ public struct LocalExecutor {
             manifest.reliability = .init(resumedShards: sink.resumed.count)
             return manifest
         }
+        finished = true
+        return manifest
     }
 }

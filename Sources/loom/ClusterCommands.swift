@@ -94,6 +94,7 @@ struct CoordinatorCommand: ParsableCommand {
             var options = Coordinator.Options(bind: bindEndpoint, collector: collectorEndpoint, out: out)
             options.advertise = advertise
             options.collectorBind = collectorBind
+            options.statusFile = faults.statusFile
             options.overwrite = overwrite
             options.progress = quiet ? .quiet : .auto
             options.security = security
@@ -265,6 +266,11 @@ struct FaultOptions: ParsableArguments {
     var noSpeculation = false
 
     @Option(
+        help: ArgumentHelp(
+            "Write the job's figures (shards, examples/s, workers, faults, verification) as JSON to this file every 2 s and at the end.", valueName: "path"))
+    var statusFile: String?
+
+    @Option(
         parsing: .unconditional,
         help: ArgumentHelp(
             "The fraction of shards (0 to 1) to compute again on a second worker and compare bit for bit; a third worker decides a mismatch, and the worker that lost is quarantined.",
@@ -290,6 +296,7 @@ struct FaultOptions: ParsableArguments {
         options.settings.policy.freshness = heartbeat
         options.settings.deadline = deadline
         options.settings.verify = verify
+        options.statusFile = statusFile
     }
 }
 

@@ -219,7 +219,9 @@ struct Run: ParsableCommand {
                 let progress = ProgressReporter(
                     totalShards: loaded.plan.shardCount, totalExamples: loaded.plan.examples,
                     style: quiet ? .quiet : .auto)
-                manifest = try LocalExecutor(job: loaded).run(out: out, overwrite: overwrite, progress: progress)
+                var executor = LocalExecutor(job: loaded)
+                executor.statusFile = faults.statusFile.map { StatusFile(path: $0) }
+                manifest = try executor.run(out: out, overwrite: overwrite, progress: progress)
             } else {
                 do {
                     manifest = try LocalCluster.run(

@@ -57,3 +57,37 @@ struct ShowTests {
         #expect(lines.contains { $0.hasPrefix("y_1.npy: output [1] (after): shape") }, "\(show.stdout)")
     }
 }
+
+@Suite("--status-file", .serialized)
+struct StatusFileTests {
+    @Test("a long job on 2 workers: the file says running with a count that grows, then done with every shard")
+    func duringAndAfter() throws {
+        let job = try LongJob(); defer { job.remove() }
+        let path = job.s.dir.file("status.json")
+        let p = try job.start(workers: 2, extra: ["--status-file", path], environment: ["LOOM_TEST_SHARD_DELAY_US": "300"])
+        var running: [String: Any]? = nil
+        let deadline = Date().addingTimeInterval(60)
+        while running == nil && Date() < deadline && p.isRunning {
+            if let s = try? readJSON(path), s["state"] as? String == "running", (s["shards_done"] as? Int ?? 0) > 0 { running = s }
+            usleep(100_000)
+        }
+        #expect(waitOrKill(p, timeout: 120))
+        #expect(p.terminationStatus == 0)
+        let r = try #require(running, "no running status was seen")
+        #expect(r["shards_total"] as? Int == 10_000 && (r["shards_done"] as? Int ?? 0) < 10_000, "\(r)")
+        #expect((r["workers_alive"] as? Int ?? 0) >= 1, "\(r)")
+        let done = try readJSON(path)
+        #expect(done["state"] as? String == "done" && done["shards_done"] as? Int == 10_000, "\(done)")
+        #expect(done["examples_done"] as? Int == 100_000 && (done["bytes_to_workers"] as? Int ?? 0) > 0, "\(done)")
+    }
+
+    @Test("in one process: done, with the shard and example counts")
+    func inProcess() throws {
+        let s = try Scratch(); defer { s.remove() }
+        let r = try s.run(extra: ["--status-file", s.dir.file("status.json")])
+        #expect(r.status == 0, "\(r.stderr)")
+        let done = try readJSON(s.dir.file("status.json"))
+        #expect(done["state"] as? String == "done" && done["shards_done"] as? Int == done["shards_total"] as? Int, "\(done)")
+        #expect(done["workers_alive"] == nil, "no distributed figures in one process")
+    }
+}
