@@ -29,6 +29,7 @@ public enum OutputDirectory {
     /// Whether a file name is one Loom writes into an `--out` folder.
     static func isLoomFile(_ name: String) -> Bool {
         if name == claimFile || name == manifestFile || name == Journal.fileName || name == Journal.layoutFile || name.hasSuffix(".tmp") { return true }
+        if name.hasSuffix(ResultWriter.partialSuffix) { return isLoomFile(String(name.dropLast(ResultWriter.partialSuffix.count))) }
         guard name.hasPrefix("y"), name.hasSuffix(".npy") else { return false }
         let middle = name.dropFirst().dropLast(4)
         return middle.isEmpty

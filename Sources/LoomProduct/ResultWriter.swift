@@ -33,11 +33,18 @@ public final class ResultWriter {
         "y" + index.map { "_\($0)" }.joined() + ".npy"
     }
 
+    /// What a result file is called until the result is complete (`y.npy.partial`): a folder whose
+    /// job was interrupted has no `y.npy` that numpy would load as if it were whole.
+    public static let partialSuffix = ".partial"
+
     /// Whether the result files exist yet.
     public var isOpen: Bool { leaves != nil }
 
     /// Creates the result files for leaves of these per-example shapes (or, resuming, reopens them as they are).
-    public func open(leaves specs: [(index: [Int], exampleShape: [Int])], resume: Bool = false) throws {
+    ///
+    /// - Parameter published: open the files of a published result under their final names, to read
+    ///   them (`loom verify`), rather than take them back to work on.
+    public func open(leaves specs: [(index: [Int], exampleShape: [Int])], resume: Bool = false, published: Bool = false) throws {
         precondition(leaves == nil, "the result files are already open")
         if !resume, let free = DryRun.freeBytes(at: directory) {
             // Checked before any file is created: a result that cannot fit is refused at the start.
@@ -53,9 +60,13 @@ public final class ResultWriter {
         }
         leaves = try specs.map { spec in
             let file = Self.fileName(for: spec.index)
-            let out = try NpyOutputFile(
-                path: directory + "/" + file, shape: axes + spec.exampleShape, rowAxes: axes.count,
-                reuseExisting: resume)
+            let working = directory + "/" + file + (published ? "" : Self.partialSuffix)
+            // A result published before (the same job run again) is taken back to work on, and
+            // published again at the end.
+            if resume && !published && !FileIO.exists(working).exists && FileIO.exists(directory + "/" + file).exists {
+                guard rename(directory + "/" + file, working) == 0 else { throw FileError(path: directory + "/" + file, operation: "rename", errno: errno) }
+            }
+            let out = try NpyOutputFile(path: working, shape: axes + spec.exampleShape, rowAxes: axes.count, reuseExisting: resume)
             return Leaf(index: spec.index, file: file, exampleShape: spec.exampleShape, output: out)
         }
         if !resume {
@@ -64,9 +75,9 @@ public final class ResultWriter {
     }
 
     /// Reopens the files of a folder being resumed, from its recorded layout; false if there is none.
-    public func reopen() throws -> Bool {
+    public func reopen(published: Bool = false) throws -> Bool {
         guard leaves == nil, let layout = Journal.readLayout(directory: directory) else { return false }
-        try open(leaves: layout.leaves.map { ($0.index, $0.exampleShape) }, resume: true)
+        try open(leaves: layout.leaves.map { ($0.index, $0.exampleShape) }, resume: true, published: published)
         return true
     }
 
@@ -171,6 +182,12 @@ public final class ResultWriter {
     public func finish() throws -> [Manifest.Output] {
         guard let leaves else { return [] }
         for leaf in leaves { try leaf.output.flush() }
+        // Complete and durable: each file takes its final name (the manifest, written after, is what
+        // says the whole result is there).
+        for leaf in leaves {
+            let final = directory + "/" + leaf.file
+            guard rename(final + Self.partialSuffix, final) == 0 else { throw FileError(path: final + Self.partialSuffix, operation: "rename", errno: errno) }
+        }
         FileIO.syncDirectory(of: directory + "/x")
         return try leaves.map {
             Manifest.Output(

@@ -36,7 +36,7 @@ struct Verify: ParsableCommand {
                 let missing = (0..<plan.shardCount).filter { last[$0] == nil }
                 if !missing.isEmpty { problems.append("the journal lacks \(missing.count) of \(plan.shardCount) shards (first: \(plan.describe(missing[0])))") }
                 let writer = ResultWriter(directory: path, axes: manifest.axes)
-                if try writer.reopen() {
+                if try writer.reopen(published: true) {
                     let bad = last.keys.sorted().filter { s in
                         s >= plan.shardCount || (try? writer.digest(rows: plan.range(of: s), job: manifest.jobId)) != last[s]
                     }

@@ -155,9 +155,13 @@ struct FaultToleranceTests {
         usleep(1_500_000)
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
+        // An interrupted result cannot be mistaken for a whole one: no y.npy, only y.npy.partial.
+        #expect(!FileManager.default.fileExists(atPath: job.s.out + "/y.npy"))
+        #expect(FileManager.default.fileExists(atPath: job.s.out + "/y.npy.partial"))
         let r = try runLoom(job.argv + ["--out", job.s.out, "--batch-size", "3"], cwd: job.s.dir.path, timeout: 300)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stderr.contains("resuming"))
+        #expect(!FileManager.default.fileExists(atPath: job.s.out + "/y.npy.partial"))
         let once = try runLoom(job.argv + ["--out", job.s.dir.file("b3"), "--batch-size", "3"], cwd: job.s.dir.path, timeout: 300)
         #expect(once.status == 0)
         #expect(try FileIO.readAll(job.s.out + "/y.npy") == FileIO.readAll(job.s.dir.file("b3/y.npy")))
