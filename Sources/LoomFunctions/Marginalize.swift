@@ -11,15 +11,23 @@ public struct Marginalize: SequenceFunction {
     public let start: Int
     /// The function applied before and after.
     public let inner: any SequenceFunction
-    public var loadNotes: [String] { inner.loadNotes }
+    public var loadNotes: [String] { inner.loadNotes + (caseNote.map { [$0] } ?? []) }
+    /// Said when the job loads if the motif had bases only its uppercase matches.
+    let caseNote: String?
 
     /// Validates the motif and start against the alphabet and the sequence length.
     public init(motif text: String, start: Int?, alphabet: Alphabet, sequenceLength: Int, inner: any SequenceFunction) throws {
         guard !text.isEmpty else { throw FunctionError.invalidOption("--motif", "the motif is empty") }
         var columns: [[Float]] = []
+        var folded = false
         for ch in text {
             let upper = Character(ch.uppercased())
-            if upper == "N" { columns.append([Float](repeating: 0, count: alphabet.count)); continue }
+            if upper == "N" {
+                folded = folded || ch != "N"
+                columns.append([Float](repeating: 0, count: alphabet.count))
+                continue
+            }
+            folded = folded || (!alphabet.symbols.contains(ch) && alphabet.symbols.contains(upper))
             guard let k = alphabet.symbols.firstIndex(of: ch) ?? alphabet.symbols.firstIndex(of: upper) else {
                 throw FunctionError.invalidOption("--motif", "'\(ch)' in '\(text)' is not in the alphabet \(alphabet) (or N)")
             }
@@ -39,6 +47,10 @@ public struct Marginalize: SequenceFunction {
         self.motif = columns
         self.start = s
         self.inner = inner
+        // tangermeme 1.6 refuses lowercase bases ("not in `alphabet` or in `ignore`"); Loom takes them, and says so.
+        caseNote =
+            folded
+            ? "--motif \(text) is read as \(text.uppercased()): lowercase bases are taken as uppercase (tangermeme 1.6 refuses them)" : nil
     }
 
     /// The batch's sequences with the motif written in.

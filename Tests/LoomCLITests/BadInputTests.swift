@@ -195,6 +195,17 @@ struct BadInputTests {
         #expect(try s.run(x: "soft.npy").status == 0)
     }
 
+    @Test("a lowercase motif is read as uppercase, to the same bits, and said so (tangermeme 1.6 refuses it); an uppercase one says nothing")
+    func lowercaseMotif() throws {
+        let s = try Scratch(); defer { s.remove() }
+        let lower = try s.run(extra: ["--func", "marginalize", "--motif", "acgN", "--out", s.dir.file("lower")])
+        #expect(lower.status == 0, "\(lower.stderr)")
+        #expect(lower.stderr.contains("--motif acgN is read as ACGN") && lower.stderr.contains("tangermeme 1.6 refuses them"), "\(lower.stderr)")
+        let upper = try s.run(extra: ["--func", "marginalize", "--motif", "ACGN", "--out", s.dir.file("upper")])
+        #expect(upper.status == 0 && upper.stderr.isEmpty, "\(upper.stderr)")
+        #expect(try resultBytes(s.dir.file("lower")) == resultBytes(s.dir.file("upper")))
+    }
+
     @Test(
         "a full disk: one line naming the result file and ENOSPC, at the start, not a crash (in process and on 2 workers)",
         .enabled(if: TinyFilesystem.available, "needs to mount a tmpfs (root in this container)"))
