@@ -333,16 +333,16 @@ public final class Worker {
                 do {
                     let message = try Message(frames: frames, routed: false, peerName: "coordinator \(coordinator)")
                     if let end = try perform(core.handle(.message(try message.decoded()), now: now()), message: message) { return end }
-                } catch let e as ProtocolError {
-                    guard case .malformed = e else { throw e }
-                    dropped += 1
-                    if dropped <= 3 || dropped % 1000 == 0 {
-                        logger.warning("dropped a malformed message from the coordinator", metadata: ["why": "\(e)", "dropped": "\(dropped)"])
+                } catch {
+                    let what: String
+                    switch error {
+                    case ProtocolError.malformed: what = "a malformed message"
+                    case is DecodingError: what = "a job whose descriptor cannot be read"
+                    default: throw error
                     }
-                } catch let e as DecodingError {
                     dropped += 1
                     if dropped <= 3 || dropped % 1000 == 0 {
-                        logger.warning("dropped a job whose descriptor cannot be read", metadata: ["why": "\(e)", "dropped": "\(dropped)"])
+                        logger.warning("dropped \(what) from the coordinator", metadata: ["why": "\(error)", "dropped": "\(dropped)"])
                     }
                 }
             }

@@ -38,15 +38,7 @@ public struct DryRun: Sendable {
         let axes = job.inputs.space.axes
         let leaves = first[0].output.leaves
         outputs = leaves.map { (ResultWriter.fileName(for: $0.index), axes + Array($0.tensor.shape.dropFirst())) }
-        var total = 0
-        for leaf in outputs {
-            let (bytes, overflow) = leaf.shape.reduce((4, false)) { acc, d in
-                let (p, o) = acc.0.multipliedReportingOverflow(by: d)
-                return (p, acc.1 || o)
-            }
-            total = overflow ? Int.max : total.addingReportingOverflow(bytes).overflow ? Int.max : total + bytes
-        }
-        resultBytes = total
+        resultBytes = ResultWriter.bytes(ofShapes: outputs.map(\.shape))
     }
 
     /// Seconds the whole job would take on `workers` processes (in this one for 0) at the first shard's pace.

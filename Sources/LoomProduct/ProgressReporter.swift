@@ -25,7 +25,6 @@ public final class ProgressReporter {
     let interval: Double
     let start = Date()
     var lastPrint = Date.distantPast
-    var drewBar = false
     var lastShown: (shards: Int, workers: Int?)? = nil
 
     /// - Parameters:
@@ -64,7 +63,6 @@ public final class ProgressReporter {
             let width = max(10, min(30, Console.terminalWidth() - 1 - text.count - 3))
             let filled = Int(fraction * Double(width))
             Console.showBar("[" + String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled) + "] " + text)
-            drewBar = true
         } else {
             Console.log(level: "info", "progress \(Int(fraction * 100))% \(stats)")
         }
@@ -76,7 +74,7 @@ public final class ProgressReporter {
         if style == .bar || lastShown?.shards != shardsDone || lastShown?.workers != workers {
             update(shardsDone: shardsDone, examplesDone: examplesDone, workers: workers, force: true)
         }
-        if drewBar { Console.endBar() }
+        if style == .bar { Console.endBar() }
     }
 
     static func format(_ rate: Double) -> String {

@@ -33,6 +33,23 @@ public final class ResultWriter {
         "y" + index.map { "_\($0)" }.joined() + ".npy"
     }
 
+    /// The float32 bytes of result files of these full shapes (Int.max if that overflows).
+    public static func bytes(ofShapes shapes: [[Int]]) -> Int {
+        var total = 0
+        for shape in shapes {
+            var bytes = 4
+            for d in shape {
+                let (p, overflow) = bytes.multipliedReportingOverflow(by: d)
+                guard !overflow else { return Int.max }
+                bytes = p
+            }
+            let (sum, overflow) = total.addingReportingOverflow(bytes)
+            guard !overflow else { return Int.max }
+            total = sum
+        }
+        return total
+    }
+
     /// What a result file is called until the result is complete (`y.npy.partial`): a folder whose
     /// job was interrupted has no `y.npy` that numpy would load as if it were whole.
     public static let partialSuffix = ".partial"
@@ -48,10 +65,7 @@ public final class ResultWriter {
         precondition(leaves == nil, "the result files are already open")
         if !resume, let free = DryRun.freeBytes(at: directory) {
             // Checked before any file is created: a result that cannot fit is refused at the start.
-            let needed = specs.reduce(0) { total, spec in
-                let (bytes, overflow) = (axes + spec.exampleShape).elementCount.multipliedReportingOverflow(by: 4)
-                return overflow ? Int.max : total.addingReportingOverflow(bytes).overflow ? Int.max : total + bytes
-            }
+            let needed = Self.bytes(ofShapes: specs.map { axes + $0.exampleShape })
             if needed > free {
                 throw FileError(
                     path: directory + "/" + Self.fileName(for: specs.first?.index ?? []),

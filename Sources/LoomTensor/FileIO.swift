@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -175,13 +177,12 @@ public enum Console {
     /// The process's log format (set once, at start, from `--log-format`).
     nonisolated(unsafe) public static var format: Format = .human
 
-    private static let lock = NSLockLike()
-    /// The progress bar on stderr's last line, if one is showing (under `lock`).
-    nonisolated(unsafe) private static var bar: String? = nil
+    /// The progress bar on stderr's last line, if one is showing; held while writing to stderr.
+    private static let bar = Mutex<String?>(nil)
 
     /// Writes text to stderr (the progress bar, if showing, is cleared first and drawn again after).
     public static func error(_ text: String) {
-        lock.locked {
+        bar.withLock { bar in
             if bar != nil { writeAll(STDERR_FILENO, "\r\u{1B}[K") }
             writeAll(STDERR_FILENO, text)
             if let bar { writeAll(STDERR_FILENO, "\r" + bar + "\u{1B}[K") }
@@ -214,7 +215,7 @@ public enum Console {
     public static func showBar(_ text: String) {
         let width = max(20, terminalWidth() - 1)
         let line = text.count > width ? String(text.prefix(width)) : text
-        lock.locked {
+        bar.withLock { bar in
             bar = line
             writeAll(STDERR_FILENO, "\r" + line + "\u{1B}[K")
         }
@@ -222,7 +223,7 @@ public enum Console {
 
     /// Leaves the progress bar as it is, on a line of its own.
     public static func endBar() {
-        lock.locked {
+        bar.withLock { bar in
             guard bar != nil else { return }
             bar = nil
             writeAll(STDERR_FILENO, "\n")
@@ -279,16 +280,5 @@ public enum Console {
             if n < 0 { if errno == EINTR { continue }; return }
             offset += n
         }
-    }
-}
-
-/// A pthread mutex, for ``Console`` (which Foundation's NSLock would pull into LoomTensor's users anyway).
-final class NSLockLike: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    init() { pthread_mutex_init(&mutex, nil) }
-    func locked<T>(_ body: () -> T) -> T {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return body()
     }
 }

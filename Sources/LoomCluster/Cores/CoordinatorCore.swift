@@ -97,16 +97,16 @@ public struct CoordinatorCore: Sendable {
     public let settings: Settings
     /// The collector's endpoint, as the logs name it.
     let collectorName: String
-    public private(set) var scheduler: Scheduler
+    public internal(set) var scheduler: Scheduler
     /// `--verify`: checks, votes and quarantines.
-    public private(set) var verification: Verification
+    public internal(set) var verification: Verification
     /// Every shard is acknowledged; the finish waits for verification to settle.
-    private var finishHeld = false
+    var finishHeld = false
     /// Shards the collector was told to forget (a quarantined worker's), until it says it has.
-    private var redoPending: Set<Int> = []
-    private var lastRedo = -Double.infinity
+    var redoPending: Set<Int> = []
+    var lastRedo = -Double.infinity
     /// Connected workers by connection, with their names, when they were sent the job, and how often the model.
-    private var names: [PeerID: String] = [:]
+    var names: [PeerID: String] = [:]
     private var jobSent: [PeerID: Double] = [:]
     private var modelSends: [PeerID: Int] = [:]
     /// Joined before the collector was ready: sent the job once it is.
@@ -123,7 +123,7 @@ public struct CoordinatorCore: Sendable {
     /// Heartbeat rounds so far (one every `heartbeat` seconds: every worker pinged, leases checked).
     public private(set) var heartbeatRounds = 0
     /// Examples in acknowledged shards.
-    public private(set) var examplesDone = 0
+    public internal(set) var examplesDone = 0
     public private(set) var outcome: Outcome? = nil
 
     public init(jobId: String, modelSha256: String, plan: ShardPlan, settings: Settings = Settings(), collectorName: String) {
@@ -261,7 +261,7 @@ public struct CoordinatorCore: Sendable {
 
     /// Declares a worker lost: its shards go to others. `dead`: it failed (its running shard is
     /// charged with a failed attempt); a quarantined worker is sent away, not failed.
-    private mutating func bury(_ w: PeerID, why: String, now: Double, dead: Bool = true, _ out: inout [Directive]) {
+    mutating func bury(_ w: PeerID, why: String, now: Double, dead: Bool = true, _ out: inout [Directive]) {
         guard let name = names.removeValue(forKey: w) else { return }
         jobSent[w] = nil
         modelSends[w] = nil
@@ -310,18 +310,10 @@ public struct CoordinatorCore: Sendable {
             acknowledge(shards, now: now, &out)
         case .copies(let id, let copies):
             guard id == jobId else { return }
-            for c in copies {
-                guard let decision = verification.copy(c) else { continue }
-                decide(decision, now: now, &out)
-                if outcome != nil { return }
-            }
-            dispatchChecks(now: now, &out)
-            finishIfDue(now: now, &out)
+            received(copies, now: now, &out)
         case .redone(let id, let shards):
             guard id == jobId else { return }
-            let reopened = shards.filter { redoPending.remove($0) != nil && scheduler.isDone($0) }
-            examplesDone -= reopened.reduce(0) { $0 + plan.range(of: $1).count }
-            apply(scheduler.reopen(reopened, now: now), now: now, &out)
+            redone(shards, now: now, &out)
         case .finished(let ok, let text):
             guard ok else { return fail("the collector could not publish the result: \(text)", &out) }
             for w in scheduler.workers where names[w] != nil { out.append(.send(.end(ok: true, reason: "done"), to: w)) }
@@ -368,13 +360,7 @@ public struct CoordinatorCore: Sendable {
         }
         apply(scheduler.tick(now: now), now: now, &out)
         if verification.isOn {
-            if let s = verification.expire(now: now, timeout: settings.policy.lease).first { return undecided(s, &out) }
-            if !redoPending.isEmpty && now - lastRedo >= settings.heartbeat {
-                lastRedo = now
-                out.append(.toCollector(.redo(jobId: jobId, shards: redoPending.sorted(), quarantined: verification.quarantined)))
-            }
-            dispatchChecks(now: now, &out)
-            finishIfDue(now: now, &out)
+            verificationTick(now: now, &out)
             if outcome != nil { return }
         }
         // The collector: heartbeats both ways; if it goes silent, send the job again until a
@@ -409,7 +395,7 @@ public struct CoordinatorCore: Sendable {
 
     // MARK: - Directives from the scheduler
 
-    private mutating func apply(_ directives: [Scheduler.Directive], now: Double, _ out: inout [Directive]) {
+    mutating func apply(_ directives: [Scheduler.Directive], now: Double, _ out: inout [Directive]) {
         // Shards for the same worker from one decision travel in one message, except a shard that
         // was on a worker that died, which travels alone (see `Scheduler.careful`).
         var batches: [(worker: PeerID, shards: [Int])] = []
@@ -448,73 +434,7 @@ public struct CoordinatorCore: Sendable {
         for (w, shards) in batches { out.append(.sendShards(shards, to: w)) }
     }
 
-    // MARK: - Verification
-
-    /// Hands queued checks to workers with credit to spare.
-    private mutating func dispatchChecks(now: Double, _ out: inout [Directive]) {
-        guard verification.isOn, outcome == nil, verification.queuedCount > 0 else { return }
-        for w in scheduler.workers {
-            guard let name = names[w] else { continue }
-            while scheduler.credit(of: w) > 0, let s = verification.nextCheck(for: w, worker: name, now: now) {
-                _ = scheduler.borrowCredit(from: w)
-                out.append(.sendShards([s], to: w))
-            }
-        }
-    }
-
-    private mutating func decide(_ decision: Verification.Decision, now: Double, _ out: inout [Directive]) {
-        switch decision {
-        case .quarantine(let worker, let shard, let redo):
-            out.append(
-                .log(
-                    .warning, "a worker's result differed from two other workers'; it is quarantined and the shards it wrote are computed again",
-                    ["worker": "\(worker)", "shard": "\(plan.describe(shard))", "recomputed": "\(redo.count)"]))
-            for (w, name) in names where name == worker {
-                out.append(
-                    .send(.end(ok: false, reason: "this worker is quarantined: its result for \(plan.describe(shard)) differed from two other workers'"), to: w)
-                )
-                bury(w, why: "quarantined", now: now, dead: false, &out)
-            }
-            verification.reopened(redo)
-            redoPending.formUnion(redo)
-            lastRedo = now
-            out.append(.toCollector(.redo(jobId: jobId, shards: redo, quarantined: verification.quarantined)))
-        case .condemn(let shard, let worker):
-            out.append(.log(.notice, "a shard written by a quarantined worker is computed again", ["worker": "\(worker)", "shard": "\(plan.describe(shard))"]))
-            redoPending.insert(shard)
-            lastRedo = now
-            out.append(.toCollector(.redo(jobId: jobId, shards: [shard], quarantined: verification.quarantined)))
-        case .irreconcilable(let shard, let workers):
-            fail(
-                "\(plan.describe(shard)) gave three different results on workers \(workers.joined(separator: ", ")): the model does not give the same bits on these workers (mixed CPUs? name one --kernels set every node has)",
-                &out)
-        }
-    }
-
-    private mutating func undecided(_ shard: Int, _ out: inout [Directive]) {
-        fail(
-            "--verify: two workers computed different results for \(plan.describe(shard)), and no third worker could decide which is right; run with three or more workers",
-            &out)
-    }
-
-    /// Tells the collector to publish once every shard is acknowledged, nothing is to be redone,
-    /// and every check has settled (checks no connected worker may compute are given up).
-    private mutating func finishIfDue(now: Double, _ out: inout [Directive]) {
-        guard finishHeld, outcome == nil, redoPending.isEmpty, scheduler.isComplete else { return }
-        if !verification.isSettled {
-            if let s = verification.abandon(connected: Set(names.values)).first { return undecided(s, &out) }
-            guard verification.isSettled else { return }
-        }
-        finishHeld = false
-        out.append(
-            .finish(
-                WireMessage.Finish(
-                    jobId: jobId, workers: everJoined.count, bytesToWorkers: 0,
-                    workersLost: scheduler.deadWorkers, leasesExpired: scheduler.expiredLeases,
-                    shardsReissued: scheduler.reissued, verification: verification.isOn ? verification.summary : nil)))
-    }
-
-    private mutating func fail(_ reason: String, _ out: inout [Directive]) {
+    mutating func fail(_ reason: String, _ out: inout [Directive]) {
         guard outcome == nil else { return }
         for w in scheduler.workers where names[w] != nil { out.append(.send(.end(ok: false, reason: reason), to: w)) }
         out.append(.toCollector(.end(ok: false, reason: reason)))

@@ -74,8 +74,9 @@ public struct Verification: Sendable {
     /// Whether no check is waiting or running.
     public var isSettled: Bool { checks.isEmpty }
 
-    /// Checks waiting for a worker.
-    public var queuedCount: Int { checks.values.reduce(0) { $0 + ($1.queued ? 1 : 0) } }
+    /// Whether a check may be waiting for a worker (the queue's stale entries are dropped as
+    /// ``nextCheck(for:worker:now:)`` reaches them): O(1), for every `copies` message and tick.
+    public var mayHaveQueued: Bool { !checks.isEmpty && head < queue.count }
 
     public var summary: Summary {
         Summary(fraction: fraction, verified: verified, mismatches: mismatches, unverified: unverified, quarantined: quarantined)
