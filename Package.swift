@@ -24,11 +24,14 @@ let package = Package(
         // Data path: tensors and .npy files -> ONNX runtime -> tangermeme functions -> product engine.
         .systemLibrary(name: "CLoomSystem"),
         .target(name: "LoomTensor", dependencies: ["COpenSSL", "CLoomSystem"]),
+        // FASTA and BED inputs: zlib (apt zlib1g-dev) for gzip and bgzip files.
+        .systemLibrary(name: "CZlib"),
+        .target(name: "LoomGenome", dependencies: ["LoomTensor", "CZlib"]),
         .target(name: "LoomONNX", dependencies: ["LoomTensor", "COpenBLAS"]),
         .target(name: "LoomFunctions", dependencies: ["LoomTensor", "LoomONNX"]),
-        .target(name: "LoomProduct", dependencies: ["LoomTensor", "LoomONNX", "LoomFunctions"]),
+        .target(name: "LoomProduct", dependencies: ["LoomTensor", "LoomONNX", "LoomFunctions", "LoomGenome"]),
         .target(name: "LoomCluster", dependencies: [
-            "LoomTensor", "LoomONNX", "LoomFunctions", "LoomProduct", "ZeroMQ",
+            "LoomTensor", "LoomONNX", "LoomFunctions", "LoomGenome", "LoomProduct", "ZeroMQ",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The deterministic simulation: the real cores in a seeded, simulated cluster.
@@ -42,7 +45,7 @@ let package = Package(
             "LoomFuzz", "LoomCluster", "ZeroMQ", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "loom", dependencies: [
-            "LoomTensor", "LoomONNX", "LoomFunctions", "LoomProduct", "LoomCluster", "CLoomSystem",
+            "LoomTensor", "LoomONNX", "LoomFunctions", "LoomGenome", "LoomProduct", "LoomCluster", "CLoomSystem",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -51,7 +54,7 @@ let package = Package(
         .testTarget(name: "LoomTensorTests", dependencies: ["LoomTensor", "LoomTestSupport"]),
         .testTarget(name: "LoomONNXTests", dependencies: ["LoomONNX", "LoomTensor", "LoomTestSupport"]),
         .testTarget(name: "LoomFunctionsTests", dependencies: ["LoomFunctions", "LoomONNX", "LoomTensor", "LoomTestSupport"]),
-        .testTarget(name: "LoomProductTests", dependencies: ["LoomProduct", "LoomFunctions", "LoomONNX", "LoomTensor", "LoomTestSupport"]),
+        .testTarget(name: "LoomProductTests", dependencies: ["LoomProduct", "LoomGenome", "LoomFunctions", "LoomONNX", "LoomTensor", "LoomTestSupport"]),
         .testTarget(name: "LoomCLITests", dependencies: ["LoomTensor", "LoomTestSupport", "LoomCluster", "LoomFuzz", "ZeroMQ"]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "LoomClusterTests", dependencies: ["LoomCluster", "LoomProduct", "LoomSimulation", "LoomTestSupport"]),

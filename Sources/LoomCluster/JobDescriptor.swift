@@ -1,4 +1,5 @@
 import LoomFunctions
+import LoomGenome
 import LoomProduct
 import LoomTensor
 
@@ -25,6 +26,8 @@ public struct JobDescriptor: Codable, Sendable, Equatable {
     public var argShapes: [[Int]]
     /// deep-lift-shap's `--references`, if given.
     public var references: ReferenceSet?
+    /// Where X's rows came from, for the manifest (FASTA X only).
+    public var sequences: SequenceSource?
 
     public init(job: Job) {
         jobId = job.id
@@ -38,13 +41,14 @@ public struct JobDescriptor: Codable, Sendable, Equatable {
         xEncoding = job.inputs.isOneHot ? .oneHot : .float32
         argShapes = job.inputs.args.map(\.shape)
         references = job.references
+        sequences = job.sequences
     }
 
     /// The manifest of the finished job.
     public func manifest(outputs: [Manifest.Output], workers: Int, elapsed: Double) -> Manifest {
         Manifest.finished(
             jobId: jobId, spec: spec, model: model, inputs: inputs, plan: plan, axes: space.axes, outputs: outputs,
-            workers: workers, elapsed: elapsed)
+            workers: workers, elapsed: elapsed, sequences: sequences)
     }
 }
 

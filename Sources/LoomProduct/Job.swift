@@ -1,4 +1,5 @@
 import LoomFunctions
+import LoomGenome
 import LoomONNX
 import LoomTensor
 
@@ -26,6 +27,10 @@ public final class Job: Sendable {
     public let id: String
     /// The shapes and dtypes of the input files, for the manifest.
     public let inputDescriptions: [InputDescription]
+    /// Where X's rows came from, when X was read from a FASTA file.
+    public let sequences: SequenceSource?
+    /// What the user should know once the job has loaded (regions dropped, rules chosen), one line each.
+    public let loadNotes: [String]
 
     /// An input file as the manifest records it.
     public struct InputDescription: Codable, Sendable, Equatable {
@@ -38,11 +43,11 @@ public final class Job: Sendable {
     /// Loads and checks everything a job needs.
     public init(spec given: JobSpec) throws {
         var spec = given
-        let x = try NpyArray.read(path: spec.xPath)
-        let args = try spec.argPaths.map { try NpyArray.read(path: $0) }
         let alphabet = try Alphabet(parsing: spec.function.alphabet)
+        let x = try JobX(spec: spec, alphabet: alphabet)
+        let args = try spec.argPaths.map { try NpyArray.read(path: $0) }
         let inputs = try JobInputs(
-            x: x.floatTensor(), args: args.map { $0.floatTensor() }, mode: spec.mode,
+            x: x.tensor, args: args.map { $0.floatTensor() }, mode: spec.mode,
             alphabetSize: alphabet.count, xName: spec.xPath, argNames: spec.argPaths)
         let model = try ONNXModel(path: spec.modelPath)
         try Job.checkModelInputs(model, inputs: inputs, spec: spec)
@@ -67,17 +72,21 @@ public final class Job: Sendable {
         self.spec = spec
         self.model = model
         self.inputs = inputs
-        let files = [(spec.xPath, x)] + zip(spec.argPaths, args).map { ($0, $1) }
-        let digests = files.map { _, a in
+        let argDigests = args.map { a in
             var h = SHA256()
             h.update("\(a.dtype.rawValue)\(a.shape)")
             h.update(a.data)
             return h.finalize()
         }
+        let digests = [x.digest] + argDigests
         self.inputDigests = digests
-        self.inputDescriptions = zip(files, digests).map { f, d in
-            InputDescription(path: f.0, shape: f.1.shape, dtype: f.1.dtype.numpyName, sha256: d)
-        }
+        self.inputDescriptions =
+            [InputDescription(path: spec.xPath, shape: x.tensor.shape, dtype: x.dtype, sha256: x.digest)]
+            + zip(zip(spec.argPaths, args), argDigests).map { f, d in
+                InputDescription(path: f.0, shape: f.1.shape, dtype: f.1.dtype.numpyName, sha256: d)
+            }
+        self.sequences = x.source
+        self.loadNotes = x.notes + function.loadNotes
         var h = SHA256()
         h.update("loom-job-v1\n")
         h.update("model \(model.file.sha256)\n")

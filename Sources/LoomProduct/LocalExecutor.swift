@@ -86,7 +86,7 @@ public struct LocalExecutor {
             var manifest = Manifest.finished(
                 jobId: job.id, spec: job.spec, model: .init(path: job.spec.modelPath, sha256: job.model.file.sha256, bytes: job.model.file.byteCount),
                 inputs: job.inputDescriptions, plan: plan, axes: job.inputs.space.axes, outputs: outputs, workers: 0,
-                elapsed: Date().timeIntervalSince(started))
+                elapsed: Date().timeIntervalSince(started), sequences: job.sequences)
             manifest.reliability = .init(resumedShards: sink.resumed.count)
             return manifest
         }

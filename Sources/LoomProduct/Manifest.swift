@@ -1,5 +1,6 @@
 import Foundation
 import LoomFunctions
+import LoomGenome
 import LoomONNX
 import LoomTensor
 
@@ -64,6 +65,8 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var kernels: KernelRecord? = nil
     /// Verification by recomputation (`--verify`; absent when off).
     public var verification: VerificationRecord? = nil
+    /// Where X's rows came from, when X was read from a FASTA file: row i of every result is `sequences.windows` row i.
+    public var sequences: SequenceSource? = nil
 
     /// What `--verify` checked and what came of it.
     public struct VerificationRecord: Codable, Sendable, Equatable {
@@ -174,7 +177,7 @@ public struct Manifest: Codable, Sendable, Equatable {
     /// The manifest of a finished job: the one builder, for the in-process executor and the collector.
     public static func finished(
         jobId: String, spec: JobSpec, model: ModelRecord, inputs: [Job.InputDescription], plan: ShardPlan,
-        axes: [Int], outputs: [Output], workers: Int, elapsed: Double
+        axes: [Int], outputs: [Output], workers: Int, elapsed: Double, sequences: SequenceSource? = nil
     ) -> Manifest {
         var m = Manifest(
             outputs: outputs, loomVersion: LoomVersion.string, jobId: jobId, mode: spec.mode, function: spec.function,
@@ -182,6 +185,7 @@ public struct Manifest: Codable, Sendable, Equatable {
             examples: plan.examples, shards: plan.shardCount, axes: axes, workers: workers, elapsedSeconds: elapsed,
             completedAt: isoNowString())
         m.kernels = KernelRecord(set: spec.kernels?.rawValue ?? "openblas-auto", openblas: BLAS.loadedCoreName)
+        m.sequences = sequences
         return m
     }
 

@@ -90,7 +90,7 @@ struct CoordinatorCommand: ParsableCommand {
             #endif
             let loaded = try Job(spec: spec)
             if let seedNote { Console.log(level: "notice", seedNote) }
-            for note in loaded.function.loadNotes { Console.log(level: "notice", note) }
+            for note in loaded.loadNotes { Console.log(level: "notice", note) }
             var options = Coordinator.Options(bind: bindEndpoint, collector: collectorEndpoint, out: out)
             options.advertise = advertise
             options.collectorBind = collectorBind

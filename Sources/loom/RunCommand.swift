@@ -19,8 +19,29 @@ struct JobOptions: ParsableArguments {
     @Option(help: "The ONNX model; its inputs are X, then one per --arg.")
     var model: String
 
-    @Option(name: .customLong("x"), help: "One-hot sequences, an (n, A, L) .npy file.")
+    @Option(
+        name: .customLong("x"),
+        help: "The sequences: an (n, A, L) .npy file, or a FASTA file (plain, gzip or bgzip) whose records are the rows, or, with --regions, a genome.")
     var x: String
+
+    @Option(
+        help: ArgumentHelp(
+            "A BED or narrowPeak file (plain or gzip): X's rows are the --length windows of the FASTA --x centred on its regions, as tangermeme's extract_loci cuts them.",
+            valueName: "bed"))
+    var regions: String?
+
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "FASTA --x: the window in bases (extract_loci's in_window); without --regions, the centred window of each record (default: records of one length, whole).",
+            valueName: "bases"))
+    var length: Int?
+
+    @Flag(help: "--regions is a narrowPeak file: centre each window on its summit (column 10), as extract_loci(summits=True).")
+    var summits = false
+
+    @Option(help: ArgumentHelp("FASTA --x: the characters encoded as all zeros (tangermeme's ignore; default N).", valueName: "chars"))
+    var ignore: String?
 
     @Option(name: .customLong("arg"), help: "An extra model input (.npy, first axis indexed); repeat in model-input order.")
     var args: [String] = []
@@ -144,6 +165,10 @@ struct JobOptions: ParsableArguments {
         var spec = JobSpec(
             mode: mode, function: function, modelPath: model, xPath: x, argPaths: args, batchSize: batchSize,
             shareRows: !noShareRows, shardBatches: shardBatches)
+        if let length, length < 1 { throw ValidationError("--length must be at least 1, got \(length)") }
+        if regions != nil || length != nil || summits || ignore != nil {
+            spec.sequences = SequenceOptions(regions: regions, length: length, summits: summits, ignore: ignore ?? "N")
+        }
         spec.kernels = try KernelSet.resolve(kernels)
         return spec
     }
@@ -211,9 +236,9 @@ struct Run: ParsableCommand {
             let (spec, seedNote) = try job.spec(out: overwrite ? nil : out)
             try ProcessSetup.prepareForCompute(threads: threads, kernels: spec.kernels)
             let loaded = try Job(spec: spec)
+            if let seedNote, !dryRun { Console.log(level: "notice", seedNote) }
+            for note in loaded.loadNotes { Console.log(level: "notice", note) }
             if dryRun { return try printDryRun(loaded) }
-            if let seedNote { Console.log(level: "notice", seedNote) }
-            for note in loaded.function.loadNotes { Console.log(level: "notice", note) }
             let manifest: Manifest
             if workers == 0 {
                 let progress = ProgressReporter(

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LoomFunctions
+import LoomGenome
 import LoomProduct
 import LoomTensor
 
@@ -25,6 +26,7 @@ struct Show: ParsableCommand {
                 }
                 let m = try Manifest.read(path: manifest)
                 print(Self.describe(m))
+                if let sequences = m.sequences { print(Self.describe(sequences)) }
                 files = m.outputs.map { ("\($0.file): \(Self.describe(index: $0.index, function: m.function.name))", path + "/" + $0.file) }
             } else {
                 files = [(path, path)]
@@ -49,6 +51,17 @@ struct Show: ParsableCommand {
         }
         return "\(m.function.name.rawValue) over the \(m.mode.rawValue) of \(names.joined(separator: m.mode == .product ? " × " : ", ")): "
             + "\(m.examples) examples; each result's leading axes are (\(axes.joined(separator: ", "))), then the output's own"
+    }
+
+    /// Where X's rows came from, for X read from a FASTA file: the first rows' loci.
+    static func describe(_ s: SequenceSource) -> String {
+        let w = s.windows
+        let first = (0..<min(3, w.count)).map { "row \($0) = \(w.chrom[$0]):\(w.start[$0])-\(w.end[$0])" }.joined(separator: ", ")
+        let what =
+            s.regions.map { "\(s.length)-bp windows of \(($0 as NSString).lastPathComponent)'s regions\(s.summits ? " (on summits)" : "")" }
+            ?? "the records' \(s.length)-bp windows"
+        return "X's rows are \(what) in \((s.fasta as NSString).lastPathComponent): \(first)\(w.count > 3 ? ", …" : "")"
+            + (s.dropped.count > 0 ? "; \(s.dropped.count) regions dropped" : "") + " (all in manifest.json's sequences.windows)"
     }
 
     /// What an output's index path means: its place in tangermeme's nesting of the function's outputs.

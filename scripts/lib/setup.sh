@@ -1,10 +1,10 @@
 # Shared set-up for Loom's scripts: system packages and the build.
 # Source it from a script that has already cd'ed to the repository root.
 
-# Installs the Debian packages Loom builds against (and OpenBLAS, which it loads at run time),
+# Installs the Debian packages Loom builds against (zlib for gzip and bgzip FASTA; OpenBLAS, which it loads at run time),
 # when any is missing.
 loom_system_packages() {
-    loom_apt_install libzmq3-dev libopenblas0-pthread libssl-dev pkg-config
+    loom_apt_install libzmq3-dev libopenblas0-pthread libssl-dev zlib1g-dev pkg-config
 }
 
 # Installs what the cluster tests need: ip (iproute2) for network namespaces and veth pairs,
