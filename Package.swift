@@ -10,6 +10,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        // --metrics: swift-metrics' API in the engine, served in Prometheus's text format by the loom binary.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
         // System libraries.
@@ -29,7 +32,9 @@ let package = Package(
         .target(name: "LoomGenome", dependencies: ["LoomTensor", "CZlib"]),
         .target(name: "LoomONNX", dependencies: ["LoomTensor", "COpenBLAS"]),
         .target(name: "LoomFunctions", dependencies: ["LoomTensor", "LoomONNX"]),
-        .target(name: "LoomProduct", dependencies: ["LoomTensor", "LoomONNX", "LoomFunctions", "LoomGenome"]),
+        .target(
+            name: "LoomProduct",
+            dependencies: ["LoomTensor", "LoomONNX", "LoomFunctions", "LoomGenome", .product(name: "CoreMetrics", package: "swift-metrics")]),
         .target(name: "LoomCluster", dependencies: [
             "LoomTensor", "LoomONNX", "LoomFunctions", "LoomGenome", "LoomProduct", "ZeroMQ",
             .product(name: "Logging", package: "swift-log"),
@@ -48,6 +53,7 @@ let package = Package(
             "LoomTensor", "LoomONNX", "LoomFunctions", "LoomGenome", "LoomProduct", "LoomCluster", "CLoomSystem",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         // Tests.
         .target(name: "LoomTestSupport", dependencies: ["LoomTensor"], path: "Tests/LoomTestSupport"),

@@ -46,7 +46,6 @@ public final class Collector {
     struct Active {
         let descriptor: JobDescriptor
         let sink: ResultSink
-        var resultBytes = 0
         let started = Date()
     }
 
@@ -114,8 +113,7 @@ public final class Collector {
                         }
                         throw error
                     }
-                    if !written.isEmpty { active!.resultBytes += r.message.byteCount }
-                    queue += core.handle(.written(written, refused: refused, from: r.peer), now: now())
+                    queue += core.handle(.written(written, refused: refused, from: r.peer, bytes: r.message.byteCount), now: now())
                 case .commit(let shards):
                     guard let a = active else { continue }
                     try a.sink.commit(shards)
@@ -127,7 +125,8 @@ public final class Collector {
                     do {
                         try a.sink.publish { outputs in
                             var manifest = a.descriptor.manifest(outputs: outputs, workers: f.workers, elapsed: Date().timeIntervalSince(a.started))
-                            manifest.transfer = .init(toWorkersBytes: f.bytesToWorkers, toCollectorBytes: a.resultBytes, examples: a.descriptor.plan.examples)
+                            manifest.transfer = .init(
+                                toWorkersBytes: f.bytesToWorkers, toCollectorBytes: core.resultBytes, examples: a.descriptor.plan.examples)
                             manifest.reliability = .init(
                                 workersLost: f.workersLost, leasesExpired: f.leasesExpired, shardsReissued: f.shardsReissued,
                                 duplicatesDropped: core.duplicates, resumedShards: a.sink.resumed.count)

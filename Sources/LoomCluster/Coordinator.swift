@@ -34,6 +34,8 @@ public final class Coordinator {
         public var security = Security.none
         /// `--status-file`: the job's figures as JSON, every 2 s and at the end.
         public var statusFile: String?
+        /// `--metrics`: the same figures as metrics.
+        public var metrics: JobMetrics?
 
         public init(bind: String, collector: String? = nil, out: String? = nil) {
             self.bind = bind
@@ -125,7 +127,7 @@ public final class Coordinator {
         func now() -> Double { let d = clock.now - origin; return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
         var sentBytes = 0
         let progress = ProgressReporter(totalShards: descriptor.plan.shardCount, totalExamples: descriptor.plan.examples, style: options.progress)
-        let status = options.statusFile.map { StatusFile(path: $0) }
+        let status = StatusReporter.make(path: options.statusFile, metrics: options.metrics)
 
         /// Carries out directives (and those that follow from sends that fail); returns the outcome once the job is over.
         func perform(_ first: [CoordinatorCore.Directive]) throws -> CoordinatorCore.Outcome? {
@@ -360,8 +362,8 @@ final class CollectorThread: @unchecked Sendable {
     }
 }
 
-extension StatusFile {
-    /// Writes the coordinator's figures (see ``StatusFile/write(_:force:)``).
+extension StatusReporter {
+    /// Publishes the coordinator's figures (see ``StatusReporter/write(_:force:)``).
     func update(core: CoordinatorCore, bytesToWorkers: Int, state: String = "running", failure: String? = nil, force: Bool = false) {
         write(
             {
@@ -375,6 +377,9 @@ extension StatusFile {
                 status.leasesExpired = s.expiredLeases
                 status.shardsReissued = s.reissued
                 status.bytesToWorkers = bytesToWorkers
+                status.bytesToCollector = core.collectorTotals.resultBytes
+                status.duplicatesDropped = core.collectorTotals.duplicates
+                status.shardsResumed = core.resumedShards
                 status.verification = core.verification.isOn ? core.verification.summary : nil
                 status.failure = failure
                 return status

@@ -13,7 +13,7 @@ public struct LocalExecutor {
     /// Seconds between journal commits.
     public var commitInterval: Double = 1
     /// `--status-file`: the job's figures as JSON, every 2 s and at the end.
-    public var statusFile: StatusFile?
+    public var statusFile: StatusReporter?
 
     public init(job: Job) {
         self.job = job
@@ -55,10 +55,11 @@ public struct LocalExecutor {
         for s in 0..<plan.shardCount where done[s] { examplesDone += plan.range(of: s).count; shardsDone += 1 }
         var pending: [Int] = []
         var lastCommit = Date()
-        func status(_ state: String, failure: String? = nil) -> StatusFile.Status {
+        func status(_ state: String, failure: String? = nil) -> StatusReporter.Status {
             var s = statusFile!.status(
                 state: state, job: job.id, shardsTotal: plan.shardCount, shardsDone: shardsDone, examplesTotal: plan.examples,
                 examplesDone: examplesDone)
+            s.shardsResumed = sink.resumed.count
             s.failure = failure
             return s
         }

@@ -36,7 +36,7 @@ extension Simulation {
             if case .ack = m { return }
             coordinatorHandle(.worker(PeerID(Array("w\(i).\(p.link.session)".utf8)), m))
         case .collector:
-            if case .ack(_, let shards) = m {
+            if case .ack(_, let shards, _) = m {
                 // (A shard revoked by --verify may have been acknowledged before its revocation.)
                 for s in shards where s >= 0 && s < journal.count && !journal[s] && !revoked.contains(s) {
                     violated("the coordinator was told shard \(s) is acknowledged, but it is not in the journal")

@@ -63,6 +63,7 @@ struct CoordinatorCommand: ParsableCommand {
             // setenv is not safe beside threads that read the environment.
             let (spec, seedNote) = try job.spec(out: overwrite ? nil : out)
             try BLAS.load(threads: 1, kernels: spec.kernels)
+            let metrics = try faults.startMetrics()
             let bindEndpoint = try endpoint(bind, env: "LOOM_COORDINATOR", what: "--bind")
             let collectorEndpoint = collector ?? ProcessInfo.processInfo.environment["LOOM_COLLECTOR"].flatMap { $0.isEmpty ? nil : $0 }
             guard collectorEndpoint != nil || out != nil else { throw ValidationError("pass --out (results written here) or --collector") }
@@ -99,6 +100,7 @@ struct CoordinatorCommand: ParsableCommand {
             options.progress = quiet ? .quiet : .auto
             options.security = security
             faults.apply(to: &options)
+            options.metrics = metrics
             let c = Coordinator(job: loaded, options: options, context: context, listening: listening, logger: logger)
             // SIGINT or SIGTERM (Ctrl-C, Slurm before walltime): the workers are told the job is over,
             // the journal keeps what is done, and the exit status says "resume me" (75).
@@ -271,6 +273,12 @@ struct FaultOptions: ParsableArguments {
     var statusFile: String?
 
     @Option(
+        help: ArgumentHelp(
+            "Serve the same figures as Prometheus metrics at http://ADDRESS/metrics while the job runs: HOST:PORT, :PORT (every interface) or PORT (loopback); port 0 picks a free one.",
+            valueName: "address"))
+    var metrics: String?
+
+    @Option(
         parsing: .unconditional,
         help: ArgumentHelp(
             "The fraction of shards (0 to 1) to compute again on a second worker and compare bit for bit; a third worker decides a mismatch, and the worker that lost is quarantined.",
@@ -297,6 +305,15 @@ struct FaultOptions: ParsableArguments {
         options.settings.deadline = deadline
         options.settings.verify = verify
         options.statusFile = statusFile
+    }
+
+    /// Starts `--metrics`' endpoint, before the job loads (a bad address fails at once), and says where it is.
+    func startMetrics() throws -> JobMetrics? {
+        guard let metrics else { return nil }
+        let server = try MetricsServer(metrics)
+        server.start()
+        Console.log(level: "notice", "metrics at http://\(server.address)/metrics")
+        return server.metrics
     }
 }
 

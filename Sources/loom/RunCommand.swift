@@ -235,6 +235,7 @@ struct Run: ParsableCommand {
             }
             let (spec, seedNote) = try job.spec(out: overwrite ? nil : out)
             try ProcessSetup.prepareForCompute(threads: threads, kernels: spec.kernels)
+            let metrics = dryRun ? nil : try faults.startMetrics()
             let loaded = try Job(spec: spec)
             if let seedNote, !dryRun { Console.log(level: "notice", seedNote) }
             for note in loaded.loadNotes { Console.log(level: "notice", note) }
@@ -245,14 +246,17 @@ struct Run: ParsableCommand {
                     totalShards: loaded.plan.shardCount, totalExamples: loaded.plan.examples,
                     style: quiet ? .quiet : .auto)
                 var executor = LocalExecutor(job: loaded)
-                executor.statusFile = faults.statusFile.map { StatusFile(path: $0) }
+                executor.statusFile = StatusReporter.make(path: faults.statusFile, metrics: metrics)
                 manifest = try executor.run(out: out, overwrite: overwrite, progress: progress)
             } else {
                 do {
                     manifest = try LocalCluster.run(
                         job: loaded, workers: workers, out: out, overwrite: overwrite,
                         progress: quiet ? .quiet : .auto, logLevel: log.logLevel, logger: log.logger("loom.run"),
-                        configure: { faults.apply(to: &$0) })
+                        configure: {
+                            faults.apply(to: &$0)
+                            $0.metrics = metrics
+                        })
                 } catch  where LocalCluster.interruptedSignal != 0 {
                     throw Interruption.exit(out: out)
                 }

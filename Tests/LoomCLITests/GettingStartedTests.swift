@@ -58,7 +58,7 @@ struct ShowTests {
     }
 }
 
-@Suite("--status-file", .serialized)
+@Suite("--status-file and --metrics", .serialized)
 struct StatusFileTests {
     @Test("a long job on 2 workers: the file says running with a count that grows, then done with every shard")
     func duringAndAfter() throws {
@@ -79,6 +79,86 @@ struct StatusFileTests {
         let done = try readJSON(path)
         #expect(done["state"] as? String == "done" && done["shards_done"] as? Int == 10_000, "\(done)")
         #expect(done["examples_done"] as? Int == 100_000 && (done["bytes_to_workers"] as? Int ?? 0) > 0, "\(done)")
+    }
+
+    /// Scrapes `url` with Python's HTTP client until a scrape shows the job part-way, then once more;
+    /// parses both with prometheus_client's text-format parser. Prints {"first", "second", "content_type",
+    /// "missing", "wrong_method"}: samples as "name{label=value,...}" -> value.
+    static let scraper = #"""
+        import json, sys, time, urllib.error, urllib.request
+        from prometheus_client.parser import text_string_to_metric_families
+        url = sys.argv[1]
+        def scrape():
+            with urllib.request.urlopen(url, timeout=5) as r:
+                kind, text = r.headers["Content-Type"], r.read().decode()
+            samples = {}
+            for family in text_string_to_metric_families(text):
+                for s in family.samples:
+                    labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+                    samples[f"{s.name}{{{labels}}}"] = s.value
+            return kind, samples
+        deadline, first = time.time() + 90, None
+        while time.time() < deadline:
+            try:
+                kind, first = scrape()
+                if 0 < first.get("loom_shards_done{}", 0) < first.get("loom_job_shards{}", 0) and first.get("loom_workers_alive{}", 0) > 0:
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            first = None
+            time.sleep(0.1)
+        time.sleep(1)
+        kind, second = scrape()
+        def status(path, method="GET"):
+            try:
+                urllib.request.urlopen(urllib.request.Request(url.replace("/metrics", path), method=method), timeout=5)
+                return 200
+            except urllib.error.HTTPError as e:
+                return e.code
+        print(json.dumps({"first": first, "second": second, "content_type": kind, "missing": status("/nothing"), "wrong_method": status("/metrics", "POST")}))
+        """#
+
+    @Test("--metrics: scraped during a job on 2 workers and parsed as Prometheus text; counts grow; the status file agrees")
+    func metricsDuringAJob() throws {
+        let job = try LongJob(); defer { job.remove() }
+        let port = freePort()
+        let url = "http://127.0.0.1:\(port)/metrics"
+        let status = job.s.dir.file("status.json")
+        let p = try job.start(
+            workers: 2, extra: ["--metrics", "127.0.0.1:\(port)", "--status-file", status], environment: ["LOOM_TEST_SHARD_DELAY_US": "300"])
+        let scraped = try runProcess("/usr/bin/python3", ["-c", Self.scraper, url], timeout: 120)
+        #expect(waitOrKill(p, timeout: 120))
+        #expect(p.terminationStatus == 0)
+        #expect(scraped.status == 0, "\(scraped.stderr)")
+        let result = try #require(try JSONSerialization.jsonObject(with: Data(scraped.stdout.utf8)) as? [String: Any], "\(scraped.stdout)")
+        let first = try #require(result["first"] as? [String: Double], "no scrape showed the job part-way: \(scraped.stdout)")
+        let second = try #require(result["second"] as? [String: Double])
+        #expect((result["content_type"] as? String)?.hasPrefix("text/plain; version=0.0.4") == true)
+        #expect(result["missing"] as? Int == 404 && result["wrong_method"] as? Int == 405, "\(result)")
+        #expect(first["loom_job_shards{}"] == 10_000 && first["loom_job_examples{}"] == 100_000)
+        #expect(first["loom_job_state{state=running}"] == 1 && first["loom_job_state{state=done}"] == 0)
+        let done = first["loom_shards_done{}"] ?? 0
+        let inFlight = first["loom_shards_in_flight{}"] ?? -1
+        #expect(done > 0 && inFlight >= 0 && first["loom_shards_queued{}"] == 10_000 - done - inFlight, "\(first)")
+        #expect((first["loom_workers_alive{}"] ?? 0) >= 1 && (first["loom_wire_bytes_total{direction=to_workers}"] ?? 0) > 0, "\(first)")
+        for name in [
+            "loom_examples_total{}", "loom_workers_lost_total{}", "loom_leases_expired_total{}", "loom_shards_reissued_total{}",
+            "loom_duplicates_dropped_total{}", "loom_shards_resumed{}", "loom_examples_per_second{}"
+        ] {
+            #expect(first[name] != nil, "\(name) is served")
+        }
+        #expect((second["loom_examples_total{}"] ?? 0) > (first["loom_examples_total{}"] ?? 0), "the example count grows between scrapes")
+        #expect((second["loom_wire_bytes_total{direction=to_collector}"] ?? 0) > 0, "\(second)")
+        let final = try readJSON(status)
+        #expect(final["state"] as? String == "done" && (final["bytes_to_collector"] as? Int ?? 0) > 0 && final["duplicates_dropped"] != nil, "\(final)")
+        #expect(final["shards_resumed"] as? Int == 0)
+    }
+
+    @Test("--metrics with an address that cannot be used: one line, exit 1")
+    func metricsBadAddress() throws {
+        let s = try Scratch(); defer { s.remove() }
+        expectRefusal(try s.run(extra: ["--metrics", "127.0.0.1:99999"]), ["--metrics 127.0.0.1:99999", "port from 0 to 65535"], out: s.out)
+        expectRefusal(try s.run(extra: ["--metrics", "192.0.2.1:0"]), ["--metrics 192.0.2.1:0", "cannot listen there"], out: s.out)
     }
 
     @Test("in one process: done, with the shard and example counts")

@@ -19,16 +19,27 @@ struct CollectorCoreTests {
     func writeOnceAndCommit() {
         var core = claimed(shards: 4)
         #expect(core.handle(.result(w1, jobId: "job", shards: [0, 1]), now: 1) == [.write([0, 1])])
-        #expect(core.handle(.written([0, 1], refused: nil, from: w1), now: 1).isEmpty) // not due yet
+        #expect(core.handle(.written([0, 1], refused: nil, from: w1, bytes: 800), now: 1).isEmpty) // not due yet
         // A speculative copy of shard 1 arrives before the commit: nothing to write, nothing to ack yet.
         #expect(core.handle(.result(w2, jobId: "job", shards: [1]), now: 1.01).isEmpty)
-        #expect(core.handle(.tick, now: 1.06) == [.commit([0, 1]), .send(.ack(jobId: "job", shards: [0, 1]), to: coordinator)])
+        // Each ack carries the collector's totals: duplicates dropped and result bytes written.
+        #expect(
+            core.handle(.tick, now: 1.06) == [
+                .commit([0, 1]), .send(.ack(jobId: "job", shards: [0, 1], totals: .init(duplicates: 1, resultBytes: 800)), to: coordinator)
+            ])
         // Once durable, a duplicate is acknowledged again (the first ack may have been lost).
-        #expect(core.handle(.result(w2, jobId: "job", shards: [1]), now: 2) == [.send(.ack(jobId: "job", shards: [1]), to: coordinator)])
+        #expect(
+            core.handle(.result(w2, jobId: "job", shards: [1]), now: 2) == [
+                .send(.ack(jobId: "job", shards: [1], totals: .init(duplicates: 2, resultBytes: 800)), to: coordinator)
+            ])
         #expect(core.duplicates == 2)
         // The last shard in is committed at once.
         _ = core.handle(.result(w1, jobId: "job", shards: [2, 3]), now: 3)
-        #expect(core.handle(.written([2, 3], refused: nil, from: w1), now: 3) == [.commit([2, 3]), .send(.ack(jobId: "job", shards: [2, 3]), to: coordinator)])
+        #expect(
+            core.handle(.written([2, 3], refused: nil, from: w1, bytes: 500), now: 3) == [
+                .commit([2, 3]), .send(.ack(jobId: "job", shards: [2, 3], totals: .init(duplicates: 2, resultBytes: 1300)), to: coordinator)
+            ])
+        #expect(core.resultBytes == 1300)
     }
 
     @Test("a resumed journal counts; finish publishes only when every shard is in, and only from the job's coordinator")

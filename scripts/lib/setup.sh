@@ -9,9 +9,10 @@ loom_system_packages() {
 
 # Installs what the cluster tests need: ip (iproute2) for network namespaces and veth pairs,
 # nft (nftables) to drop packets between them, and Debian's Slurm 22.05 and munge for the real
-# two-node Slurm cluster the deploy/slurm tests start (as children: no systemd).
+# two-node Slurm cluster the deploy/slurm tests start (as children: no systemd), and
+# prometheus_client, whose parser reads what --metrics serves.
 loom_test_packages() {
-    loom_apt_install iproute2 nftables slurmctld slurmd slurm-client munge
+    loom_apt_install iproute2 nftables slurmctld slurmd slurm-client munge python3-prometheus-client
 }
 
 # Installs the named Debian packages that are missing, with apt-get.

@@ -31,7 +31,7 @@ public struct CollectorCore: Sendable {
         /// The coordinator condemns these shards (`redo`): forget them and take nothing more from `quarantined`.
         case redo(PeerID, jobId: String, shards: [Int], quarantined: [String])
         /// The shell wrote these shards of the last `.write`; `refused`: the rest did not fit the job.
-        case written([Int], refused: String?, from: PeerID)
+        case written([Int], refused: String?, from: PeerID, bytes: Int = 0)
         case finish(PeerID, WireMessage.Finish)
         case published
         case publishFailed(String)
@@ -67,6 +67,8 @@ public struct CollectorCore: Sendable {
         var journaled: [Bool]
         var count = 0
         var duplicates = 0
+        /// Message bytes of the results that were written.
+        var resultBytes = 0
         /// Report every copy to the coordinator (`--verify`).
         var verify = false
     }
@@ -101,6 +103,8 @@ public struct CollectorCore: Sendable {
     /// Shards written so far (this run and resumed), and duplicates dropped.
     public var writtenCount: Int { job?.count ?? 0 }
     public var duplicates: Int { job?.duplicates ?? 0 }
+    /// Message bytes of the results written this run.
+    public var resultBytes: Int { job?.resultBytes ?? 0 }
     /// Whether a shard is in the journal.
     public func isJournaled(_ shard: Int) -> Bool { job.map { shard >= 0 && shard < $0.journaled.count && $0.journaled[shard] } ?? false }
 
@@ -178,7 +182,9 @@ public struct CollectorCore: Sendable {
             }
             job = j
             if !copies.isEmpty { out.append(.send(.copies(jobId: j.id, copies: copies), to: j.coordinator)) }
-            if !again.isEmpty { out.append(.send(.ack(jobId: j.id, shards: again), to: j.coordinator)) }
+            if !again.isEmpty {
+                out.append(.send(.ack(jobId: j.id, shards: again, totals: .init(duplicates: j.duplicates, resultBytes: j.resultBytes)), to: j.coordinator))
+            }
             if !fresh.isEmpty {
                 if j.verify { inHand = (worker, Dictionary(zip(shards, digests)) { a, _ in a }) }
                 out.append(.write(fresh))
@@ -204,8 +210,9 @@ public struct CollectorCore: Sendable {
             if !revoked.isEmpty { out.append(.revoke(revoked)) }
             out.append(.log(.notice, "forgetting shards written by a quarantined worker", ["shards": "\(condemned.count)", "workers": "\(names)"]))
             out.append(.send(.redone(jobId: j.id, shards: shards), to: j.coordinator))
-        case .written(let shards, let refused, let peer):
+        case .written(let shards, let refused, let peer, let bytes):
             guard var j = job else { return out }
+            if !shards.isEmpty { j.resultBytes += bytes }
             for s in shards where s >= 0 && s < j.written.count && !j.written[s] {
                 j.written[s] = true
                 j.count += 1
@@ -278,7 +285,7 @@ public struct CollectorCore: Sendable {
             }
             if !copies.isEmpty { out.append(.send(.copies(jobId: j.id, copies: copies), to: j.coordinator)) }
         }
-        out.append(.send(.ack(jobId: j.id, shards: pending), to: j.coordinator))
+        out.append(.send(.ack(jobId: j.id, shards: pending, totals: .init(duplicates: j.duplicates, resultBytes: j.resultBytes)), to: j.coordinator))
         job = j
         pending.removeAll(keepingCapacity: true)
     }

@@ -122,6 +122,10 @@ public struct CoordinatorCore: Sendable {
     private var lastCollectorWarning = 0.0
     /// Heartbeat rounds so far (one every `heartbeat` seconds: every worker pinged, leases checked).
     public private(set) var heartbeatRounds = 0
+    /// Shards the collector's journal held when the job started (a resumed job).
+    public private(set) var resumedShards = 0
+    /// The collector's figures, as its last `ack` gave them.
+    public private(set) var collectorTotals = WireMessage.CollectorTotals()
     /// Examples in acknowledged shards.
     public internal(set) var examplesDone = 0
     public private(set) var outcome: Outcome? = nil
@@ -298,6 +302,7 @@ public struct CoordinatorCore: Sendable {
                 scheduler.paused = false
                 apply(scheduler.collectorLost(now: now), now: now, &out)
             case .claiming:
+                resumedShards = resumed.count
                 if !resumed.isEmpty { out.append(.log(.notice, "resuming", ["complete": "\(resumed.count)", "of": "\(plan.shardCount)"])) }
                 collector = .ready
                 acknowledge(resumed, now: now, &out)
@@ -305,8 +310,9 @@ public struct CoordinatorCore: Sendable {
                 for w in waiting { sendJob(w, now: now, &out) }
                 waiting.removeAll()
             }
-        case .ack(let id, let shards):
+        case .ack(let id, let shards, let totals):
             guard id == jobId else { return }
+            collectorTotals = totals
             acknowledge(shards, now: now, &out)
         case .copies(let id, let copies):
             guard id == jobId else { return }

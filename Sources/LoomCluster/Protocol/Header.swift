@@ -3,7 +3,7 @@
 /// 8 bytes: `L O O M`, version (u8), type (u8), two reserved bytes (0).
 public struct Header: Equatable, Sendable {
     /// This build's protocol version.
-    public static let version: UInt8 = 6
+    public static let version: UInt8 = 7
     static let magic: [UInt8] = Array("LOOM".utf8)
 
     public var type: MessageType

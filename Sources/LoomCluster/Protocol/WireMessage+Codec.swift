@@ -79,9 +79,11 @@ extension WireMessage {
                     w.ints(leaf.shape, "per-example shape")
                 }
             }
-        case .ack(let jobId, let shards):
+        case .ack(let jobId, let shards, let totals):
             w.string(jobId, "job id")
             w.ints(shards, "shards written")
+            w.int(totals.duplicates, "duplicates dropped so far")
+            w.int(totals.resultBytes, "result bytes written so far")
         case .end(let ok, let reason):
             w.bool(ok, "ok")
             w.string(reason, "reason")
@@ -228,7 +230,11 @@ extension WireMessage {
             }
             return .result(jobId: id, worker: worker, shards: shards)
         case .ack:
-            return .ack(jobId: try jobId(&r), shards: try r.ints("acknowledged shards"))
+            return .ack(
+                jobId: try jobId(&r), shards: try r.ints("acknowledged shards"),
+                totals: .init(
+                    duplicates: try r.int("duplicates dropped so far", in: 0...Int.max), resultBytes: try r.int("result bytes written so far", in: 0...Int.max))
+            )
         case .end:
             return .end(ok: try r.bool("ok"), reason: try r.string("reason", maxLength: maxText))
         case .error:

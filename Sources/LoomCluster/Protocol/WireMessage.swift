@@ -23,8 +23,8 @@ public enum WireMessage: Equatable, Sendable {
     case shard(jobId: String, shards: [ShardRows])
     /// worker → collector: shards' outputs, and the worker that computed them. Data: one frame per leaf per shard, in order.
     case result(jobId: String, worker: String, shards: [ShardLayout])
-    /// collector → coordinator: shards written and made durable.
-    case ack(jobId: String, shards: [Int])
+    /// collector → coordinator: shards written and made durable; `totals`, the collector's figures for the job so far.
+    case ack(jobId: String, shards: [Int], totals: CollectorTotals = .init())
     /// coordinator → worker or collector: the job is over, done or failed.
     case end(ok: Bool, reason: String)
     /// worker or collector → coordinator: a failure that ends the job (`shard` nil: no shard in particular).
@@ -50,6 +50,19 @@ public enum WireMessage: Equatable, Sendable {
     case redo(jobId: String, shards: [Int], quarantined: [String])
     /// collector → coordinator: the shards of a `redo` are forgotten; they are to be computed again.
     case redone(jobId: String, shards: [Int])
+
+    /// What the collector has seen of a job, for the coordinator's status and metrics.
+    public struct CollectorTotals: Equatable, Sendable {
+        /// Results that arrived for shards already written, and were dropped.
+        public var duplicates: Int
+        /// Message bytes of the results written (frames as sent).
+        public var resultBytes: Int
+
+        public init(duplicates: Int = 0, resultBytes: Int = 0) {
+            self.duplicates = duplicates
+            self.resultBytes = resultBytes
+        }
+    }
 
     /// A worker's introduction.
     public struct Hello: Equatable, Sendable {

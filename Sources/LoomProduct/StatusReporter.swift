@@ -1,9 +1,10 @@
 import Foundation
 import LoomTensor
 
-/// `--status-file PATH`: a job's figures as JSON, rewritten atomically every few seconds, for people
-/// without Prometheus (and for scripts that watch a job).
-public final class StatusFile {
+/// A job's figures, published as they change: `--status-file PATH` (JSON, rewritten atomically every
+/// few seconds, for people without Prometheus and for scripts that watch a job) and `--metrics`
+/// (``JobMetrics``, which a Prometheus endpoint serves).
+public final class StatusReporter {
     /// The figures, as the file holds them (snake_case keys).
     public struct Status: Codable, Sendable, Equatable {
         /// "running", "done" or "failed".
@@ -23,20 +24,38 @@ public final class StatusFile {
         public var leasesExpired: Int?
         public var shardsReissued: Int?
         public var bytesToWorkers: Int?
+        /// Message bytes of the results written by the collector.
+        public var bytesToCollector: Int?
+        /// Results that arrived for shards already written, and were dropped.
+        public var duplicatesDropped: Int?
+        /// Shards found complete in `--out`'s journal when the job started.
+        public var shardsResumed: Int?
         /// `--verify`, when on.
         public var verification: Manifest.VerificationRecord?
         /// Why the job failed.
         public var failure: String?
     }
 
-    public let path: String
+    /// The status file, if any.
+    public let path: String?
+    /// The metrics, if any.
+    public let metrics: JobMetrics?
     let interval: Double
+    let metricsInterval: Double
     private var last = Date.distantPast
+    private var lastMetrics = Date.distantPast
     private let started = Date()
 
-    public init(path: String, interval: Double = 2) {
+    public init(path: String?, metrics: JobMetrics? = nil, interval: Double = 2, metricsInterval: Double = 0.5) {
         self.path = path
+        self.metrics = metrics
         self.interval = interval
+        self.metricsInterval = metricsInterval
+    }
+
+    /// Nil when there is nowhere to publish.
+    public static func make(path: String?, metrics: JobMetrics?) -> StatusReporter? {
+        path == nil && metrics == nil ? nil : StatusReporter(path: path, metrics: metrics)
     }
 
     /// Seconds since this status file was made (the job's start, near enough).
@@ -51,16 +70,25 @@ public final class StatusFile {
             examplesPerSecond: elapsed > 0 ? (Double(examplesDone) / elapsed).rounded() : 0)
     }
 
-    /// Writes `status` atomically, at most every `interval` seconds unless `force`. A file that
-    /// cannot be written is skipped (the job matters more); the next write tries again.
+    /// Publishes `status`: the file at most every `interval` seconds, the metrics every
+    /// `metricsInterval`, both at once if `force`. A file that cannot be written is skipped (the
+    /// job matters more); the next write tries again.
     public func write(_ status: @autoclosure () -> Status, force: Bool = false) {
         let now = Date()
-        guard force || now.timeIntervalSince(last) >= interval else { return }
+        let fileDue = path != nil && (force || now.timeIntervalSince(last) >= interval)
+        let metricsDue = metrics != nil && (force || now.timeIntervalSince(lastMetrics) >= metricsInterval)
+        guard fileDue || metricsDue else { return }
+        let s = status()
+        if metricsDue {
+            lastMetrics = now
+            metrics?.record(s)
+        }
+        guard fileDue, let path else { return }
         last = now
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        guard let data = try? encoder.encode(status()) else { return }
+        guard let data = try? encoder.encode(s) else { return }
         try? FileIO.writeAtomically(Array(data) + [10], to: path)
     }
 }
