@@ -55,6 +55,7 @@ public enum OpRegistry {
         // Linear algebra (BLAS).
         "Gemm": { a, _ in try GemmKernel(attributes: a) },
         "MatMul": { _, _ in MatMulKernel() },
+        "Einsum": { a, _ in try EinsumKernel(attributes: a) },
         "Conv": { a, _ in try ConvKernel.build(attributes: a) },
         "ConvTranspose": { a, _ in try ConvTransposeKernel(attributes: a) },
         "MaxPool": { a, _ in try MaxPoolKernel(attributes: a) },

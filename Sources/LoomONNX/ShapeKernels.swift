@@ -244,6 +244,31 @@ struct SliceKernel: Kernel {
 }
 
 /// Transpose by a permutation (reversed axes by default).
+/// The elements of a row-major tensor of `shape`, with its axes reordered: output axis `i` is input axis `perm[i]`.
+func permuted<T>(_ src: [T], shape: [Int], perm: [Int]) -> [T] {
+    let outShape = perm.map { shape[$0] }
+    let inStrides = shape.rowMajorStrides
+    let readStrides = perm.map { inStrides[$0] }
+    var out: [T] = []
+    let total = outShape.elementCount
+    out.reserveCapacity(total)
+    var index = [Int](repeating: 0, count: outShape.count)
+    var offset = 0
+    for _ in 0..<total {
+        out.append(src[offset])
+        var ax = outShape.count - 1
+        while ax >= 0 {
+            index[ax] += 1
+            offset += readStrides[ax]
+            if index[ax] < outShape[ax] { break }
+            offset -= readStrides[ax] * outShape[ax]
+            index[ax] = 0
+            ax -= 1
+        }
+    }
+    return out
+}
+
 struct TransposeKernel: Kernel {
     let perm: [Int]?
     init(attributes: Attributes) throws { perm = try attributes.ints("perm") }
@@ -256,28 +281,7 @@ struct TransposeKernel: Kernel {
             throw KernelError("perm \(p) is not a permutation of the \(shape.count) axes of \(shape)")
         }
         let outShape = p.map { shape[$0] }
-        let inStrides = shape.rowMajorStrides
-        let readStrides = p.map { inStrides[$0] }
-        func transpose<T>(_ src: [T]) -> [T] {
-            var out: [T] = []
-            let total = outShape.elementCount
-            out.reserveCapacity(total)
-            var index = [Int](repeating: 0, count: outShape.count)
-            var offset = 0
-            for _ in 0..<total {
-                out.append(src[offset])
-                var ax = outShape.count - 1
-                while ax >= 0 {
-                    index[ax] += 1
-                    offset += readStrides[ax]
-                    if index[ax] < outShape[ax] { break }
-                    offset -= readStrides[ax] * outShape[ax]
-                    index[ax] = 0
-                    ax -= 1
-                }
-            }
-            return out
-        }
+        func transpose<T>(_ src: [T]) -> [T] { permuted(src, shape: shape, perm: p) }
         switch data {
         case .float(let t): return [.float(Tensor(shape: outShape, storage: transpose(t.storage)))]
         case .int64(let t): return [.int64(Tensor(shape: outShape, storage: transpose(t.storage)))]

@@ -8,7 +8,7 @@ struct ReverseCoverageTests {
     static let requiredAttributes: [String: [String: ONNXProto.AttributeValue]] = [
         "Cast": ["to": .int(1)], "MaxPool": ["kernel_shape": .ints([2])], "Concat": ["axis": .int(0)],
         "AveragePool": ["kernel_shape": .ints([2])], "Split": ["axis": .int(1)],
-        "LSTM": ["hidden_size": .int(2)], "GRU": ["hidden_size": .int(2)]
+        "LSTM": ["hidden_size": .int(2)], "GRU": ["hidden_size": .int(2)], "Einsum": ["equation": .string("bi,ij->bj")]
     ]
 
     /// One kernel of every registered operator, built at opset 17.

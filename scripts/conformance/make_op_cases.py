@@ -193,6 +193,19 @@ def main():
          ["Y"], x3, [("w", normal(4, 3, 5)), ("b", normal(3))], grad_output="Y")
     case("conv_transpose_grouped_dilated", [node("ConvTranspose", ["X", "w"], ["Y"], kernel_shape=[3], strides=[3], dilations=[2], group=2)],
          ["Y"], x3, [("w", normal(4, 2, 3))], grad_output="Y")
+    # Einsum, as hand-written attention exports it: two operands (X twice: a bilinear form), an
+    # operand and a constant, `...`, an implicit output, one operand summed or transposed. Its own stream.
+    r3 = np.random.default_rng(13)
+    def normal3(*shape):
+        return r3.standard_normal(shape).astype(np.float32)
+    xa = normal3(2, 3, 4, 5)
+    case("einsum_attention_scores", [node("Einsum", ["X", "X"], ["Y"], equation="bhqd,bhkd->bhqk")], ["Y"], xa, grad_output="Y")
+    case("einsum_weights", [node("Einsum", ["X", "w"], ["Y"], equation="bhid,de->bihe")], ["Y"], xa, [("w", normal3(5, 6))], grad_output="Y")
+    case("einsum_ellipsis_implicit", [node("Einsum", ["X", "w"], ["Y"], equation="...ij,jk")], ["Y"], xa, [("w", normal3(5, 2))],
+         grad_output="Y")
+    case("einsum_sum_transpose", [node("Einsum", ["X"], ["Y"], equation="bhij->bjh")], ["Y"], xa, grad_output="Y")
+    case("einsum_broadcast_ellipsis", [node("Einsum", ["X", "w"], ["Y"], equation="b...ij,...jk->b...ik")], ["Y"], xa,
+         [("w", normal3(1, 5, 3))], grad_output="Y")
     print(f"wrote {len(os.listdir(OUT))} cases to {OUT}")
 
 
