@@ -177,7 +177,7 @@ struct UnaryKernel: Kernel {
         switch op {
         case .relu: for i in 0..<n { out[i] = p[i] > 0 ? p[i] : 0 }
         case .sigmoid: VectorMath.map(p, into: out, VectorMath.sigmoid)
-        case .tanh: for i in 0..<n { out[i] = tanhf(p[i]) }
+        case .tanh: VectorMath.map(p, into: out, VectorMath.tanh)
         case .exp: for i in 0..<n { out[i] = expf(p[i]) }
         case .log: for i in 0..<n { out[i] = logf(p[i]) }
         case .neg: for i in 0..<n { out[i] = -p[i] }

@@ -245,28 +245,62 @@ struct SliceKernel: Kernel {
 
 /// Transpose by a permutation (reversed axes by default).
 /// The elements of a row-major tensor of `shape`, with its axes reordered: output axis `i` is input axis `perm[i]`.
+///
+/// Axes of extent 1 are dropped and axes that stay adjacent and in order are merged first, so a
+/// transpose is at most a walk over the few axes that really move; the last one is copied in a
+/// tight loop (a contiguous run when it stays the input's last axis).
+@_specialize(where T == Float)
+@_specialize(where T == Int64)
 func permuted<T>(_ src: [T], shape: [Int], perm: [Int]) -> [T] {
-    let outShape = perm.map { shape[$0] }
-    let inStrides = shape.rowMajorStrides
-    let readStrides = perm.map { inStrides[$0] }
-    var out: [T] = []
-    let total = outShape.elementCount
-    out.reserveCapacity(total)
-    var index = [Int](repeating: 0, count: outShape.count)
-    var offset = 0
-    for _ in 0..<total {
-        out.append(src[offset])
-        var ax = outShape.count - 1
-        while ax >= 0 {
-            index[ax] += 1
-            offset += readStrides[ax]
-            if index[ax] < outShape[ax] { break }
-            offset -= readStrides[ax] * outShape[ax]
-            index[ax] = 0
-            ax -= 1
-        }
+    // Drop extent-1 axes, then merge runs of output axes that are consecutive input axes.
+    let kept = perm.filter { shape[$0] != 1 }
+    var groups: [[Int]] = []
+    for axis in kept {
+        if let last = groups.last?.last, axis == last + 1 { groups[groups.count - 1].append(axis) } else { groups.append([axis]) }
     }
-    return out
+    guard groups.count > 1 else { return src }
+    // The merged input: groups in input order; each output axis is one group.
+    let inputOrder = groups.indices.sorted { groups[$0][0] < groups[$1][0] }
+    let extent = groups.map { $0.reduce(1) { $0 * shape[$1] } }
+    var inStride = [Int](repeating: 0, count: groups.count)
+    var stride = 1
+    for g in inputOrder.reversed() {
+        inStride[g] = stride
+        stride *= extent[g]
+    }
+    let total = shape.elementCount
+    let rank = groups.count
+    let inner = extent[rank - 1]
+    let innerStride = inStride[rank - 1]
+    return [T](unsafeUninitializedCapacity: total) { out, done in
+        src.withUnsafeBufferPointer { p in
+            var index = [Int](repeating: 0, count: rank - 1)
+            var offset = 0
+            var o = 0
+            while o < total {
+                if innerStride == 1 {
+                    (out.baseAddress! + o).initialize(from: p.baseAddress! + offset, count: inner)
+                } else {
+                    var r = offset
+                    for k in 0..<inner {
+                        (out.baseAddress! + o + k).initialize(to: p[r])
+                        r += innerStride
+                    }
+                }
+                o += inner
+                var ax = rank - 2
+                while ax >= 0 {
+                    index[ax] += 1
+                    offset += inStride[ax]
+                    if index[ax] < extent[ax] { break }
+                    offset -= inStride[ax] * extent[ax]
+                    index[ax] = 0
+                    ax -= 1
+                }
+            }
+        }
+        done = total
+    }
 }
 
 struct TransposeKernel: Kernel {

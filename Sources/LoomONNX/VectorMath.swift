@@ -54,6 +54,35 @@ enum VectorMath {
     @inline(__always)
     static func sigmoid(_ x: V) -> V { 1 / (1 + exp(-x)) }
 
+    /// tanh: 1 − 2/(e^{2|x|} + 1), signed, where |x| ≥ 0.625; below, where that form cancels, Eigen's
+    /// 13/6 rational approximation (its vectorized `ptanh`). Within 4 ulp and 1.2e-7 of glibc's
+    /// tanhf over [−10, 10], and ±1 beyond 9 (checked in VectorMathTests), six times faster.
+    @inline(__always)
+    static func tanh(_ v: V) -> V {
+        let bits = unsafeBitCast(v, to: Bits.self)
+        let sign = bits & 0x8000_0000
+        let a = unsafeBitCast(bits & 0x7FFF_FFFF, to: V.self)
+        let large = unsafeBitCast(unsafeBitCast(1 - 2 / (exp(2 * a) + 1), to: Bits.self) | sign, to: V.self)
+        let x = pointwiseMin(a, V(repeating: 0.625))
+        let x2 = x * x
+        var p = V(repeating: -2.76076847742355e-16)
+        p = p * x2 + 2.00018790482477e-13
+        p = p * x2 - 8.60467152213735e-11
+        p = p * x2 + 5.12229709037114e-08
+        p = p * x2 + 1.48572235717979e-05
+        p = p * x2 + 6.37261928875436e-04
+        p = p * x2 + 4.89352455891786e-03
+        var q = V(repeating: 1.19825839466702e-06)
+        q = q * x2 + 1.18534705686654e-04
+        q = q * x2 + 2.26843463243900e-03
+        q = q * x2 + 4.89352518554385e-03
+        let small = unsafeBitCast(unsafeBitCast(p * x / q, to: Bits.self) | sign, to: V.self)
+        // All ones where |x| ≥ 0.625: the sign of 0.625 − |x|, spread by an arithmetic shift (a
+        // blend by bits, where `replacing(with:where:)` would go lane by lane).
+        let useLarge = unsafeBitCast(unsafeBitCast(V(repeating: 0.625) - a, to: SIMD8<Int32>.self) &>> 31, to: Bits.self)
+        return unsafeBitCast((unsafeBitCast(large, to: Bits.self) & useLarge) | (unsafeBitCast(small, to: Bits.self) & ~useLarge), to: V.self)
+    }
+
     /// Applies `f` to every element of `p` into `out` (which may be the same memory), eight at a time.
     @inline(__always)
     static func map(_ p: UnsafeBufferPointer<Float>, into out: UnsafeMutableBufferPointer<Float>, _ f: (V) -> V) {

@@ -1,0 +1,37 @@
+import Foundation
+import Testing
+
+@testable import LoomONNX
+
+/// The vector transcendental functions against glibc's, over a sweep of their whole useful range.
+@Suite("VectorMath against glibc")
+struct VectorMathTests {
+    /// Every float32 step of 1/4096 over [−10, 10], and the tiny and huge values around it.
+    static let points: [Float] = (-40960...40960).map { Float($0) / 4096 } + [1e-8, -1e-8, 1e-30, 3e-4, -5e-4, 50, -50, 1e6, -1e6]
+
+    static func worst(_ f: (VectorMath.V) -> VectorMath.V, _ reference: (Float) -> Float) -> (relative: Float, absolute: Float) {
+        var rel: Float = 0
+        var abs: Float = 0
+        for x in points {
+            let got = VectorMath.scalar(x, f)
+            let want = reference(x)
+            let d = Swift.abs(got - want)
+            abs = max(abs, d)
+            if want != 0 { rel = max(rel, d / Swift.abs(want)) }
+        }
+        return (rel, abs)
+    }
+
+    @Test func tanhIsWithinAFewUlp() {
+        let (rel, abs) = Self.worst(VectorMath.tanh, tanhf)
+        #expect(rel < 3e-7 && abs < 1.5e-7, "tanh: relative \(rel), absolute \(abs)")
+        #expect(VectorMath.scalar(50, VectorMath.tanh) == 1 && VectorMath.scalar(-50, VectorMath.tanh) == -1)
+    }
+
+    @Test func expAndSigmoidStayWithinTheirBounds() {
+        let e = Self.worst(VectorMath.exp, expf)
+        #expect(e.relative < 2.5e-7, "exp: relative \(e.relative)")
+        let s = Self.worst(VectorMath.sigmoid) { 1 / (1 + expf(-$0)) }
+        #expect(s.absolute < 2e-7, "sigmoid: absolute \(s.absolute)")
+    }
+}
