@@ -213,6 +213,21 @@ struct SoftmaxKernel: Kernel {
             .float(
                 Tensor(shape: x.shape) { out in
                     x.storage.withUnsafeBufferPointer { p in
+                        if inner == 1 {
+                            // The last axis: each row's exponentials eight at a time (VectorMath.exp).
+                            for o in 0..<outer {
+                                let row = p.baseAddress! + o * length
+                                var m = -Float.infinity
+                                for k in 0..<length { m = Swift.max(m, row[k]) }
+                                let dst = UnsafeMutableBufferPointer(rebasing: out[(o * length)..<((o + 1) * length)])
+                                for k in 0..<length { dst[k] = row[k] - m }
+                                VectorMath.map(UnsafeBufferPointer(dst), into: dst, VectorMath.exp)
+                                var sum: Float = 0
+                                for k in 0..<length { sum += dst[k] }
+                                for k in 0..<length { dst[k] /= sum }
+                            }
+                            return
+                        }
                         for o in 0..<outer {
                             for i in 0..<inner {
                                 let base = o * length * inner + i

@@ -75,7 +75,23 @@ struct MaxPoolKernel: Kernel {
                         for r in 0..<rows {
                             let src = p.baseAddress! + r * length
                             let dst = out.baseAddress! + r * outLength
-                            for j in 0..<outLength {
+                            // Eight windows at a time inside the row: eight independent chains of maxss,
+                            // where one window alone waits on each comparison in turn.
+                            var j0 = firstInside
+                            while j0 + 8 <= lastInside {
+                                var acc = SIMD8<Float>(repeating: -Float.infinity)
+                                let base = src + j0 * stride - padLeft
+                                for t in 0..<kernel {
+                                    let at = base + t * dilation
+                                    for lane in 0..<8 {
+                                        let v = at[lane * stride]
+                                        acc[lane] = v > acc[lane] ? v : acc[lane]
+                                    }
+                                }
+                                for lane in 0..<8 { dst[j0 + lane] = acc[lane] }
+                                j0 += 8
+                            }
+                            for j in 0..<outLength where j < firstInside || j >= j0 {
                                 let start = j * stride - padLeft
                                 var m = -Float.infinity
                                 if j >= firstInside && j < lastInside {

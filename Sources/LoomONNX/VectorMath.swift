@@ -16,7 +16,7 @@ enum VectorMath {
     /// go lane by lane and made this eight times slower than glibc's expf.
     @inline(__always)
     static func exp(_ v: V) -> V {
-        var x = pointwiseMax(pointwiseMin(v, V(repeating: 88.3)), V(repeating: -87.3))
+        var x = clamp(v, -87.3, 88.3)
         // x·log2(e) rounded to the nearest integer by adding 1.5·2^23 (its low bits then hold it).
         let magic = V(repeating: 12582912)
         let r = x * 1.44269504088896341 + magic
@@ -50,6 +50,18 @@ enum VectorMath {
         return unsafeBitCast(unsafeBitCast(r, to: Bits.self) | sign, to: V.self)
     }
 
+    /// `v` clamped to [lo, hi] by bit selects (the stdlib's `pointwiseMin`/`Max` were not inlined).
+    /// A NaN lane stays NaN.
+    @inline(__always)
+    static func clamp(_ v: V, _ lo: Float, _ hi: Float) -> V {
+        // All ones where v > hi (hi − v negative), then where v < lo.
+        let above = unsafeBitCast(unsafeBitCast(V(repeating: hi) - v, to: SIMD8<Int32>.self) &>> 31, to: Bits.self)
+        let capped = (unsafeBitCast(V(repeating: hi), to: Bits.self) & above) | (unsafeBitCast(v, to: Bits.self) & ~above)
+        let c = unsafeBitCast(capped, to: V.self)
+        let below = unsafeBitCast(unsafeBitCast(c - V(repeating: lo), to: SIMD8<Int32>.self) &>> 31, to: Bits.self)
+        return unsafeBitCast((unsafeBitCast(V(repeating: lo), to: Bits.self) & below) | (capped & ~below), to: V.self)
+    }
+
     /// 1 / (1 + e^−x).
     @inline(__always)
     static func sigmoid(_ x: V) -> V { 1 / (1 + exp(-x)) }
@@ -63,7 +75,7 @@ enum VectorMath {
         let sign = bits & 0x8000_0000
         let a = unsafeBitCast(bits & 0x7FFF_FFFF, to: V.self)
         let large = unsafeBitCast(unsafeBitCast(1 - 2 / (exp(2 * a) + 1), to: Bits.self) | sign, to: V.self)
-        let x = pointwiseMin(a, V(repeating: 0.625))
+        let x = clamp(a, 0, 0.625)
         let x2 = x * x
         var p = V(repeating: -2.76076847742355e-16)
         p = p * x2 + 2.00018790482477e-13
