@@ -85,6 +85,7 @@ struct ActivationKernel: Kernel {
                         // The function chosen once, outside the loop, so that each loop is a plain one.
                         switch f {
                         case .erf: VectorMath.map(p, into: out, VectorMath.erf)
+                        case .mish: VectorMath.map(p, into: out) { x in x * VectorMath.tanh(VectorMath.softplus(x)) }
                         case .gelu(false): VectorMath.map(p, into: out) { x in 0.5 * x * (1 + VectorMath.erf(x * Self.invSqrt2)) }
                         case .leakyRelu(let a): for i in 0..<out.count { out[i] = p[i] >= 0 ? p[i] : a * p[i] }
                         case .clip(let lo, let hi):
@@ -115,7 +116,7 @@ struct ActivationKernel: Kernel {
         case .celu(let a): return Swift.max(0, x) + Swift.min(0, a * (expf(x / a) - 1))
         case .gelu(false): return VectorMath.scalar(x) { v in 0.5 * v * (1 + VectorMath.erf(v * invSqrt2)) }
         case .gelu(true): return 0.5 * x * (1 + tanhf(sqrt2OverPi * (x + 0.044715 * x * x * x)))
-        case .mish: return x * tanhf(softplus(x))
+        case .mish: return VectorMath.scalar(x) { v in v * VectorMath.tanh(VectorMath.softplus(v)) }
         case .hardSigmoid(let a, let b): return Swift.max(0, Swift.min(1, a * x + b))
         case .hardSwish: return x * Swift.max(0, Swift.min(1, x / 6 + 0.5))
         case .softsign: return x / (1 + Swift.abs(x))

@@ -183,7 +183,7 @@ struct UnaryKernel: Kernel {
         case .neg: for i in 0..<n { out[i] = -p[i] }
         case .abs: for i in 0..<n { out[i] = Swift.abs(p[i]) }
         case .sqrt: for i in 0..<n { out[i] = sqrtf(p[i]) }
-        case .softplus: for i in 0..<n { out[i] = p[i] > 20 ? p[i] : log1pf(expf(p[i])) }
+        case .softplus: VectorMath.map(p, into: out, VectorMath.softplus)
         }
     }
 }

@@ -28,6 +28,23 @@ struct VectorMathTests {
         #expect(VectorMath.scalar(50, VectorMath.tanh) == 1 && VectorMath.scalar(-50, VectorMath.tanh) == -1)
     }
 
+    @Test func logAndSoftplusAreWithinAFewUlp() {
+        var worst: Float = 0
+        for k in 0..<200_000 {
+            let x = Float(k + 1) * 0.0005 + Float(k % 7) * 1e-7
+            let d = Swift.abs(VectorMath.scalar(x, VectorMath.log) - logf(x))
+            worst = max(worst, d / Swift.max(Swift.abs(logf(x)), 1))
+        }
+        for x: Float in [1e-30, 1e-10, 3.5e-5, 0.70710677, 0.7071068, 1, 2, 1e10, 3e38] {
+            let d = Swift.abs(VectorMath.scalar(x, VectorMath.log) - logf(x))
+            worst = max(worst, d / Swift.max(Swift.abs(logf(x)), 1))
+        }
+        #expect(worst < 3e-7, "log: relative \(worst)")
+        let s = Self.worst(VectorMath.softplus) { $0 > 20 ? $0 : log1pf(expf($0)) }
+        #expect(s.relative < 5e-7, "softplus: relative \(s.relative), absolute \(s.absolute)")
+        #expect(VectorMath.scalar(-50, VectorMath.softplus) > 0 && VectorMath.scalar(50, VectorMath.softplus) == 50)
+    }
+
     @Test func expAndSigmoidStayWithinTheirBounds() {
         let e = Self.worst(VectorMath.exp, expf)
         #expect(e.relative < 2.5e-7, "exp: relative \(e.relative)")
