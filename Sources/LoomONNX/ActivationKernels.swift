@@ -86,6 +86,8 @@ struct ActivationKernel: Kernel {
                         switch f {
                         case .erf: VectorMath.map(p, into: out, VectorMath.erf)
                         case .mish: VectorMath.map(p, into: out) { x in x * VectorMath.tanh(VectorMath.softplus(x)) }
+                        case .elu(let a): VectorMath.map(p, into: out) { x in Self.positiveOr(x, a * (VectorMath.exp(x) - 1)) }
+                        case .selu(let a, let g): VectorMath.map(p, into: out) { x in g * Self.positiveOr(x, a * (VectorMath.exp(x) - 1)) }
                         case .gelu(false): VectorMath.map(p, into: out) { x in 0.5 * x * (1 + VectorMath.erf(x * Self.invSqrt2)) }
                         case .leakyRelu(let a): for i in 0..<out.count { out[i] = p[i] >= 0 ? p[i] : a * p[i] }
                         case .clip(let lo, let hi):
@@ -96,6 +98,15 @@ struct ActivationKernel: Kernel {
                     }
                 })
         ]
+    }
+
+    /// x where its sign bit is clear, else `negative` (the `x > 0 ? x : …` of ELU and SELU: at ±0
+    /// both give +0).
+    @inline(__always)
+    static func positiveOr(_ x: VectorMath.V, _ negative: VectorMath.V) -> VectorMath.V {
+        let sign = unsafeBitCast(unsafeBitCast(x, to: SIMD8<Int32>.self) &>> 31, to: VectorMath.Bits.self)
+        return unsafeBitCast(
+            (unsafeBitCast(negative, to: VectorMath.Bits.self) & sign) | (unsafeBitCast(x, to: VectorMath.Bits.self) & ~sign), to: VectorMath.V.self)
     }
 
     /// erf through ``VectorMath/erf(_:)`` (the forward pass's lanes): glibc's erff took half of a
@@ -110,9 +121,9 @@ struct ActivationKernel: Kernel {
     @inline(__always)
     static func value(_ f: Function, _ x: Float) -> Float {
         switch f {
-        case .elu(let a): return x > 0 ? x : a * (expf(x) - 1)
+        case .elu(let a): return VectorMath.scalar(x) { v in positiveOr(v, a * (VectorMath.exp(v) - 1)) }
         case .leakyRelu(let a): return x >= 0 ? x : a * x
-        case .selu(let a, let g): return x > 0 ? g * x : g * a * (expf(x) - 1)
+        case .selu(let a, let g): return VectorMath.scalar(x) { v in g * positiveOr(v, a * (VectorMath.exp(v) - 1)) }
         case .celu(let a): return Swift.max(0, x) + Swift.min(0, a * (expf(x / a) - 1))
         case .gelu(false): return VectorMath.scalar(x) { v in 0.5 * v * (1 + VectorMath.erf(v * invSqrt2)) }
         case .gelu(true): return 0.5 * x * (1 + tanhf(sqrt2OverPi * (x + 0.044715 * x * x * x)))
