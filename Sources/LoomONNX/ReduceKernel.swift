@@ -38,19 +38,40 @@ struct ReduceKernel: Kernel {
             var index = [Int](repeating: 0, count: rank)
             var offset = 0
             x.storage.withUnsafeBufferPointer { p in
-                var i = 0
-                while i < x.count {
-                    var o = offset
-                    for j in 0..<inner { sums[o] += Double(p[i + j]); o += innerStride }
-                    i += inner
-                    var axis = rank - 2
-                    while axis >= 0 {
-                        index[axis] += 1
-                        offset += outStrides[axis]
-                        if index[axis] < x.shape[axis] { break }
-                        offset -= outStrides[axis] * x.shape[axis]
-                        index[axis] = 0
-                        axis -= 1
+                sums.withUnsafeMutableBufferPointer { out in
+                    var i = 0
+                    while i < x.count {
+                        let row = p.baseAddress! + i
+                        if innerStride == 0 {
+                            // The last axis reduced: four independent sums, where one would wait on each add in turn.
+                            var (s0, s1, s2, s3) = (0.0, 0.0, 0.0, 0.0)
+                            var j = 0
+                            while j + 4 <= inner {
+                                s0 += Double(row[j])
+                                s1 += Double(row[j + 1])
+                                s2 += Double(row[j + 2])
+                                s3 += Double(row[j + 3])
+                                j += 4
+                            }
+                            while j < inner {
+                                s0 += Double(row[j])
+                                j += 1
+                            }
+                            out[offset] += (s0 + s1) + (s2 + s3)
+                        } else {
+                            let dst = out.baseAddress! + offset
+                            for j in 0..<inner { dst[j * innerStride] += Double(row[j]) }
+                        }
+                        i += inner
+                        var axis = rank - 2
+                        while axis >= 0 {
+                            index[axis] += 1
+                            offset += outStrides[axis]
+                            if index[axis] < x.shape[axis] { break }
+                            offset -= outStrides[axis] * x.shape[axis]
+                            index[axis] = 0
+                            axis -= 1
+                        }
                     }
                 }
             }
