@@ -30,7 +30,9 @@ let package = Package(
         // FASTA and BED inputs: zlib (apt zlib1g-dev) for gzip and bgzip files.
         .systemLibrary(name: "CZlib"),
         .target(name: "LoomGenome", dependencies: ["LoomTensor", "CZlib"]),
-        .target(name: "LoomONNX", dependencies: ["LoomTensor", "COpenBLAS"]),
+        // Element-wise transcendental functions in C, built for SSE2 and for AVX2 (chosen at run time, same bits).
+        .target(name: "CLoomVector"),
+        .target(name: "LoomONNX", dependencies: ["LoomTensor", "COpenBLAS", "CLoomVector"]),
         .target(name: "LoomFunctions", dependencies: ["LoomTensor", "LoomONNX"]),
         .target(
             name: "LoomProduct",
@@ -58,7 +60,7 @@ let package = Package(
         // Tests.
         .target(name: "LoomTestSupport", dependencies: ["LoomTensor"], path: "Tests/LoomTestSupport"),
         .testTarget(name: "LoomTensorTests", dependencies: ["LoomTensor", "LoomTestSupport"]),
-        .testTarget(name: "LoomONNXTests", dependencies: ["LoomONNX", "LoomTensor", "LoomTestSupport"]),
+        .testTarget(name: "LoomONNXTests", dependencies: ["LoomONNX", "LoomTensor", "LoomTestSupport", "CLoomVector"]),
         .testTarget(name: "LoomFunctionsTests", dependencies: ["LoomFunctions", "LoomONNX", "LoomTensor", "LoomTestSupport"]),
         .testTarget(name: "LoomProductTests", dependencies: ["LoomProduct", "LoomGenome", "LoomFunctions", "LoomONNX", "LoomTensor", "LoomTestSupport"]),
         .testTarget(name: "LoomCLITests", dependencies: ["LoomTensor", "LoomTestSupport", "LoomCluster", "LoomFuzz", "ZeroMQ"]),

@@ -84,11 +84,11 @@ struct ActivationKernel: Kernel {
                     x.storage.withUnsafeBufferPointer { p in
                         // The function chosen once, outside the loop, so that each loop is a plain one.
                         switch f {
-                        case .erf: VectorMath.map(p, into: out, VectorMath.erf)
-                        case .mish: VectorMath.map(p, into: out) { x in x * VectorMath.tanh(VectorMath.softplus(x)) }
-                        case .elu(let a): VectorMath.map(p, into: out) { x in Self.positiveOr(x, a * (VectorMath.exp(x) - 1)) }
-                        case .selu(let a, let g): VectorMath.map(p, into: out) { x in g * Self.positiveOr(x, a * (VectorMath.exp(x) - 1)) }
-                        case .gelu(false): VectorMath.map(p, into: out) { x in 0.5 * x * (1 + VectorMath.erf(x * Self.invSqrt2)) }
+                        case .erf: VectorMath.apply(.erf, p, into: out)
+                        case .mish: VectorMath.apply(.mish, p, into: out)
+                        case .elu(let a): VectorMath.apply(.elu, p, into: out, a)
+                        case .selu(let a, let g): VectorMath.apply(.selu, p, into: out, a, g)
+                        case .gelu(false): VectorMath.apply(.gelu, p, into: out)
                         case .leakyRelu(let a): for i in 0..<out.count { out[i] = p[i] >= 0 ? p[i] : a * p[i] }
                         case .clip(let lo, let hi):
                             let (l, h) = (lo ?? -.greatestFiniteMagnitude, hi ?? .greatestFiniteMagnitude)

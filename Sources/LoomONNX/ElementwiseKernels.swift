@@ -176,14 +176,14 @@ struct UnaryKernel: Kernel {
         let n = out.count
         switch op {
         case .relu: for i in 0..<n { out[i] = p[i] > 0 ? p[i] : 0 }
-        case .sigmoid: VectorMath.map(p, into: out, VectorMath.sigmoid)
-        case .tanh: VectorMath.map(p, into: out, VectorMath.tanh)
+        case .sigmoid: VectorMath.apply(.sigmoid, p, into: out)
+        case .tanh: VectorMath.apply(.tanh, p, into: out)
         case .exp: for i in 0..<n { out[i] = expf(p[i]) }
         case .log: for i in 0..<n { out[i] = logf(p[i]) }
         case .neg: for i in 0..<n { out[i] = -p[i] }
         case .abs: for i in 0..<n { out[i] = Swift.abs(p[i]) }
         case .sqrt: for i in 0..<n { out[i] = sqrtf(p[i]) }
-        case .softplus: VectorMath.map(p, into: out, VectorMath.softplus)
+        case .softplus: VectorMath.apply(.softplus, p, into: out)
         }
     }
 }
@@ -221,7 +221,7 @@ struct SoftmaxKernel: Kernel {
                                 for k in 0..<length { m = Swift.max(m, row[k]) }
                                 let dst = UnsafeMutableBufferPointer(rebasing: out[(o * length)..<((o + 1) * length)])
                                 for k in 0..<length { dst[k] = row[k] - m }
-                                VectorMath.map(UnsafeBufferPointer(dst), into: dst, VectorMath.exp)
+                                VectorMath.apply(.exp, UnsafeBufferPointer(dst), into: dst)
                                 var sum: Float = 0
                                 for k in 0..<length { sum += dst[k] }
                                 for k in 0..<length { dst[k] /= sum }

@@ -166,13 +166,13 @@ struct RecurrentKernel: Kernel {
                                         let x = pgx.baseAddress! + (s * B + bi) * G, r = pgh.baseAddress! + bi * G
                                         for k in 0..<G { row[k] = x[k] + wb[k] + r[k] + rb[k] }
                                         let gates = UnsafeMutableBufferPointer(start: row, count: 3 * H)
-                                        VectorMath.map(UnsafeBufferPointer(gates), into: gates, VectorMath.sigmoid)
+                                        VectorMath.apply(.sigmoid, UnsafeBufferPointer(gates), into: gates)
                                         let candidate = UnsafeMutableBufferPointer(start: row + 3 * H, count: H)
-                                        VectorMath.map(UnsafeBufferPointer(candidate), into: candidate, VectorMath.tanh)
+                                        VectorMath.apply(.tanh, UnsafeBufferPointer(candidate), into: candidate)
                                         let cell = pc.baseAddress! + bi * H
                                         for j in 0..<H { cell[j] = row[2 * H + j] * cell[j] + row[j] * row[3 * H + j] }
                                     }
-                                    tc.withUnsafeMutableBufferPointer { VectorMath.map(UnsafeBufferPointer(pc), into: $0, VectorMath.tanh) }
+                                    tc.withUnsafeMutableBufferPointer { VectorMath.apply(.tanh, UnsafeBufferPointer(pc), into: $0) }
                                     h.withUnsafeMutableBufferPointer { ph in
                                         for bi in 0..<B { for j in 0..<H { ph[bi * H + j] = gv[bi * G + H + j] * tc[bi * H + j] } }
                                     }

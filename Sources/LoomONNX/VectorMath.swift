@@ -1,3 +1,5 @@
+import CLoomVector
+
 /// Element-wise transcendental functions eight lanes at a time, for the activations that
 /// dominate a model's time when computed one glibc call per element (GELU's erf, sigmoid).
 ///
@@ -150,6 +152,23 @@ enum VectorMath {
         // blend by bits, where `replacing(with:where:)` would go lane by lane).
         let useLarge = unsafeBitCast(unsafeBitCast(V(repeating: 0.625) - a, to: SIMD8<Int32>.self) &>> 31, to: Bits.self)
         return unsafeBitCast((unsafeBitCast(large, to: Bits.self) & useLarge) | (unsafeBitCast(small, to: Bits.self) & ~useLarge), to: V.self)
+    }
+
+    /// The functions the C kernels run (``apply(_:_:into:_:_:)``).
+    enum Function: Int32 {
+        case exp = 0, sigmoid, tanh, erf, gelu, softplus, mish, elu, selu
+    }
+
+    /// Applies `f` (with its parameters `a`, `b`) to every element of `p` into `out` (which may be the same memory).
+    ///
+    /// The work runs in `CLoomVector`: the same operations as this file's functions, in C, built
+    /// for the x86-64 baseline and for AVX2 and chosen by the CPU (AVX2 does each eight-lane
+    /// operation in one instruction where Swift's `SIMD8`, built for the baseline, takes two).
+    /// Neither build fuses multiply-adds, so both give the same bits (VectorMathTests).
+    @inline(__always)
+    static func apply(_ f: Function, _ p: UnsafeBufferPointer<Float>, into out: UnsafeMutableBufferPointer<Float>, _ a: Float = 0, _ b: Float = 0) {
+        guard let src = p.baseAddress, let dst = out.baseAddress else { return }
+        loom_vmap(f.rawValue, src, dst, out.count, a, b)
     }
 
     /// Applies `f` to every element of `p` into `out` (which may be the same memory), eight at a time.

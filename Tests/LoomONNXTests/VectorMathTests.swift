@@ -1,10 +1,11 @@
+import CLoomVector
 import Foundation
 import Testing
 
 @testable import LoomONNX
 
 /// The vector transcendental functions against glibc's, over a sweep of their whole useful range.
-@Suite("VectorMath against glibc")
+@Suite("VectorMath against glibc; its C builds against each other", .serialized)
 struct VectorMathTests {
     /// Every float32 step of 1/4096 over [−10, 10], and the tiny and huge values around it.
     static let points: [Float] = (-40960...40960).map { Float($0) / 4096 } + [1e-8, -1e-8, 1e-30, 3e-4, -5e-4, 50, -50, 1e6, -1e6]
@@ -50,5 +51,43 @@ struct VectorMathTests {
         #expect(e.relative < 2.5e-7, "exp: relative \(e.relative)")
         let s = Self.worst(VectorMath.sigmoid) { 1 / (1 + expf(-$0)) }
         #expect(s.absolute < 2e-7, "sigmoid: absolute \(s.absolute)")
+    }
+
+    /// Every function through the C kernels, with each build, and through the Swift functions.
+    static let cases: [(VectorMath.Function, Float, Float, @Sendable (VectorMath.V) -> VectorMath.V)] = [
+        (.exp, 0, 0, VectorMath.exp), (.sigmoid, 0, 0, VectorMath.sigmoid), (.tanh, 0, 0, VectorMath.tanh), (.erf, 0, 0, VectorMath.erf),
+        (.gelu, 0, 0, { x in 0.5 * x * (1 + VectorMath.erf(x * 0.7071067811865476)) }), (.softplus, 0, 0, VectorMath.softplus),
+        (.mish, 0, 0, { x in x * VectorMath.tanh(VectorMath.softplus(x)) }),
+        (.elu, 0.7, 0, { x in ActivationKernel.positiveOr(x, 0.7 * (VectorMath.exp(x) - 1)) }),
+        (.selu, 1.6732632, 1.050701, { x in 1.050701 * ActivationKernel.positiveOr(x, 1.6732632 * (VectorMath.exp(x) - 1)) })
+    ]
+
+    static func run(_ f: VectorMath.Function, _ a: Float, _ b: Float, level: Int32) -> [UInt32] {
+        // An odd count: the tail goes through the padded vector.
+        let input = Array(Self.points.prefix(81_923))
+        var out = [Float](repeating: 0, count: input.count)
+        _ = loom_vector_use(level)
+        defer { _ = loom_vector_use(1) }
+        input.withUnsafeBufferPointer { p in out.withUnsafeMutableBufferPointer { VectorMath.apply(f, p, into: $0, a, b) } }
+        return out.map(\.bitPattern)
+    }
+
+    @Test func theBaselineAndAVX2BuildsGiveTheSameBits() throws {
+        let best = loom_vector_use(1)
+        try #require(best == 1, "this CPU has no AVX2: only the baseline build runs here")
+        for (f, a, b, _) in Self.cases {
+            #expect(Self.run(f, a, b, level: 0) == Self.run(f, a, b, level: 1), "\(f): the two builds differ")
+        }
+    }
+
+    @Test func theCKernelsGiveTheSwiftFunctionsBits() {
+        let input = Array(Self.points.prefix(81_923))
+        for (f, a, b, swift) in Self.cases {
+            let c = Self.run(f, a, b, level: 0)
+            var mine = [Float](repeating: 0, count: input.count)
+            input.withUnsafeBufferPointer { p in mine.withUnsafeMutableBufferPointer { VectorMath.map(p, into: $0, swift) } }
+            let differing = zip(c, mine.map(\.bitPattern)).filter { $0 != $1 }.count
+            #expect(differing == 0, "\(f): \(differing) of \(input.count) values differ between C and Swift")
+        }
     }
 }

@@ -1,0 +1,3 @@
+// The x86-64 baseline build of kernels.h (SSE2).
+#define LOOM_V_SUFFIX _base
+#include "kernels.h"

@@ -1,0 +1,45 @@
+// Chooses the build of the vector kernels once, from the CPU's flags.
+#include "CLoomVector.h"
+
+void loom_vmap__base(int f, const float *src, float *dst, long n, float a, float b);
+#if defined(__x86_64__)
+void loom_vmap__avx2(int f, const float *src, float *dst, long n, float a, float b);
+#endif
+
+static int level = -1; // written once (a benign race: every writer writes the same value)
+
+static int detect(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") ? 1 : 0;
+#else
+    return 0;
+#endif
+}
+
+int loom_vector_level(void) {
+    int l = __atomic_load_n(&level, __ATOMIC_RELAXED);
+    if (l < 0) {
+        l = detect();
+        __atomic_store_n(&level, l, __ATOMIC_RELAXED);
+    }
+    return l;
+}
+
+int loom_vector_use(int wanted) {
+    int best = detect();
+    int l = wanted > best ? best : (wanted < 0 ? 0 : wanted);
+    __atomic_store_n(&level, l, __ATOMIC_RELAXED);
+    return l;
+}
+
+void loom_vmap(int f, const float *src, float *dst, long n, float a, float b) {
+    if (n <= 0) return;
+#if defined(__x86_64__)
+    if (loom_vector_level() == 1) {
+        loom_vmap__avx2(f, src, dst, n, a, b);
+        return;
+    }
+#endif
+    loom_vmap__base(f, src, dst, n, a, b);
+}
