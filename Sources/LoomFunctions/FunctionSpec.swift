@@ -96,7 +96,8 @@ public struct FunctionSpec: Codable, Sendable, Equatable {
             case .deepLiftShap: return Double(nShuffles ?? 20) * 2 * 3
             case .saturationMutagenesis:
                 let alphabetSize = (try? Alphabet(parsing: alphabet).count) ?? 4
-                let region = max(1, (end ?? sequenceLength) - (start ?? 0))
+                // As an inner function it mutates the whole sequence (--start and --end are the outer function's).
+                let region = self.name == .saturationMutagenesis ? max(1, (end ?? sequenceLength) - (start ?? 0)) : sequenceLength
                 return Double(1 + region * max(1, alphabetSize - 1))
             case .marginalize, .ablate: return 1
             }
@@ -109,6 +110,9 @@ public struct FunctionSpec: Codable, Sendable, Equatable {
         }
     }
 
+    /// The functions marginalize and ablate can apply before and after (`--inner-func`).
+    public static let innerFunctions: [Name] = [.predict, .deepLiftShap, .saturationMutagenesis]
+
     /// Builds the function for a job, refusing options that cannot apply to its data and model.
     public func makeFunction(_ context: FunctionContext) throws -> any SequenceFunction {
         let alphabet = try Alphabet(parsing: self.alphabet)
@@ -120,7 +124,16 @@ public struct FunctionSpec: Codable, Sendable, Equatable {
                 throw FunctionError.invalidOption(
                     "--inner-func", "'\(chosen.rawValue)' cannot run inside \(outer); use \(allowed.map(\.rawValue).joined(separator: " or "))")
             }
-            return chosen == .predict ? Predict() : try deepLiftShap(context)
+            switch chosen {
+            case .predict: return Predict()
+            case .deepLiftShap: return try deepLiftShap(context)
+            default:
+                // tangermeme's saturation_mutagenesis with its own defaults: the whole sequence
+                // (the outer function's --start and --end place its motif or region).
+                return try SaturationMutagenesis.validated(
+                    start: nil, end: nil, target: target, hypothetical: hypothetical, length: length, model: context.model,
+                    chunk: context.batchSize)
+            }
         }
         switch name {
         case .predict:
@@ -130,14 +143,14 @@ public struct FunctionSpec: Codable, Sendable, Equatable {
             guard let motif else { throw FunctionError.invalidOption("--motif", "marginalize needs a motif, e.g. --motif TGA") }
             return try Marginalize(
                 motif: motif, start: start, alphabet: alphabet, sequenceLength: length,
-                inner: inner(allowed: [.predict, .deepLiftShap], in: "marginalize"))
+                inner: inner(allowed: Self.innerFunctions, in: "marginalize"))
         case .ablate:
             let (s, e) = try RegionShuffle.region(start: start, end: end, length: length, function: "ablate")
             let n = self.n ?? 20
             guard n >= 1 else { throw FunctionError.invalidOption("--n", "ablate needs at least one shuffle, got \(n)") }
             return Ablate(
                 shuffle: RegionShuffle(start: s, end: e, count: n, seed: try seed()),
-                inner: try inner(allowed: [.predict, .deepLiftShap], in: "ablate"))
+                inner: try inner(allowed: Self.innerFunctions, in: "ablate"))
         case .saturationMutagenesis:
             try refuseInner()
             return try SaturationMutagenesis.validated(

@@ -8,6 +8,15 @@ import LoomTensor
 extension ProductMode: ExpressibleByArgument {}
 extension FunctionSpec.Name: ExpressibleByArgument {}
 
+/// `--inner-func`'s values: the functions marginalize and ablate can apply (``FunctionSpec/innerFunctions``).
+enum InnerFunction: String, ExpressibleByArgument, CaseIterable {
+    case predict
+    case deepLiftShap = "deep-lift-shap"
+    case saturationMutagenesis = "saturation-mutagenesis"
+
+    var name: FunctionSpec.Name { FunctionSpec.Name(rawValue: rawValue)! }
+}
+
 /// The flags that define a job, shared by `loom run` (and later by the coordinator).
 struct JobOptions: ParsableArguments {
     @Option(help: "pairwise: zip the args and cross them with X; product: the full cartesian product.")
@@ -69,8 +78,10 @@ struct JobOptions: ParsableArguments {
     var alphabet: String = "ACGT"
 
     @Option(
-        help: "The function marginalize and ablate apply before and after: predict (default) or deep-lift-shap, which then takes the deep-lift-shap options.")
-    var innerFunc: FunctionSpec.Name?
+        help:
+            "The function marginalize and ablate apply before and after: predict (default), deep-lift-shap or saturation-mutagenesis (over the whole sequence), which then take their own options (--n-shuffles, --target, --hypothetical)."
+    )
+    var innerFunc: InnerFunction?
 
     @Option(name: .customLong("n"), parsing: .unconditional, help: "ablate: the number of shuffles (default 20).")
     var shuffles: Int?
@@ -147,7 +158,7 @@ struct JobOptions: ParsableArguments {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
         if let shardBatches, shardBatches < 1 { throw ValidationError("--shard-batches must be at least 1, got \(shardBatches)") }
         var function = FunctionSpec(
-            name: function, innerFunc: innerFunc, motif: motif, start: start, alphabet: alphabet,
+            name: function, innerFunc: innerFunc?.name, motif: motif, start: start, alphabet: alphabet,
             end: end, n: shuffles, randomState: randomState, target: target, nShuffles: nShuffles,
             hypothetical: hypothetical, references: references)
         if !nonlinear.isEmpty || !linear.isEmpty {

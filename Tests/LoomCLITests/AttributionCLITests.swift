@@ -16,6 +16,18 @@ let ablateArgv = ["--mode", "product", "--func", "ablate", "--model", "model.onn
 
 @Suite("attribution functions through the CLI (real loom processes)")
 struct AttributionCLITests {
+    @Test("--inner-func: its help lists exactly the functions it takes, and anything else is refused with that list")
+    func innerFunctionValues() throws {
+        let help = try runLoom(["run", "--help"]).stdout.replacingOccurrences(of: "\n", with: " ").split(separator: " ").joined(separator: " ")
+        let listed = try #require(help.range(of: "--target, --hypothetical). (values: ").map { help[$0.upperBound...] }, "\(help)")
+        #expect(listed.hasPrefix("predict, deep-lift-shap, saturation-mutagenesis)"), "\(listed.prefix(80))")
+        let out = TemporaryDirectory("loom-inner")
+        defer { out.remove() }
+        let refused = try runCaseFiles(
+            "fd100_product_ablate", ablateArgv + ["--start", "1", "--end", "5", "--inner-func", "marginalize"], out: out.path)
+        #expect(refused.status != 0 && refused.stderr.contains("'predict', 'deep-lift-shap' or 'saturation-mutagenesis'"), "\(refused.stderr)")
+    }
+
     @Test("bad options and inputs get one-line refusals naming the flag or file, and no manifest")
     func refusals() throws {
         let out = TemporaryDirectory()

@@ -101,6 +101,14 @@ def loom_cases():
              x=X100[:3], args=[mc.rs(30, 2, 1)], mode="pairwise", func="marginalize", batch_size=4, atol=2e-6,
              opts={"motif": "GATTACA", "inner-func": "deep-lift-shap", "n-shuffles": 2, "random-state": 4, "target": 0},
              about="marginalize of deep_lift_shap through ReLU and MaxPool"),
+        dict(name="loom_sigmoid_tanh_product_ablate_of_saturation_mutagenesis", model=lambda: SigmoidTanh(30),
+             x=mc.ohe((2, 4, 30), 41), args=[mc.rs(42, 2, 1)], mode="product", func="ablate", batch_size=3,
+             opts={"start": 10, "end": 20, "n": 2, "random-state": 3, "inner-func": "saturation-mutagenesis"},
+             about="ablate whose inner function is saturation_mutagenesis (over the whole sequence)"),
+        dict(name="loom_sigmoid_tanh_pairwise_marginalize_of_saturation_mutagenesis", model=lambda: SigmoidTanh(30),
+             x=mc.ohe((3, 4, 30), 43), args=[mc.rs(44, 3, 1)], mode="pairwise", func="marginalize", batch_size=4,
+             opts={"motif": "GATA", "inner-func": "saturation-mutagenesis", "hypothetical": True},
+             about="marginalize whose inner function is hypothetical saturation_mutagenesis"),
     ]
 
 
