@@ -125,15 +125,28 @@ class CellStateEarly(nn.Module):
         return self.fc(self.pool(self.relu(self.conv(torch.cat([x, c], dim=1)))).flatten(1))
 
 
-def bpnet(count_head=True, chrom=False, length=256):
-    """BPNet (or ChromBPNet) from bpnet-lite, with a control track; the count head for deep_lift_shap."""
+def bpnet(count_head=True, length=256):
+    """BPNet from bpnet-lite, with a control track; the count head for deep_lift_shap."""
     from bpnetlite.bpnet import BPNet, CountWrapper
-    from bpnetlite.chrombpnet import ChromBPNet
     model = BPNet(n_filters=16, n_layers=4, n_outputs=1, n_control_tracks=1, trimming=(length - 200) // 2)
-    if chrom:
-        accessibility = BPNet(n_filters=16, n_layers=4, n_outputs=1, n_control_tracks=0, trimming=(length - 200) // 2)
-        model = ChromBPNet(bias=model, accessibility=accessibility)
     return CountWrapper(model) if count_head else model
+
+
+class ChromBPNetCounts(nn.Module):
+    """bpnet-lite's ChromBPNet count head (a bias BPNet and an accessibility BPNet, their counts joined
+    through its _Exp and _Log modules) with a read-depth offset as the extra input. ChromBPNet takes no
+    control track: its X_ctl is ignored, so the classic exporter drops that input."""
+    def __init__(self, length=256):
+        super().__init__()
+        from bpnetlite.bpnet import BPNet
+        from bpnetlite.chrombpnet import ChromBPNet
+        trim = (length - 200) // 2
+        bias = BPNet(n_filters=8, n_layers=2, n_outputs=1, n_control_tracks=0, trimming=trim)
+        accessibility = BPNet(n_filters=16, n_layers=4, n_outputs=1, n_control_tracks=0, trimming=trim)
+        self.model = ChromBPNet(bias=bias, accessibility=accessibility)
+
+    def forward(self, x, depth):
+        return self.model(x)[1] + depth
 
 
 # name: (constructor, sequence length, the extra input's per-example shape)
@@ -148,4 +161,5 @@ ZOO = {
     "cellstate_late": (lambda: CellStateLate(100), 100, (6,)),
     "cellstate_early": (lambda: CellStateEarly(100), 100, (2,)),
     "bpnet_counts": (lambda: bpnet(True), 256, (1, 256)),
+    "chrombpnet_counts": (lambda: ChromBPNetCounts(256), 256, (1,)),
 }
