@@ -14,6 +14,9 @@ struct ConvKernel: Kernel {
     let dilation: Int
     let group: Int
     let kernelShape: [Int]?
+    /// A Relu that followed this Conv, applied to each example's output while it is in cache (``ONNXModel``'s
+    /// forward steps fuse the two; the same float operations, one pass over memory fewer).
+    var reluAfter = false
 
     init(attributes: Attributes) throws {
         let autoPad = try attributes.string("auto_pad", default: "NOTSET")
@@ -136,6 +139,9 @@ struct ConvKernel: Kernel {
                                                 Int32(groupFilters), Int32(outLength), Int32(groupChannels * k), 1,
                                                 pw.baseAddress! + g * groupFilters * groupChannels * k, Int32(groupChannels * k),
                                                 pcol.baseAddress, Int32(outLength), 1, o, Int32(outLength))
+                                        }
+                                        if reluAfter {
+                                            for i in 0..<(groupFilters * outLength) { o[i] = o[i] > 0 ? o[i] : 0 }
                                         }
                                     }
                                 }

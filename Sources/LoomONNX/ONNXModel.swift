@@ -23,12 +23,16 @@ public final class ONNXModel: Sendable {
 
     /// The parsed file.
     public let file: ModelFile
+    /// One step per node: what the reverse pass (deep-lift-shap) and the cost estimate walk.
     let steps: [Step]
+    /// The steps ``run(_:)`` executes: ``steps`` with a Conv and the Relu that alone reads it fused into
+    /// one step (the same float operations; the reverse pass needs the Relu's input, so it keeps ``steps``).
+    let forwardSteps: [Step]
     let slotCount: Int
     let constantSlots: [(Int, Value)]
     let inputSlots: [Int]
     let outputSlots: [Int]
-    /// How to compute the X-only part of the graph once per distinct sequence, if it applies.
+    /// How to compute the X-only part of the graph once per distinct sequence, if it applies (over ``forwardSteps``).
     let sharedPlan: SharedRowPlan?
     /// Batches whose shared run failed a row-wise check and were recomputed the plain way (for diagnostics).
     let sharingFallbacks = Atomic<Int>(0)
@@ -110,11 +114,33 @@ public final class ONNXModel: Sendable {
         guard !outputSlots.isEmpty else { throw ONNXError(file: path, kind: .invalidModel, detail: "the graph has no outputs") }
         // Liveness: free each computed value after its last reader (constants and outputs stay).
         let pinned = Set(constantSlots.map(\.0)).union(outputSlots)
-        var lastUse: [Int: Int] = [:]
-        for (i, step) in built.enumerated() { for s in step.inputs.compactMap({ $0 }) { lastUse[s] = i } }
-        var frees = [[Int]](repeating: [], count: built.count)
-        for (s, i) in lastUse where !pinned.contains(s) { frees[i].append(s) }
-        steps = built.enumerated().map { i, b in Step(kernel: b.kernel, inputs: b.inputs, outputs: b.outputs, frees: frees[i], name: b.name, op: b.op) }
+        func withFrees(_ built: [(kernel: any Kernel, inputs: [Int?], outputs: [Int], name: String, op: String)]) -> [Step] {
+            var lastUse: [Int: Int] = [:]
+            for (i, step) in built.enumerated() { for s in step.inputs.compactMap({ $0 }) { lastUse[s] = i } }
+            var frees = [[Int]](repeating: [], count: built.count)
+            for (s, i) in lastUse where !pinned.contains(s) { frees[i].append(s) }
+            return built.enumerated().map { i, b in Step(kernel: b.kernel, inputs: b.inputs, outputs: b.outputs, frees: frees[i], name: b.name, op: b.op) }
+        }
+        steps = withFrees(built)
+        // Forward steps: a 1-D Conv whose output only the next step, a Relu, reads becomes one step.
+        var readers: [Int: Int] = [:]
+        for step in built { for s in step.inputs.compactMap({ $0 }) { readers[s, default: 0] += 1 } }
+        var fused: [(kernel: any Kernel, inputs: [Int?], outputs: [Int], name: String, op: String)] = []
+        var i = 0
+        while i < built.count {
+            let b = built[i]
+            if var conv = b.kernel as? ConvKernel, i + 1 < built.count, built[i + 1].op == "Relu", b.outputs.count == 1,
+                built[i + 1].inputs == [b.outputs[0]], readers[b.outputs[0]] == 1, !pinned.contains(b.outputs[0])
+            {
+                conv.reluAfter = true
+                fused.append((conv, b.inputs, built[i + 1].outputs, b.name, "Conv"))
+                i += 2
+                continue
+            }
+            fused.append(b)
+            i += 1
+        }
+        forwardSteps = withFrees(fused)
         slotCount = slots.count
         self.constantSlots = constantSlots
         self.inputSlots = inputSlots
@@ -123,7 +149,7 @@ public final class ONNXModel: Sendable {
             inputSlots.isEmpty
             ? nil
             : SharedRowPlan(
-                steps: steps, slotCount: slots.count, constants: Set(constantSlots.map(\.0)),
+                steps: forwardSteps, slotCount: slots.count, constants: Set(constantSlots.map(\.0)),
                 sharedInput: inputSlots[0], otherInputs: Array(inputSlots.dropFirst()), outputs: outputSlots)
     }
 
@@ -181,7 +207,7 @@ public final class ONNXModel: Sendable {
             return v
         }
         let distinct = feeds.first?.shape.first ?? 0
-        for (i, step) in steps.enumerated() {
+        for (i, step) in forwardSteps.enumerated() {
             var args = step.inputs.map { $0.flatMap { env[$0] } }
             if let plan {
                 for s in plan.steps[i].expand {
