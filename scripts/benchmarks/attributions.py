@@ -69,4 +69,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    # Every folder this run makes is inside one scratch folder, removed at the end (also on failure).
+    with tempfile.TemporaryDirectory(prefix="loom-bench-") as scratch:
+        tempfile.tempdir = scratch
+        main()

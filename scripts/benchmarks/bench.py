@@ -17,6 +17,13 @@ import argparse, json, os, subprocess, sys, tempfile, time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def raw_figures_path(name):
+    """Where a run's raw figures are kept: .build/bench/NAME in the repository (ignored by git)."""
+    d = os.path.join(os.path.dirname(os.path.dirname(HERE)), ".build", "bench")
+    os.makedirs(d, exist_ok=True)
+    return os.path.join(d, name)
 DATA = os.path.join(HERE, "data")
 
 
@@ -180,10 +187,14 @@ def main():
         print(f"{c['name']:34} {c['batch']:5d} {n:9d} {row['loom']:11.0f} {row['loom_unshared']:11.0f} {fmt(tg)} {fmt(ox):>12} "
               f"{(row['loom'] / tg if tg else float('nan')):9.2f} {(row['loom'] / ox if ox else float('nan')):9.2f} "
               f"{row.get('diff', float('nan')):10.2g}", flush=True)
-    with open(os.path.join(work, "bench.json"), "w") as f:
+    raw = raw_figures_path("bench.json")
+    with open(raw, "w") as f:
         json.dump(rows, f, indent=1)
-    print(f"(raw figures: {os.path.join(work, 'bench.json')})")
+    print(f"(raw figures: {raw})")
 
 
 if __name__ == "__main__":
-    main()
+    # Every folder this run makes is inside one scratch folder, removed at the end (also on failure).
+    with tempfile.TemporaryDirectory(prefix="loom-bench-") as scratch:
+        tempfile.tempdir = scratch
+        main()

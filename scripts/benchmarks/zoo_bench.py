@@ -133,10 +133,15 @@ def main():
             print(f"{name:17} {exporter:8} {r['loom']:8.0f} {r['unshared']:9.0f} {r['tangermeme']:8.0f} {r['onnxruntime']:8.0f} "
                   f"{r['unshared'] / r['tangermeme']:9.2f} {r['unshared'] / r['onnxruntime']:9.2f} {r['loom'] / r['tangermeme']:9.2f} "
                   f"{r['dls_loom']:9.2f} {r['dls_tangermeme']:8.2f} {r['dls_loom'] / r['dls_tangermeme']:6.2f} {err:8.1e}", flush=True)
-    with open(os.path.join(work, "zoo.json"), "w") as f:
+    from bench import raw_figures_path
+    raw = raw_figures_path("zoo.json")
+    with open(raw, "w") as f:
         json.dump(rows, f, indent=1)
-    print(f"(rates in examples/s; raw figures in {work}/zoo.json)")
+    print(f"(rates in examples/s; raw figures in {raw})")
 
 
 if __name__ == "__main__":
-    main()
+    # Every folder this run makes is inside one scratch folder, removed at the end (also on failure).
+    with tempfile.TemporaryDirectory(prefix="loom-bench-") as scratch:
+        tempfile.tempdir = scratch
+        main()
