@@ -1,5 +1,7 @@
 // The functions, written once; base.c and avx2.c include this with LOOM_V_SUFFIX set.
-// Each is the same sequence of IEEE operations as Sources/LoomONNX/VectorMath.swift's.
+// exp and log are Cephes' single-precision methods, erf Abramowitz and Stegun 7.1.26 (as PyTorch's
+// vectorized CPU kernels), tanh Eigen's rational approximation below 0.625 and 1 − 2/(e^{2|x|} + 1)
+// above; accuracy against glibc is checked in Tests/LoomONNXTests/VectorMathTests.swift.
 #include <stdint.h>
 #include <string.h>
 #include "CLoomVector.h"
@@ -134,6 +136,7 @@ INLINE v8 FN(apply)(int f, v8 x, float a, float b) {
     case LOOM_V_MISH: return x * FN(tanh)(FN(softplus)(x));
     case LOOM_V_ELU: return FN(positiveOr)(x, a * (FN(exp)(x) - 1));
     case LOOM_V_SELU: return b * FN(positiveOr)(x, a * (FN(exp)(x) - 1));
+    case LOOM_V_LOG: return FN(log)(x);
     default: return x;
     }
 }
@@ -159,6 +162,7 @@ void FN(loom_vmap_)(int f, const float *src, float *dst, long n, float a, float 
     case LOOM_V_MISH: LOOP(LOOM_V_MISH) break;
     case LOOM_V_ELU: LOOP(LOOM_V_ELU) break;
     case LOOM_V_SELU: LOOP(LOOM_V_SELU) break;
+    case LOOM_V_LOG: LOOP(LOOM_V_LOG) break;
     default: break;
     }
     if (i < n) {

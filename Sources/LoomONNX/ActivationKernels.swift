@@ -100,19 +100,9 @@ struct ActivationKernel: Kernel {
         ]
     }
 
-    /// x where its sign bit is clear, else `negative` (the `x > 0 ? x : …` of ELU and SELU: at ±0
-    /// both give +0).
+    /// erf through ``VectorMath`` (the forward pass's lanes): glibc's erff took half of a GELU model's time.
     @inline(__always)
-    static func positiveOr(_ x: VectorMath.V, _ negative: VectorMath.V) -> VectorMath.V {
-        let sign = unsafeBitCast(unsafeBitCast(x, to: SIMD8<Int32>.self) &>> 31, to: VectorMath.Bits.self)
-        return unsafeBitCast(
-            (unsafeBitCast(negative, to: VectorMath.Bits.self) & sign) | (unsafeBitCast(x, to: VectorMath.Bits.self) & ~sign), to: VectorMath.V.self)
-    }
-
-    /// erf through ``VectorMath/erf(_:)`` (the forward pass's lanes): glibc's erff took half of a
-    /// GELU model's time.
-    @inline(__always)
-    static func erf(_ x: Float) -> Float { VectorMath.scalar(x, VectorMath.erf) }
+    static func erf(_ x: Float) -> Float { VectorMath.scalar(.erf, x) }
 
     static let sqrt2OverPi: Float = 0.7978845608028654
     static let invSqrt2: Float = 0.7071067811865476
@@ -121,13 +111,13 @@ struct ActivationKernel: Kernel {
     @inline(__always)
     static func value(_ f: Function, _ x: Float) -> Float {
         switch f {
-        case .elu(let a): return VectorMath.scalar(x) { v in positiveOr(v, a * (VectorMath.exp(v) - 1)) }
+        case .elu(let a): return VectorMath.scalar(.elu, x, a)
         case .leakyRelu(let a): return x >= 0 ? x : a * x
-        case .selu(let a, let g): return VectorMath.scalar(x) { v in g * positiveOr(v, a * (VectorMath.exp(v) - 1)) }
+        case .selu(let a, let g): return VectorMath.scalar(.selu, x, a, g)
         case .celu(let a): return Swift.max(0, x) + Swift.min(0, a * (expf(x / a) - 1))
-        case .gelu(false): return VectorMath.scalar(x) { v in 0.5 * v * (1 + VectorMath.erf(v * invSqrt2)) }
+        case .gelu(false): return VectorMath.scalar(.gelu, x)
         case .gelu(true): return 0.5 * x * (1 + tanhf(sqrt2OverPi * (x + 0.044715 * x * x * x)))
-        case .mish: return VectorMath.scalar(x) { v in v * VectorMath.tanh(VectorMath.softplus(v)) }
+        case .mish: return VectorMath.scalar(.mish, x)
         case .hardSigmoid(let a, let b): return Swift.max(0, Swift.min(1, a * x + b))
         case .hardSwish: return x * Swift.max(0, Swift.min(1, x / 6 + 0.5))
         case .softsign: return x / (1 + Swift.abs(x))

@@ -273,7 +273,7 @@ extension RecurrentKernel: ReversibleKernel {
                         for j in 0..<H {
                             let q = bi * H + j, base = bi * G
                             let i = gv[base + j], o = gv[base + H + j], f = gv[base + 2 * H + j], cc = gv[base + 3 * H + j]
-                            let tc = VectorMath.scalar(cNext[q], VectorMath.tanh)
+                            let tc = VectorMath.scalar(.tanh, cNext[q])
                             let dOut = dh[q] * tc
                             let dCell = dc[q] + dh[q] * o * (1 - tc * tc)
                             dG[base + j] = dCell * cc * i * (1 - i)

@@ -15,6 +15,7 @@ enum {
     LOOM_V_MISH = 6,      // x·tanh(softplus(x))
     LOOM_V_ELU = 7,       // x > 0 ? x : a·(eˣ − 1)
     LOOM_V_SELU = 8,      // b·(x > 0 ? x : a·(eˣ − 1))
+    LOOM_V_LOG = 9,       // the natural logarithm, for positive finite x
 };
 
 /// Applies function `f` (a LOOM_V_ value; `a` and `b` its parameters) to `n` floats of `src`
