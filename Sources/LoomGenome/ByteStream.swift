@@ -17,7 +17,8 @@ public enum FileKind: Sendable, Equatable {
 
     /// Sniffs the first bytes of `path`: the gzip magic, and BGZF's `BC` extra field.
     public static func of(_ path: String) throws(GenomeError) -> FileKind {
-        let head = try ByteStream.readHead(path, count: 18)
+        let head: [UInt8]
+        do { head = try FileIO.readPrefix(path, count: 18) } catch { throw GenomeError(error) }
         guard head.count >= 3, head[0] == 0x1f, head[1] == 0x8b else { return .plain }
         if head.count >= 16, head[3] & 4 != 0, head[12] == UInt8(ascii: "B"), head[13] == UInt8(ascii: "C") { return .bgzf }
         return .gzip
@@ -63,18 +64,6 @@ final class ByteStream {
         if zOpen { inflateEnd(&z) }
         input.deallocate()
         close(fd)
-    }
-
-    /// The first `count` bytes of a file as stored (fewer if it is shorter).
-    static func readHead(_ path: String, count: Int) throws(GenomeError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw GenomeError(path: path, code: .io(operation: "open", errno: errno)) }
-        defer { close(fd) }
-        var st = stat()
-        if fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR {
-            throw GenomeError(path: path, code: .io(operation: "read a directory as a file", errno: EISDIR))
-        }
-        do { return try FileIO.read(fd, count: count, at: 0) } catch { throw GenomeError(path: path, code: .io(operation: "read", errno: error.code)) }
     }
 
     /// The next bytes of the content, or an empty array at its end.
