@@ -282,6 +282,7 @@ struct DistributedTests {
     func orphans() throws {
         let s = try Scratch(); defer { s.remove() }
         let p = try s.startLongRun()
+        defer { removeRunFolders(ownedBy: p.processIdentifier) }
         #expect(processes(containing: "--parent-pid \(p.processIdentifier) ").count == 2)
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()

@@ -142,3 +142,16 @@ private func orphansNow() -> [Int32] {
         return kill(parent, 0) != 0
     }
 }
+
+/// Removes the run folders (`/tmp/loom-run-*`) a killed `loom run --workers N` with pid `pid` left:
+/// the next run would sweep them, but a test that kills the last run cleans up after itself.
+public func removeRunFolders(ownedBy pid: Int32) {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? []
+    for name in names where name.hasPrefix("loom-run-") {
+        let path = "/tmp/" + name
+        guard let owner = try? String(contentsOfFile: path + "/owner", encoding: .utf8),
+            Int32(owner.trimmingCharacters(in: .whitespacesAndNewlines)) == pid
+        else { continue }
+        try? FileManager.default.removeItem(atPath: path)
+    }
+}
