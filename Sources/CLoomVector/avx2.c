@@ -3,5 +3,6 @@
 #pragma clang attribute push(__attribute__((target("avx2"))), apply_to = function)
 #define LOOM_V_SUFFIX _avx2
 #include "kernels.h"
+#include "pool.h"
 #pragma clang attribute pop
 #endif

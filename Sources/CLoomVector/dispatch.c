@@ -2,8 +2,10 @@
 #include "CLoomVector.h"
 
 void loom_vmap__base(int f, const float *src, float *dst, long n, float a, float b);
+void loom_maxpool1d__base(const float *, float *, long, long, long, long, long, long, long, long, long);
 #if defined(__x86_64__)
 void loom_vmap__avx2(int f, const float *src, float *dst, long n, float a, float b);
+void loom_maxpool1d__avx2(const float *, float *, long, long, long, long, long, long, long, long, long);
 #endif
 
 static int level = -1; // written once (a benign race: every writer writes the same value)
@@ -42,4 +44,15 @@ void loom_vmap(int f, const float *src, float *dst, long n, float a, float b) {
     }
 #endif
     loom_vmap__base(f, src, dst, n, a, b);
+}
+
+void loom_maxpool1d(const float *src, float *dst, long rows, long length, long outLength, long kernel, long stride,
+                    long dilation, long padLeft, long firstInside, long lastInside) {
+#if defined(__x86_64__)
+    if (loom_vector_level() == 1) {
+        loom_maxpool1d__avx2(src, dst, rows, length, outLength, kernel, stride, dilation, padLeft, firstInside, lastInside);
+        return;
+    }
+#endif
+    loom_maxpool1d__base(src, dst, rows, length, outLength, kernel, stride, dilation, padLeft, firstInside, lastInside);
 }

@@ -1,3 +1,4 @@
+import CLoomVector
 import LoomTensor
 
 #if canImport(Glibc)
@@ -66,50 +67,14 @@ struct MaxPoolKernel: Kernel {
         return [
             .float(
                 Tensor(shape: [x.shape[0], x.shape[1], outLength]) { out in
-                    // Windows wholly inside the row (all but a padded edge's) skip the bounds tests, and
-                    // take the larger value by a select: random data mispredicts a branch half the time.
+                    // Windows wholly inside the row (all but a padded edge's) skip the bounds tests.
                     let span = (kernel - 1) * dilation
                     let firstInside = min(outLength, max(0, (padLeft + stride - 1) / stride))
                     let lastInside = max(firstInside, min(outLength, length - span + padLeft > 0 ? (length - 1 - span + padLeft) / stride + 1 : 0))
                     x.storage.withUnsafeBufferPointer { p in
-                        for r in 0..<rows {
-                            let src = p.baseAddress! + r * length
-                            let dst = out.baseAddress! + r * outLength
-                            // Eight windows at a time inside the row: eight independent chains of maxss,
-                            // where one window alone waits on each comparison in turn.
-                            var j0 = firstInside
-                            while j0 + 8 <= lastInside {
-                                var acc = SIMD8<Float>(repeating: -Float.infinity)
-                                let base = src + j0 * stride - padLeft
-                                for t in 0..<kernel {
-                                    let at = base + t * dilation
-                                    for lane in 0..<8 {
-                                        let v = at[lane * stride]
-                                        acc[lane] = v > acc[lane] ? v : acc[lane]
-                                    }
-                                }
-                                for lane in 0..<8 { dst[j0 + lane] = acc[lane] }
-                                j0 += 8
-                            }
-                            for j in 0..<outLength where j < firstInside || j >= j0 {
-                                let start = j * stride - padLeft
-                                var m = -Float.infinity
-                                if j >= firstInside && j < lastInside {
-                                    var i = start
-                                    for _ in 0..<kernel {
-                                        let v = src[i]
-                                        m = v > m ? v : m
-                                        i += dilation
-                                    }
-                                } else {
-                                    for t in 0..<kernel {
-                                        let i = start + t * dilation
-                                        if i >= 0 && i < length && src[i] > m { m = src[i] }
-                                    }
-                                }
-                                dst[j] = m
-                            }
-                        }
+                        loom_maxpool1d(
+                            p.baseAddress!, out.baseAddress!, rows, length, outLength, kernel, stride, dilation, padLeft, firstInside,
+                            lastInside)
                     }
                 })
         ]

@@ -22,6 +22,13 @@ enum {
 /// into `dst`, which may be the same memory. A lane's result does not depend on its position.
 void loom_vmap(int f, const float *src, float *dst, long n, float a, float b);
 
+/// 1-D max pooling of `rows` rows of `length` floats into rows of `outLength`: window j takes
+/// the largest of taps `j·stride − padLeft + t·dilation` (t < kernel) inside the row, by
+/// `m = v > m ? v : m` from −∞ in tap order. Windows firstInside..<lastInside must lie wholly
+/// inside the row; the others are bounds-checked.
+void loom_maxpool1d(const float *src, float *dst, long rows, long length, long outLength, long kernel, long stride,
+                    long dilation, long padLeft, long firstInside, long lastInside);
+
 /// The build in use: 0 the baseline, 1 AVX2.
 int loom_vector_level(void);
 
