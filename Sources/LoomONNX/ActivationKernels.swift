@@ -127,25 +127,22 @@ struct ActivationKernel: Kernel {
         }
     }
 
-    @inline(__always)
-    static func softplus(_ x: Float) -> Float { x > 20 ? x : log1pf(expf(x)) }
-
     /// The derivative at `x` (output `y`), as torch's autograd computes it.
     @inline(__always)
     static func derivative(_ f: Function, _ x: Float, _ y: Float) -> Float {
         switch f {
-        case .elu(let a): return x > 0 ? 1 : a * expf(x)
+        case .elu(let a): return x > 0 ? 1 : a * VectorMath.scalar(.exp, x)
         case .leakyRelu(let a): return x > 0 ? 1 : a
-        case .selu(let a, let g): return x > 0 ? g : g * a * expf(x)
-        case .celu(let a): return x > 0 ? 1 : expf(x / a)
-        case .gelu(false): return 0.5 * (1 + erf(x * invSqrt2)) + x * invSqrt2Pi * expf(-0.5 * x * x)
+        case .selu(let a, let g): return x > 0 ? g : g * a * VectorMath.scalar(.exp, x)
+        case .celu(let a): return x > 0 ? 1 : VectorMath.scalar(.exp, x / a)
+        case .gelu(false): return 0.5 * (1 + erf(x * invSqrt2)) + x * invSqrt2Pi * VectorMath.scalar(.exp, -0.5 * x * x)
         case .gelu(true):
             let inner = sqrt2OverPi * (x + 0.044715 * x * x * x)
-            let t = tanhf(inner)
+            let t = VectorMath.scalar(.tanh, inner)
             return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * sqrt2OverPi * (1 + 3 * 0.044715 * x * x)
         case .mish:
-            let sp = softplus(x), t = tanhf(sp)
-            return t + x * (1 - t * t) * (1 / (1 + expf(-x)))
+            let t = VectorMath.scalar(.tanh, VectorMath.scalar(.softplus, x))
+            return t + x * (1 - t * t) * (1 / (1 + VectorMath.scalar(.exp, -x)))
         case .hardSigmoid(let a, let b):
             let z = a * x + b
             return z > 0 && z < 1 ? a : 0
@@ -153,7 +150,7 @@ struct ActivationKernel: Kernel {
         case .softsign:
             let d = 1 + Swift.abs(x)
             return 1 / (d * d)
-        case .erf: return 2 / Float.pi.squareRoot() * expf(-x * x)
+        case .erf: return 2 / Float.pi.squareRoot() * VectorMath.scalar(.exp, -x * x)
         case .reciprocal: return -y * y
         case .clip(let lo, let hi): return x >= (lo ?? -.greatestFiniteMagnitude) && x <= (hi ?? .greatestFiniteMagnitude) ? 1 : 0
         }
@@ -166,9 +163,70 @@ extension ActivationKernel: ReversibleKernel {
         guard step.needs(0) else { return step.inputs.map { _ in nil } }
         let x = try step.input(0), y = try step.output(0), g = try step.grad()
         let f = try resolved(step.inputs)
-        let d: (Float, Float) -> Float = { Self.derivative(f, $0, $1) }
-        let gx = step.useRule ? try rescale(x, y, g, what: "the input of \(function)") { d($1, $2) } : elementwiseGradient(x, y, g, derivative: d)
+        let gx =
+            step.useRule
+            ? try rescale(x, y, g, what: "the input of \(function)") { Self.derivative(f, $1, $2) }
+            : plainGradient(g, Self.derivatives(f, x, y))
         return [gx] + step.inputs.dropFirst().map { _ in nil }
+    }
+
+    /// ``derivative(_:_:_:)`` at every element, with the exponentials, erf and tanh eight lanes at
+    /// a time (``VectorMath``); the functions without them run the scalar form in a plain loop.
+    static func derivatives(_ f: Function, _ x: Tensor<Float>, _ y: Tensor<Float>) -> Tensor<Float> {
+        var scratch = [Float]()
+        return Tensor(shape: x.shape) { d in
+            x.storage.withUnsafeBufferPointer { px in
+                y.storage.withUnsafeBufferPointer { py in
+                    /// `g` of `inner(x)` at every element, into `out`.
+                    func map(_ g: VectorMath.Function, _ out: UnsafeMutableBufferPointer<Float>, _ inner: (Float) -> Float) {
+                        for i in 0..<out.count { out[i] = inner(px[i]) }
+                        VectorMath.apply(g, UnsafeBufferPointer(out), into: out)
+                    }
+                    func withScratch(_ body: (UnsafeMutableBufferPointer<Float>) -> Void) {
+                        scratch = [Float](repeating: 0, count: d.count)
+                        scratch.withUnsafeMutableBufferPointer { body($0) }
+                    }
+                    switch f {
+                    case .elu(let a):
+                        VectorMath.apply(.exp, px, into: d)
+                        for i in 0..<d.count { d[i] = px[i] > 0 ? 1 : a * d[i] }
+                    case .selu(let a, let g):
+                        VectorMath.apply(.exp, px, into: d)
+                        for i in 0..<d.count { d[i] = px[i] > 0 ? g : g * a * d[i] }
+                    case .celu(let a):
+                        map(.exp, d) { $0 / a }
+                        for i in 0..<d.count { d[i] = px[i] > 0 ? 1 : d[i] }
+                    case .gelu(false):
+                        map(.erf, d) { $0 * invSqrt2 }
+                        withScratch { e in
+                            map(.exp, e) { -0.5 * $0 * $0 }
+                            for i in 0..<d.count { d[i] = 0.5 * (1 + d[i]) + px[i] * invSqrt2Pi * e[i] }
+                        }
+                    case .gelu(true):
+                        map(.tanh, d) { sqrt2OverPi * ($0 + 0.044715 * $0 * $0 * $0) }
+                        for i in 0..<d.count {
+                            let x = px[i], t = d[i]
+                            d[i] = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * sqrt2OverPi * (1 + 3 * 0.044715 * x * x)
+                        }
+                    case .mish:
+                        VectorMath.apply(.softplus, px, into: d)
+                        VectorMath.apply(.tanh, UnsafeBufferPointer(d), into: d)
+                        withScratch { e in
+                            map(.exp, e) { -$0 }
+                            for i in 0..<d.count {
+                                let t = d[i]
+                                d[i] = t + px[i] * (1 - t * t) * (1 / (1 + e[i]))
+                            }
+                        }
+                    case .erf:
+                        map(.exp, d) { -$0 * $0 }
+                        for i in 0..<d.count { d[i] = 2 / Float.pi.squareRoot() * d[i] }
+                    case .leakyRelu(let a): for i in 0..<d.count { d[i] = px[i] > 0 ? 1 : a }
+                    default: for i in 0..<d.count { d[i] = derivative(f, px[i], py[i]) }
+                    }
+                }
+            }
+        }
     }
 }
 
