@@ -217,13 +217,11 @@ struct SoftmaxKernel: Kernel {
                             // The last axis: each row's exponentials eight at a time (VectorMath.exp).
                             for o in 0..<outer {
                                 let row = p.baseAddress! + o * length
-                                var m = -Float.infinity
-                                for k in 0..<length { m = Swift.max(m, row[k]) }
+                                let m = VectorMath.maximum(row, length)
                                 let dst = UnsafeMutableBufferPointer(rebasing: out[(o * length)..<((o + 1) * length)])
                                 for k in 0..<length { dst[k] = row[k] - m }
                                 VectorMath.apply(.exp, UnsafeBufferPointer(dst), into: dst)
-                                var sum: Float = 0
-                                for k in 0..<length { sum += dst[k] }
+                                let sum = VectorMath.sum(dst.baseAddress!, length)
                                 for k in 0..<length { dst[k] /= sum }
                             }
                             return

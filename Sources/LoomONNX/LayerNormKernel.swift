@@ -32,6 +32,14 @@ struct LayerNormKernel: Kernel {
         return try broadcast(t, to: Array(shape)).storage
     }
 
+    /// A row's mean and `1/√(variance + ε)`, its sums in eight lanes (``VectorMath/sum(_:_:)``).
+    @inline(__always)
+    func statistics(_ row: UnsafePointer<Float>, _ length: Int) -> (mean: Float, inverse: Float) {
+        let mean = VectorMath.sum(row, length) / Float(length)
+        let variance = VectorMath.squaredDeviations(row, length, from: mean) / Float(length)
+        return (mean, 1 / sqrtf(variance + epsilon))
+    }
+
     func run(_ inputs: [Value?]) throws -> [Value] {
         let x = try inputs.required(0, "X").float("X")
         let (rows, length, a) = try layout(x)
@@ -41,16 +49,15 @@ struct LayerNormKernel: Kernel {
         var means = [Float](repeating: 0, count: rows), inverses = [Float](repeating: 0, count: rows)
         let y = Tensor<Float>(shape: x.shape) { out in
             x.storage.withUnsafeBufferPointer { p in
-                for r in 0..<rows {
-                    let base = r * length
-                    var sum: Float = 0
-                    for i in 0..<length { sum += p[base + i] }
-                    let mean = sum / Float(length)
-                    var sq: Float = 0
-                    for i in 0..<length { let d = p[base + i] - mean; sq += d * d }
-                    let inv = 1 / sqrtf(sq / Float(length) + epsilon)
-                    means[r] = mean; inverses[r] = inv
-                    for i in 0..<length { out[base + i] = (p[base + i] - mean) * inv * scale[i] + bias[i] }
+                scale.withUnsafeBufferPointer { s in
+                    bias.withUnsafeBufferPointer { b in
+                        for r in 0..<rows {
+                            let row = p.baseAddress! + r * length, dst = out.baseAddress! + r * length
+                            let (mean, inv) = statistics(row, length)
+                            means[r] = mean; inverses[r] = inv
+                            for i in 0..<length { dst[i] = (row[i] - mean) * inv * s[i] + b[i] }
+                        }
+                    }
                 }
             }
         }
@@ -74,12 +81,7 @@ extension LayerNormKernel: ReversibleKernel {
                     let n = Float(length)
                     for r in 0..<rows {
                         let base = r * length
-                        var sum: Float = 0
-                        for i in 0..<length { sum += p[base + i] }
-                        let mean = sum / n
-                        var sq: Float = 0
-                        for i in 0..<length { let d = p[base + i] - mean; sq += d * d }
-                        let inv = 1 / sqrtf(sq / n + epsilon)
+                        let (mean, inv) = statistics(p.baseAddress! + base, length)
                         var sumH: Float = 0, sumHX: Float = 0
                         for i in 0..<length {
                             let h = q[base + i] * scale[i]

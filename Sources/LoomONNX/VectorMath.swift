@@ -31,3 +31,70 @@ enum VectorMath {
         return output
     }
 }
+
+extension VectorMath {
+    /// The sum of `n` floats in eight independent lanes, added pairwise at the end.
+    ///
+    /// One running sum waits on each add in turn; eight lanes do not. The order of the adds
+    /// depends on `n` alone, so a row gives the same bits wherever it lies in a batch.
+    @inline(__always)
+    static func sum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+        reduceLanes(p, n, 0, +) { $0 + $1 }
+    }
+
+    /// The sum of `(x − mean)²` over `n` floats, in eight lanes as ``sum(_:_:)``.
+    @inline(__always)
+    static func squaredDeviations(_ p: UnsafePointer<Float>, _ n: Int, from mean: Float) -> Float {
+        let m = SIMD8<Float>(repeating: mean)
+        return reduceLanes(
+            p, n, 0,
+            { a, v in
+                let d = v - m; return a + d * d
+            },
+            { a, v in
+                let d = v - mean; return a + d * d
+            })
+    }
+
+    /// The largest of `n` floats (`v > m ? v : m` from −∞, lane by lane).
+    @inline(__always)
+    static func maximum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+        var acc = SIMD8<Float>(repeating: -.infinity)
+        var j = 0
+        let raw = UnsafeRawPointer(p)
+        while j + 8 <= n {
+            let v = raw.loadUnaligned(fromByteOffset: j &* 4, as: SIMD8<Float>.self)
+            acc.replace(with: v, where: v .> acc)
+            j += 8
+        }
+        var m = -Float.infinity
+        for lane in 0..<8 { m = acc[lane] > m ? acc[lane] : m }
+        while j < n {
+            m = p[j] > m ? p[j] : m
+            j += 1
+        }
+        return m
+    }
+
+    /// Folds `n` floats into eight lanes with `lanes`, the tail with `scalar`, then adds the lanes pairwise.
+    @inline(__always)
+    static func reduceLanes(
+        _ p: UnsafePointer<Float>, _ n: Int, _ initial: Float,
+        _ lanes: (SIMD8<Float>, SIMD8<Float>) -> SIMD8<Float>, _ scalar: (Float, Float) -> Float
+    ) -> Float {
+        var acc = SIMD8<Float>(repeating: initial)
+        var j = 0
+        let raw = UnsafeRawPointer(p)
+        while j + 8 <= n {
+            acc = lanes(acc, raw.loadUnaligned(fromByteOffset: j &* 4, as: SIMD8<Float>.self))
+            j += 8
+        }
+        var tail = initial
+        while j < n {
+            tail = scalar(tail, p[j])
+            j += 1
+        }
+        let low = (acc[0] + acc[1]) + (acc[2] + acc[3]), high = (acc[4] + acc[5]) + (acc[6] + acc[7])
+        return (low + high) + tail
+    }
+}
