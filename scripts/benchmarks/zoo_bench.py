@@ -80,8 +80,9 @@ def main():
     print(f"zoo: CPU {cpu_model()}; {config or 'OpenBLAS kernels: (loom inspect --kernels not available)'}; one thread each", flush=True)
     names = [n for n in ZOO if not a.models or n in a.models.split(",")]
     work = tempfile.mkdtemp(prefix="loom-zoo-bench-")
-    n, m = (8, 8) if a.quick else (64, 64)
-    dn, dm, shuffles = (2, 2, 4) if a.quick else (8, 4, 8)
+    # Jobs large enough that a process's start (about 20 ms) is a small part of Loom's time.
+    n, m = (8, 8) if a.quick else (64, 128)
+    dn, dm, shuffles = (2, 2, 4) if a.quick else (16, 8, 8)
     print(f"predict: {n} sequences x {m} args, batch 32; deep_lift_shap: {dn} x {dm}, {shuffles} shuffles", flush=True)
     print(f"{'model':17} {'export':8} {'loom':>8} {'unshared':>9} {'tgm':>8} {'ort':>8} {'unsh/tgm':>9} {'unsh/ort':>9} {'dflt/tgm':>9} "
           f"{'dls loom':>9} {'dls tgm':>8} {'dls x':>6} {'max err':>8}", flush=True)
