@@ -4,22 +4,36 @@ extension MaxPoolKernel: ReversibleKernel {
     /// For each output, the input position that won its window (the first maximum, as torch picks it).
     func argmax(_ x: Tensor<Float>, outLength: Int) -> [Int] {
         let rows = x.shape[0] * x.shape[1], length = x.shape[2]
-        var winners = [Int](repeating: 0, count: rows * outLength)
-        x.storage.withUnsafeBufferPointer { p in
-            for r in 0..<rows {
-                let src = p.baseAddress! + r * length
-                for j in 0..<outLength {
-                    var m = -Float.infinity, best = -1
-                    let start = j * stride - padLeft
-                    for t in 0..<kernel {
-                        let i = start + t * dilation
-                        if i >= 0 && i < length && (src[i] > m || best < 0) { m = src[i]; best = i }
+        let span = (kernel - 1) * dilation
+        return [Int](unsafeUninitializedCapacity: rows * outLength) { winners, initialized in
+            x.storage.withUnsafeBufferPointer { p in
+                for r in 0..<rows {
+                    let src = p.baseAddress! + r * length
+                    let dst = winners.baseAddress! + r * outLength
+                    for j in 0..<outLength {
+                        let start = j * stride - padLeft
+                        var m = -Float.infinity, best = -1
+                        if start >= 0 && start + span < length {
+                            // Inside the row: the first tap leads, a later one wins only by being larger.
+                            best = start
+                            m = src[start]
+                            var i = start + dilation
+                            for _ in 1..<kernel {
+                                if src[i] > m { m = src[i]; best = i }
+                                i += dilation
+                            }
+                        } else {
+                            for t in 0..<kernel {
+                                let i = start + t * dilation
+                                if i >= 0 && i < length && (src[i] > m || best < 0) { m = src[i]; best = i }
+                            }
+                        }
+                        dst[j] = max(best, 0)
                     }
-                    winners[r * outLength + j] = max(best, 0)
                 }
             }
+            initialized = rows * outLength
         }
-        return winners
     }
 
     /// tangermeme's max-pooling rule: the change in each pooled output, routed to the
@@ -34,31 +48,48 @@ extension MaxPoolKernel: ReversibleKernel {
         let half = try halfCount(x, "the input of MaxPool")
         let halfRows = rows / 2, outHalf = half / length * outLength
         let winners = argmax(x, outLength: outLength)
-        // routed[h]: (g * Δout) scattered to winning positions; plain: the ordinary gradient.
+        // routed: (g * Δout) scattered to winning positions; plain: the ordinary gradient.
         var routed = [Float](repeating: 0, count: x.count)
         var plain = [Float](repeating: 0, count: x.count)
-        for r in 0..<rows {
-            for j in 0..<outLength {
-                let o = r * outLength + j
-                let own = y.storage[o]
-                let (xo, ro) = r < halfRows ? (own, y.storage[o + outHalf]) : (y.storage[o - outHalf], own)
-                let top = max(xo, ro)
-                let delta = r < halfRows ? top - ro : xo - top
-                let dst = r * length + winners[o]
-                routed[dst] += g.storage[o] * delta
-                plain[dst] += g.storage[o]
+        y.storage.withUnsafeBufferPointer { py in
+            g.storage.withUnsafeBufferPointer { pg in
+                winners.withUnsafeBufferPointer { pw in
+                    routed.withUnsafeMutableBufferPointer { pr in
+                        plain.withUnsafeMutableBufferPointer { pp in
+                            for r in 0..<rows {
+                                let own = r < halfRows
+                                for j in 0..<outLength {
+                                    let o = r * outLength + j
+                                    let (xo, ro) = own ? (py[o], py[o + outHalf]) : (py[o - outHalf], py[o])
+                                    let top = max(xo, ro)
+                                    let delta = own ? top - ro : xo - top
+                                    let dst = r * length + pw[o]
+                                    pr[dst] += pg[o] * delta
+                                    pp[dst] += pg[o]
+                                }
+                            }
+                        }
+                    }
+                }
             }
         }
         // A functional max_pool1d: the plain gradient, to each window's winner in its own half.
         guard step.useRule else { return [Tensor(shape: x.shape, storage: plain)] }
-        var out = [Float](repeating: 0, count: x.count)
-        for i in 0..<half {
-            let dIn = x.storage[i] - x.storage[half + i]
-            let v = dIn == 0 ? plain[i] : (routed[i] + routed[half + i]) / dIn
-            out[i] = v
-            out[half + i] = v
+        let out = Tensor<Float>(shape: x.shape) { out in
+            x.storage.withUnsafeBufferPointer { px in
+                routed.withUnsafeBufferPointer { pr in
+                    plain.withUnsafeBufferPointer { pp in
+                        for i in 0..<half {
+                            let dIn = px[i] - px[half + i]
+                            let v = dIn == 0 ? pp[i] : (pr[i] + pr[half + i]) / dIn
+                            out[i] = v
+                            out[half + i] = v
+                        }
+                    }
+                }
+            }
         }
-        return [Tensor(shape: x.shape, storage: out)]
+        return [out]
     }
 }
 
