@@ -43,6 +43,12 @@ extension MaxPoolKernel: ReversibleKernel {
     func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] {
         guard step.needs(0) else { return [nil] }
         let x = try step.input(0), y = try step.output(0), g = try step.grad()
+        if step.useRule && disjointWindows { return [try disjointRule(x, y, g)] }
+        return [try positionRule(x, y, g, useRule: step.useRule)]
+    }
+
+    /// The rule position by position, for any windows; with `useRule` false, the plain gradient.
+    func positionRule(_ x: Tensor<Float>, _ y: Tensor<Float>, _ g: Tensor<Float>, useRule: Bool) throws -> Tensor<Float> {
         let outLength = y.shape[2], length = x.shape[2]
         let rows = x.shape[0] * x.shape[1]
         let half = try halfCount(x, "the input of MaxPool")
@@ -74,7 +80,7 @@ extension MaxPoolKernel: ReversibleKernel {
             }
         }
         // A functional max_pool1d: the plain gradient, to each window's winner in its own half.
-        guard step.useRule else { return [Tensor(shape: x.shape, storage: plain)] }
+        guard useRule else { return Tensor(shape: x.shape, storage: plain) }
         let out = Tensor<Float>(shape: x.shape) { out in
             x.storage.withUnsafeBufferPointer { px in
                 routed.withUnsafeBufferPointer { pr in
@@ -89,7 +95,78 @@ extension MaxPoolKernel: ReversibleKernel {
                 }
             }
         }
-        return [out]
+        return out
+    }
+}
+
+extension MaxPoolKernel {
+    /// Whether no input position lies in two windows (the stride covers the window's span), as
+    /// in every `nn.MaxPool1d(k)`.
+    var disjointWindows: Bool { stride >= (kernel - 1) * dilation + 1 }
+
+    /// ``reverse(_:)``'s rule where windows are disjoint, window by window instead of position by
+    /// position: each position receives from at most one window per half, so only the two
+    /// winners of each window pair need the division. The same float operations as the general
+    /// rule, signed zeros included (a position that won nothing gets `0 / Δin`), so the same bits.
+    func disjointRule(_ x: Tensor<Float>, _ y: Tensor<Float>, _ g: Tensor<Float>) throws -> Tensor<Float> {
+        let length = x.shape[2], outLength = y.shape[2]
+        let half = try halfCount(x, "the input of MaxPool")
+        let halfRows = x.shape[0] * x.shape[1] / 2, outHalf = half / length * outLength
+        let winners = argmax(x, outLength: outLength)
+        return Tensor<Float>(shape: x.shape) { out in
+            x.storage.withUnsafeBufferPointer { px in
+                y.storage.withUnsafeBufferPointer { py in
+                    g.storage.withUnsafeBufferPointer { pg in
+                        winners.withUnsafeBufferPointer { pw in
+                            // Positions that win nothing: (0 + 0) / Δin, or the plain gradient 0 where Δin = 0.
+                            var i = 0
+                            while i + 8 <= half {
+                                let a = UnsafeRawPointer(px.baseAddress! + i).loadUnaligned(as: SIMD8<Float>.self)
+                                let b = UnsafeRawPointer(px.baseAddress! + half + i).loadUnaligned(as: SIMD8<Float>.self)
+                                let d = a - b
+                                let zero = (SIMD8<Float>(repeating: 0) / d).replacing(with: 0, where: d .== 0)
+                                UnsafeMutableRawPointer(out.baseAddress! + i).storeBytes(of: zero, as: SIMD8<Float>.self)
+                                UnsafeMutableRawPointer(out.baseAddress! + half + i).storeBytes(of: zero, as: SIMD8<Float>.self)
+                                i += 8
+                            }
+                            while i < half {
+                                let d = px[i] - px[half + i]
+                                let v: Float = d == 0 ? 0 : 0 / d
+                                out[i] = v
+                                out[half + i] = v
+                                i += 1
+                            }
+                            // Each window pair: the example's winner and the reference's, in the example's coordinates.
+                            for r in 0..<halfRows {
+                                for j in 0..<outLength {
+                                    let o = r * outLength + j, oR = o + outHalf
+                                    let xo = py[o], ro = py[oR]
+                                    let top = max(xo, ro)
+                                    let routedX: Float = 0 + pg[o] * (top - ro), routedR: Float = 0 + pg[oR] * (xo - top)
+                                    let plainX: Float = 0 + pg[o]
+                                    let wX = r * length + pw[o], wR = r * length + pw[oR]
+                                    if wX == wR {
+                                        let d = px[wX] - px[half + wX]
+                                        let v = d == 0 ? plainX : (routedX + routedR) / d
+                                        out[wX] = v
+                                        out[half + wX] = v
+                                    } else {
+                                        let d = px[wX] - px[half + wX]
+                                        let v = d == 0 ? plainX : (routedX + 0) / d
+                                        out[wX] = v
+                                        out[half + wX] = v
+                                        let dR = px[wR] - px[half + wR]
+                                        let vR = dR == 0 ? 0 : (0 + routedR) / dR
+                                        out[wR] = vR
+                                        out[half + wR] = vR
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
