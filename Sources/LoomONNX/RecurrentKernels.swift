@@ -268,12 +268,17 @@ extension RecurrentKernel: ReversibleKernel {
                 var dhPrev = [Float](repeating: 0, count: B * H)
                 switch cell {
                 case .lstm:
-                    let cPrev = t.cPrev[k], cNext = t.cNext[k]
+                    let cPrev = t.cPrev[k]
+                    // tanh of the new cell state, the step's whole batch eight lanes at a time (the forward's bits).
+                    let tanhC = [Float](unsafeUninitializedCapacity: B * H) { out, n in
+                        t.cNext[k].withUnsafeBufferPointer { VectorMath.apply(.tanh, $0, into: out) }
+                        n = B * H
+                    }
                     for bi in 0..<B {
                         for j in 0..<H {
                             let q = bi * H + j, base = bi * G
                             let i = gv[base + j], o = gv[base + H + j], f = gv[base + 2 * H + j], cc = gv[base + 3 * H + j]
-                            let tc = VectorMath.scalar(.tanh, cNext[q])
+                            let tc = tanhC[q]
                             let dOut = dh[q] * tc
                             let dCell = dc[q] + dh[q] * o * (1 - tc * tc)
                             dG[base + j] = dCell * cc * i * (1 - i)

@@ -180,26 +180,39 @@ extension ONNXModel {
         _ region: DeepLiftRules.Region, env: [Value?], gOut: Tensor<Float>,
         plain: (inout [Tensor<Float>?], (Int) -> Bool) throws -> Void
     ) throws -> Tensor<Float> {
-        var local = [Tensor<Float>?](repeating: nil, count: slotCount)
-        local[region.output] = gOut
-        let produced = Set(region.steps.flatMap { steps[$0].outputs })
-        try plain(&local, { $0 == region.input || produced.contains($0) })
         guard case .float(let x)? = env[region.input], case .float(let y)? = env[region.output] else {
             throw ONNXError(file: path, kind: .runtime, detail: "reverse pass: module \(region.name) does not map float32 to float32")
         }
-        let gPlain = local[region.input] ?? Tensor(shape: x.shape, repeating: 0)
-        guard x.shape == y.shape, gOut.shape == y.shape else { return gPlain }
+        /// The plain gradient through the module's own nodes.
+        func plainGradient() throws -> Tensor<Float> {
+            var local = [Tensor<Float>?](repeating: nil, count: slotCount)
+            local[region.output] = gOut
+            let produced = Set(region.steps.flatMap { steps[$0].outputs })
+            try plain(&local, { $0 == region.input || produced.contains($0) })
+            return local[region.input] ?? Tensor(shape: x.shape, repeating: 0)
+        }
+        guard x.shape == y.shape, gOut.shape == y.shape else { return try plainGradient() }
         let n = try halfCount(x, "the input of module \(region.name)")
+        let threshold: Float = 1e-6
+        // The plain gradient serves only where the input does not change; most passes have no such element.
+        let unchanged = x.storage.withUnsafeBufferPointer { px in (0..<n).contains { abs(px[$0] - px[n + $0]) < threshold } }
+        let gPlain = unchanged ? try plainGradient() : nil
         return Tensor(shape: x.shape) { out in
-            for i in 0..<n {
-                let dIn = x.storage[i] - x.storage[n + i]
-                if abs(dIn) < 1e-6 {
-                    out[i] = gPlain.storage[i]
-                    out[n + i] = gPlain.storage[n + i]
-                } else {
-                    let ratio = (y.storage[i] - y.storage[n + i]) / dIn
-                    out[i] = gOut.storage[i] * ratio
-                    out[n + i] = gOut.storage[n + i] * ratio
+            x.storage.withUnsafeBufferPointer { px in
+                y.storage.withUnsafeBufferPointer { py in
+                    gOut.storage.withUnsafeBufferPointer { pg in
+                        for i in 0..<n {
+                            let dIn = px[i] - px[n + i]
+                            if abs(dIn) < threshold, let gPlain {
+                                out[i] = gPlain.storage[i]
+                                out[n + i] = gPlain.storage[n + i]
+                            } else {
+                                let ratio = (py[i] - py[n + i]) / dIn
+                                out[i] = pg[i] * ratio
+                                out[n + i] = pg[n + i] * ratio
+                            }
+                        }
+                    }
                 }
             }
         }
