@@ -54,7 +54,12 @@ public struct SHA256: @unchecked Sendable {
         guard fd >= 0 else { throw FileError(path: path, operation: "open", errno: errno) }
         defer { close(fd) }
         var h = SHA256()
-        var buffer = [UInt8](repeating: 0, count: 8 << 20)
+        // Reads of up to 8 MiB, in a buffer no larger than the file: a zero-filled 8 MiB buffer
+        // cost a small job's every hash 2,048 page faults and a memset (a fifth of a one-example run).
+        var info = stat()
+        let size = fstat(fd, &info) == 0 ? Int(info.st_size) : 8 << 20
+        let capacity = min(8 << 20, max(4096, size))
+        var buffer = [UInt8](unsafeUninitializedCapacity: capacity) { _, count in count = capacity }
         while true {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n < 0 { if errno == EINTR { continue }; throw FileError(path: path, operation: "read", errno: errno) }
