@@ -170,6 +170,9 @@ public final class ONNXModel: Sendable {
     /// (see `SharedRowPlan`); the result is that of `run` on the expanded batch.
     public func run(shared: Tensor<Float>, rows: [Int], others: [Tensor<Float>]) throws -> [Tensor<Float>] {
         try checkFeedCount(1 + others.count)
+        // Every example with its own row, in order (`--no-share-rows`, or a batch of distinct
+        // sequences): sharing saves nothing, so skip its row-wise checks and gathers.
+        if rows.count == shared.shape.first, rows.elementsEqual(0..<rows.count) { return try execute([shared] + others, sharedRows: nil) }
         if sharesRows {
             // Whether a batch is computed shared or plain depends on that batch alone, never on
             // batches before it: a shard's bits must not depend on which worker ran what before.
