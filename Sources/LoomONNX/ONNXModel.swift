@@ -25,8 +25,9 @@ public final class ONNXModel: Sendable {
     public let file: ModelFile
     /// One step per node: what the reverse pass (deep-lift-shap) and the cost estimate walk.
     let steps: [Step]
-    /// The steps ``run(_:)`` executes: ``steps`` with a Conv and the Relu that alone reads it fused into
-    /// one step (the same float operations; the reverse pass needs the Relu's input, so it keeps ``steps``).
+    /// The steps ``run(_:)`` executes: ``steps`` with runs of nodes fused into one step where the
+    /// result has the same bits (ONNXModel+Fusion.swift; the reverse pass needs the intermediate
+    /// values, so it keeps ``steps``).
     let forwardSteps: [Step]
     let slotCount: Int
     let constantSlots: [(Int, Value)]
@@ -81,7 +82,7 @@ public final class ONNXModel: Sendable {
         let inputSlots = file.inputs.map { slot($0.name) }
         var defined = Set(constantSlots.map(\.0)).union(inputSlots)
 
-        var built: [(kernel: any Kernel, inputs: [Int?], outputs: [Int], name: String, op: String)] = []
+        var built: [BuiltStep] = []
         for (i, node) in file.graph.nodes.enumerated() {
             let name = file.nodes[i].name
             if node.opType == "Constant" { continue }
@@ -114,7 +115,7 @@ public final class ONNXModel: Sendable {
         guard !outputSlots.isEmpty else { throw ONNXError(file: path, kind: .invalidModel, detail: "the graph has no outputs") }
         // Liveness: free each computed value after its last reader (constants and outputs stay).
         let pinned = Set(constantSlots.map(\.0)).union(outputSlots)
-        func withFrees(_ built: [(kernel: any Kernel, inputs: [Int?], outputs: [Int], name: String, op: String)]) -> [Step] {
+        func withFrees(_ built: [BuiltStep]) -> [Step] {
             var lastUse: [Int: Int] = [:]
             for (i, step) in built.enumerated() { for s in step.inputs.compactMap({ $0 }) { lastUse[s] = i } }
             var frees = [[Int]](repeating: [], count: built.count)
@@ -122,24 +123,8 @@ public final class ONNXModel: Sendable {
             return built.enumerated().map { i, b in Step(kernel: b.kernel, inputs: b.inputs, outputs: b.outputs, frees: frees[i], name: b.name, op: b.op) }
         }
         steps = withFrees(built)
-        // Forward steps: a 1-D Conv whose output only the next step, a Relu, reads becomes one step.
-        var readers: [Int: Int] = [:]
-        for step in built { for s in step.inputs.compactMap({ $0 }) { readers[s, default: 0] += 1 } }
-        var fused: [(kernel: any Kernel, inputs: [Int?], outputs: [Int], name: String, op: String)] = []
-        var i = 0
-        while i < built.count {
-            let b = built[i]
-            if var conv = b.kernel as? ConvKernel, i + 1 < built.count, built[i + 1].op == "Relu", b.outputs.count == 1,
-                built[i + 1].inputs == [b.outputs[0]], readers[b.outputs[0]] == 1, !pinned.contains(b.outputs[0])
-            {
-                conv.reluAfter = true
-                fused.append((conv, b.inputs, built[i + 1].outputs, b.name, "Conv"))
-                i += 2
-                continue
-            }
-            fused.append(b)
-            i += 1
-        }
+        // Forward steps: runs of nodes that compute one known function become one step (ONNXModel+Fusion.swift).
+        let fused = Self.fusedForward(built, pinned: pinned, constants: Dictionary(uniqueKeysWithValues: constantSlots))
         forwardSteps = withFrees(fused)
         slotCount = slots.count
         self.constantSlots = constantSlots

@@ -40,4 +40,43 @@ struct ForwardFusionTests {
         #expect(y.shape == reference.shape && y.storage.map(\.bitPattern) == reference.storage.map(\.bitPattern))
         #expect(y.storage.contains { $0 != 0 }, "a result that is not all zeros")
     }
+
+    /// `Where(Greater(x, t), x, Softplus(x))` as the dynamo exporter writes `nn.Softplus`; with
+    /// `exposeMask` the mask is also a graph output, so nothing may fuse.
+    static func softplusModel(threshold: Float, exposeMask: Bool, dir: TemporaryDirectory) throws -> ONNXModel {
+        var b = ONNXBuilder()
+        b.input("X", [nil, 3, 40])
+        b.initializer("t", shape: [], values: [threshold])
+        b.node("Softplus", ["X"], ["s"])
+        b.node("Greater", ["X", "t"], ["mask"])
+        b.node("Where", ["mask", "X", "s"], ["y"])
+        b.output("y")
+        if exposeMask { b.output("mask") }
+        let path = dir.file("softplus-\(threshold)-\(exposeMask).onnx")
+        try b.write(to: path)
+        return try ONNXModel(path: path)
+    }
+
+    @Test func thresholdedSoftplusIsOneSoftplusWithTheSameBits() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let fused = try Self.softplusModel(threshold: 20, exposeMask: false, dir: dir)
+        #expect(fused.forwardSteps.map(\.op) == ["Softplus"])
+        #expect(fused.steps.map(\.op) == ["Softplus", "Greater", "Where"], "the reverse pass keeps every node")
+        let exposed = try Self.softplusModel(threshold: 20, exposeMask: true, dir: dir)
+        #expect(exposed.forwardSteps.count == 3, "a mask the graph returns is not fused away")
+        #expect(try Self.softplusModel(threshold: 10, exposeMask: false, dir: dir).forwardSteps.count == 3, "below 16 Softplus is not x")
+        // Around the threshold, across Softplus's whole range, and at float32's extremes.
+        var values: [Float] = (0..<300).map { Float($0) * 0.25 - 37.5 }
+        values += (0..<60).map { 19.5 + Float($0) * 0.017 } + [20, 20.000002, 19.999998, 16, 15.999999, 88, 89, 1e30, -1e30, .infinity]
+        values += [Float](repeating: 0, count: (120 - values.count % 120) % 120)
+        let x = Tensor<Float>(shape: [values.count / 120, 3, 40], storage: values)
+        let y = try fused.run([x])[0]
+        let reference = try exposed.run([x])[0]
+        #expect(y.storage.map(\.bitPattern) == reference.storage.map(\.bitPattern))
+        // Softplus alone is x itself from 16 on, which is what makes the fusion exact for any threshold from there.
+        let big = Tensor<Float>(shape: [1, 3, 40], storage: (0..<120).map { 16 * powf(1.9, Float($0) / 2) })
+        let plain = try Self.softplusModel(threshold: 1e38, exposeMask: true, dir: dir).run([big])[0]
+        #expect(plain.storage.map(\.bitPattern) == big.storage.map(\.bitPattern))
+    }
 }
