@@ -79,4 +79,41 @@ struct ForwardFusionTests {
         let plain = try Self.softplusModel(threshold: 1e38, exposeMask: true, dir: dir).run([big])[0]
         #expect(plain.storage.map(\.bitPattern) == big.storage.map(\.bitPattern))
     }
+
+    /// The classic export of `nn.GELU`, operands in the exporter's order or swapped; with
+    /// `exposeErf` the Erf's output is also a graph output, so nothing may fuse.
+    static func erfChainModel(swapped: Bool, exposeErf: Bool, dir: TemporaryDirectory) throws -> ONNXModel {
+        var b = ONNXBuilder()
+        b.input("X", [nil, 3, 40])
+        b.initializer("a", shape: [], values: [1.4142135])
+        b.initializer("b", shape: [], values: [1])
+        b.initializer("c", shape: [], values: [0.5])
+        b.node("Div", ["X", "a"], ["d"])
+        b.node("Erf", ["d"], ["e"])
+        b.node("Add", swapped ? ["b", "e"] : ["e", "b"], ["s"])
+        b.node("Mul", swapped ? ["s", "X"] : ["X", "s"], ["m"])
+        b.node("Mul", swapped ? ["c", "m"] : ["m", "c"], ["y"])
+        b.output("y")
+        if exposeErf { b.output("e") }
+        let path = dir.file("gelu-\(swapped)-\(exposeErf).onnx")
+        try b.write(to: path)
+        return try ONNXModel(path: path)
+    }
+
+    @Test(arguments: [false, true])
+    func erfChainIsOneStepWithTheSameBits(swapped: Bool) throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let fused = try Self.erfChainModel(swapped: swapped, exposeErf: false, dir: dir)
+        #expect(fused.forwardSteps.map(\.op) == ["Gelu"])
+        #expect(fused.steps.count == 5, "the reverse pass keeps every node")
+        let exposed = try Self.erfChainModel(swapped: swapped, exposeErf: true, dir: dir)
+        #expect(exposed.forwardSteps.count == 5, "an Erf output the graph returns is not fused away")
+        // 3,000 rows of 120: longer than one block of the fused pass, values across GELU's range.
+        let count = 3_000 * 120
+        let x = Tensor<Float>(shape: [3_000, 3, 40], storage: (0..<count).map { Float(sin(Double($0) * 0.731)) * 9 + Float($0 % 7) * 1e-3 })
+        let y = try fused.run([x])[0]
+        let reference = try exposed.run([x])[0]
+        #expect(y.storage.map(\.bitPattern) == reference.storage.map(\.bitPattern))
+    }
 }
