@@ -10,14 +10,15 @@ struct Loom: ParsableCommand {
         version: LoomVersion.string,
         subcommands: [Run.self, CoordinatorCommand.self, WorkerCommand.self, CollectorCommand.self, KeygenCommand.self, Inspect.self, Show.self, Verify.self])
 
-    /// The process roles a cluster starts many times, which parse only their own flags.
+    /// The commands that parse only their own flags: the process roles a cluster starts many
+    /// times, and `run`, whose start is part of every small job's time.
     static let roles: [String: any ParsableCommand.Type] = [
-        "coordinator": CoordinatorCommand.self, "worker": WorkerCommand.self, "collector": CollectorCommand.self
+        "run": Run.self, "coordinator": CoordinatorCommand.self, "worker": WorkerCommand.self, "collector": CollectorCommand.self
     ]
 
     /// Runs the command line.
     ///
-    /// `loom coordinator|worker|collector ...` parse their flags directly: argument-parser's
+    /// `loom run|coordinator|worker|collector ...` parse their flags directly: argument-parser's
     /// full command tree builds every subcommand's options by reflection, about 20 ms of CPU
     /// in every process a job starts. Help, and any flag error, go through the full tree, so
     /// usage and messages are the same either way.
