@@ -166,11 +166,20 @@ extension LogicKernel: ReversibleKernel {
 extension WhereKernel: ReversibleKernel {
     func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] {
         let g = try step.grad()
-        let cond = try broadcast(floats(try step.inputs.required(0, "condition")), to: g.shape)
+        // The mask as the comparison left it (int64, the gradient's shape), or else as floats broadcast to it.
+        let mask: Tensor<Int64>
+        switch try step.inputs.required(0, "condition") {
+        case .int64(let c) where c.shape == g.shape: mask = c
+        case let c: mask = Tensor(shape: g.shape, storage: try broadcast(floats(c), to: g.shape).storage.map { $0 != 0 ? 1 : 0 })
+        }
         func branch(_ k: Int, taken: Bool) throws -> Tensor<Float>? {
             guard step.needs(k) else { return nil }
             let masked = Tensor<Float>(shape: g.shape) { out in
-                for i in 0..<out.count { out[i] = (cond.storage[i] != 0) == taken ? g.storage[i] : 0 }
+                mask.storage.withUnsafeBufferPointer { pm in
+                    g.storage.withUnsafeBufferPointer { pg in
+                        for i in 0..<out.count { out[i] = (pm[i] != 0) == taken ? pg[i] : 0 }
+                    }
+                }
             }
             return try sumToShape(masked, try step.inputs.required(k, "input \(k)").shape)
         }

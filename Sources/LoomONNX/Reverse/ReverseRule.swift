@@ -98,10 +98,19 @@ func routeBack(_ kernel: any Kernel, _ step: ReverseStep) throws -> [Tensor<Floa
         guard let g = step.gradOutputs[k] else { continue }
         let sources = try out.int64("routed output")
         guard sources.count == g.count else { throw KernelError("gradient of \(g.shape) for an output of \(sources.shape)") }
-        for (j, src) in sources.storage.enumerated() {
-            guard src >= 0 && Int(src) < total else { throw KernelError("an output element does not come from a float input") }
-            flat[Int(src)] += g.storage[j]
+        let stray = sources.storage.withUnsafeBufferPointer { ps in
+            g.storage.withUnsafeBufferPointer { pg in
+                flat.withUnsafeMutableBufferPointer { pf in
+                    for j in 0..<ps.count {
+                        let src = Int(ps[j])
+                        guard src >= 0 && src < total else { return true }
+                        pf[src] += pg[j]
+                    }
+                    return false
+                }
+            }
         }
+        if stray { throw KernelError("an output element does not come from a float input") }
     }
     return step.inputs.enumerated().map { i, v in
         guard step.needs(i), case .float(let t)? = v else { return nil }

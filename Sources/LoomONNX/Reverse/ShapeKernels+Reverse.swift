@@ -33,7 +33,18 @@ extension SliceKernel: ReversibleKernel {
 }
 
 extension TransposeKernel: ReversibleKernel {
-    func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] { try routeBack(self, step) }
+    /// The gradient transposed back by the inverse permutation: each element moves once, so the
+    /// values are those of ``routeBack(_:_:)`` (which adds each to +0: a −0 comes back +0 there),
+    /// without its position probes.
+    func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] {
+        guard step.needs(0) else { return [nil] }
+        let x = try step.input(0), g = try step.grad()
+        let p = perm ?? Array((0..<x.rank).reversed())
+        guard p.count == x.rank, Set(p) == Set(0..<x.rank), g.shape == p.map({ x.shape[$0] }) else { return try routeBack(self, step) }
+        var inverse = [Int](repeating: 0, count: p.count)
+        for (k, axis) in p.enumerated() { inverse[axis] = k }
+        return [Tensor(shape: x.shape, storage: permuted(g.storage, shape: g.shape, perm: inverse))]
+    }
 }
 
 extension ReduceKernel: ReversibleKernel {
