@@ -3,9 +3,11 @@
 
 void loom_vmap__base(int f, const float *src, float *dst, long n, float a, float b);
 void loom_maxpool1d__base(const float *, float *, long, long, long, long, long, long, long, long, long);
+void loom_avgpool1d_inside__base(const float *, float *, long, long, long, long, long, long, long, long);
 #if defined(__x86_64__)
 void loom_vmap__avx2(int f, const float *src, float *dst, long n, float a, float b);
 void loom_maxpool1d__avx2(const float *, float *, long, long, long, long, long, long, long, long, long);
+void loom_avgpool1d_inside__avx2(const float *, float *, long, long, long, long, long, long, long, long);
 #endif
 
 static int level = -1; // written once (a benign race: every writer writes the same value)
@@ -55,4 +57,15 @@ void loom_maxpool1d(const float *src, float *dst, long rows, long length, long o
     }
 #endif
     loom_maxpool1d__base(src, dst, rows, length, outLength, kernel, stride, dilation, padLeft, firstInside, lastInside);
+}
+
+void loom_avgpool1d_inside(const float *src, float *dst, long rows, long length, long outLength, long kernel, long stride,
+                           long padLeft, long firstInside, long lastInside) {
+#if defined(__x86_64__)
+    if (loom_vector_level() == 1) {
+        loom_avgpool1d_inside__avx2(src, dst, rows, length, outLength, kernel, stride, padLeft, firstInside, lastInside);
+        return;
+    }
+#endif
+    loom_avgpool1d_inside__base(src, dst, rows, length, outLength, kernel, stride, padLeft, firstInside, lastInside);
 }

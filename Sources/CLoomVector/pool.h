@@ -69,3 +69,42 @@ void FN(loom_maxpool1d_)(const float *src, float *dst, long rows, long length, l
         FN(pool_edge)(s, d, lastInside, outLength, length, kernel, stride, dilation, padLeft);
     }
 }
+
+// Average pooling's windows j0..<j1 of each row, all wholly inside it: `s = 0; s += x` over the
+// taps in order, then `s / divisor`, as the Swift kernel computes its edge windows.
+#define LOOM_AVG_TILED(K)                                                                   \
+    INLINE void FN(avg_tiled##K)(const float *src, float *dst, long j0, long j1, long pad, float divisor) { \
+        for (long j = j0; j < j1; j++) {                                                    \
+            const float *w = src + (j * K - pad);                                           \
+            float s = 0;                                                                    \
+            for (long t = 0; t < K; t++) s += w[t];                                         \
+            dst[j] = s / divisor;                                                           \
+        }                                                                                   \
+    }
+LOOM_AVG_TILED(2)
+LOOM_AVG_TILED(3)
+LOOM_AVG_TILED(4)
+LOOM_AVG_TILED(8)
+#undef LOOM_AVG_TILED
+
+void FN(loom_avgpool1d_inside_)(const float *src, float *dst, long rows, long length, long outLength, long kernel,
+                                long stride, long padLeft, long firstInside, long lastInside) {
+    float divisor = (float)kernel;
+    for (long r = 0; r < rows; r++) {
+        const float *s = src + r * length;
+        float *d = dst + r * outLength;
+        int tiled = kernel == stride;
+        if (tiled && kernel == 2) FN(avg_tiled2)(s, d, firstInside, lastInside, padLeft, divisor);
+        else if (tiled && kernel == 3) FN(avg_tiled3)(s, d, firstInside, lastInside, padLeft, divisor);
+        else if (tiled && kernel == 4) FN(avg_tiled4)(s, d, firstInside, lastInside, padLeft, divisor);
+        else if (tiled && kernel == 8) FN(avg_tiled8)(s, d, firstInside, lastInside, padLeft, divisor);
+        else {
+            for (long j = firstInside; j < lastInside; j++) {
+                const float *w = s + (j * stride - padLeft);
+                float acc = 0;
+                for (long t = 0; t < kernel; t++) acc += w[t];
+                d[j] = acc / divisor;
+            }
+        }
+    }
+}

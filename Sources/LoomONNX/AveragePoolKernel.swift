@@ -1,3 +1,4 @@
+import CLoomVector
 import LoomTensor
 
 /// 1-D average pooling over (N, C, L) (`nn.AvgPool1d`), with kernel, stride, padding, ceil mode
@@ -34,10 +35,17 @@ struct AveragePoolKernel: Kernel {
         return [
             .float(
                 Tensor(shape: [x.shape[0], x.shape[1], outLength]) { out in
+                    // Windows wholly inside the row in C, eight at a time (CLoomVector); the edges here.
+                    let (stride, padLeft, kernel) = (geometry.stride, geometry.padLeft, geometry.kernel)
+                    let firstInside = min(outLength, (padLeft + stride - 1) / stride)
+                    let lastInside = max(firstInside, min(outLength, length + padLeft - kernel >= 0 ? (length + padLeft - kernel) / stride + 1 : 0))
+                    let edges = Array(0..<firstInside) + Array(lastInside..<outLength)
                     x.storage.withUnsafeBufferPointer { p in
+                        loom_avgpool1d_inside(p.baseAddress!, out.baseAddress!, rows, length, outLength, kernel, stride, padLeft, firstInside, lastInside)
                         for r in 0..<rows {
                             let src = p.baseAddress! + r * length
-                            for (j, (range, divisor)) in windows.enumerated() {
+                            for j in edges {
+                                let (range, divisor) = windows[j]
                                 var s: Float = 0
                                 for i in range { s += src[i] }
                                 out[r * outLength + j] = range.isEmpty ? 0 : s / divisor

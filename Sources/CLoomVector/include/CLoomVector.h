@@ -29,6 +29,12 @@ void loom_vmap(int f, const float *src, float *dst, long n, float a, float b);
 void loom_maxpool1d(const float *src, float *dst, long rows, long length, long outLength, long kernel, long stride,
                     long dilation, long padLeft, long firstInside, long lastInside);
 
+/// 1-D average pooling's windows firstInside..<lastInside of each of `rows` rows, each wholly
+/// inside its row: the sum of its `kernel` taps from 0 in order, divided by `kernel`. The caller
+/// computes the windows that reach into the padding.
+void loom_avgpool1d_inside(const float *src, float *dst, long rows, long length, long outLength, long kernel, long stride,
+                           long padLeft, long firstInside, long lastInside);
+
 /// The build in use: 0 the baseline, 1 AVX2.
 int loom_vector_level(void);
 
