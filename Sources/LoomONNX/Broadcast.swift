@@ -92,6 +92,27 @@ func broadcastBinary<T: Sendable>(_ a: Tensor<T>, _ b: Tensor<T>, _ op: (T, T) -
 /// row's number and the offsets where its elements begin in the two operands (strides `sa`, `sb`
 /// from ``broadcastStrides(_:to:)``), advancing an odometer over the outer axes.
 @inline(__always)
+/// A broadcast's shape and operand strides with extent-1 axes dropped and adjacent axes merged
+/// where every operand steps through the pair as through one axis (the outer stride is the inner
+/// stride times the inner extent, as for a contiguous or a broadcast operand). Each element keeps
+/// its operands, so the result is element for element the same.
+func coalescedAxes(_ shape: [Int], _ sa: [Int], _ sb: [Int]) -> (shape: [Int], a: [Int], b: [Int]) {
+    var s: [Int] = [], a: [Int] = [], b: [Int] = []
+    for i in shape.indices where shape[i] != 1 {
+        if let last = s.indices.last, a[last] == sa[i] * shape[i], b[last] == sb[i] * shape[i] {
+            s[last] *= shape[i]
+            a[last] = sa[i]
+            b[last] = sb[i]
+        } else {
+            s.append(shape[i])
+            a.append(sa[i])
+            b.append(sb[i])
+        }
+    }
+    return s.isEmpty ? ([1], [0], [0]) : (s, a, b)
+}
+
+@inline(__always)
 func forEachBroadcastRow(_ shape: [Int], _ sa: [Int], _ sb: [Int], _ body: (_ row: Int, _ offA: Int, _ offB: Int) -> Void) {
     let rank = shape.count
     let inner = rank > 0 ? shape[rank - 1] : 1

@@ -71,8 +71,11 @@ extension BinaryKernel {
     /// each inner loop is a plain, vectorizable one (a closure per element cost a third of a
     /// model's time where a bias or a scale broadcast, as GELU's constants do).
     func broadcastFloat(_ x: Tensor<Float>, _ y: Tensor<Float>) throws -> Tensor<Float> {
-        let shape = try broadcastShape(x.shape, y.shape)
-        let sa = broadcastStrides(x.shape, to: shape), sb = broadcastStrides(y.shape, to: shape)
+        let fullShape = try broadcastShape(x.shape, y.shape)
+        // Axes both operands step through as one are merged, so that rows are as long as they can
+        // be (a scalar or a contiguous operand makes one row of the whole tensor).
+        let (shape, sa, sb) = coalescedAxes(
+            fullShape, broadcastStrides(x.shape, to: fullShape), broadcastStrides(y.shape, to: fullShape))
         let rank = shape.count
         let inner = rank > 0 ? shape[rank - 1] : 1
         let ia = rank > 0 ? sa[rank - 1] : 0, ib = rank > 0 ? sb[rank - 1] : 0
@@ -106,7 +109,7 @@ extension BinaryKernel {
                 }
             }
         }
-        return Tensor(shape: shape) { out in
+        return Tensor(shape: fullShape) { out in
             guard out.count > 0 else { return }
             x.storage.withUnsafeBufferPointer { pa in
                 y.storage.withUnsafeBufferPointer { pb in
