@@ -26,7 +26,10 @@ struct MaxPoolRuleTests {
             state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
             return Int(state >> 33)
         }
-        let x = Tensor<Float>(shape: [2 * pairs, channels, length], storage: (0..<(2 * pairs * channels * length)).map { _ in Float(next() % 5) - 2 })
+        var values = (0..<(2 * pairs * channels * length)).map { _ in Float(next() % 5) - 2 }
+        // Infinities and NaNs: Δin = ±∞ (a signed zero) and NaN (NaN) where nothing wins.
+        for (k, v) in [(5, Float.infinity), (40, -.infinity), (70, .nan), (5 + values.count / 2, .infinity), (99, .nan)] { values[k] = v }
+        let x = Tensor<Float>(shape: [2 * pairs, channels, length], storage: values)
         guard case .float(let y) = try pool.run([.float(x)])[0] else { throw KernelError("not a float output") }
         let g = Tensor<Float>(shape: y.shape, storage: (0..<y.count).map { _ in Float(next() % 7) - 3 })
         let windows = try pool.disjointRule(x, y, g)

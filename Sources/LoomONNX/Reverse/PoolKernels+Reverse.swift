@@ -124,7 +124,10 @@ extension MaxPoolKernel {
                                 let a = UnsafeRawPointer(px.baseAddress! + i).loadUnaligned(as: SIMD8<Float>.self)
                                 let b = UnsafeRawPointer(px.baseAddress! + half + i).loadUnaligned(as: SIMD8<Float>.self)
                                 let d = a - b
-                                let zero = (SIMD8<Float>(repeating: 0) / d).replacing(with: 0, where: d .== 0)
+                                // 0 / Δin without the division: a zero with Δin's sign, +0 where Δin is ±0
+                                // (the plain gradient), and Δin itself where it is NaN (as the division returns it).
+                                let signed = unsafeBitCast(unsafeBitCast(d, to: SIMD8<UInt32>.self) & 0x8000_0000, to: SIMD8<Float>.self)
+                                let zero = signed.replacing(with: 0, where: d .== 0).replacing(with: d, where: d .!= d)
                                 UnsafeMutableRawPointer(out.baseAddress! + i).storeBytes(of: zero, as: SIMD8<Float>.self)
                                 UnsafeMutableRawPointer(out.baseAddress! + half + i).storeBytes(of: zero, as: SIMD8<Float>.self)
                                 i += 8

@@ -25,7 +25,29 @@ extension GatherKernel: ReversibleKernel {
 }
 
 extension ConcatKernel: ReversibleKernel {
-    func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] { try routeBack(self, step) }
+    /// Each input's slab of the gradient along the axis (float inputs; any other mix takes ``routeBack(_:_:)``).
+    func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] {
+        let g = try step.grad()
+        guard step.inputs.allSatisfy({ if case .float? = $0 { true } else { false } }), let rank = step.inputs.first??.shape.count,
+            let a = try? normalizeAxis(axis, rank: rank)
+        else { return try routeBack(self, step) }
+        let shapes = step.inputs.map { $0!.shape }
+        let outer = Array(g.shape[..<a]).elementCount, rowLength = Array(g.shape[a...]).elementCount
+        var offset = 0
+        return shapes.enumerated().map { k, shape in
+            let chunk = Array(shape[a...]).elementCount
+            defer { offset += chunk }
+            guard step.needs(k) else { return nil }
+            let start = offset
+            return Tensor(shape: shape) { out in
+                g.storage.withUnsafeBufferPointer { pg in
+                    for o in 0..<outer {
+                        (out.baseAddress! + o * chunk).initialize(from: pg.baseAddress! + o * rowLength + start, count: chunk)
+                    }
+                }
+            }
+        }
+    }
 }
 
 extension SliceKernel: ReversibleKernel {
