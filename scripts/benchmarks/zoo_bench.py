@@ -102,7 +102,7 @@ def main():
         np.save(os.path.join(work, f"{name}_dx.npy"), X[:dn])
         np.save(os.path.join(work, f"{name}_da.npy"), A[:dm])
         t_dls_tgm = timed_call(lambda: apply_product(deep_lift_shap, model, DX, args=(DA,), batch_size=32, device="cpu",
-                                                     n_shuffles=shuffles, random_state=0), 1)
+                                                     n_shuffles=shuffles, random_state=0), repeat)
         for exporter in ("classic", "dynamo"):
             path = os.path.join(work, f"{name}_{exporter}.onnx")
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -127,7 +127,7 @@ def main():
             dls = [loom, "run", "--mode", "product", "--func", "deep-lift-shap", "--model", path, "--x", os.path.join(work, f"{name}_dx.npy"),
                    "--arg", os.path.join(work, f"{name}_da.npy"), "--batch-size", "32", "--threads", "1", "--quiet", "--overwrite",
                    "--n-shuffles", str(shuffles), "--random-state", "0", "--out", out + "_dls"]
-            t_dls = timed_process(dls, 1)
+            t_dls = timed_process(dls, repeat)
             r = dict(model=name, exporter=exporter, loom=total / t_loom, unshared=total / t_unsh, tangermeme=total / t_tgm,
                      onnxruntime=total / t_ort, dls_loom=dn * dm / t_dls, dls_tangermeme=dn * dm / t_dls_tgm, max_error=err)
             rows.append(r)
