@@ -77,23 +77,23 @@ struct LoomFuzzCommand: ParsableCommand {
             loom,
             [
                 "collector", "--bind", "tcp://127.0.0.1:\(kport)", "--out", dir + "/out", "--key", dir + "/collector.key",
-                "--allow", dir + "/allow.pub", "--coordinator-key", dir + "/coordinator.pub", "--log-level", "critical"
-            ])
-        let workers = try (0..<2).map { _ in
+                "--allow", dir + "/allow.pub", "--coordinator-key", dir + "/coordinator.pub", "--log-level", "info"
+            ], log: dir + "/collector.log")
+        let workers = try (0..<2).map { k in
             try start(
                 loom,
                 [
                     "worker", "--connect", "tcp://127.0.0.1:\(cport)", "--key", dir + "/workers.key", "--coordinator-key", dir + "/coordinator.pub",
-                    "--log-level", "critical"
-                ], environment: slow)
+                    "--log-level", "info"
+                ], environment: slow, log: dir + "/worker\(k).log")
         }
         let coordinator = try start(
             loom,
             [
                 "coordinator", "--bind", "tcp://127.0.0.1:\(cport)", "--collector", "tcp://127.0.0.1:\(kport)",
                 "--collector-key", dir + "/collector.pub", "--key", dir + "/coordinator.key", "--allow", dir + "/allow.pub",
-                "--quiet", "--log-level", "critical"
-            ] + job.argv, cwd: job.directory)
+                "--quiet", "--log-level", "info"
+            ] + job.argv, cwd: job.directory, log: dir + "/coordinator.log")
         if target == .worker {
             let (offered, workerSignals, hangs, growth) = try fuzzWorker(dir: dir, messages: messages)
             let ended = wait(coordinator, seconds: 120)
@@ -103,7 +103,9 @@ struct LoomFuzzCommand: ParsableCommand {
             let same = ended && coordinator.terminationStatus == 0 && (try? job.results(dir + "/out")) == reference
             let row =
                 "\(target.rawValue.padding(toLength: 34, withPad: " ", startingAt: 0)) \(String(offered).leftPad(7))  \(String(signals).leftPad(7))  \(String(hangs + (ended ? 0 : 1)).leftPad(5))  \(growth.leftPad(10))  \(same ? "identical" : "DIFFERS")"
-            return Outcome(row: row, ok: signals == 0 && hangs == 0 && ended && same)
+            let ok = signals == 0 && hangs == 0 && ended && same
+            if !ok { printJobLogs(dir) }
+            return Outcome(row: row, ok: ok)
         }
         let victim = [Target.coordinatorNoKey, .coordinatorAllowed].contains(target) ? coordinator : collector
         let port = victim === coordinator ? cport : kport
@@ -148,7 +150,9 @@ struct LoomFuzzCommand: ParsableCommand {
         let growth = rssBefore > 0 && rssAfter > 0 ? "\(Int((Double(rssAfter - rssBefore) / 1024).rounded())) MiB" : "?"
         let row =
             "\(target.rawValue.padding(toLength: 34, withPad: " ", startingAt: 0)) \(String(offered).leftPad(7))  \(String(signals).leftPad(7))  \(String(ended ? 0 : 1).leftPad(5))  \(growth.leftPad(10))  \(same ? "identical" : "DIFFERS")"
-        return Outcome(row: row, ok: signals == 0 && ended && same)
+        let ok = signals == 0 && ended && same
+        if !ok { printJobLogs(dir) }
+        return Outcome(row: row, ok: ok)
     }
 
     /// Hostile messages to a worker from a fake coordinator that holds the key the worker pinned
@@ -290,7 +294,17 @@ struct JobCase {
     }
 }
 
-func start(_ exe: String, _ args: [String], cwd: String? = nil, environment: [String: String]? = nil) throws -> Process {
+/// The last lines of the real job's logs (coordinator, collector, workers), for a target that failed.
+func printJobLogs(_ dir: String) {
+    for name in ["coordinator", "collector", "worker0", "worker1"] {
+        guard let text = try? String(contentsOfFile: dir + "/\(name).log", encoding: .utf8) else { continue }
+        let tail = text.split(separator: "\n").suffix(25).joined(separator: "\n")
+        FileHandle.standardError.write("--- \(name).log, last lines:\n\(tail)\n".data(using: .utf8)!)
+    }
+}
+
+/// Starts `exe`; its standard error goes to `log` if given, else nowhere.
+func start(_ exe: String, _ args: [String], cwd: String? = nil, environment: [String: String]? = nil, log: String? = nil) throws -> Process {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: exe)
     p.arguments = args
@@ -299,6 +313,9 @@ func start(_ exe: String, _ args: [String], cwd: String? = nil, environment: [St
     p.standardInput = FileHandle.nullDevice
     p.standardOutput = FileHandle.nullDevice
     p.standardError = FileHandle.nullDevice
+    if let log, FileManager.default.createFile(atPath: log, contents: nil), let handle = FileHandle(forWritingAtPath: log) {
+        p.standardError = handle
+    }
     try p.run()
     return p
 }
