@@ -31,21 +31,19 @@ struct AveragePoolKernel: Kernel {
         let rows = x.shape[0] * x.shape[1], length = x.shape[2]
         let outLength = outputLength(length)
         guard outLength > 0 else { throw KernelError("input length \(length) is shorter than the pooling window") }
-        let windows = (0..<outLength).map { window($0, length: length) }
+        // Windows wholly inside the row in C, eight at a time (CLoomVector); the edges here.
+        let inside = geometry.inside(length: length, outLength: outLength)
+        let edges = (Array(0..<inside.lowerBound) + Array(inside.upperBound..<outLength)).map { ($0, window($0, length: length)) }
         return [
             .float(
                 Tensor(shape: [x.shape[0], x.shape[1], outLength]) { out in
-                    // Windows wholly inside the row in C, eight at a time (CLoomVector); the edges here.
-                    let (stride, padLeft, kernel) = (geometry.stride, geometry.padLeft, geometry.kernel)
-                    let firstInside = min(outLength, (padLeft + stride - 1) / stride)
-                    let lastInside = max(firstInside, min(outLength, length + padLeft - kernel >= 0 ? (length + padLeft - kernel) / stride + 1 : 0))
-                    let edges = Array(0..<firstInside) + Array(lastInside..<outLength)
                     x.storage.withUnsafeBufferPointer { p in
-                        loom_avgpool1d_inside(p.baseAddress!, out.baseAddress!, rows, length, outLength, kernel, stride, padLeft, firstInside, lastInside)
+                        loom_avgpool1d_inside(
+                            p.baseAddress!, out.baseAddress!, rows, length, outLength, geometry.kernel, geometry.stride, geometry.padLeft,
+                            inside.lowerBound, inside.upperBound)
                         for r in 0..<rows {
                             let src = p.baseAddress! + r * length
-                            for j in edges {
-                                let (range, divisor) = windows[j]
+                            for (j, (range, divisor)) in edges {
                                 var s: Float = 0
                                 for i in range { s += src[i] }
                                 out[r * outLength + j] = range.isEmpty ? 0 : s / divisor

@@ -32,6 +32,14 @@ struct PoolWindow: Sendable {
         }
     }
 
+    /// The windows wholly inside a row of `length` (no padding, no bounds tests), of `outLength`.
+    func inside(length: Int, outLength: Int) -> Range<Int> {
+        let span = (kernel - 1) * dilation
+        let first = min(outLength, max(0, (padLeft + stride - 1) / stride))
+        let last = min(outLength, length - span + padLeft > 0 ? (length - 1 - span + padLeft) / stride + 1 : 0)
+        return first..<max(first, last)
+    }
+
     /// The output length for an input of length `length`.
     func outputLength(_ length: Int) -> Int {
         let span = dilation * (kernel - 1) + 1
@@ -68,13 +76,11 @@ struct MaxPoolKernel: Kernel {
             .float(
                 Tensor(shape: [x.shape[0], x.shape[1], outLength]) { out in
                     // Windows wholly inside the row (all but a padded edge's) skip the bounds tests.
-                    let span = (kernel - 1) * dilation
-                    let firstInside = min(outLength, max(0, (padLeft + stride - 1) / stride))
-                    let lastInside = max(firstInside, min(outLength, length - span + padLeft > 0 ? (length - 1 - span + padLeft) / stride + 1 : 0))
+                    let inside = window.inside(length: length, outLength: outLength)
                     x.storage.withUnsafeBufferPointer { p in
                         loom_maxpool1d(
-                            p.baseAddress!, out.baseAddress!, rows, length, outLength, kernel, stride, dilation, padLeft, firstInside,
-                            lastInside)
+                            p.baseAddress!, out.baseAddress!, rows, length, outLength, kernel, stride, dilation, padLeft, inside.lowerBound,
+                            inside.upperBound)
                     }
                 })
         ]

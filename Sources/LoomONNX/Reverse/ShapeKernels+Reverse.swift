@@ -33,12 +33,12 @@ extension ConcatKernel: ReversibleKernel {
         else { return try routeBack(self, step) }
         let shapes = step.inputs.map { $0!.shape }
         let outer = Array(g.shape[..<a]).elementCount, rowLength = Array(g.shape[a...]).elementCount
-        var offset = 0
+        // Each input's run within a row of the gradient, and where it starts.
+        let chunks = shapes.map { Array($0[a...]).elementCount }
+        let starts = chunks.reduce(into: [0]) { $0.append($0.last! + $1) }
         return shapes.enumerated().map { k, shape in
-            let chunk = Array(shape[a...]).elementCount
-            defer { offset += chunk }
             guard step.needs(k) else { return nil }
-            let start = offset
+            let (chunk, start) = (chunks[k], starts[k])
             return Tensor(shape: shape) { out in
                 g.storage.withUnsafeBufferPointer { pg in
                     for o in 0..<outer {
