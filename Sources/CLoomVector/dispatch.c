@@ -1,11 +1,11 @@
 // Chooses the build of the vector kernels once, from the CPU's flags.
 #include "CLoomVector.h"
 
-void loom_vmap__base(int f, const float *src, float *dst, long n, float a, float b);
+void loom_vmap__base(int f, const float *src, float *dst, long n, float a, float b, float c);
 void loom_maxpool1d__base(const float *, float *, long, long, long, long, long, long, long, long, long);
 void loom_avgpool1d_inside__base(const float *, float *, long, long, long, long, long, long, long, long);
 #if defined(__x86_64__)
-void loom_vmap__avx2(int f, const float *src, float *dst, long n, float a, float b);
+void loom_vmap__avx2(int f, const float *src, float *dst, long n, float a, float b, float c);
 void loom_maxpool1d__avx2(const float *, float *, long, long, long, long, long, long, long, long, long);
 void loom_avgpool1d_inside__avx2(const float *, float *, long, long, long, long, long, long, long, long);
 #endif
@@ -37,16 +37,18 @@ int loom_vector_use(int wanted) {
     return l;
 }
 
-void loom_vmap(int f, const float *src, float *dst, long n, float a, float b) {
+void loom_vmap3(int f, const float *src, float *dst, long n, float a, float b, float c) {
     if (n <= 0) return;
 #if defined(__x86_64__)
     if (loom_vector_level() == 1) {
-        loom_vmap__avx2(f, src, dst, n, a, b);
+        loom_vmap__avx2(f, src, dst, n, a, b, c);
         return;
     }
 #endif
-    loom_vmap__base(f, src, dst, n, a, b);
+    loom_vmap__base(f, src, dst, n, a, b, c);
 }
+
+void loom_vmap(int f, const float *src, float *dst, long n, float a, float b) { loom_vmap3(f, src, dst, n, a, b, 0); }
 
 void loom_maxpool1d(const float *src, float *dst, long rows, long length, long outLength, long kernel, long stride,
                     long dilation, long padLeft, long firstInside, long lastInside) {

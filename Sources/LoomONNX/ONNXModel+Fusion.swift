@@ -106,19 +106,7 @@ struct ErfChainKernel: Kernel, PlainRowWiseKernel {
         return [
             .float(
                 Tensor(shape: x.shape) { out in
-                    x.storage.withUnsafeBufferPointer { p in
-                        // Blocks that stay in cache between the erf pass and the arithmetic after it.
-                        let block = 2048
-                        var start = 0
-                        while start < out.count {
-                            let end = min(start + block, out.count)
-                            let dst = UnsafeMutableBufferPointer(rebasing: out[start..<end])
-                            for i in start..<end { out[i] = p[i] / divisor }
-                            VectorMath.apply(.erf, UnsafeBufferPointer(dst), into: dst)
-                            for i in start..<end { out[i] = p[i] * (out[i] + offset) * scale }
-                            start = end
-                        }
-                    }
+                    x.storage.withUnsafeBufferPointer { VectorMath.apply(.erfChain, $0, into: out, divisor, offset, scale) }
                 })
         ]
     }

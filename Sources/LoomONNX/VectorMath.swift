@@ -12,22 +12,24 @@ import CLoomVector
 enum VectorMath {
     /// The functions the C kernels run (`LOOM_V_` in CLoomVector.h).
     enum Function: Int32 {
-        case exp = 0, sigmoid, tanh, erf, gelu, softplus, mish, elu, selu, log
+        case exp = 0, sigmoid, tanh, erf, gelu, softplus, mish, elu, selu, log, erfChain
     }
 
-    /// Applies `f` (with its parameters `a`, `b`) to every element of `p` into `out` (which may be the same memory).
+    /// Applies `f` (with its parameters `a`, `b`, `c`) to every element of `p` into `out` (which may be the same memory).
     @inline(__always)
-    static func apply(_ f: Function, _ p: UnsafeBufferPointer<Float>, into out: UnsafeMutableBufferPointer<Float>, _ a: Float = 0, _ b: Float = 0) {
+    static func apply(
+        _ f: Function, _ p: UnsafeBufferPointer<Float>, into out: UnsafeMutableBufferPointer<Float>, _ a: Float = 0, _ b: Float = 0, _ c: Float = 0
+    ) {
         guard let src = p.baseAddress, let dst = out.baseAddress else { return }
-        loom_vmap(f.rawValue, src, dst, out.count, a, b)
+        loom_vmap3(f.rawValue, src, dst, out.count, a, b, c)
     }
 
     /// `f` of one value, through the same lanes as ``apply(_:_:into:_:_:)`` (for derivatives and other single values).
     @inline(__always)
-    static func scalar(_ f: Function, _ x: Float, _ a: Float = 0, _ b: Float = 0) -> Float {
+    static func scalar(_ f: Function, _ x: Float, _ a: Float = 0, _ b: Float = 0, _ c: Float = 0) -> Float {
         var input = x
         var output: Float = 0
-        loom_vmap(f.rawValue, &input, &output, 1, a, b)
+        loom_vmap3(f.rawValue, &input, &output, 1, a, b, c)
         return output
     }
 }

@@ -53,10 +53,31 @@ struct VectorMathTests {
         #expect(s.absolute < 2e-7, "sigmoid: absolute \(s.absolute)")
     }
 
+    @Test func erfIsCloseEverywhereAndRelativelyCloseNearZero() {
+        let e = Self.worst(.erf, erff)
+        #expect(e.absolute < 5e-7, "erf: absolute \(e.absolute)")
+        // Relative error near 0 (where 7.1.26 had none left): tiny inputs keep their digits.
+        var worst: Float = 0
+        for x: Float in [1e-30, 1e-20, 1e-8, -1e-8, 3e-6, 1e-4, -2e-3, 0.05, 0.3] {
+            worst = max(worst, Swift.abs(VectorMath.scalar(.erf, x) - erff(x)) / Swift.abs(erff(x)))
+        }
+        #expect(worst < 5e-7, "erf near 0: relative \(worst)")
+        #expect(Self.points.allSatisfy { Swift.abs(VectorMath.scalar(.erf, $0)) <= 1 })
+        #expect(VectorMath.scalar(.erf, 50) == 1 && VectorMath.scalar(.erf, -50) == -1 && VectorMath.scalar(.erf, 0) == 0)
+    }
+
+    @Test func theErfChainIsItsFiveOperationsRounded() {
+        let (a, b, c): (Float, Float, Float) = (1.4142135, 1, 0.5)
+        for x in Self.points {
+            let want = ((VectorMath.scalar(.erf, x / a) + b) * x) * c
+            #expect(VectorMath.scalar(.erfChain, x, a, b, c).bitPattern == want.bitPattern, "x = \(x)")
+        }
+    }
+
     /// Every function with its parameters.
     static let cases: [(VectorMath.Function, Float, Float)] = [
         (.exp, 0, 0), (.sigmoid, 0, 0), (.tanh, 0, 0), (.erf, 0, 0), (.gelu, 0, 0), (.softplus, 0, 0), (.mish, 0, 0),
-        (.elu, 0.7, 0), (.selu, 1.6732632, 1.050701), (.log, 0, 0)
+        (.elu, 0.7, 0), (.selu, 1.6732632, 1.050701), (.log, 0, 0), (.erfChain, 1.4142135, 1)
     ]
 
     static func run(_ f: VectorMath.Function, _ a: Float, _ b: Float, level: Int32) -> [UInt32] {
