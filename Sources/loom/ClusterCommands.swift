@@ -9,7 +9,7 @@ import ZeroMQ
 /// `loom coordinator`: serve one job to workers over ZeroMQ.
 struct CoordinatorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "coordinator",
+        commandName: "coordinator", _superCommandName: "loom",
         abstract: "Serve one job: hand shards to workers that connect; exit 0 once the result and its manifest are written.")
 
     @Option(help: "Where workers connect, e.g. tcp://*:5555 (or $LOOM_COORDINATOR).")
@@ -126,7 +126,7 @@ struct CoordinatorCommand: ParsableCommand {
 /// `loom worker`: compute shards for a coordinator.
 struct WorkerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "worker",
+        commandName: "worker", _superCommandName: "loom",
         abstract: "Join a coordinator and compute shards of its job; the job, the model and the inputs come from the coordinator.")
 
     @Option(help: "The coordinator, e.g. tcp://host:5555 (or $LOOM_COORDINATOR).")
@@ -209,7 +209,7 @@ struct WorkerCommand: ParsableCommand {
 /// `loom collector`: a stand-alone collector.
 struct CollectorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "collector",
+        commandName: "collector", _superCommandName: "loom",
         abstract: "Collect a job's results into --out for a coordinator started with --collector; exit 0 once the manifest is written.")
 
     @Option(help: "Where workers and the coordinator connect, e.g. tcp://*:5556 (or $LOOM_COLLECTOR).")

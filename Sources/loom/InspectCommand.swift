@@ -4,6 +4,7 @@ import LoomONNX
 /// `loom inspect`: what a model takes, gives and uses, and whether Loom can run it.
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "inspect",
         abstract: "Print a model's inputs, outputs and operators, and whether Loom supports each operator.")
 
     @Argument(help: "The .onnx file.")

@@ -21,7 +21,10 @@ struct Loom: ParsableCommand {
     /// `loom run|coordinator|worker|collector ...` parse their flags directly: argument-parser's
     /// full command tree builds every subcommand's options by reflection, about 20 ms of CPU
     /// in every process a job starts. Help, and any flag error, go through the full tree, so
-    /// usage and messages are the same either way.
+    /// usage and messages are the same either way. Each command names itself
+    /// (`commandName:`), and the roles name `loom` as their super-command: otherwise
+    /// argument-parser derives names with `String(describing:)` and probes for a completion-script
+    /// request, dynamic casts that each scan every protocol conformance in the binary.
     static func main() {
         let arguments = Array(CommandLine.arguments.dropFirst())
         if let name = arguments.first, let role = roles[name], !arguments.contains(where: { $0 == "--help" || $0 == "-h" }) {

@@ -188,6 +188,7 @@ struct JobOptions: ParsableArguments {
 /// `loom run`: one job, in this process or on local worker processes.
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "run", _superCommandName: "loom",
         abstract: "Run a job and write its results (one .npy per output leaf, then manifest.json) to --out.")
 
     @OptionGroup var job: JobOptions

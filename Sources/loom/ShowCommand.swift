@@ -8,6 +8,7 @@ import LoomTensor
 /// `loom show`: print a `.npy` result (or any supported `.npy`) as nested rows.
 struct Show: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "show",
         abstract: "Print a .npy file's shape, dtype and values (a results folder: every leaf in its manifest).")
 
     @Argument(help: "A .npy file, or an --out folder.")

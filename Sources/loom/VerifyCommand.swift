@@ -6,6 +6,7 @@ import LoomTensor
 /// `loom verify DIR`: checks a finished result against its manifest and journal.
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "verify",
         abstract: "Check a results folder: every file's sha256 against manifest.json, every shard's rows against the journal's checksums.")
 
     @Argument(help: "A results folder (--out of a finished job).")
