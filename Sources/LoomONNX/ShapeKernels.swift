@@ -251,7 +251,7 @@ struct SliceKernel: Kernel {
 /// tight loop (a contiguous run when it stays the input's last axis).
 @_specialize(where T == Float)
 @_specialize(where T == Int64)
-func permuted<T>(_ src: [T], shape: [Int], perm: [Int]) -> [T] {
+func permuted<T: BitwiseCopyable>(_ src: [T], shape: [Int], perm: [Int]) -> [T] {
     // Drop extent-1 axes, then merge runs of output axes that are consecutive input axes.
     let kept = perm.filter { shape[$0] != 1 }
     var groups: [[Int]] = []
@@ -272,35 +272,50 @@ func permuted<T>(_ src: [T], shape: [Int], perm: [Int]) -> [T] {
     let rank = groups.count
     let inner = extent[rank - 1]
     let innerStride = inStride[rank - 1]
+    let size = MemoryLayout<T>.stride
     return [T](unsafeUninitializedCapacity: total) { out, done in
         src.withUnsafeBufferPointer { p in
-            var index = [Int](repeating: 0, count: rank - 1)
-            var offset = 0
-            var o = 0
-            while o < total {
-                if innerStride == 1 {
-                    (out.baseAddress! + o).initialize(from: p.baseAddress! + offset, count: inner)
-                } else {
-                    var r = offset
-                    for k in 0..<inner {
-                        (out.baseAddress! + o + k).initialize(to: p[r])
-                        r += innerStride
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: rank) { index in
+                index.initialize(repeating: 0)
+                let from = UnsafeRawPointer(p.baseAddress!)
+                let to = UnsafeMutableRawPointer(out.baseAddress!)
+                var offset = 0
+                var o = 0
+                while o < total {
+                    if innerStride == 1 {
+                        copyRun(to + o &* size, from + offset &* size, bytes: inner &* size)
+                    } else {
+                        let q = p.baseAddress! + offset
+                        let d = out.baseAddress! + o
+                        for k in 0..<inner { (d + k).initialize(to: q[k &* innerStride]) }
                     }
-                }
-                o += inner
-                var ax = rank - 2
-                while ax >= 0 {
-                    index[ax] += 1
-                    offset += inStride[ax]
-                    if index[ax] < extent[ax] { break }
-                    offset -= inStride[ax] * extent[ax]
-                    index[ax] = 0
-                    ax -= 1
+                    o &+= inner
+                    var ax = rank - 2
+                    while ax >= 0 {
+                        index[ax] &+= 1
+                        offset &+= inStride[ax]
+                        if index[ax] < extent[ax] { break }
+                        offset &-= inStride[ax] &* extent[ax]
+                        index[ax] = 0
+                        ax &-= 1
+                    }
                 }
             }
         }
         done = total
     }
+}
+
+/// Copies `bytes` bytes 32 at a time: the runs a transpose moves are often 64 bytes, where a
+/// call to memmove costs more than the copy.
+@inline(__always)
+private func copyRun(_ to: UnsafeMutableRawPointer, _ from: UnsafeRawPointer, bytes: Int) {
+    var k = 0
+    while k &+ 32 <= bytes {
+        to.storeBytes(of: from.loadUnaligned(fromByteOffset: k, as: SIMD8<UInt32>.self), toByteOffset: k, as: SIMD8<UInt32>.self)
+        k &+= 32
+    }
+    if k < bytes { (to + k).copyMemory(from: from + k, byteCount: bytes &- k) }
 }
 
 struct TransposeKernel: Kernel {
@@ -315,7 +330,7 @@ struct TransposeKernel: Kernel {
             throw KernelError("perm \(p) is not a permutation of the \(shape.count) axes of \(shape)")
         }
         let outShape = p.map { shape[$0] }
-        func transpose<T>(_ src: [T]) -> [T] { permuted(src, shape: shape, perm: p) }
+        func transpose<T: BitwiseCopyable>(_ src: [T]) -> [T] { permuted(src, shape: shape, perm: p) }
         switch data {
         case .float(let t): return [.float(Tensor(shape: outShape, storage: transpose(t.storage)))]
         case .int64(let t): return [.int64(Tensor(shape: outShape, storage: transpose(t.storage)))]
