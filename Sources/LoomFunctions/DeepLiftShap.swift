@@ -111,24 +111,39 @@ public struct DeepLiftShap: SequenceFunction {
             let p = min(perPass, pairs - first)
             let range = first..<(first + p)
             // Rows: the P examples, then their P references; the args repeat for both halves.
+            // An example repeats once per shuffle, so X's rows are its distinct sequences, then
+            // the references (the model runs its X-only part once per distinct row).
             let exampleOf = range.map { $0 / s }
-            let stacked = Tensor<Float>(shape: [2 * p, a, l]) { out in
+            var sequences: [Int] = [] // rows of batch.x, in order of first use
+            var rowOf: [Int: Int] = [:]
+            let exampleRows = exampleOf.map { e in
+                let d = batch.xRows[e]
+                if let k = rowOf[d] { return k }
+                rowOf[d] = sequences.count
+                sequences.append(d)
+                return sequences.count - 1
+            }
+            let distinct = sequences.count
+            let shared = Tensor<Float>(shape: [distinct + p, a, l]) { out in
                 batch.x.storage.withUnsafeBufferPointer { px in
                     refs.storage.withUnsafeBufferPointer { pr in
+                        for (k, d) in sequences.enumerated() {
+                            (out.baseAddress! + k * rowSize).initialize(from: px.baseAddress! + d * rowSize, count: rowSize)
+                        }
                         for (i, pair) in range.enumerated() {
-                            let e = pair / s, r = pair % s, d = batch.xRows[e]
-                            (out.baseAddress! + i * rowSize).initialize(from: px.baseAddress! + d * rowSize, count: rowSize)
-                            (out.baseAddress! + (p + i) * rowSize).initialize(from: pr.baseAddress! + (d * s + r) * rowSize, count: rowSize)
+                            let r = pair % s, d = batch.xRows[pair / s]
+                            (out.baseAddress! + (distinct + i) * rowSize).initialize(from: pr.baseAddress! + (d * s + r) * rowSize, count: rowSize)
                         }
                     }
                 }
             }
+            let stackedRows = exampleRows + (0..<p).map { distinct + $0 }
             let others = batch.args.map { $0.gatherRows(exampleOf + exampleOf) }
-            let pass = try model.deepLift(x: stacked, others: others, target: target, rules: rules)
-            stacked.storage.withUnsafeBufferPointer { px in
+            let pass = try model.deepLift(shared: shared, rows: stackedRows, others: others, target: target, rules: rules)
+            shared.storage.withUnsafeBufferPointer { px in
                 pass.multipliers.storage.withUnsafeBufferPointer { pm in
                     for i in 0..<p {
-                        let xi = px.baseAddress! + i * rowSize, ri = px.baseAddress! + (p + i) * rowSize
+                        let xi = px.baseAddress! + exampleRows[i] * rowSize, ri = px.baseAddress! + (distinct + i) * rowSize
                         let mi = pm.baseAddress! + i * rowSize
                         // Convergence: the output difference against the sum of (x - ref) * multipliers.
                         var inputDiff: Float = 0

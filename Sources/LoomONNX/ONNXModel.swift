@@ -35,6 +35,8 @@ public final class ONNXModel: Sendable {
     let outputSlots: [Int]
     /// How to compute the X-only part of the graph once per distinct sequence, if it applies (over ``forwardSteps``).
     let sharedPlan: SharedRowPlan?
+    /// The same over ``steps``, for the forward pass of deep-lift-shap, whose example half repeats rows.
+    let deepLiftPlan: SharedRowPlan?
     /// Batches whose shared run failed a row-wise check and were recomputed the plain way (for diagnostics).
     let sharingFallbacks = Atomic<Int>(0)
 
@@ -130,12 +132,15 @@ public final class ONNXModel: Sendable {
         self.constantSlots = constantSlots
         self.inputSlots = inputSlots
         self.outputSlots = outputSlots
-        self.sharedPlan =
+        func plan(_ steps: [Step]) -> SharedRowPlan? {
             inputSlots.isEmpty
-            ? nil
-            : SharedRowPlan(
-                steps: forwardSteps, slotCount: slots.count, constants: Set(constantSlots.map(\.0)),
-                sharedInput: inputSlots[0], otherInputs: Array(inputSlots.dropFirst()), outputs: outputSlots)
+                ? nil
+                : SharedRowPlan(
+                    steps: steps, slotCount: slots.count, constants: Set(constantSlots.map(\.0)),
+                    sharedInput: inputSlots[0], otherInputs: Array(inputSlots.dropFirst()), outputs: outputSlots)
+        }
+        self.sharedPlan = plan(forwardSteps)
+        self.deepLiftPlan = plan(steps)
     }
 
     /// Runs the graph on float32 inputs (in ``inputs`` order) and returns its outputs as float32.
@@ -186,11 +191,7 @@ public final class ONNXModel: Sendable {
         func expand(_ s: Int) throws -> Value {
             if let v = expanded[s] { return v }
             guard let value = env[s], let rows = sharedRows, value.shape.count >= 1 else { throw NotRowWise() }
-            let v: Value =
-                switch value {
-                case .float(let t): .float(t.gatherRows(rows))
-                case .int64(let t): .int64(t.gatherRows(rows))
-                }
+            let v = value.gatherRows(rows)
             expanded[s] = v
             return v
         }

@@ -48,3 +48,13 @@ public struct KernelError: Error, CustomStringConvertible, Sendable {
     public init(_ message: String) { self.message = message }
     public var description: String { message }
 }
+
+extension Value {
+    /// The given rows of the batch (first) axis, in order.
+    func gatherRows(_ rows: [Int]) -> Value {
+        switch self {
+        case .float(let t): .float(t.gatherRows(rows))
+        case .int64(let t): .int64(t.gatherRows(rows))
+        }
+    }
+}

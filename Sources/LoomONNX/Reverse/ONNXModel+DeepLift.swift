@@ -1,5 +1,9 @@
 import LoomTensor
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The result of one DeepLIFT pass over examples stacked with their references.
 public struct DeepLiftPass: Sendable {
     /// The attributed output for every row: the examples' first, then the references'.
@@ -71,6 +75,70 @@ extension ONNXModel {
         return env
     }
 
+    /// ``forwardKeepingValues(_:)`` on a batch whose X repeats rows: the part of the graph that
+    /// depends on X alone runs once per distinct row (``deepLiftPlan``). Its values are gathered
+    /// to the batch as the reverse pass first reads them, so it reads what the plain run gives,
+    /// and values it never reads (inside a module that takes one rule, say) are never gathered.
+    ///
+    /// - Parameters:
+    ///   - shared: the distinct rows of X, (D, ...).
+    ///   - rows: for each row of the batch, its row of `shared`.
+    ///   - others: the other inputs, `rows.count` rows each.
+    func forwardKeepingValues(shared: Tensor<Float>, rows: [Int], others: [Tensor<Float>]) throws -> ForwardValues {
+        try checkFeedCount(1 + others.count)
+        if let plan = deepLiftPlan, rows.count > shared.shape.first ?? 0 {
+            do { return try forwardKeepingValues([shared] + others, plan: plan, rows: rows) } catch let e as NotRowWise {
+                sharingFallbacks.add(1, ordering: .relaxed)
+                if getenv("LOOM_DEBUG_SHARING") != nil { Console.error("loom: row sharing (deep-lift-shap) fell back at \(e.step)\n") }
+            }
+        }
+        return ForwardValues(try forwardKeepingValues([shared.gatherRows(rows)] + others))
+    }
+
+    private func forwardKeepingValues(_ feeds: [Tensor<Float>], plan: SharedRowPlan, rows: [Int]) throws -> ForwardValues {
+        var env = [Value?](repeating: nil, count: slotCount)
+        for (s, v) in constantSlots { env[s] = v }
+        for (s, t) in zip(inputSlots, feeds) { env[s] = .float(t) }
+        var expanded: [Int: Value] = [:]
+        func expand(_ s: Int) throws -> Value {
+            if let v = expanded[s] { return v }
+            guard let value = env[s], value.shape.count >= 1 else { throw NotRowWise() }
+            let v = value.gatherRows(rows)
+            expanded[s] = v
+            return v
+        }
+        let distinct = feeds[0].shape.first ?? 0
+        var sharedSlots: Set<Int> = [inputSlots[0]]
+        for (i, step) in steps.enumerated() {
+            var args = step.inputs.map { $0.flatMap { env[$0] } }
+            for s in plan.steps[i].expand {
+                let v = try expand(s)
+                for (k, slot) in step.inputs.enumerated() where slot == s { args[k] = v }
+            }
+            let facts = plan.steps[i].sharedData ? args.map { $0.map(InputFacts.init) } : []
+            let results: [Value]
+            do { results = try step.kernel.run(args) } catch {
+                if plan.steps[i].shared { throw NotRowWise(step: "\(step.op) '\(step.name)': \(error)") }
+                throw ONNXError(file: path, kind: .runtime, node: step.name, op: step.op, detail: "\(error)")
+            }
+            if plan.steps[i].sharedData {
+                do { try Self.checkRowWise(step, plan: plan.steps[i], inputs: facts, outputs: results, rows: distinct) } catch {
+                    throw NotRowWise(step: "\(step.op) '\(step.name)'")
+                }
+                sharedSlots.formUnion(step.outputs)
+            }
+            for (s, v) in zip(step.outputs, results) { env[s] = v }
+        }
+        for (s, v) in expanded { env[s] = v; sharedSlots.remove(s) }
+        let values = ForwardValues(env, distinctSlots: sharedSlots, rows: rows)
+        // Shapes computed from the distinct rows (Shape(X) and its arithmetic), computed again from the batch.
+        for (i, step) in steps.enumerated() where plan.steps[i].shared && !plan.steps[i].sharedData {
+            let results = try step.kernel.run(step.inputs.map { $0.flatMap { values[$0] } })
+            for (s, v) in zip(step.outputs, results) { values[s] = v }
+        }
+        return values
+    }
+
     /// Runs the model forward on examples stacked over their references and back with DeepLIFT's rules.
     ///
     /// - Parameters:
@@ -80,9 +148,20 @@ extension ONNXModel {
     /// - Returns: the attributed output of all 2P rows and the multipliers of the P examples,
     ///   the gradient of the sum of all 2P outputs under the rescale rules, as tangermeme takes it.
     public func deepLift(x: Tensor<Float>, others: [Tensor<Float>], target: Int, rules: DeepLiftRules? = nil) throws -> DeepLiftPass {
+        try deepLift(env: ForwardValues(forwardKeepingValues([x] + others)), xShape: x.shape, target: target, rules: rules)
+    }
+
+    /// ``deepLift(x:others:target:rules:)`` on `shared.gatherRows(rows)`, with the same result:
+    /// the X-only part of the forward pass runs once per distinct row of `shared` (the example
+    /// half of a pass repeats each example once per shuffle).
+    public func deepLift(shared: Tensor<Float>, rows: [Int], others: [Tensor<Float>], target: Int, rules: DeepLiftRules? = nil) throws -> DeepLiftPass {
+        let env = try forwardKeepingValues(shared: shared, rows: rows, others: others)
+        return try deepLift(env: env, xShape: [rows.count] + shared.shape.dropFirst(), target: target, rules: rules)
+    }
+
+    private func deepLift(env: ForwardValues, xShape: [Int], target: Int, rules: DeepLiftRules?) throws -> DeepLiftPass {
         let rules = try rules ?? DeepLiftRules(model: self)
-        let rows = x.shape[0]
-        let env = try forwardKeepingValues([x] + others)
+        let rows = xShape[0]
         let dependent = xDependentSlots()
         guard case .float(let y)? = env[outputSlots[0]] else {
             throw ONNXError(file: path, kind: .runtime, detail: "the output is not float32")
@@ -167,17 +246,17 @@ extension ONNXModel {
             if inRegion.contains(index) { continue }
             try reverse(index, useRule: rules.useRule[index], grads: &grads, needed: dependent.contains)
         }
-        let gx = grads[inputSlots[0]] ?? Tensor(shape: x.shape, repeating: 0)
+        let gx = grads[inputSlots[0]] ?? Tensor(shape: xShape, repeating: 0)
         let half = rows / 2
-        let rowSize = Array(x.shape.dropFirst()).elementCount
-        let m = Tensor<Float>(shape: [half] + Array(x.shape.dropFirst()), storage: Array(gx.storage[0..<(half * rowSize)]))
+        let rowSize = Array(xShape.dropFirst()).elementCount
+        let m = Tensor<Float>(shape: [half] + Array(xShape.dropFirst()), storage: Array(gx.storage[0..<(half * rowSize)]))
         return DeepLiftPass(outputs: outputs, multipliers: m)
     }
 
     /// tangermeme's `_nonlinear` over a whole module: `g · Δout/Δin` per example/reference pair,
     /// and the module's plain gradient (its nodes run backwards) where `|Δin| < 1e-6`.
     func moduleRescale(
-        _ region: DeepLiftRules.Region, env: [Value?], gOut: Tensor<Float>,
+        _ region: DeepLiftRules.Region, env: ForwardValues, gOut: Tensor<Float>,
         plain: (inout [Tensor<Float>?], (Int) -> Bool) throws -> Void
     ) throws -> Tensor<Float> {
         guard case .float(let x)? = env[region.input], case .float(let y)? = env[region.output] else {
@@ -215,6 +294,42 @@ extension ONNXModel {
                     }
                 }
             }
+        }
+    }
+}
+
+/// The forward values of a DeepLIFT pass, by slot, for the reverse pass to read.
+///
+/// After a shared forward pass (``ONNXModel/forwardKeepingValues(shared:rows:others:)``) some
+/// slots hold one row per distinct X row; each is gathered to the batch the first time it is
+/// read, once.
+final class ForwardValues {
+    private var values: [Value?]
+    private var distinct: Set<Int>
+    private let rows: [Int]
+
+    /// The values of a plain run.
+    init(_ values: [Value?]) {
+        self.values = values
+        self.distinct = []
+        self.rows = []
+    }
+
+    /// Values of which `distinctSlots` hold distinct rows, to be gathered by `rows`.
+    init(_ values: [Value?], distinctSlots: Set<Int>, rows: [Int]) {
+        self.values = values
+        self.distinct = distinctSlots
+        self.rows = rows
+    }
+
+    subscript(slot: Int) -> Value? {
+        get {
+            if distinct.remove(slot) != nil, let v = values[slot] { values[slot] = v.gatherRows(rows) }
+            return values[slot]
+        }
+        set {
+            distinct.remove(slot)
+            values[slot] = newValue
         }
     }
 }
