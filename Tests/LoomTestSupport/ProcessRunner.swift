@@ -108,16 +108,27 @@ public func waitOrKill(_ p: Process, timeout: TimeInterval) -> Bool {
 
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
 public func freePort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    addr.sin_port = 0
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-    return Int(UInt16(bigEndian: addr.sin_port))
+    // Below the kernel's ephemeral range: a port from bind(0) lies inside it, and a process's
+    // connect() made before the listener binds can take that very port as its source port and
+    // connect to itself (the coordinator "connected" to a collector that never saw it).
+    let range = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))?
+        .split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).compactMap { Int($0) }
+    let ephemeralStart = range?.first ?? 32_768
+    let upper = max(ephemeralStart, 11_024)
+    for _ in 0..<1000 {
+        let port = Int.random(in: max(10_000, upper - 12_000)..<upper)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if bound == 0 { return port }
+    }
+    fatalError("no free port below the ephemeral range (\(ephemeralStart))")
 }
 
 /// Worker processes (`--parent-pid P`) whose parent P is gone: orphans a run failed to clean up.
