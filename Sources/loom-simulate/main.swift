@@ -21,6 +21,16 @@ struct LoomSimulate: ParsableCommand {
     @Option(help: "A worker (its number) whose every result is one bit off. With --verify, also: no coordinator or collector crashes.")
     var liar: Int?
 
+    /// Every flag but the seeds, as a command line that reproduces one seed.
+    var settingsFlags: String {
+        var flags = "--workers \(workers) --shards \(shards) --credit \(credit) --shard-seconds \(shardSeconds)"
+        if noFaults { flags += " --no-faults" }
+        if poison { flags += " --poison" }
+        if verify > 0 { flags += " --verify \(verify)" }
+        if let liar { flags += " --liar \(liar)" }
+        return flags
+    }
+
     func run() throws {
         var failures = 0
         var coreSeconds = 0.0, heartbeatSeconds = 0.0, rounds = 0, simulated = 0.0
@@ -50,9 +60,7 @@ struct LoomSimulate: ParsableCommand {
             if report.outcome == nil || !report.ok {
                 failures += 1
                 print("FAILED \(report)")
-                print(
-                    "  reproduce: loom-simulate --seeds 1 --first-seed \(seed) --workers \(workers) --shards \(shards)\(noFaults ? " --no-faults" : "")\(poison ? " --poison" : "")"
-                )
+                print("  reproduce: loom-simulate --seeds 1 --first-seed \(seed) \(settingsFlags)")
             } else if verbose {
                 print(report)
             }
