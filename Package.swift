@@ -49,7 +49,7 @@ let package = Package(
         // The fuzzer: hostile messages and mutated files against real processes (scripts/fuzz).
         .target(name: "LoomFuzz", dependencies: ["LoomCluster", "LoomSimulation"]),
         .executableTarget(name: "loom-fuzz", dependencies: [
-            "LoomFuzz", "LoomCluster", "ZeroMQ", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "LoomFuzz", "LoomCluster", "ZeroMQ", "LoomTestSupport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "loom", dependencies: [
             "LoomTensor", "LoomONNX", "LoomFunctions", "LoomGenome", "LoomProduct", "LoomCluster", "CLoomSystem",

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LoomCluster
 import LoomFuzz
+import LoomTestSupport
 import ZeroMQ
 
 /// Fuzzes Loom's roles and file readers with real processes; prints a table per target.
@@ -341,27 +342,6 @@ func rss(_ pid: Int32) -> Int {
         let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
     else { return 0 }
     return Int(line.split(whereSeparator: \.isWhitespace)[1]) ?? 0
-}
-
-/// A free port below the kernel's ephemeral range (Linux: 32768 on), so that no outgoing
-/// connection can take it as its own source port before the process meant to listen there has
-/// bound it: a socket connecting to such a port on 127.0.0.1 may otherwise connect to itself,
-/// and a coordinator so connected never reaches its collector.
-func freePort() -> Int {
-    for _ in 0..<1000 {
-        let port = Int.random(in: 20_000..<32_000)
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        let bound = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        if bound == 0 { return port }
-    }
-    fatalError("no free port between 20000 and 32000")
 }
 
 extension String {

@@ -106,7 +106,8 @@ public func waitOrKill(_ p: Process, timeout: TimeInterval) -> Bool {
     return true
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+/// A free TCP port on 127.0.0.1 below the kernel's ephemeral range (bound and released; good
+/// enough for tests and the fuzzer's jobs).
 public func freePort() -> Int {
     // Below the kernel's ephemeral range: a port from bind(0) lies inside it, and a process's
     // connect() made before the listener binds can take that very port as its source port and
