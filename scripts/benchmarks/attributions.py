@@ -43,9 +43,12 @@ def main():
     ctl = os.path.join(work, "ctl.npy")
     np.save(x, one_hot(n, 2114, 3))
     np.save(ctl, np.abs(np.random.RandomState(4).randn(1, 2, 2114)).astype(np.float32))
-    run_loom(a.loom, x, ctl, 0, 1, os.path.join(work, "warm"))           # page cache
-    one, y1 = run_loom(a.loom, x, ctl, 0, 1, os.path.join(work, "w0"))
-    two, y2 = run_loom(a.loom, x, ctl, 2, 1, os.path.join(work, "w2"))
+    # Batches of 4 examples: passes of 4 example-reference pairs (tangermeme's take 32, but
+    # Loom's pass is held to 512 MB, 13 pairs of this model), and 2 shards for 2 workers.
+    batch = 2 if a.quick else 4
+    run_loom(a.loom, x, ctl, 0, batch, os.path.join(work, "warm"))       # page cache
+    one, y1 = run_loom(a.loom, x, ctl, 0, batch, os.path.join(work, "w0"))
+    two, y2 = run_loom(a.loom, x, ctl, 2, batch, os.path.join(work, "w2"))
     tgm, diff = None, None
     if a.reference:
         import torch
