@@ -136,7 +136,7 @@ public final class ONNXModel: Sendable {
             inputSlots.isEmpty
                 ? nil
                 : SharedRowPlan(
-                    steps: steps, slotCount: slots.count, constants: Set(constantSlots.map(\.0)),
+                    steps: steps, slotCount: slots.count, constants: Dictionary(constantSlots, uniquingKeysWith: { a, _ in a }),
                     sharedInput: inputSlots[0], otherInputs: Array(inputSlots.dropFirst()), outputs: outputSlots)
         }
         self.sharedPlan = plan(forwardSteps)

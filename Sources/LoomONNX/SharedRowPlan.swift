@@ -38,19 +38,32 @@ struct SharedRowPlan: Sendable {
     let expandOutputs: Set<Int>
 
     /// Analyzes a compiled model; nil when sharing cannot apply (metadata would cross into batch-wide nodes, say).
-    init?(steps modelSteps: [ONNXModel.Step], slotCount: Int, constants: Set<Int>, sharedInput: Int, otherInputs: [Int], outputs: [Int]) {
+    ///
+    /// `constants` maps the constant slots to their values. A shape read past its batch axis
+    /// (`Shape(X, start ≥ 1)`, or `Shape(X)` gathered at indices ≥ 1: X's length, say) is the same
+    /// on the distinct rows as on the batch, so it counts as a constant: batch-wide nodes may read
+    /// it (BPNet's classic export trims its control track by a length computed from X's shape).
+    init?(steps modelSteps: [ONNXModel.Step], slotCount: Int, constants: [Int: Value], sharedInput: Int, otherInputs: [Int], outputs: [Int]) {
         var world = [World](repeating: .constant, count: slotCount)
         world[sharedInput] = .sharedData
         for s in otherInputs { world[s] = .batch }
-        for s in constants { world[s] = .constant }
+        for s in constants.keys { world[s] = .constant }
+        var shapes = Set<Int>() // Shape(shared data) from axis 0: the batch size first
         var plans: [StepPlan] = []
         var anyShared = false
         for step in modelSteps {
             let inWorlds = step.inputs.map { $0.map { world[$0] } ?? .constant }
             let result: World
             var expand: [Int] = []
-            if step.op == "Shape" && inWorlds.first == .sharedData {
-                result = .sharedMeta
+            if step.op == "Shape" && inWorlds.first == .sharedData, let shape = step.kernel as? ShapeKernel {
+                if shape.start >= 1 {
+                    result = .constant
+                } else {
+                    result = .sharedMeta
+                    if shape.start == 0 { shapes.formUnion(step.outputs) }
+                }
+            } else if Self.gathersPastTheBatch(step, shapes: shapes, constants: constants) {
+                result = .constant
             } else if inWorlds.contains(.batch) || !inWorlds.contains(where: { $0 == .sharedData || $0 == .sharedMeta }) {
                 result = inWorlds.contains(.batch) ? .batch : .constant
             } else if !inWorlds.contains(.sharedData) {
@@ -89,6 +102,16 @@ struct SharedRowPlan: Sendable {
         }
         steps = plans
         self.expandOutputs = expandOutputs
+    }
+
+    /// Whether `step` gathers, from a shape whose first element is the batch size, only elements
+    /// after it (constant indices, all ≥ 1).
+    static func gathersPastTheBatch(_ step: ONNXModel.Step, shapes: Set<Int>, constants: [Int: Value]) -> Bool {
+        guard step.op == "Gather", let gather = step.kernel as? GatherKernel, gather.axis == 0 || gather.axis == -1,
+            step.inputs.count == 2, let data = step.inputs[0], shapes.contains(data),
+            let indices = step.inputs[1], case .int64(let t)? = constants[indices], t.count > 0
+        else { return false }
+        return t.storage.allSatisfy { $0 >= 1 }
     }
 
     /// Whether a step can act row by row, given which inputs are shared data (the rest constant or shared shapes).

@@ -117,4 +117,32 @@ struct SharedRowTests {
         let (s, p) = try bothWays(m)
         #expect(s == p)
     }
+
+    @Test(
+        "a shape read past the batch axis may feed the batch-wide part (BPNet's classic export trims its control track by X's length)",
+        arguments: ["gather", "shapeStart"])
+    func shapePastTheBatch(_ how: String) throws {
+        let m = try sharedRowModel { b in
+            // y = Relu(X) flattened to 6, times a broadcast over a tiled to X's length: the
+            // tiling count comes from Shape(X), past the batch axis.
+            if how == "gather" {
+                b.node("Shape", ["X"], ["s"])
+                b.initializer("i", shape: [1], ints: [2])
+                b.node("Gather", ["s", "i"], ["len"])
+            } else {
+                b.node("Shape", ["X"], ["len"], [.int("start", 2)])
+            }
+            b.initializer("one", shape: [1], ints: [1])
+            b.node("Concat", ["one", "len"], ["reps"], [.int("axis", 0)])
+            b.node("Tile", ["a", "reps"], ["at"]) // (batch, 3)
+            b.node("Relu", ["X"], ["r"])
+            b.initializer("flat", shape: [2], ints: [0, 6])
+            b.node("Reshape", ["r", "flat"], ["rf"]) // (batch, 6)
+            b.node("Concat", ["rf", "at"], ["y"], [.int("axis", 1)])
+        }
+        #expect(m.sharesRows)
+        let (s, p) = try bothWays(m)
+        #expect(s == p)
+        #expect(m.rowSharingFallbacks == 0)
+    }
 }
