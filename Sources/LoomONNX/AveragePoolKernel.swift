@@ -62,11 +62,17 @@ extension AveragePoolKernel: ReversibleKernel {
         let x = try step.input(0), g = try step.grad()
         let rows = x.shape[0] * x.shape[1], length = x.shape[2], outLength = g.shape[2]
         let windows = (0..<outLength).map { window($0, length: length) }
+        guard g.count == rows * outLength else { throw KernelError("reverse: gradient shape \(g.shape) does not match \(x.shape)") }
         var out = [Float](repeating: 0, count: x.count)
-        for r in 0..<rows {
-            for (j, (range, divisor)) in windows.enumerated() {
-                let share = g.storage[r * outLength + j] / divisor
-                for i in range { out[r * length + i] += share }
+        out.withUnsafeMutableBufferPointer { o in
+            g.storage.withUnsafeBufferPointer { pg in
+                for r in 0..<rows {
+                    let dst = o.baseAddress! + r * length, src = pg.baseAddress! + r * outLength
+                    for (j, (range, divisor)) in windows.enumerated() {
+                        let share = src[j] / divisor
+                        for i in range { dst[i] += share }
+                    }
+                }
             }
         }
         return [Tensor(shape: x.shape, storage: out)]

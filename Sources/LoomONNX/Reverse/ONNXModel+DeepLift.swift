@@ -280,9 +280,21 @@ extension ONNXModel {
             x.storage.withUnsafeBufferPointer { px in
                 y.storage.withUnsafeBufferPointer { py in
                     gOut.storage.withUnsafeBufferPointer { pg in
+                        guard let gPlain else {
+                            // Every element's input changed: the ratio everywhere, in a loop without
+                            // branches that the compiler vectorizes (the same operations, the same bits).
+                            let (x0, x1, y0, y1) = (px.baseAddress!, px.baseAddress! + n, py.baseAddress!, py.baseAddress! + n)
+                            let (g0, g1, o0, o1) = (pg.baseAddress!, pg.baseAddress! + n, out.baseAddress!, out.baseAddress! + n)
+                            for i in 0..<n {
+                                let ratio = (y0[i] - y1[i]) / (x0[i] - x1[i])
+                                o0[i] = g0[i] * ratio
+                                o1[i] = g1[i] * ratio
+                            }
+                            return
+                        }
                         for i in 0..<n {
                             let dIn = px[i] - px[n + i]
-                            if abs(dIn) < threshold, let gPlain {
+                            if abs(dIn) < threshold {
                                 out[i] = gPlain.storage[i]
                                 out[n + i] = gPlain.storage[n + i]
                             } else {
