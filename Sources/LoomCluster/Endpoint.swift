@@ -78,7 +78,7 @@ public enum Endpoint {
             var text = [CChar](repeating: 0, count: Int(NI_MAXHOST))
             let length = socklen_t(family == AF_INET ? MemoryLayout<sockaddr_in>.size : MemoryLayout<sockaddr_in6>.size)
             guard getnameinfo(addr, length, &text, socklen_t(text.count), nil, 0, NI_NUMERICHOST) == 0 else { continue }
-            let address = String(cString: text)
+            let address = String(cBuffer: text)
             if family == AF_INET { return address }
             if v6 == nil && !address.hasPrefix("fe80") { v6 = address }
         }

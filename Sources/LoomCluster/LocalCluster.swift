@@ -55,7 +55,8 @@ public enum LocalCluster {
         let dir = String(cString: dirPointer)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // Who owns the folder, for the sweep of a later run if this one is killed (SIGKILL skips the defer).
-        FileManager.default.createFile(atPath: dir + "/owner", contents: Data("\(getpid())\n".utf8))
+        // Best effort: a folder without its owner file is swept once it is a day old.
+        _ = FileManager.default.createFile(atPath: dir + "/owner", contents: Data("\(getpid())\n".utf8))
         let context = try Context()
         defer { context.terminate(waitingAtMost: 2) }
         var options = Coordinator.Options(bind: "ipc://\(dir)/coordinator", out: out)
@@ -122,7 +123,7 @@ public enum LocalCluster {
     static var executablePath: String {
         var path = [CChar](repeating: 0, count: 4096)
         let n = readlink("/proc/self/exe", &path, path.count - 1)
-        return n > 0 ? String(cString: path) : CommandLine.arguments[0]
+        return n > 0 ? String(cBuffer: path) : CommandLine.arguments[0]
     }
 
     /// Stops worker processes: SIGTERM, then SIGKILL for any still running after two seconds.

@@ -85,7 +85,7 @@ public final class Worker {
         self.cache = cache
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, 255)
-        self.id = "worker-\(String(cString: host))-\(getpid())-\(UInt32.random(in: 0...0xFFFF))"
+        self.id = "worker-\(String(cBuffer: host))-\(getpid())-\(UInt32.random(in: 0...0xFFFF))"
         self.logger = logger
         self.logger[metadataKey: "role"] = "worker"
         self.logger[metadataKey: "worker"] = "\(id)"
@@ -393,7 +393,7 @@ public final class Worker {
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, 255)
         // Not blocking: a hello that cannot be queued now is said again a second later.
-        let hello = WireMessage.Hello(worker: id, pid: Int(getpid()), host: String(cString: host), cachedModels: cache.hashes)
+        let hello = WireMessage.Hello(worker: id, pid: Int(getpid()), host: String(cBuffer: host), cachedModels: cache.hashes)
         _ = try socket.send(.hello(hello), dontWait: true)
     }
 }

@@ -20,7 +20,7 @@ public struct CurveKey: Hashable, Sendable, CustomStringConvertible {
         guard bytes.count == 32 else { return nil }
         var out = [CChar](repeating: 0, count: 41)
         guard zmq_z85_encode(&out, bytes, 32) != nil else { return nil }
-        z85 = String(cString: out)
+        z85 = String(cBuffer: out)
     }
 
     /// The key's 32 bytes.
@@ -48,14 +48,14 @@ public struct CurveKeyPair: Sendable {
     public static func generate() throws -> CurveKeyPair {
         var pub = [CChar](repeating: 0, count: 41), sec = [CChar](repeating: 0, count: 41)
         guard zmq_curve_keypair(&pub, &sec) == 0 else { throw ZMQError("zmq_curve_keypair") }
-        return CurveKeyPair(publicKey: CurveKey(z85: String(cString: pub))!, secretZ85: String(cString: sec))
+        return CurveKeyPair(publicKey: CurveKey(z85: String(cBuffer: pub))!, secretZ85: String(cBuffer: sec))
     }
 
     /// The pair for a secret key; nil if `secret` is not a Z85 key.
     public init?(secretZ85 secret: String) {
         guard secret.utf8.count == 40, CurveKey.decode(secret) != nil else { return nil }
         var pub = [CChar](repeating: 0, count: 41)
-        guard zmq_curve_public(&pub, secret) == 0, let key = CurveKey(z85: String(cString: pub)) else { return nil }
+        guard zmq_curve_public(&pub, secret) == 0, let key = CurveKey(z85: String(cBuffer: pub)) else { return nil }
         publicKey = key
         secretZ85 = secret
     }

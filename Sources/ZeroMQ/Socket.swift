@@ -69,7 +69,7 @@ public final class Socket {
         var buffer = [CChar](repeating: 0, count: 512)
         var size = buffer.count
         guard zmq_getsockopt(handle, ZMQ_LAST_ENDPOINT, &buffer, &size) == 0 else { return endpoints.last ?? "" }
-        return String(cString: buffer)
+        return String(cBuffer: buffer)
     }
 
     /// Sets an integer option.

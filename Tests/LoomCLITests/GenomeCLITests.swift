@@ -124,7 +124,7 @@ struct GenomeCLITests {
         let pattern = (0..<999_983).map { _ in Array("ACGT".utf8)[Int(rng.next() % 4)] }
         let recordLength = 96 << 20
         let path = s.dir.file("big.fa")
-        FileManager.default.createFile(atPath: path, contents: nil)
+        try #require(FileManager.default.createFile(atPath: path, contents: nil), "cannot create \(path)")
         let h = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         var fai = ""
         var offset = 0
