@@ -283,6 +283,7 @@ extension ONNXModel {
                         guard let gPlain else {
                             // Every element's input changed: the ratio everywhere, in a loop without
                             // branches that the compiler vectorizes (the same operations, the same bits).
+                            guard n > 0 else { return }
                             let (x0, x1, y0, y1) = (px.baseAddress!, px.baseAddress! + n, py.baseAddress!, py.baseAddress! + n)
                             let (g0, g1, o0, o1) = (pg.baseAddress!, pg.baseAddress! + n, out.baseAddress!, out.baseAddress! + n)
                             for i in 0..<n {
