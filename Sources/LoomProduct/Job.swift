@@ -97,6 +97,8 @@ public final class Job: Sendable {
         if plan.batchesPerShard != 1 { h.update("shard \(plan.batchesPerShard) batches\n") }
         // Kernels change the bits (BLAS sums in another order): a job computes with one set.
         if let kernels = spec.kernels { h.update("kernels \(kernels.rawValue)\n") }
+        // So does Loom's own arithmetic: a folder is resumed only by a Loom that computes the same bits.
+        h.update("numerics \(LoomVersion.numerics)\n")
         h.update("function \(spec.function.canonicalText)\n")
         self.id = h.finalize()
     }

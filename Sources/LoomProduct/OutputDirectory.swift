@@ -52,10 +52,13 @@ public enum OutputDirectory {
                 sameJob = previous?.jobId == jobID
                 if !sameJob && !overwrite {
                     if let previous {
+                        // A Loom of other numerics computes other bits, so its folder holds another job.
+                        let version =
+                            previous.loomVersion == LoomVersion.string ? "" : ", written by Loom \(previous.loomVersion); this is \(LoomVersion.string)"
                         throw RefusedError(
                             path: path,
                             reason:
-                                "holds the results of a different job (\(previous.jobId.prefix(12)), \(previous.spec.function.name.rawValue) of \(previous.spec.modelPath)); pass --overwrite to replace them, or choose another --out"
+                                "holds the results of a different job (\(previous.jobId.prefix(12)), \(previous.spec.function.name.rawValue) of \(previous.spec.modelPath)\(version)); pass --overwrite to replace them, or choose another --out"
                         )
                     }
                     throw RefusedError(
