@@ -196,6 +196,7 @@ public final class ONNXModel: Sendable {
             return v
         }
         let distinct = feeds.first?.shape.first ?? 0
+        var inputShapes: [[Int]?] = []
         for (i, step) in forwardSteps.enumerated() {
             var args = step.inputs.map { $0.flatMap { env[$0] } }
             if let plan {
@@ -206,9 +207,13 @@ public final class ONNXModel: Sendable {
             }
             // Hand over values this step is the last to read, so element-wise kernels can reuse their storage.
             for s in step.frees where expanded[s] == nil {
-                if step.inputs.filter({ $0 == s }).count == 1 { env[s] = nil }
+                var reads = 0
+                for input in step.inputs where input == s { reads += 1 }
+                if reads == 1 { env[s] = nil }
             }
-            let inputShapes = args.map { $0?.shape }
+            // For an error message only: kept in one buffer, not a new array per step.
+            inputShapes.removeAll(keepingCapacity: true)
+            for a in args { inputShapes.append(a?.shape) }
             var facts: [InputFacts?] = []
             if plan?.steps[i].sharedData == true { facts = args.map { $0.map(InputFacts.init) } }
             let results: [Value]
