@@ -140,7 +140,7 @@ public final class Collector {
                 case .log(let level, let text, let metadata):
                     logger.log(level: level, "\(text)", metadata: metadata)
                 case .exit(let failure):
-                    if let failure { throw ClusterError(failure) }
+                    if let failure { throw ClusterError.collectorFailed(reason: failure) }
                     return true
                 }
             }
@@ -235,7 +235,7 @@ public final class Collector {
             do { try a.sink.writer.write(raw: leaves, at: range.lowerBound, count: range.count) } catch let e as IndexSpaceError {
                 return (written, "\(plan.describe(s)) from \(peer): \(e)")
             } catch {
-                throw ClusterError("collector: a result from \(peer) could not be written: \(error)")
+                throw ClusterError.resultUnwritable(peer: "\(peer)", reason: "\(error)")
             }
             written.append(s)
         }

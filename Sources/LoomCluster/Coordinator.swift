@@ -95,7 +95,7 @@ public final class Coordinator {
         if let external = options.collector {
             collectorEndpoint = external
         } else {
-            guard let out = options.out else { throw ClusterError("the coordinator needs --out (or --collector)") }
+            guard let out = options.out else { throw ClusterError.noOutput }
             let bind = options.collectorBind ?? Self.siblingEndpoint(of: endpoint)
             let collector = Collector(context: context, bind: bind, out: out, overwrite: options.overwrite, logger: logger)
             // The collector in this process holds the coordinator's key, and takes the job only from it.
@@ -205,7 +205,7 @@ public final class Coordinator {
                 router.close(lingeringFor: 1000)
                 toCollector.close(lingeringFor: 1000)
                 collectorThread?.join()
-                throw ClusterError(reason)
+                throw ClusterError.jobFailed(reason: reason)
             }
         }
 
@@ -343,7 +343,7 @@ final class CollectorThread: @unchecked Sendable {
         defer { lock.unlock() }
         while endpoint == nil && error == nil && !done { lock.wait() }
         if let error { throw error }
-        guard let endpoint else { throw ClusterError("the collector stopped before it was bound") }
+        guard let endpoint else { throw ClusterError.collectorStopped }
         return endpoint
     }
 

@@ -98,7 +98,7 @@ public enum Endpoint {
         let status = getaddrinfo(name, nil, &hints, &result)
         if let result { freeaddrinfo(result) }
         guard status == 0 else {
-            throw ClusterError("\(flag) \(endpoint): the host \(name) does not resolve (\(String(cString: gai_strerror(status))))")
+            throw ClusterError.unresolvableHost(flag: flag, endpoint: endpoint, host: name, reason: String(cString: gai_strerror(status)))
         }
     }
 }
@@ -113,7 +113,7 @@ public enum EndpointFile {
         if let advertise { return "tcp://\(Endpoint.bracketed(advertise)):\(port)" }
         guard Endpoint.isWildcard(host) else { return bound }
         guard let address = Endpoint.firstNonLoopbackAddress() else {
-            throw ClusterError("bound \(bound), but this host has no address other than loopback to write in the endpoint file: pass --advertise HOST")
+            throw ClusterError.onlyLoopback(bound: bound)
         }
         return "tcp://\(address):\(port)"
     }
@@ -123,12 +123,12 @@ public enum EndpointFile {
     public static func write(_ endpoint: String, to path: String) throws {
         let temporary = path + ".tmp-\(getpid())"
         guard FileManager.default.createFile(atPath: temporary, contents: Data((endpoint + "\n").utf8)) else {
-            throw ClusterError("--endpoint-file \(path): cannot write \(temporary) (\(String(cString: strerror(errno))))")
+            throw ClusterError.endpointFileUnwritable(path: path, detail: "cannot write \(temporary) (\(String(cString: strerror(errno))))")
         }
         guard rename(temporary, path) == 0 else {
             let e = errno
             unlink(temporary)
-            throw ClusterError("--endpoint-file \(path): cannot rename into place (\(String(cString: strerror(e))))")
+            throw ClusterError.endpointFileUnwritable(path: path, detail: "cannot rename into place (\(String(cString: strerror(e))))")
         }
     }
 
@@ -142,7 +142,7 @@ public enum EndpointFile {
                 let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
                 if !text.isEmpty {
                     guard text.hasPrefix("tcp://") || text.hasPrefix("ipc://"), !text.contains("\n") else {
-                        throw ClusterError("--endpoint-file \(path) holds \"\(text.prefix(80))\", not an endpoint (tcp://ADDRESS:PORT)")
+                        throw ClusterError.endpointFileInvalid(path: path, content: text)
                     }
                     return text
                 }

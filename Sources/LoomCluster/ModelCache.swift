@@ -33,18 +33,18 @@ public struct ModelCache: Sendable {
 
     /// Stores a model's files and checks that they hash to `sha256`; returns the model file's path.
     public func store(_ sha256: String, files: [(name: String, bytes: [UInt8])]) throws -> String {
-        guard sha256.count == 64, sha256.allSatisfy(\.isHexDigit) else { throw ClusterError("a model hash '\(sha256)' is not a sha256") }
+        guard sha256.count == 64, sha256.allSatisfy(\.isHexDigit) else { throw ClusterError.invalidModelHash(sha256) }
         let staging = root + "/." + sha256 + "-\(getpid())"
         try FileIO.makeDirectories(staging)
         for (name, bytes) in files {
             guard !name.isEmpty, !name.hasPrefix("/"), !name.split(separator: "/").contains(".."), !name.contains("/") else {
-                throw ClusterError("a model file name '\(name)' is not a plain file name")
+                throw ClusterError.invalidModelName(name)
             }
             try FileIO.writeAtomically(bytes, to: staging + "/" + name)
         }
         let file = try ModelFile(path: staging + "/model.onnx")
         guard file.sha256 == sha256 else {
-            throw ClusterError("the model received hashes to \(file.sha256), not \(sha256): it was damaged in transit")
+            throw ClusterError.modelDamaged(expected: sha256, received: file.sha256)
         }
         let final = root + "/" + sha256
         if rename(staging, final) != 0 {

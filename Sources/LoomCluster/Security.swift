@@ -30,7 +30,7 @@ public struct Security: Sendable {
     /// Makes `socket` a CURVE server if this role has keys; refuses if no ZAP handler runs.
     func serve(_ socket: Socket) throws {
         guard let keys else { return }
-        guard zap != nil else { throw ClusterError("a CURVE server needs its ZAP handler running before it binds") }
+        guard zap != nil else { throw ClusterError.zapHandlerNotRunning }
         try socket.makeCurveServer(keys)
     }
 
@@ -40,8 +40,8 @@ public struct Security: Sendable {
         switch (keys, server) {
         case (let keys?, let server?): try socket.makeCurveClient(keys, server: server)
         case (nil, nil): break
-        case (nil, _?): throw ClusterError("the \(what) uses CURVE keys: give this process --key (or LOOM_KEY)")
-        case (_?, nil): throw ClusterError("the \(what) does not use keys (it was started with --insecure), but this process has --key: start both with keys")
+        case (nil, _?): throw ClusterError.keysMismatch(peer: what, peerUsesKeys: true)
+        case (_?, nil): throw ClusterError.keysMismatch(peer: what, peerUsesKeys: false)
         }
     }
 }

@@ -304,7 +304,7 @@ struct ResultBatch {
             var count = 0
             for b in batches {
                 guard b.count == first.count, b[k].index == leaf.index, b[k].tensor.shape.dropFirst() == leaf.tensor.shape.dropFirst() else {
-                    throw ClusterError("the function's outputs differ in structure or shape between the batches of shard \(shard)")
+                    throw ClusterError.inconsistentOutputs(shard: shard)
                 }
                 count += b[k].tensor.count
             }

@@ -257,7 +257,7 @@ public final class Worker {
                     // The job's kernels, or no part in it: a worker that cannot run them leaves, and
                     // the job goes on with the others (bits from other kernels would differ).
                     do { try BLAS.load(threads: 1, kernels: descriptor.spec.kernels) } catch {
-                        throw ClusterError("cannot join job \(descriptor.jobId.prefix(12)): \(error)")
+                        throw ClusterError.cannotJoin(job: descriptor.jobId, reason: "\(error)")
                     }
                     if let path = cache.model(descriptor.model.sha256) {
                         try start(descriptor, modelPath: path, collector: collector, args: args)
@@ -296,7 +296,7 @@ public final class Worker {
                     case .rejoin: return .rejoin
                     }
                 case .fail(let text):
-                    throw ClusterError(text)
+                    throw ClusterError.ended(reason: text)
                 }
             }
             return nil

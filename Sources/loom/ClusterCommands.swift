@@ -179,8 +179,7 @@ struct WorkerCommand: ParsableCommand {
                     logger.warning("no endpoint file at \(endpointFile) after \(Int(waited)) s; still waiting")
                 }
                 guard let found else {
-                    throw ClusterError(
-                        "no coordinator: --endpoint-file \(endpointFile) did not appear within --max-wait \(String(format: "%g", maxWait ?? 0)) s")
+                    throw ClusterError.noEndpointFile(path: endpointFile, maxWait: maxWait)
                 }
                 target = found
             } else {

@@ -19,7 +19,7 @@ struct KeygenCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            guard CurveKeyPair.isAvailable else { throw ClusterError("this libzmq has no CURVE support (it was built without libsodium)") }
+            guard CurveKeyPair.isAvailable else { throw ClusterError.curveUnavailable }
             let keys = try KeyFiles.generate(name: name, in: dir)
             print("loom: wrote \(dir)/\(name).key (secret: give it to one role with --key) and \(dir)/\(name).pub (public key \(keys.publicKey.z85))")
         }
@@ -67,7 +67,7 @@ struct KeyOptions: ParsableArguments {
             try refuseWithoutKeys(endpoints, role: role, needed: "--key and --allow", logger: logger)
             return .none
         }
-        guard CurveKeyPair.isAvailable else { throw ClusterError("this libzmq has no CURVE support (it was built without libsodium)") }
+        guard CurveKeyPair.isAvailable else { throw ClusterError.curveUnavailable }
         let keys = try KeyFiles.readSecret(keyFile)
         guard let allowFile else { throw ValidationError("--key needs --allow: the public keys of the workers (and coordinator) to let in") }
         let names = try KeyFiles.readAllowList(allowFile)

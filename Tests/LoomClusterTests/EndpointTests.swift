@@ -49,12 +49,21 @@ struct EndpointTests {
         #expect(try EndpointFile.wait(for: path, maxWait: 1) == "tcp://198.18.0.1:4000")
         #expect(try EndpointFile.wait(for: path + ".absent", maxWait: 0.2) == nil)
         try "not an endpoint\n".write(toFile: path, atomically: true, encoding: .utf8)
-        #expect(throws: ClusterError.self) { try EndpointFile.wait(for: path, maxWait: 1) }
+        #expect(throws: ClusterError.endpointFileInvalid(path: path, content: "not an endpoint")) { try EndpointFile.wait(for: path, maxWait: 1) }
+        #expect(
+            ClusterError.endpointFileInvalid(path: path, content: "not an endpoint").description
+                == "--endpoint-file \(path) holds \"not an endpoint\", not an endpoint (tcp://ADDRESS:PORT)")
     }
 
     @Test("a host that does not resolve is one error naming it; addresses and wildcards pass")
     func resolvable() throws {
-        #expect(throws: ClusterError.self) { try Endpoint.checkResolvable("tcp://no-such-host.invalid:5555", flag: "--connect") }
+        let error = #expect(throws: ClusterError.self) { try Endpoint.checkResolvable("tcp://no-such-host.invalid:5555", flag: "--connect") }
+        guard case .unresolvableHost(let flag, _, let host, _)? = error else {
+            Issue.record("expected unresolvableHost, got \(String(describing: error))")
+            return
+        }
+        #expect(flag == "--connect" && host == "no-such-host.invalid")
+        #expect(error?.description.hasPrefix("--connect tcp://no-such-host.invalid:5555: the host no-such-host.invalid does not resolve (") == true)
         try Endpoint.checkResolvable("tcp://127.0.0.1:5555", flag: "--connect")
         try Endpoint.checkResolvable("tcp://*:5555", flag: "--bind")
         try Endpoint.checkResolvable("ipc:///tmp/x", flag: "--connect")
