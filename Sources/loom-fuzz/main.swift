@@ -34,7 +34,13 @@ struct LoomFuzzCommand: ParsableCommand {
         let job = try JobCase(directory: caseDir)
         let reference = onlyFiles ? [:] : try job.reference(loom: loom, work: work)
         for target in Target.allCases where !onlyFiles && (only.map { target.rawValue.contains($0) } ?? true) {
-            let r = try protocolRun(target, job: job, reference: reference, work: work)
+            var r = try protocolRun(target, job: job, reference: reference, work: work)
+            if r.realJobHung {
+                // An open bug (docs/reliability.md): now and then, under CI's load, the real job's
+                // coordinator never hears from its collector. Said, with the sockets, and tried once more.
+                print("\(r.row)  (the real job beside the worker did not finish: once more)")
+                r = try protocolRun(target, job: job, reference: reference, work: work + "/again")
+            }
             rows.append(r.row)
             print(r.row)
             fflush(nil)
@@ -57,6 +63,8 @@ struct LoomFuzzCommand: ParsableCommand {
     struct Outcome {
         var row: String
         var ok: Bool
+        /// The worker target only: its victim passed, but the real job beside it did not finish.
+        var realJobHung = false
     }
 
     /// A job (over tcp with keys, a stand-alone collector) while hostile messages arrive at one role.
@@ -97,7 +105,10 @@ struct LoomFuzzCommand: ParsableCommand {
             ] + job.argv, cwd: job.directory, log: dir + "/coordinator.log")
         if target == .worker {
             let (offered, workerSignals, hangs, growth) = try fuzzWorker(dir: dir, messages: messages)
-            let ended = wait(coordinator, seconds: 120)
+            let until = Date().addingTimeInterval(120)
+            while coordinator.isRunning && Date() < until { usleep(20_000) }
+            if coordinator.isRunning { printSockets(ports: [cport, kport]) }
+            let ended = wait(coordinator, seconds: 0)
             _ = wait(collector, seconds: 10)
             for w in workers { _ = wait(w, seconds: 10) }
             let signals = workerSignals + [coordinator, collector].filter { $0.terminationReason == .uncaughtSignal }.count
@@ -106,7 +117,7 @@ struct LoomFuzzCommand: ParsableCommand {
                 "\(target.rawValue.padding(toLength: 34, withPad: " ", startingAt: 0)) \(String(offered).leftPad(7))  \(String(signals).leftPad(7))  \(String(hangs + (ended ? 0 : 1)).leftPad(5))  \(growth.leftPad(10))  \(same ? "identical" : "DIFFERS")"
             let ok = signals == 0 && hangs == 0 && ended && same
             if !ok { printJobLogs(dir) }
-            return Outcome(row: row, ok: ok)
+            return Outcome(row: row, ok: ok, realJobHung: signals == 0 && hangs == 0 && !ended)
         }
         let victim = [Target.coordinatorNoKey, .coordinatorAllowed].contains(target) ? coordinator : collector
         let port = victim === coordinator ? cport : kport
@@ -293,6 +304,22 @@ struct JobCase {
         }
         return files
     }
+}
+
+/// The TCP sockets on `ports` (`ss -tanp`), for a real job that hung: whether the coordinator's
+/// connection to its collector exists, and in which state.
+func printSockets(ports: [Int]) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = ["ss", "-tanp"]
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    p.standardError = FileHandle.nullDevice
+    guard (try? p.run()) != nil else { return }
+    let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    p.waitUntilExit()
+    let lines = text.split(separator: "\n").filter { line in ports.contains { line.contains(":\($0) ") } }
+    FileHandle.standardError.write("--- sockets on ports \(ports) (ss -tanp):\n\(lines.joined(separator: "\n"))\n".data(using: .utf8)!)
 }
 
 /// The last lines of the real job's logs (coordinator, collector, workers), for a target that failed.
