@@ -37,7 +37,7 @@ int loom_vector_use(int wanted) {
     return l;
 }
 
-void loom_vmap3(int f, const float *src, float *dst, long n, float a, float b, float c) {
+void loom_vmap(int f, const float *src, float *dst, long n, float a, float b, float c) {
     if (n <= 0) return;
 #if defined(__x86_64__)
     if (loom_vector_level() == 1) {
@@ -47,8 +47,6 @@ void loom_vmap3(int f, const float *src, float *dst, long n, float a, float b, f
 #endif
     loom_vmap__base(f, src, dst, n, a, b, c);
 }
-
-void loom_vmap(int f, const float *src, float *dst, long n, float a, float b) { loom_vmap3(f, src, dst, n, a, b, 0); }
 
 void loom_maxpool1d(const float *src, float *dst, long rows, long length, long outLength, long kernel, long stride,
                     long dilation, long padLeft, long firstInside, long lastInside) {

@@ -1,6 +1,7 @@
 // The functions, written once; base.c and avx2.c include this with LOOM_V_SUFFIX set.
-// exp and log are Cephes' single-precision methods, erf Eigen's rational approximation, tanh Eigen's rational approximation below 0.625 and 1 − 2/(e^{2|x|} + 1)
-// above; accuracy against glibc is checked in Tests/LoomONNXTests/VectorMathTests.swift.
+// exp and log are Cephes' single-precision methods, erf Eigen's rational approximation, tanh
+// Eigen's rational approximation below 0.625 and 1 − 2/(e^{2|x|} + 1) above; accuracy against
+// glibc is checked in Tests/LoomONNXTests/VectorMathTests.swift.
 #include <stdint.h>
 #include <string.h>
 #include "CLoomVector.h"

@@ -88,10 +88,6 @@ func broadcastBinary<T: Sendable>(_ a: Tensor<T>, _ b: Tensor<T>, _ op: (T, T) -
     }
 }
 
-/// Walks the rows (the innermost axis) of a broadcast result of `shape`: calls `body` with each
-/// row's number and the offsets where its elements begin in the two operands (strides `sa`, `sb`
-/// from ``broadcastStrides(_:to:)``), advancing an odometer over the outer axes.
-@inline(__always)
 /// A broadcast's shape and operand strides with extent-1 axes dropped and adjacent axes merged
 /// where every operand steps through the pair as through one axis (the outer stride is the inner
 /// stride times the inner extent, as for a contiguous or a broadcast operand). Each element keeps
@@ -112,6 +108,9 @@ func coalescedAxes(_ shape: [Int], _ sa: [Int], _ sb: [Int]) -> (shape: [Int], a
     return s.isEmpty ? ([1], [0], [0]) : (s, a, b)
 }
 
+/// Walks the rows (the innermost axis) of a broadcast result of `shape`: calls `body` with each
+/// row's number and the offsets where its elements begin in the two operands (strides `sa`, `sb`
+/// from ``broadcastStrides(_:to:)``), advancing an odometer over the outer axes.
 @inline(__always)
 func forEachBroadcastRow(_ shape: [Int], _ sa: [Int], _ sb: [Int], _ body: (_ row: Int, _ offA: Int, _ offB: Int) -> Void) {
     let rank = shape.count

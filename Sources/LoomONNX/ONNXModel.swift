@@ -132,11 +132,12 @@ public final class ONNXModel: Sendable {
         self.constantSlots = constantSlots
         self.inputSlots = inputSlots
         self.outputSlots = outputSlots
+        let constantValues = Dictionary(constantSlots, uniquingKeysWith: { a, _ in a })
         func plan(_ steps: [Step]) -> SharedRowPlan? {
             inputSlots.isEmpty
                 ? nil
                 : SharedRowPlan(
-                    steps: steps, slotCount: slots.count, constants: Dictionary(constantSlots, uniquingKeysWith: { a, _ in a }),
+                    steps: steps, slotCount: slots.count, constants: constantValues,
                     sharedInput: inputSlots[0], otherInputs: Array(inputSlots.dropFirst()), outputs: outputSlots)
         }
         self.sharedPlan = plan(forwardSteps)

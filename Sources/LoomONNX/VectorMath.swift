@@ -21,15 +21,15 @@ enum VectorMath {
         _ f: Function, _ p: UnsafeBufferPointer<Float>, into out: UnsafeMutableBufferPointer<Float>, _ a: Float = 0, _ b: Float = 0, _ c: Float = 0
     ) {
         guard let src = p.baseAddress, let dst = out.baseAddress else { return }
-        loom_vmap3(f.rawValue, src, dst, out.count, a, b, c)
+        loom_vmap(f.rawValue, src, dst, out.count, a, b, c)
     }
 
-    /// `f` of one value, through the same lanes as ``apply(_:_:into:_:_:)`` (for derivatives and other single values).
+    /// `f` of one value, through the same lanes as ``apply(_:_:into:_:_:_:)`` (for derivatives and other single values).
     @inline(__always)
     static func scalar(_ f: Function, _ x: Float, _ a: Float = 0, _ b: Float = 0, _ c: Float = 0) -> Float {
         var input = x
         var output: Float = 0
-        loom_vmap3(f.rawValue, &input, &output, 1, a, b, c)
+        loom_vmap(f.rawValue, &input, &output, 1, a, b, c)
         return output
     }
 }

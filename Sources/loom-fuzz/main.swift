@@ -36,7 +36,7 @@ struct LoomFuzzCommand: ParsableCommand {
         for target in Target.allCases where !onlyFiles && (only.map { target.rawValue.contains($0) } ?? true) {
             var r = try protocolRun(target, job: job, reference: reference, work: work)
             if r.realJobHung {
-                // An open bug (docs/reliability.md): now and then, under CI's load, the real job's
+                // An open bug (docs/security.md): now and then, under CI's load, the real job's
                 // coordinator never hears from its collector. Said, with the sockets, and tried once more.
                 print("\(r.row)  (the real job beside the worker did not finish: once more)")
                 r = try protocolRun(target, job: job, reference: reference, work: work + "/again")
@@ -105,10 +105,7 @@ struct LoomFuzzCommand: ParsableCommand {
             ] + job.argv, cwd: job.directory, log: dir + "/coordinator.log")
         if target == .worker {
             let (offered, workerSignals, hangs, growth) = try fuzzWorker(dir: dir, messages: messages)
-            let until = Date().addingTimeInterval(120)
-            while coordinator.isRunning && Date() < until { usleep(20_000) }
-            if coordinator.isRunning { printSockets(ports: [cport, kport]) }
-            let ended = wait(coordinator, seconds: 0)
+            let ended = wait(coordinator, seconds: 120) { printSockets(ports: [cport, kport]) }
             _ = wait(collector, seconds: 10)
             for w in workers { _ = wait(w, seconds: 10) }
             let signals = workerSignals + [coordinator, collector].filter { $0.terminationReason == .uncaughtSignal }.count
@@ -356,10 +353,19 @@ func runChecked(_ exe: String, _ args: [String], cwd: String? = nil) throws -> I
     return p.terminationStatus
 }
 
-func wait(_ p: Process, seconds: Double) -> Bool {
+/// Waits up to `seconds` for `p` to exit; if it has not, calls `beforeKilling` (while it still
+/// runs), then terminates it. Returns whether it exited by itself.
+func wait(_ p: Process, seconds: Double, beforeKilling: () -> Void = {}) -> Bool {
     let until = Date().addingTimeInterval(seconds)
     while p.isRunning && Date() < until { usleep(20_000) }
-    if p.isRunning { p.terminate(); usleep(200_000); if p.isRunning { kill(p.processIdentifier, SIGKILL) }; p.waitUntilExit(); return false }
+    if p.isRunning {
+        beforeKilling()
+        p.terminate()
+        usleep(200_000)
+        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        p.waitUntilExit()
+        return false
+    }
     return true
 }
 

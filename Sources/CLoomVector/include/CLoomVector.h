@@ -19,12 +19,10 @@ enum {
     LOOM_V_ERF_CHAIN = 10, // ((erf(x / a) + b)·x)·c, each step rounded: the classic export's GELU
 };
 
-/// Applies function `f` (a LOOM_V_ value; `a` and `b` its parameters) to `n` floats of `src`
-/// into `dst`, which may be the same memory. A lane's result does not depend on its position.
-void loom_vmap(int f, const float *src, float *dst, long n, float a, float b);
-
-/// loom_vmap for the functions with a third parameter `c` (LOOM_V_ERF_CHAIN).
-void loom_vmap3(int f, const float *src, float *dst, long n, float a, float b, float c);
+/// Applies function `f` (a LOOM_V_ value; `a`, `b` and `c` its parameters, 0 where it has fewer)
+/// to `n` floats of `src` into `dst`, which may be the same memory. A lane's result does not
+/// depend on its position.
+void loom_vmap(int f, const float *src, float *dst, long n, float a, float b, float c);
 
 /// 1-D max pooling of `rows` rows of `length` floats into rows of `outLength`: window j takes
 /// the largest of taps `j·stride − padLeft + t·dilation` (t < kernel) inside the row, by

@@ -107,28 +107,28 @@ public struct CoordinatorCore: Sendable {
     var lastRedo = -Double.infinity
     /// Connected workers by connection, with their names, when they were sent the job, and how often the model.
     var names: [PeerID: String] = [:]
-    private var jobSent: [PeerID: Double] = [:]
-    private var modelSends: [PeerID: Int] = [:]
+    var jobSent: [PeerID: Double] = [:]
+    var modelSends: [PeerID: Int] = [:]
     /// Joined before the collector was ready: sent the job once it is.
-    private var waiting: [PeerID] = []
+    var waiting: [PeerID] = []
     /// Connections declared lost, and when each was last told to rejoin.
-    private var buried: [PeerID: Double] = [:]
-    public private(set) var everJoined: Set<PeerID> = []
-    private var collector = CollectorState.claiming
-    private var collectorSeen = 0.0
-    private var lastCollect = -Double.infinity
+    var buried: [PeerID: Double] = [:]
+    public internal(set) var everJoined: Set<PeerID> = []
+    var collector = CollectorState.claiming
+    var collectorSeen = 0.0
+    var lastCollect = -Double.infinity
     private var lastHeartbeat = -Double.infinity
     private var lastNoWorkers = 0.0
-    private var lastCollectorWarning = 0.0
+    var lastCollectorWarning = 0.0
     /// Heartbeat rounds so far (one every `heartbeat` seconds: every worker pinged, leases checked).
     public private(set) var heartbeatRounds = 0
     /// Shards the collector's journal held when the job started (a resumed job).
-    public private(set) var resumedShards = 0
+    public internal(set) var resumedShards = 0
     /// The collector's figures, as its last `ack` gave them.
-    public private(set) var collectorTotals = WireMessage.CollectorTotals()
+    public internal(set) var collectorTotals = WireMessage.CollectorTotals()
     /// Examples in acknowledged shards.
     public internal(set) var examplesDone = 0
-    public private(set) var outcome: Outcome? = nil
+    public internal(set) var outcome: Outcome? = nil
 
     public init(jobId: String, modelSha256: String, plan: ShardPlan, settings: Settings = Settings(), collectorName: String) {
         self.jobId = jobId
@@ -177,173 +177,6 @@ public struct CoordinatorCore: Sendable {
         case .fail(let reason): fail(reason, &out)
         }
         return out
-    }
-
-    // MARK: - Workers
-
-    private mutating func fromWorker(_ w: PeerID, _ m: WireMessage, now: Double, _ out: inout [Directive]) {
-        guard names[w] != nil || m.type == .hello else {
-            // A connection declared lost is heard from again (the worker was stalled, or cut off by a
-            // partition, or these are its last words arriving late). Its shards have gone to others:
-            // tell it to start over on a new connection, at most once a second, rather than take its
-            // reports for shards it no longer holds.
-            if now - (buried[w] ?? -.infinity) >= settings.rejoinInterval {
-                if buried[w] == -.infinity { out.append(.log(.notice, "a worker declared lost is back; told to join again", ["worker": "\(w)"])) }
-                buried[w] = now
-                out.append(.send(.rejoin, to: w))
-            }
-            return
-        }
-        if names[w] != nil { scheduler.heard(w, now: now) }
-        switch m {
-        case .hello(let h):
-            if names[w] != nil {
-                // A repeated hello. A worker says hello every second until it has a job, so one that
-                // waited for this coordinator has several queued, which arrive together: answer the
-                // first only (each job sent restarts the worker's compute thread). One that says hello
-                // again well after its job was sent has lost it (or our answer): send it again.
-                if collector == .ready, !waiting.contains(w), now - (jobSent[w] ?? -.infinity) >= settings.jobResend { sendJob(w, now: now, &out) }
-                return
-            }
-            if h.loomVersion != LoomVersion.string {
-                let reason =
-                    "worker \(h.worker) runs Loom \(h.loomVersion); this coordinator runs Loom \(LoomVersion.string): run the same Loom version everywhere"
-                out.append(.log(.warning, "refused a worker of another Loom version", ["why": "\(reason)"]))
-                out.append(.send(.end(ok: false, reason: reason), to: w))
-                return
-            }
-            if verification.isQuarantined(h.worker) {
-                out.append(.send(.end(ok: false, reason: "this worker is quarantined: its results differed from two other workers'"), to: w))
-                return
-            }
-            names[w] = h.worker
-            buried[w] = nil
-            everJoined.insert(w)
-            scheduler.join(w)
-            scheduler.heard(w, now: now)
-            out.append(.log(.info, "worker joined", ["worker": "\(h.worker)"]))
-            if collector == .ready { sendJob(w, now: now, &out) } else { waiting.append(w) }
-        case .needModel(let sha):
-            guard sha == modelSha256 else { return }
-            modelSends[w, default: 0] += 1
-            guard modelSends[w]! <= settings.maxModelSends else {
-                bury(w, why: "it asked for the model \(modelSends[w]!) times", now: now, &out)
-                return
-            }
-            out.append(.sendModel(to: w))
-        case .ready(let id, let credit, let computed):
-            guard id == jobId else { return }
-            scheduler.computed(w, computed, now: now)
-            var amount = min(credit, settings.maxGrant)
-            // Verification copies first: they are few, and the job's end waits for them.
-            if verification.isOn, let name = names[w] {
-                while amount > 0, let s = verification.nextCheck(for: w, worker: name, now: now) {
-                    out.append(.sendShards([s], to: w))
-                    amount -= 1
-                }
-            }
-            apply(scheduler.grant(w, amount, now: now), now: now, &out)
-        case .error(let id, let shard, let text):
-            guard id == jobId else { return }
-            if let shard, shard < plan.shardCount {
-                fail("worker \(names[w] ?? "\(w)") failed on \(plan.describe(shard)): \(text)", &out)
-            } else {
-                fail(text, &out)
-            }
-        case .heartbeat:
-            break
-        default:
-            out.append(.log(.warning, "a worker sent a message only other roles send", ["type": "\(m.type)", "worker": "\(names[w] ?? "\(w)")"]))
-            bury(w, why: "it sent \(m.type), which workers never send", now: now, &out)
-        }
-    }
-
-    private mutating func sendJob(_ w: PeerID, now: Double, _ out: inout [Directive]) {
-        jobSent[w] = now
-        out.append(.sendJob(to: w))
-    }
-
-    /// Declares a worker lost: its shards go to others. `dead`: it failed (its running shard is
-    /// charged with a failed attempt); a quarantined worker is sent away, not failed.
-    mutating func bury(_ w: PeerID, why: String, now: Double, dead: Bool = true, _ out: inout [Directive]) {
-        guard let name = names.removeValue(forKey: w) else { return }
-        jobSent[w] = nil
-        modelSends[w] = nil
-        waiting.removeAll { $0 == w }
-        buried[w] = -.infinity
-        let checking = verification.checkSince(w)
-        verification.lost(w)
-        out.append(.log(.warning, "worker lost", ["worker": "\(name)", "why": "\(why)"]))
-        apply(scheduler.leave(w, now: now, dead: dead, busySince: checking), now: now, &out)
-    }
-
-    // MARK: - The collector
-
-    private mutating func fromCollector(_ m: WireMessage, now: Double, _ out: inout [Directive]) {
-        collectorSeen = now
-        switch m {
-        case .heartbeat(let held):
-            if collector == .ready && held != jobId {
-                // A collector answers that does not hold the job: it was restarted.
-                out.append(.log(.warning, "the collector was restarted; re-queueing the shards in flight and sending it the job again"))
-                loseCollector(now: now, &out)
-            }
-        case .collectorReady(let id, let resumed):
-            guard id == jobId else { return }
-            switch collector {
-            case .ready:
-                return
-            case .lost:
-                // A restarted collector: what its journal holds is done; anything handed out while it
-                // was away may have been dropped, so it runs again.
-                out.append(.log(.notice, "collector back", ["complete": "\(resumed.count)"]))
-                collector = .ready
-                acknowledge(resumed, now: now, &out)
-                scheduler.paused = false
-                apply(scheduler.collectorLost(now: now), now: now, &out)
-            case .claiming:
-                resumedShards = resumed.count
-                if !resumed.isEmpty { out.append(.log(.notice, "resuming", ["complete": "\(resumed.count)", "of": "\(plan.shardCount)"])) }
-                collector = .ready
-                acknowledge(resumed, now: now, &out)
-                scheduler.paused = false
-                for w in waiting { sendJob(w, now: now, &out) }
-                waiting.removeAll()
-            }
-        case .ack(let id, let shards, let totals):
-            guard id == jobId else { return }
-            collectorTotals = totals
-            acknowledge(shards, now: now, &out)
-        case .copies(let id, let copies):
-            guard id == jobId else { return }
-            received(copies, now: now, &out)
-        case .redone(let id, let shards):
-            guard id == jobId else { return }
-            redone(shards, now: now, &out)
-        case .finished(let ok, let text):
-            guard ok else { return fail("the collector could not publish the result: \(text)", &out) }
-            for w in scheduler.workers where names[w] != nil { out.append(.send(.end(ok: true, reason: "done"), to: w)) }
-            outcome = .done(workers: everJoined.count)
-            out.append(.exit(outcome!))
-        case .error(_, _, let text):
-            fail(text, &out)
-        default:
-            out.append(.log(.warning, "unexpected message from the collector", ["type": "\(m.type)"]))
-        }
-    }
-
-    private mutating func acknowledge(_ shards: [Int], now: Double, _ out: inout [Directive]) {
-        let before = scheduler.completed
-        var examples = 0
-        for s in shards where s >= 0 && s < plan.shardCount && !scheduler.isDone(s) { examples += plan.range(of: s).count }
-        apply(scheduler.acknowledge(shards, now: now), now: now, &out)
-        if scheduler.completed > before { examplesDone += examples }
-    }
-
-    private mutating func loseCollector(now: Double, _ out: inout [Directive]) {
-        collector = .lost
-        scheduler.paused = true
-        apply(scheduler.collectorLost(now: now), now: now, &out)
     }
 
     // MARK: - Time
