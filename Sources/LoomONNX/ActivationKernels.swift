@@ -160,15 +160,19 @@ struct ActivationKernel: Kernel {
 
 extension ActivationKernel: ReversibleKernel {
     func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] {
-        guard step.needs(0) else { return step.inputs.map { _ in nil } }
+        let rest = [Tensor<Float>?](repeating: nil, count: max(0, step.inputCount - 1))
+        guard step.needs(0) else { return [nil] + rest }
+        let f = try resolved([nil] + (1..<max(1, step.inputCount)).map(step.inputValue))
+        if step.useRule && step.examplesOnly { return [try rescale(step, what: "the input of \(function)") { Self.derivative(f, $1, $2) }] + rest }
         let x = try step.input(0), y = try step.output(0), g = try step.grad()
-        let f = try resolved(step.inputs)
         let gx =
             step.useRule
             ? try rescale(x, y, g, what: "the input of \(function)") { Self.derivative(f, $1, $2) }
             : plainGradient(g, Self.derivatives(f, x, y))
-        return [gx] + step.inputs.dropFirst().map { _ in nil }
+        return [gx] + rest
     }
+
+    var rulesOnExampleHalf: Bool { true }
 
     /// ``derivative(_:_:_:)`` at every element, with the exponentials, erf and tanh eight lanes at
     /// a time (``VectorMath``); the functions without them run the scalar form in a plain loop.

@@ -37,6 +37,9 @@ public final class ONNXModel: Sendable {
     let sharedPlan: SharedRowPlan?
     /// The same over ``steps``, for the forward pass of deep-lift-shap, whose example half repeats rows.
     let deepLiftPlan: SharedRowPlan?
+    /// How a DeepLIFT pass's reverse pass can run over the examples' rows alone: every input's rows
+    /// followed through ``steps``; nil unless every step on X's path acts row by row.
+    let halfReversePlan: SharedRowPlan?
     /// Batches whose shared run failed a row-wise check and were recomputed the plain way (for diagnostics).
     let sharingFallbacks = Atomic<Int>(0)
 
@@ -138,10 +141,11 @@ public final class ONNXModel: Sendable {
                 ? nil
                 : SharedRowPlan(
                     steps: steps, slotCount: slots.count, constants: constantValues,
-                    sharedInput: inputSlots[0], otherInputs: Array(inputSlots.dropFirst()), outputs: outputSlots)
+                    sharedInputs: [inputSlots[0]], otherInputs: Array(inputSlots.dropFirst()), outputs: outputSlots)
         }
         self.sharedPlan = plan(forwardSteps)
         self.deepLiftPlan = plan(steps)
+        self.halfReversePlan = Self.halfReversePlan(steps, slotCount: slots.count, constants: constantValues, inputs: inputSlots, outputs: outputSlots)
     }
 
     /// Runs the graph on float32 inputs (in ``inputs`` order) and returns its outputs as float32.

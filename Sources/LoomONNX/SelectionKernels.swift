@@ -208,12 +208,16 @@ extension ExtremumKernel: ReversibleKernel {
 extension PReluKernel: ReversibleKernel {
     func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] {
         guard step.needs(0) else { return [nil, nil] }
-        let x = try step.input(0), y = try step.output(0), g = try step.grad()
-        let slope = try broadcast(try step.input(1), to: x.shape)
+        guard let shape = step.inputShape(0) else { throw KernelError("input 0 is missing") }
+        let slope = try broadcast(try step.input(1), to: shape)
         let d: (Int, Float, Float) -> Float = { i, xv, _ in xv < 0 ? slope.storage[i] : 1 }
+        if step.useRule && step.examplesOnly { return [try rescale(step, what: "the input of PRelu", derivative: d), nil] }
+        let x = try step.input(0), y = try step.output(0), g = try step.grad()
         guard step.useRule else { return [Tensor(shape: x.shape) { out in for i in 0..<out.count { out[i] = g.storage[i] * d(i, x.storage[i], 0) } }, nil] }
         return [try rescale(x, y, g, what: "the input of PRelu", derivative: d), nil]
     }
+
+    var rulesOnExampleHalf: Bool { true }
 }
 
 /// d(a mod b)/da = 1; d/db = −trunc(a/b) (fmod) or −floor(a/b).

@@ -36,6 +36,8 @@ struct SharedRowPlan: Sendable {
     let steps: [StepPlan]
     /// Output slots that hold shared rows and must be expanded at the end.
     let expandOutputs: Set<Int>
+    /// What each slot holds.
+    let worlds: [World]
 
     /// Analyzes a compiled model; nil when sharing cannot apply (metadata would cross into batch-wide nodes, say).
     ///
@@ -43,9 +45,14 @@ struct SharedRowPlan: Sendable {
     /// (`Shape(X, start ≥ 1)`, or `Shape(X)` gathered at indices ≥ 1: X's length, say) is the same
     /// on the distinct rows as on the batch, so it counts as a constant: batch-wide nodes may read
     /// it (BPNet's classic export trims its control track by a length computed from X's shape).
-    init?(steps modelSteps: [ONNXModel.Step], slotCount: Int, constants: [Int: Value], sharedInput: Int, otherInputs: [Int], outputs: [Int]) {
+    ///
+    /// `sharedInputs` are the inputs whose rows the plan follows (X alone, for sharing; every
+    /// input, for ``ONNXModel/halfReversePlan``); `otherInputs` run batch-wide.
+    init?(
+        steps modelSteps: [ONNXModel.Step], slotCount: Int, constants: [Int: Value], sharedInputs: [Int], otherInputs: [Int], outputs: [Int]
+    ) {
         var world = [World](repeating: .constant, count: slotCount)
-        world[sharedInput] = .sharedData
+        for s in sharedInputs { world[s] = .sharedData }
         for s in otherInputs { world[s] = .batch }
         for s in constants.keys { world[s] = .constant }
         var shapes = Set<Int>() // Shape(shared data) from axis 0: the batch size first
@@ -102,6 +109,7 @@ struct SharedRowPlan: Sendable {
         }
         steps = plans
         self.expandOutputs = expandOutputs
+        worlds = world
     }
 
     /// Whether `step` gathers, from a shape whose first element is the batch size, only elements

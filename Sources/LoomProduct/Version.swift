@@ -10,9 +10,11 @@ public enum LoomVersion {
     /// It is part of ``string``, so roles of different numerics refuse each other, and part of a
     /// job's identity, so a results folder is never resumed by a Loom that would compute other
     /// bits: one `y.npy` never mixes two. `NumericsFingerprintTests` fails when results change
-    /// and this does not. History: 1 until 2026-11-30; 2 from Eigen's erf and the fused GELU.
-    public static let numerics = 2
+    /// and this does not. History: 1 until 2026-11-30; 2 from Eigen's erf and the fused GELU; 3
+    /// from deep-lift-shap's reverse pass over the examples' half (a dense layer's GEMM over half
+    /// the rows may round differently).
+    public static let numerics = 3
 
-    /// The release with its numerics, `0.1.0+numerics.2`: what two processes must share.
+    /// The release with its numerics, `0.1.0+numerics.3`: what two processes must share.
     public static let string = "\(release)+numerics.\(numerics)"
 }

@@ -8,8 +8,10 @@ extension ConvKernel: ReversibleKernel {
     func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] {
         guard step.needs(0) else { return [nil, nil, nil] }
         if step.needs(1) || step.needs(2) { throw KernelError("weights that depend on the input have no gradient rule in Loom") }
-        let x = try step.input(0), w = try step.input(1), g = try step.grad()
-        let (batch, channels, length) = (x.shape[0], x.shape[1], x.shape[2])
+        // X's shape alone: its gradient does not depend on its values.
+        guard let xShape = step.inputShape(0), xShape.count == 3 else { throw KernelError("input 0 is missing or not (batch, channels, length)") }
+        let w = try step.input(1), g = try step.grad()
+        let (batch, channels, length) = (xShape[0], xShape[1], xShape[2])
         let (filters, groupChannels, k) = (w.shape[0], w.shape[1], w.shape[2])
         let (left, right, outLength) = geometry(length: length, k: k)
         let groupFilters = filters / group
@@ -18,7 +20,7 @@ extension ConvKernel: ReversibleKernel {
         let tapWeights = tapWise ? ConvKernel.tapMajor(w) : []
         var padded = [Float](repeating: 0, count: groupChannels * paddedLength)
         var columns = tapWise ? [] : [Float](repeating: 0, count: groupChannels * k * outLength)
-        let out = Tensor<Float>(shape: x.shape) { out in
+        let out = Tensor<Float>(shape: xShape) { out in
             g.storage.withUnsafeBufferPointer { pgAll in
                 w.storage.withUnsafeBufferPointer { pw in
                     tapWeights.withUnsafeBufferPointer { ptw in

@@ -8,15 +8,18 @@ import LoomTensor
 
 extension BinaryKernel: ReversibleKernel {
     func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] {
-        let a = try step.input(0), b = try step.input(1), g = try step.grad()
+        let g = try step.grad()
         var ga: Tensor<Float>? = nil, gb: Tensor<Float>? = nil
+        if op == .add || op == .sub {
+            // The operands' shapes alone.
+            guard let aShape = step.inputShape(0), let bShape = step.inputShape(1) else { throw KernelError("an operand is missing") }
+            if step.needs(0) { ga = try sumToShape(g, aShape) }
+            if step.needs(1) { gb = try sumToShape(op == .add ? g : Tensor(shape: g.shape, storage: g.storage.map { -$0 }), bShape) }
+            return [ga, gb]
+        }
+        let a = try step.input(0), b = try step.input(1)
         switch op {
-        case .add:
-            if step.needs(0) { ga = try sumToShape(g, a.shape) }
-            if step.needs(1) { gb = try sumToShape(g, b.shape) }
-        case .sub:
-            if step.needs(0) { ga = try sumToShape(g, a.shape) }
-            if step.needs(1) { gb = try sumToShape(Tensor(shape: g.shape, storage: g.storage.map { -$0 }), b.shape) }
+        case .add, .sub: break
         case .mul:
             if step.needs(0) { ga = try sumToShape(try broadcastBinary(g, b, *), a.shape) }
             if step.needs(1) { gb = try sumToShape(try broadcastBinary(g, a, *), b.shape) }
@@ -81,10 +84,13 @@ extension UnaryKernel: ReversibleKernel {
 
     func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] {
         guard step.needs(0) else { return [nil] }
+        if step.useRule && step.examplesOnly { return [try rescale(step, what: "the input of \(op)") { derivative($1, $2) }] }
         let x = try step.input(0), y = try step.output(0), g = try step.grad()
         guard step.useRule else { return [plainGradient(g, derivatives(x, y))] }
         return [try rescale(x, y, g, what: "the input of \(op)") { derivative($1, $2) }]
     }
+
+    var rulesOnExampleHalf: Bool { true }
 }
 
 /// DeepLIFT's rescale rule for an element-wise activation: `g · Δout/Δin` per example/reference
@@ -113,6 +119,28 @@ func rescale(
                     }
                 }
             }
+        }
+    }
+}
+
+/// ``rescale(_:_:_:what:derivative:)`` over the examples' half: each example's row against its
+/// reference's, both read in place; the same operations, so the same bits.
+func rescale(_ step: ReverseStep, what: String, derivative: (Int, Float, Float) -> Float) throws -> Tensor<Float> {
+    guard let x = step.pairedInput(0), let y = step.pairedOutput(0), x.shape == y.shape else {
+        throw KernelError("\(what) has no example and reference rows to compare")
+    }
+    let g = try step.grad()
+    guard g.shape == x.shape else { throw KernelError("gradient of \(g.shape) for \(what) of \(x.shape)") }
+    let size = x.rowSize
+    return x.pairwise(y, g) { r, x0, x1, y0, y1, g0, o in
+        // The ratio everywhere, in a loop the compiler vectorizes; then the plain derivative
+        // where the input did not change (rare).
+        for i in 0..<size {
+            let ratio = (y0[i] - y1[i]) / (x0[i] - x1[i])
+            o[i] = g0[i] * ratio
+        }
+        for i in 0..<size where abs(x0[i] - x1[i]) < 1e-6 {
+            o[i] = g0[i] * derivative(r * size + i, x0[i], y0[i])
         }
     }
 }

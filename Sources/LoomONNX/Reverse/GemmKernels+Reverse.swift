@@ -3,13 +3,15 @@ import LoomTensor
 
 extension GemmKernel: ReversibleKernel {
     func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] {
-        let a = try step.input(0), b = try step.input(1), g = try step.grad()
+        // A's values only for B's gradient; its shape otherwise.
+        guard let aShape = step.inputShape(0), aShape.count == 2 else { throw KernelError("input 0 is missing or not a matrix") }
+        let b = try step.input(1), g = try step.grad()
         let m = g.shape[0], n = g.shape[1]
-        let k = transA ? a.shape[0] : a.shape[1]
+        let k = transA ? aShape[0] : aShape[1]
         var ga: Tensor<Float>? = nil, gb: Tensor<Float>? = nil, gc: Tensor<Float>? = nil
         if step.needs(0) {
             // dA = alpha * g * op(B)^T, laid out as A (transposed back when transA).
-            var out = Tensor<Float>(shape: a.shape, repeating: 0)
+            var out = Tensor<Float>(shape: aShape, repeating: 0)
             g.storage.withUnsafeBufferPointer { pg in
                 b.storage.withUnsafeBufferPointer { pb in
                     out.storage.withUnsafeMutableBufferPointer { po in
@@ -30,6 +32,7 @@ extension GemmKernel: ReversibleKernel {
             ga = out
         }
         if step.needs(1) {
+            let a = try step.input(0)
             var out = Tensor<Float>(shape: b.shape, repeating: 0)
             g.storage.withUnsafeBufferPointer { pg in
                 a.storage.withUnsafeBufferPointer { pa in
@@ -50,9 +53,9 @@ extension GemmKernel: ReversibleKernel {
             }
             gb = out
         }
-        if step.needs(2), let c = step.inputs.optional(2) {
+        if step.needs(2), let cShape = step.inputShape(2) {
             let scaled = beta == 1 ? g : Tensor(shape: g.shape, storage: g.storage.map { $0 * beta })
-            gc = try sumToShape(scaled, c.shape)
+            gc = try sumToShape(scaled, cShape)
         }
         return [ga, gb, gc]
     }

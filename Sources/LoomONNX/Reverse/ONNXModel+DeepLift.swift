@@ -41,8 +41,10 @@ extension ONNXModel {
     /// Slots whose value depends on the values of the first input (X). A shape does not: what
     /// `Shape(X)` computes (and `ConstantOfShape` of it, an LSTM's zero initial state, say) carries
     /// no gradient.
-    func xDependentSlots() -> Set<Int> {
-        var dependent: Set<Int> = inputSlots.first.map { [$0] } ?? []
+    func xDependentSlots() -> Set<Int> { Self.xDependentSlots(steps, x: inputSlots.first) }
+
+    static func xDependentSlots(_ steps: [Step], x: Int?) -> Set<Int> {
+        var dependent: Set<Int> = x.map { [$0] } ?? []
         for step in steps where step.op != "Shape" && step.inputs.contains(where: { $0.map(dependent.contains) ?? false }) {
             dependent.formUnion(step.outputs)
         }
@@ -155,14 +157,19 @@ extension ONNXModel {
     /// the X-only part of the forward pass runs once per distinct row of `shared` (the example
     /// half of a pass repeats each example once per shuffle).
     public func deepLift(shared: Tensor<Float>, rows: [Int], others: [Tensor<Float>], target: Int, rules: DeepLiftRules? = nil) throws -> DeepLiftPass {
-        let env = try forwardKeepingValues(shared: shared, rows: rows, others: others)
-        return try deepLift(env: env, xShape: [rows.count] + shared.shape.dropFirst(), target: target, rules: rules)
+        try deepLift(shared: shared, rows: rows, others: others, target: target, rules: rules, halfReverse: true)
     }
 
-    private func deepLift(env: ForwardValues, xShape: [Int], target: Int, rules: DeepLiftRules?) throws -> DeepLiftPass {
+    /// ``deepLift(shared:rows:others:target:rules:)``, with the reverse pass over the examples'
+    /// half where the model allows it (`halfReverse`) or always over the whole batch.
+    func deepLift(shared: Tensor<Float>, rows: [Int], others: [Tensor<Float>], target: Int, rules: DeepLiftRules?, halfReverse: Bool) throws -> DeepLiftPass {
+        let env = try forwardKeepingValues(shared: shared, rows: rows, others: others)
+        return try deepLift(env: env, xShape: [rows.count] + shared.shape.dropFirst(), target: target, rules: rules, halfReverse: halfReverse)
+    }
+
+    private func deepLift(env: ForwardValues, xShape: [Int], target: Int, rules: DeepLiftRules?, halfReverse: Bool = true) throws -> DeepLiftPass {
         let rules = try rules ?? DeepLiftRules(model: self)
         let rows = xShape[0]
-        let dependent = xDependentSlots()
         guard case .float(let y)? = env[outputSlots[0]] else {
             throw ONNXError(file: path, kind: .runtime, detail: "the output is not float32")
         }
@@ -179,9 +186,33 @@ extension ONNXModel {
                 file: path, kind: .inputMismatch, detail: "--target \(target) is out of range: the model has \(columns) output\(columns == 1 ? "" : "s")")
         }
         let outputs = (0..<rows).map { y.storage[$0 * columns + target] }
+        if halfReverse, let plan = halfReversePlan, halfReverseObstacle(rules) == nil, rows % 2 == 0 {
+            let half = HalfValues(full: env, plan: plan, steps: steps, rows: rows / 2)
+            do {
+                let m = try reversePass(env: env, half: half, y: y, target: target, rules: rules, xShape: xShape)
+                return DeepLiftPass(outputs: outputs, multipliers: m)
+            } catch let e as NotRowWise {
+                sharingFallbacks.add(1, ordering: .relaxed)
+                if getenv("LOOM_DEBUG_SHARING") != nil { Console.error("loom: the reverse pass over the examples' half fell back at \(e.step)\n") }
+            }
+        }
+        let m = try reversePass(env: env, half: nil, y: y, target: target, rules: rules, xShape: xShape)
+        return DeepLiftPass(outputs: outputs, multipliers: m)
+    }
+
+    /// Runs the reverse pass from the attributed output to X and returns the examples' multipliers, (P, ...).
+    ///
+    /// With `half`, over the examples' rows alone (ONNXModel+HalfReverse.swift); it throws
+    /// ``NotRowWise`` if a step turns out not to act row by row.
+    private func reversePass(
+        env: ForwardValues, half: HalfValues?, y: Tensor<Float>, target: Int, rules: DeepLiftRules, xShape: [Int]
+    ) throws -> Tensor<Float> {
+        let rows = half?.rows ?? xShape[0]
+        let columns = y.shape[1]
+        let dependent = xDependentSlots()
         // Backward from d(sum of y[:, target]) / dy.
         var grads = [Tensor<Float>?](repeating: nil, count: slotCount)
-        var seed = Tensor<Float>(shape: y.shape, repeating: 0)
+        var seed = Tensor<Float>(shape: [rows] + y.shape.dropFirst(), repeating: 0)
         for r in 0..<rows { seed.storage[r * columns + target] = 1 }
         grads[outputSlots[0]] = seed
         /// Adds a gradient into a slot's (a value read by several nodes sums their gradients, in place).
@@ -201,18 +232,35 @@ extension ONNXModel {
             }
         }
         /// Runs one step backwards: its rule (or plain gradient) from its outputs' gradients into its inputs'.
-        func reverse(_ index: Int, useRule: Bool, grads: inout [Tensor<Float>?], needed: (Int) -> Bool) throws {
+        ///
+        /// Over the examples' half (`half`), a step without a rule runs on its values' first rows, as
+        /// does one whose rule reads the references' rows itself (``ReversibleKernel/rulesOnExampleHalf``);
+        /// any other rule runs on the whole batch with the examples' gradient in both halves, and
+        /// its inputs' gradients are cut back to the first rows.
+        func reverse(_ index: Int, useRule: Bool, grads: inout [Tensor<Float>?], needed: (Int) -> Bool, half: HalfValues?) throws {
             let step = steps[index]
-            let gradOutputs = step.outputs.map { grads[$0] }
+            var gradOutputs = step.outputs.map { grads[$0] }
             guard gradOutputs.contains(where: { $0 != nil }) else { return }
             let needs = step.inputs.map { $0.map(needed) ?? false }
             guard needs.contains(true) else { return }
             guard let rule = step.kernel as? any ReversibleKernel else {
                 throw ONNXError(file: path, kind: .unsupportedOp, node: step.name, op: step.op, detail: "operator \(step.op) has no reverse rule")
             }
-            var reverse = ReverseStep(
-                inputs: step.inputs.map { $0.flatMap { env[$0] } }, outputs: step.outputs.map { env[$0]! },
-                gradOutputs: gradOutputs, needs: needs)
+            // Over the examples' half, a rule that cannot read the references' rows itself gets the
+            // whole batch, the examples' gradient in both halves.
+            let paired = half != nil && useRule && !rule.rulesOnExampleHalf
+            var reverse: ReverseStep
+            if let half, !paired {
+                try half.check(index)
+                for slot in step.inputs.compactMap({ $0 }) where half.plan.worlds[slot] == .sharedMeta { _ = try half.value(slot) }
+                reverse = ReverseStep(examples: half, step: step, gradOutputs: gradOutputs, needs: needs)
+            } else {
+                try half?.check(index)
+                if paired { gradOutputs = gradOutputs.map { $0?.twice() } }
+                reverse = ReverseStep(
+                    inputs: step.inputs.map { $0.flatMap { env[$0] } }, outputs: step.outputs.map { env[$0]! }, gradOutputs: gradOutputs,
+                    needs: needs)
+            }
             reverse.useRule = useRule
             let inputGrads: [Tensor<Float>?]
             do { inputGrads = try rule.reverse(reverse) } catch {
@@ -220,7 +268,7 @@ extension ONNXModel {
             }
             for (k, slot) in step.inputs.enumerated() {
                 guard let slot, needs[k], k < inputGrads.count, let g = inputGrads[k] else { continue }
-                try accumulate(slot, g, into: &grads, at: step)
+                try accumulate(slot, paired ? try g.firstRows(rows) : g, into: &grads, at: step)
             }
             // The gradients of this step's outputs are spent.
             for s in step.outputs { grads[s] = nil }
@@ -236,21 +284,29 @@ extension ONNXModel {
         for index in steps.indices.reversed() {
             if let region = regionAt[index] {
                 guard let gOut = grads[region.output] else { continue }
-                let g = try moduleRescale(region, env: env, gOut: gOut) { local, needed in
-                    for k in region.steps.reversed() { try reverse(k, useRule: false, grads: &local, needed: needed) }
+                let g: Tensor<Float>
+                if let half {
+                    for k in region.steps { try half.check(k) }
+                    g = try moduleRescale(region, half: half, gOut: gOut) { local, needed in
+                        for k in region.steps.reversed() { try reverse(k, useRule: false, grads: &local, needed: needed, half: half) }
+                    }
+                } else {
+                    g = try moduleRescale(region, env: env, gOut: gOut) { local, needed in
+                        for k in region.steps.reversed() { try reverse(k, useRule: false, grads: &local, needed: needed, half: nil) }
+                    }
                 }
                 grads[region.output] = nil
                 try accumulate(region.input, g, into: &grads, at: steps[index])
                 continue
             }
             if inRegion.contains(index) { continue }
-            try reverse(index, useRule: rules.useRule[index], grads: &grads, needed: dependent.contains)
+            try reverse(index, useRule: rules.useRule[index], grads: &grads, needed: dependent.contains, half: half)
         }
-        let gx = grads[inputSlots[0]] ?? Tensor(shape: xShape, repeating: 0)
-        let half = rows / 2
+        let gx = grads[inputSlots[0]] ?? Tensor(shape: [rows] + xShape.dropFirst(), repeating: 0)
+        guard half == nil else { return gx }
+        let halfRows = rows / 2
         let rowSize = Array(xShape.dropFirst()).elementCount
-        let m = Tensor<Float>(shape: [half] + Array(xShape.dropFirst()), storage: Array(gx.storage[0..<(half * rowSize)]))
-        return DeepLiftPass(outputs: outputs, multipliers: m)
+        return Tensor<Float>(shape: [halfRows] + Array(xShape.dropFirst()), storage: Array(gx.storage[0..<(halfRows * rowSize)]))
     }
 
     /// tangermeme's `_nonlinear` over a whole module: `g · Δout/Δin` per example/reference pair,
@@ -262,14 +318,7 @@ extension ONNXModel {
         guard case .float(let x)? = env[region.input], case .float(let y)? = env[region.output] else {
             throw ONNXError(file: path, kind: .runtime, detail: "reverse pass: module \(region.name) does not map float32 to float32")
         }
-        /// The plain gradient through the module's own nodes.
-        func plainGradient() throws -> Tensor<Float> {
-            var local = [Tensor<Float>?](repeating: nil, count: slotCount)
-            local[region.output] = gOut
-            let produced = Set(region.steps.flatMap { steps[$0].outputs })
-            try plain(&local, { $0 == region.input || produced.contains($0) })
-            return local[region.input] ?? Tensor(shape: x.shape, repeating: 0)
-        }
+        func plainGradient() throws -> Tensor<Float> { try modulePlainGradient(region, gOut: gOut, shape: x.shape, plain: plain) }
         guard x.shape == y.shape, gOut.shape == y.shape else { return try plainGradient() }
         let n = try halfCount(x, "the input of module \(region.name)")
         let threshold: Float = 1e-6
@@ -309,6 +358,52 @@ extension ONNXModel {
             }
         }
     }
+
+    /// ``moduleRescale(_:env:gOut:plain:)`` over the examples' half: `gOut` and the result hold the
+    /// examples' rows, each compared with its reference's in place; `plain` runs the module's
+    /// nodes backwards over the examples' half.
+    func moduleRescale(
+        _ region: DeepLiftRules.Region, half: HalfValues, gOut: Tensor<Float>,
+        plain: (inout [Tensor<Float>?], (Int) -> Bool) throws -> Void
+    ) throws -> Tensor<Float> {
+        guard let x = half.full.pairedRows(region.input, half.rows), let y = half.full.pairedRows(region.output, half.rows) else {
+            throw NotRowWise(step: "module \(region.name)")
+        }
+        func plainGradient() throws -> Tensor<Float> { try modulePlainGradient(region, gOut: gOut, shape: x.shape, plain: plain) }
+        guard x.shape == y.shape, gOut.shape == y.shape else { return try plainGradient() }
+        let threshold: Float = 1e-6
+        let size = x.rowSize
+        let (xe, xr) = (Array(x.examples), Array(x.references))
+        let unchanged = x.tensor.storage.withUnsafeBufferPointer { px in
+            (0..<xe.count).contains { r in (0..<size).contains { i in abs(px[xe[r] * size + i] - px[xr[r] * size + i]) < threshold } }
+        }
+        let gPlain = unchanged ? try plainGradient() : nil
+        return x.pairwise(y, gOut) { r, x0, x1, y0, y1, g0, o in
+            if let gPlain {
+                for i in 0..<size {
+                    let dIn = x0[i] - x1[i]
+                    o[i] = abs(dIn) < threshold ? gPlain.storage[r * size + i] : g0[i] * ((y0[i] - y1[i]) / dIn)
+                }
+            } else {
+                // The same operations as the whole batch's branch-free loop, so the same bits.
+                for i in 0..<size {
+                    let ratio = (y0[i] - y1[i]) / (x0[i] - x1[i])
+                    o[i] = g0[i] * ratio
+                }
+            }
+        }
+    }
+
+    /// The plain gradient through a module's own nodes, run backwards by `plain` from `gOut`.
+    private func modulePlainGradient(
+        _ region: DeepLiftRules.Region, gOut: Tensor<Float>, shape: [Int], plain: (inout [Tensor<Float>?], (Int) -> Bool) throws -> Void
+    ) throws -> Tensor<Float> {
+        var local = [Tensor<Float>?](repeating: nil, count: slotCount)
+        local[region.output] = gOut
+        let produced = Set(region.steps.flatMap { steps[$0].outputs })
+        try plain(&local, { $0 == region.input || produced.contains($0) })
+        return local[region.input] ?? Tensor(shape: shape, repeating: 0)
+    }
 }
 
 /// The forward values of a DeepLIFT pass, by slot, for the reverse pass to read.
@@ -320,12 +415,15 @@ final class ForwardValues {
     private var values: [Value?]
     private var distinct: Set<Int>
     private let rows: [Int]
+    /// The slots the shared forward pass computed on distinct rows, gathered or not.
+    let sharedSlots: Set<Int>
 
     /// The values of a plain run.
     init(_ values: [Value?]) {
         self.values = values
         self.distinct = []
         self.rows = []
+        self.sharedSlots = []
     }
 
     /// Values of which `distinctSlots` hold distinct rows, to be gathered by `rows`.
@@ -333,6 +431,7 @@ final class ForwardValues {
         self.values = values
         self.distinct = distinctSlots
         self.rows = rows
+        self.sharedSlots = distinctSlots
     }
 
     subscript(slot: Int) -> Value? {
@@ -344,5 +443,40 @@ final class ForwardValues {
             distinct.remove(slot)
             values[slot] = newValue
         }
+    }
+
+    /// The first `n` rows of slot `slot`'s batch, without gathering the rest.
+    func firstRows(_ slot: Int, _ n: Int) throws -> Value? {
+        guard let v = values[slot] else { return nil }
+        guard distinct.contains(slot) else { return try v.firstRows(n) }
+        guard n <= rows.count else { throw NotRowWise() }
+        return v.gatherRows(Array(rows[0..<n]))
+    }
+
+    /// Whether slot `slot` holds float32 values.
+    func isFloat(_ slot: Int) -> Bool {
+        if case .float? = values[slot] { return true }
+        return false
+    }
+
+    /// Slot `slot`'s rows for the first `n` rows of the batch (the examples) and the next `n`
+    /// (their references), read in place, or nil if it is not a float value of 2n rows.
+    func pairedRows(_ slot: Int, _ n: Int) -> PairedRows? {
+        guard case .float(let t)? = values[slot] else { return nil }
+        if distinct.contains(slot) {
+            guard rows.count == 2 * n else { return nil }
+            return PairedRows(tensor: t, examples: rows[0..<n], references: rows[n..<(2 * n)])
+        }
+        guard t.shape.first == 2 * n else { return nil }
+        let all = Array(0..<(2 * n))
+        return PairedRows(tensor: t, examples: all[0..<n], references: all[n...])
+    }
+
+    /// What the row-wise checks see of slot `slot` on the batch, without gathering it.
+    func facts(_ slot: Int) -> ONNXModel.InputFacts? {
+        guard let v = values[slot] else { return nil }
+        var facts = ONNXModel.InputFacts(v)
+        if distinct.contains(slot), !facts.shape.isEmpty { facts.shape[0] = rows.count }
+        return facts
     }
 }

@@ -1,6 +1,9 @@
 import LoomTensor
 
 extension MaxPoolKernel: ReversibleKernel {
+    /// The rule sums both halves' routed gradients; the plain gradient keeps each row's own.
+    func mixesGradientHalves(useRule: Bool) -> Bool { useRule }
+
     /// For each output, the input position that won its window (the first maximum, as torch picks it).
     func argmax(_ x: Tensor<Float>, outLength: Int) -> [Int] {
         let rows = x.shape[0] * x.shape[1], length = x.shape[2]
@@ -51,9 +54,16 @@ extension MaxPoolKernel: ReversibleKernel {
     func positionRule(_ x: Tensor<Float>, _ y: Tensor<Float>, _ g: Tensor<Float>, useRule: Bool) throws -> Tensor<Float> {
         let outLength = y.shape[2], length = x.shape[2]
         let rows = x.shape[0] * x.shape[1]
+        let winners = argmax(x, outLength: outLength)
+        guard useRule else {
+            // A functional max_pool1d: the plain gradient, to each window's winner, row by row
+            // (so also over the examples' half alone, which need not have an even row count).
+            var plain = [Float](repeating: 0, count: x.count)
+            for o in 0..<(rows * outLength) { plain[o / outLength * length + winners[o]] += g.storage[o] }
+            return Tensor(shape: x.shape, storage: plain)
+        }
         let half = try halfCount(x, "the input of MaxPool")
         let halfRows = rows / 2, outHalf = half / length * outLength
-        let winners = argmax(x, outLength: outLength)
         // routed: (g * Δout) scattered to winning positions; plain: the ordinary gradient.
         var routed = [Float](repeating: 0, count: x.count)
         var plain = [Float](repeating: 0, count: x.count)
@@ -79,8 +89,6 @@ extension MaxPoolKernel: ReversibleKernel {
                 }
             }
         }
-        // A functional max_pool1d: the plain gradient, to each window's winner in its own half.
-        guard useRule else { return Tensor(shape: x.shape, storage: plain) }
         let out = Tensor<Float>(shape: x.shape) { out in
             x.storage.withUnsafeBufferPointer { px in
                 routed.withUnsafeBufferPointer { pr in

@@ -5,8 +5,8 @@ protocol ReshapingKernel: ReversibleKernel {}
 
 extension ReshapingKernel {
     func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] {
-        var grads = [Tensor<Float>?](repeating: nil, count: step.inputs.count)
-        if step.needs(0), let shape = step.inputs[0]?.shape { grads[0] = try step.grad().reshaped(shape) }
+        var grads = [Tensor<Float>?](repeating: nil, count: step.inputCount)
+        if step.needs(0), let shape = step.inputShape(0) { grads[0] = try step.grad().reshaped(shape) }
         return grads
     }
 }
@@ -28,10 +28,10 @@ extension ConcatKernel: ReversibleKernel {
     /// Each input's slab of the gradient along the axis (float inputs; any other mix takes ``routeBack(_:_:)``).
     func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] {
         let g = try step.grad()
-        guard step.inputs.allSatisfy({ if case .float? = $0 { true } else { false } }), let rank = step.inputs.first??.shape.count,
-            let a = try? normalizeAxis(axis, rank: rank)
+        let indices = 0..<step.inputCount
+        guard indices.allSatisfy(step.inputIsFloat), let rank = step.inputShape(0)?.count, let a = try? normalizeAxis(axis, rank: rank)
         else { return try routeBack(self, step) }
-        let shapes = step.inputs.map { $0!.shape }
+        let shapes = indices.map { step.inputShape($0)! }
         let outer = Array(g.shape[..<a]).elementCount, rowLength = Array(g.shape[a...]).elementCount
         // Each input's run within a row of the gradient, and where it starts.
         let chunks = shapes.map { Array($0[a...]).elementCount }
@@ -73,18 +73,19 @@ extension ReduceKernel: ReversibleKernel {
     /// Each input element gets its reduced output's gradient (divided by the count for a mean).
     func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] {
         guard step.needs(0) else { return [nil, nil] }
-        let x = try step.input(0), g = try step.grad()
+        guard let xShape = step.inputShape(0) else { throw KernelError("input 0 is missing") }
+        let g = try step.grad()
         var axes = attributeAxes ?? []
-        if let a = step.inputs.optional(1) { axes = try a.int64("axes").storage.map { Int($0) } }
+        if let a = step.inputValue(1) { axes = try a.int64("axes").storage.map { Int($0) } }
         if axes.isEmpty {
             if noopWithEmptyAxes { return [g, nil] }
-            axes = Array(0..<x.rank)
+            axes = Array(0..<xShape.count)
         }
-        let reduced = Set(try axes.map { try normalizeAxis($0, rank: x.rank) })
-        let keptShape = x.shape.enumerated().map { reduced.contains($0.offset) ? 1 : $0.element }
-        var spread = try broadcastTo(g.reshaped(keptShape), x.shape)
+        let reduced = Set(try axes.map { try normalizeAxis($0, rank: xShape.count) })
+        let keptShape = xShape.enumerated().map { reduced.contains($0.offset) ? 1 : $0.element }
+        var spread = try broadcastTo(g.reshaped(keptShape), xShape)
         if mean {
-            let divisor = Float(x.count / max(keptShape.elementCount, 1))
+            let divisor = Float(xShape.elementCount / max(keptShape.elementCount, 1))
             spread = Tensor(shape: spread.shape, storage: spread.storage.map { $0 / divisor })
         }
         return [spread, nil]

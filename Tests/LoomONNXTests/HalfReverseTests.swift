@@ -1,0 +1,85 @@
+import Foundation
+import LoomTensor
+import LoomTestSupport
+import Testing
+
+@testable import LoomONNX
+
+/// deep-lift-shap's reverse pass over the examples' half: on models whose path from X acts row
+/// by row and takes no rule that sums both halves' gradients (tangermeme's MaxPool rule), the
+/// reverse pass runs over P rows in place of 2P, and gives the attributions the whole batch gives.
+@Suite("deep-lift-shap: the reverse pass over the examples' half")
+struct HalfReverseTests {
+    /// Models whose reverse pass runs over the examples' half (no MaxPool rule, every step on X's path row by row).
+    static let halfModels = ["basenji", "mixed_modules", "mixed_functional", "bpnet_counts", "chrombpnet_counts"]
+    /// Models with a MaxPool rule, which sums the two halves: their reverse pass takes the whole batch.
+    static let wholeModels = ["basset", "deepsea", "danq", "transformer", "cellstate_late", "cellstate_early"]
+
+    static func family(_ name: String) -> String? {
+        (halfModels + wholeModels).first { name.hasPrefix("zoo_\($0)_") }
+    }
+
+    @Test("every zoo deep-lift-shap model is listed as half or whole")
+    func listed() {
+        #expect(DeepLiftSharingTests.cases.count >= 18)
+        for name in DeepLiftSharingTests.cases { #expect(Self.family(name) != nil, "\(name) is in neither list") }
+    }
+
+    @Test("the examples' half gives the whole batch's attributions, bit for bit", arguments: DeepLiftSharingTests.cases)
+    func sameBits(_ name: String) throws {
+        let (model, shared, rows, others) = try DeepLiftSharingTests.batch(Repository.conformanceDirectory + "/" + name)
+        let rules = try DeepLiftRules(model: model)
+        let expectHalf = Self.halfModels.contains { name.hasPrefix("zoo_\($0)_") }
+        #expect((model.halfReverseObstacle(rules) == nil) == expectHalf, "obstacle: \(model.halfReverseObstacle(rules) ?? "none")")
+        let whole = try model.deepLift(shared: shared, rows: rows, others: others, target: 0, rules: rules, halfReverse: false)
+        let before = model.rowSharingFallbacks
+        let half = try model.deepLift(shared: shared, rows: rows, others: others, target: 0, rules: rules, halfReverse: true)
+        if expectHalf { #expect(model.rowSharingFallbacks == before, "the pass fell back to the whole batch") }
+        #expect(half.multipliers.shape == whole.multipliers.shape)
+        #expect(half.outputs == whole.outputs)
+        let differing = zip(half.multipliers.storage, whole.multipliers.storage).filter { $0.bitPattern != $1.bitPattern }.count
+        #expect(differing == 0, "\(differing) of \(whole.multipliers.count) multipliers differ")
+        #expect(whole.multipliers.storage.contains { $0 != 0 }, "the attributions are all zero: the test would compare nothing")
+    }
+
+    @Test("a MaxPool without its rule (--linear MaxPool) takes its plain gradient row by row: the examples' half serves")
+    func linearMaxPool() throws {
+        let name = try #require(DeepLiftSharingTests.cases.first { $0.hasPrefix("zoo_basset_") })
+        let (model, shared, rows, others) = try DeepLiftSharingTests.batch(Repository.conformanceDirectory + "/" + name)
+        let ruled = try DeepLiftRules(model: model)
+        #expect(model.halfReverseObstacle(ruled)?.contains("MaxPool") == true)
+        let rules = try DeepLiftRules(model: model, linear: ["MaxPool"])
+        #expect(model.halfReverseObstacle(rules) == nil)
+        let whole = try model.deepLift(shared: shared, rows: rows, others: others, target: 0, rules: rules, halfReverse: false)
+        let before = model.rowSharingFallbacks
+        let half = try model.deepLift(shared: shared, rows: rows, others: others, target: 0, rules: rules, halfReverse: true)
+        #expect(model.rowSharingFallbacks == before, "the pass fell back to the whole batch")
+        // The dense layers' GEMMs over P rows in place of 2P may round differently inside OpenBLAS
+        // (8e-10 against attributions of 2.5e-3, measured): the same to float32 precision.
+        let scale = whole.multipliers.storage.map(abs).max() ?? 0
+        let worst = zip(half.multipliers.storage, whole.multipliers.storage).map { abs($0 - $1) }.max() ?? .infinity
+        #expect(scale > 0 && worst <= 1e-6 * scale, "multipliers differ by \(worst) (largest \(scale))")
+        // The rule changes the attributions: the two runs above did not both ignore it.
+        let withRule = try model.deepLift(shared: shared, rows: rows, others: others, target: 0, rules: ruled, halfReverse: false)
+        let changed = zip(withRule.multipliers.storage, whole.multipliers.storage).map { abs($0 - $1) }.max() ?? 0
+        #expect(changed > 1e-3 * scale, "MaxPool's rule changed nothing (\(changed))")
+
+        // An odd number of pairs (3): the examples' half has an odd row count.
+        let oddRows = [0, 0, 1, 2, 3, 6]
+        let oddOthers = others.map { $0.gatherRows([0, 1, 4, 0, 1, 4]) }
+        let oddWhole = try model.deepLift(shared: shared, rows: oddRows, others: oddOthers, target: 0, rules: rules, halfReverse: false)
+        let oddHalf = try model.deepLift(shared: shared, rows: oddRows, others: oddOthers, target: 0, rules: rules, halfReverse: true)
+        #expect(model.rowSharingFallbacks == before, "the pass fell back to the whole batch")
+        let oddWorst = zip(oddHalf.multipliers.storage, oddWhole.multipliers.storage).map { abs($0 - $1) }.max() ?? .infinity
+        #expect(oddHalf.multipliers.shape == [3, 4, 200] && oddWorst <= 1e-6 * scale, "multipliers differ by \(oddWorst)")
+    }
+
+    @Test("a model whose path from X moves the batch axis (DanQ's LSTM) has no plan for the examples' half")
+    func batchAxisMoves() throws {
+        let name = try #require(DeepLiftSharingTests.cases.first { $0.hasPrefix("zoo_danq_") })
+        let model = try ONNXModel(path: Repository.conformanceDirectory + "/" + name + "/model.onnx")
+        #expect(model.halfReversePlan == nil)
+        let rules = try DeepLiftRules(model: model, linear: ["MaxPool"])
+        #expect(model.halfReverseObstacle(rules) == "a step on X's path does not act row by row")
+    }
+}
