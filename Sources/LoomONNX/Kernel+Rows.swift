@@ -49,6 +49,10 @@ protocol RowWiseKernel: Kernel {
     func checkRows(_ facts: RowFacts) throws
 }
 
+extension RowWiseKernel {
+    var rowWise: (any RowWiseKernel)? { self }
+}
+
 /// Element-wise and other kernels that are row-wise by construction need no check.
 protocol PlainRowWiseKernel: RowWiseKernel {}
 extension PlainRowWiseKernel {
@@ -65,4 +69,8 @@ extension PlainRowWiseKernel {
 protocol CostedKernel: Kernel {
     /// Multiply-adds of one step, from its input and output values.
     func multiplyAdds(inputs: [Value?], outputs: [Value]) -> Double
+}
+
+extension CostedKernel {
+    var costed: (any CostedKernel)? { self }
 }

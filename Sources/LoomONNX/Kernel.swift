@@ -11,10 +11,25 @@ protocol Kernel: Sendable {
     /// The same, allowed to take the inputs' storage: the interpreter hands over values
     /// it will not read again, so an element-wise kernel can write its result in place.
     func run(consuming inputs: inout [Value?]) throws -> [Value]
+
+    // The kernel's features, without a dynamic cast. `kernel as? any P` makes the Swift runtime
+    // scan every conformance record of the binary (6,000) once per kernel type and protocol:
+    // milliseconds of every process's start. Each defaults to nil, and the feature protocol's own
+    // extension returns the kernel itself (`KernelFeatureTests` checks the two agree).
+
+    /// The kernel's reverse rule (``ReversibleKernel``), if it has one.
+    var reversible: (any ReversibleKernel)? { get }
+    /// The kernel's row-wise behaviour (``RowWiseKernel``), if it acts row by row.
+    var rowWise: (any RowWiseKernel)? { get }
+    /// The kernel's cost (``CostedKernel``), if it is more than its output's size.
+    var costed: (any CostedKernel)? { get }
 }
 
 extension Kernel {
     func run(consuming inputs: inout [Value?]) throws -> [Value] { try run(inputs) }
+    var reversible: (any ReversibleKernel)? { nil }
+    var rowWise: (any RowWiseKernel)? { nil }
+    var costed: (any CostedKernel)? { nil }
 }
 
 extension Array where Element == Value? {

@@ -126,7 +126,8 @@ extension LayerNormKernel {
                         let dSigma = variance - variance0
                         let ratio = abs(dSigma) < 1e-6 ? -0.5 * powf((variance + variance0) / 2 + epsilon, -1.5) : (v - v0) / dSigma
                         let vMean = (v + v0) / 2
-                        for (base, _) in [(b, 0), (b0, 1)] {
+                        for side in 0..<2 {
+                            let base = side == 0 ? b : b0
                             var gMean: Float = 0, dot: Float = 0
                             for i in 0..<length {
                                 let gt = q[base + i] * scale[i]

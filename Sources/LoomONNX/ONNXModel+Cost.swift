@@ -32,7 +32,7 @@ extension ONNXModel {
             let produced = step.outputs.reduce(0.0) { $0 + Double(env[$1]?.shape.elementCount ?? 0) }
             let inputs = step.inputs.map { $0.flatMap { env[$0] } }
             total += produced
-            if let costed = step.kernel as? any CostedKernel {
+            if let costed = step.kernel.costed {
                 total += costed.multiplyAdds(inputs: inputs, outputs: step.outputs.compactMap { env[$0] })
             }
         }

@@ -71,10 +71,8 @@ struct GatherKernel: Kernel {
     let axis: Int
     init(attributes: Attributes) throws { axis = try attributes.int("axis", default: 0) }
 
-    func run(_ inputs: [Value?]) throws -> [Value] {
-        let data = try inputs.required(0, "data")
-        let indices = try inputs.required(1, "indices").int64("indices")
-        let shape = data.shape
+    /// The gathered axis, the indices made non-negative, and the extents before and after the axis.
+    func geometry(_ shape: [Int], _ indices: Tensor<Int64>) throws -> (axis: Int, indices: [Int], outer: Int, inner: Int) {
         let a = try normalizeAxis(axis, rank: shape.count)
         let extent = shape[a]
         let idx = try indices.storage.map { i -> Int in
@@ -82,7 +80,15 @@ struct GatherKernel: Kernel {
             guard j >= 0 && j < extent else { throw KernelError("index \(i) is out of range for axis \(a) of extent \(extent)") }
             return j
         }
-        let outer = Array(shape[..<a]).elementCount, inner = Array(shape[(a + 1)...]).elementCount
+        return (a, idx, Array(shape[..<a]).elementCount, Array(shape[(a + 1)...]).elementCount)
+    }
+
+    func run(_ inputs: [Value?]) throws -> [Value] {
+        let data = try inputs.required(0, "data")
+        let indices = try inputs.required(1, "indices").int64("indices")
+        let shape = data.shape
+        let (a, idx, outer, inner) = try geometry(shape, indices)
+        let extent = shape[a]
         let outShape = Array(shape[..<a]) + indices.shape + Array(shape[(a + 1)...])
         func gather<T>(_ s: [T]) -> [T] {
             var out: [T] = []
@@ -177,19 +183,22 @@ struct ConcatKernel: Kernel {
 
 /// Slice with starts, ends, optional axes and steps (opset 10+), clamped as ONNX specifies.
 struct SliceKernel: Kernel {
-    func run(_ inputs: [Value?]) throws -> [Value] {
-        let data = try inputs.required(0, "data")
+    /// Where a slice starts, its step and its extent along each axis of `shape`.
+    struct Geometry {
+        var begin: [Int], step: [Int], outShape: [Int]
+    }
+
+    /// The geometry that `inputs` (data, starts, ends, axes, steps) ask of a tensor of `shape`.
+    func geometry(_ shape: [Int], _ inputs: [Value?]) throws -> Geometry {
         let starts = try inputs.required(1, "starts").int64("starts").storage
         let ends = try inputs.required(2, "ends").int64("ends").storage
-        let shape = data.shape
         let axes = try inputs.optional(3)?.int64("axes").storage.map { Int($0) } ?? Array(0..<starts.count)
         let steps = try inputs.optional(4)?.int64("steps").storage ?? [Int64](repeating: 1, count: starts.count)
         guard starts.count == ends.count, axes.count == starts.count, steps.count == starts.count else {
             throw KernelError("starts, ends, axes and steps must have the same length")
         }
-        var begin = [Int](repeating: 0, count: shape.count)
-        var step = [Int](repeating: 1, count: shape.count)
-        var outShape = shape
+        guard !shape.isEmpty else { throw KernelError("cannot slice a scalar") }
+        var g = Geometry(begin: [Int](repeating: 0, count: shape.count), step: [Int](repeating: 1, count: shape.count), outShape: shape)
         for (i, rawAxis) in axes.enumerated() {
             let a = try normalizeAxis(rawAxis, rank: shape.count)
             let d = shape[a]
@@ -200,45 +209,58 @@ struct SliceKernel: Kernel {
             if en < 0 { en += d }
             if s > 0 {
                 st = min(max(st, 0), d); en = min(max(en, 0), d)
-                outShape[a] = max(0, (en - st + s - 1) / s)
+                g.outShape[a] = max(0, (en - st + s - 1) / s)
             } else {
                 st = min(max(st, -1), d - 1); en = min(max(en, -1), d - 1)
-                outShape[a] = max(0, (st - en + (-s) - 1) / (-s))
+                g.outShape[a] = max(0, (st - en + (-s) - 1) / (-s))
             }
-            begin[a] = st
-            step[a] = s
+            g.begin[a] = st
+            g.step[a] = s
         }
+        return g
+    }
+
+    /// Calls `body(base, begin, step, count)` for each run of the slice along the last axis, in
+    /// output order: its elements are `base + begin + j * step` of the source, j < count.
+    func forEachRun(_ shape: [Int], _ g: Geometry, _ body: (Int, Int, Int, Int) -> Void) {
+        let total = g.outShape.elementCount
+        guard total > 0 else { return }
         let strides = shape.rowMajorStrides
+        let rank = shape.count, last = rank - 1
+        var index = [Int](repeating: 0, count: rank)
+        for _ in 0..<(total / g.outShape[last]) {
+            var base = 0
+            for ax in 0..<last { base += (g.begin[ax] + index[ax] * g.step[ax]) * strides[ax] }
+            body(base, g.begin[last], g.step[last], g.outShape[last])
+            var ax = last - 1
+            while ax >= 0 {
+                index[ax] += 1
+                if index[ax] < g.outShape[ax] { break }
+                index[ax] = 0
+                ax -= 1
+            }
+        }
+    }
+
+    func run(_ inputs: [Value?]) throws -> [Value] {
+        let data = try inputs.required(0, "data")
+        let shape = data.shape
+        let g = try geometry(shape, inputs)
         func slice<T>(_ src: [T]) -> [T] {
             var out: [T] = []
-            let total = outShape.elementCount
-            out.reserveCapacity(total)
-            guard total > 0 else { return out }
-            let rank = shape.count
-            var index = [Int](repeating: 0, count: rank)
-            let last = rank - 1
-            for _ in 0..<(total / outShape[last]) {
-                var base = 0
-                for ax in 0..<last { base += (begin[ax] + index[ax] * step[ax]) * strides[ax] }
-                if step[last] == 1 {
-                    out.append(contentsOf: src[(base + begin[last])..<(base + begin[last] + outShape[last])])
+            out.reserveCapacity(g.outShape.elementCount)
+            forEachRun(shape, g) { base, begin, step, count in
+                if step == 1 {
+                    out.append(contentsOf: src[(base + begin)..<(base + begin + count)])
                 } else {
-                    for j in 0..<outShape[last] { out.append(src[base + begin[last] + j * step[last]]) }
-                }
-                var ax = last - 1
-                while ax >= 0 {
-                    index[ax] += 1
-                    if index[ax] < outShape[ax] { break }
-                    index[ax] = 0
-                    ax -= 1
+                    for j in 0..<count { out.append(src[base + begin + j * step]) }
                 }
             }
             return out
         }
-        guard !shape.isEmpty else { throw KernelError("cannot slice a scalar") }
         switch data {
-        case .float(let t): return [.float(Tensor(shape: outShape, storage: slice(t.storage)))]
-        case .int64(let t): return [.int64(Tensor(shape: outShape, storage: slice(t.storage)))]
+        case .float(let t): return [.float(Tensor(shape: g.outShape, storage: slice(t.storage)))]
+        case .int64(let t): return [.int64(Tensor(shape: g.outShape, storage: slice(t.storage)))]
         }
     }
 }

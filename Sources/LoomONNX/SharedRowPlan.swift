@@ -124,7 +124,7 @@ struct SharedRowPlan: Sendable {
 
     /// Whether a step can act row by row, given which inputs are shared data (the rest constant or shared shapes).
     static func rowWiseCandidate(_ step: ONNXModel.Step, _ worlds: [World]) -> Bool {
-        guard let kernel = step.kernel as? any RowWiseKernel else { return false }
+        guard let kernel = step.kernel.rowWise else { return false }
         switch kernel.rowInputs {
         case .positions(let data, let shapes):
             return worlds.enumerated().allSatisfy { k, w in
@@ -161,7 +161,7 @@ extension ONNXModel {
     static func checkRowWise(_ step: Step, plan: SharedRowPlan.StepPlan, inputs: [InputFacts?], outputs: [Value], rows: Int) throws {
         // Every output of a step on shared data holds rows (masks and indices as much as floats).
         for out in outputs { guard out.shape.first == rows else { throw NotRowWise() } }
-        guard let kernel = step.kernel as? any RowWiseKernel else { throw NotRowWise() }
+        guard let kernel = step.kernel.rowWise else { throw NotRowWise() }
         try kernel.checkRows(
             RowFacts(
                 inputs: inputs, outputs: outputs, constantPositions: plan.constantPositions,

@@ -33,4 +33,13 @@ struct KernelFeatureTests {
         #expect(notRowWise == Self.notRowWise, "row sharing: a kernel must conform to RowWiseKernel or be listed as not row-wise")
         #expect(uncosted == Self.costFromOutputSize, "cost: a kernel must conform to CostedKernel or be listed as costing its output size")
     }
+
+    @Test("each kernel's feature properties agree with its conformances (the engine reads the properties, not casts)")
+    func propertiesAgree() throws {
+        for (op, kernel) in try ReverseCoverageTests.everyKernel() {
+            #expect((kernel.reversible != nil) == (kernel is any ReversibleKernel), "\(op): reversible")
+            #expect((kernel.rowWise != nil) == (kernel is any RowWiseKernel), "\(op): rowWise")
+            #expect((kernel.costed != nil) == (kernel is any CostedKernel), "\(op): costed")
+        }
+    }
 }

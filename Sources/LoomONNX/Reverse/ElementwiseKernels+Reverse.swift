@@ -228,7 +228,8 @@ extension SoftmaxKernel: ReversibleKernel {
                             let dy = aX[k] * v - aR[k] * vRef
                             yOverLogY[k] = abs(dLogY) > threshold ? dy / dLogY : aR[k] * vRef
                         }
-                        for base in [bx, br] {
+                        for side in 0..<2 {
+                            let base = side == 0 ? bx : br
                             var sum: Float = 0
                             for k in 0..<len { sum += pg[base + k * inner] * (yOverLogY[k] * logVOverV) * reciprocal }
                             for k in 0..<len {

@@ -17,7 +17,7 @@ extension ONNXModel {
     public var nodeWithoutReverseRule: (name: String, op: String)? {
         let dependent = xDependentSlots()
         for step in steps where step.inputs.contains(where: { $0.map(dependent.contains) ?? false }) {
-            if !(step.kernel is any ReversibleKernel) { return (step.name, step.op) }
+            if step.kernel.reversible == nil { return (step.name, step.op) }
         }
         return nil
     }
@@ -243,7 +243,7 @@ extension ONNXModel {
             guard gradOutputs.contains(where: { $0 != nil }) else { return }
             let needs = step.inputs.map { $0.map(needed) ?? false }
             guard needs.contains(true) else { return }
-            guard let rule = step.kernel as? any ReversibleKernel else {
+            guard let rule = step.kernel.reversible else {
                 throw ONNXError(file: path, kind: .unsupportedOp, node: step.name, op: step.op, detail: "operator \(step.op) has no reverse rule")
             }
             // Over the examples' half, a rule that cannot read the references' rows itself gets the

@@ -39,7 +39,7 @@ extension ONNXModel {
         guard halfReversePlan != nil else { return "a step on X's path does not act row by row" }
         let dependent = xDependentSlots()
         for (i, step) in steps.enumerated() where step.outputs.contains(where: dependent.contains) {
-            if let kernel = step.kernel as? any ReversibleKernel, kernel.mixesGradientHalves(useRule: rules.useRule[i]) {
+            if let kernel = step.kernel.reversible, kernel.mixesGradientHalves(useRule: rules.useRule[i]) {
                 return "\(step.op) '\(step.name)' takes a rule that sums both halves' gradients"
             }
         }

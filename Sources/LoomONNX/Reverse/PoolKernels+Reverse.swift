@@ -13,8 +13,23 @@ extension MaxPoolKernel: ReversibleKernel {
                 for r in 0..<rows {
                     let src = p.baseAddress! + r * length
                     let dst = winners.baseAddress! + r * outLength
-                    for j in 0..<outLength {
+                    var j = 0
+                    while j < outLength {
                         let start = j * stride - padLeft
+                        // Eight windows inside the row at once, tap by tap: the same comparisons, in lanes.
+                        if start >= 0 && j + 8 <= outLength && start + 7 * stride + span < length {
+                            var m = Self.strided(src + start, stride), best = SIMD8<Int32>(repeating: 0)
+                            for t in 1..<kernel {
+                                let v = Self.strided(src + start + t * dilation, stride)
+                                let wins = v .> m
+                                m.replace(with: v, where: wins)
+                                best.replace(with: Int32(t), where: wins)
+                            }
+                            for l in 0..<8 { dst[j + l] = start + l * stride + Int(best[l]) * dilation }
+                            j += 8
+                            continue
+                        }
+                        defer { j += 1 }
                         var m = -Float.infinity, best = -1
                         if start >= 0 && start + span < length {
                             // Inside the row: the first tap leads, a later one wins only by being larger.
@@ -108,6 +123,12 @@ extension MaxPoolKernel: ReversibleKernel {
 }
 
 extension MaxPoolKernel {
+    /// Eight floats `stride` apart.
+    @inline(__always)
+    static func strided(_ p: UnsafePointer<Float>, _ stride: Int) -> SIMD8<Float> {
+        SIMD8(p[0], p[stride], p[2 * stride], p[3 * stride], p[4 * stride], p[5 * stride], p[6 * stride], p[7 * stride])
+    }
+
     /// Whether no input position lies in two windows (the stride covers the window's span), as
     /// in every `nn.MaxPool1d(k)`.
     var disjointWindows: Bool { stride >= (kernel - 1) * dilation + 1 }

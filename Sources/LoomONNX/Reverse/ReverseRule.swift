@@ -186,6 +186,7 @@ protocol ReversibleKernel: Kernel {
 }
 
 extension ReversibleKernel {
+    var reversible: (any ReversibleKernel)? { self }
     func mixesGradientHalves(useRule: Bool) -> Bool { false }
     var rulesOnExampleHalf: Bool { false }
 }

@@ -21,7 +21,30 @@ extension ShapeKernel: ReversibleKernel {
 }
 
 extension GatherKernel: ReversibleKernel {
-    func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] { try routeBack(self, step) }
+    /// Each gathered slab's gradient added back to the slab it came from, in output order (the
+    /// adds of ``routeBack(_:_:)``, without its position probes).
+    func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] {
+        guard step.needs(0), step.inputIsFloat(0), let shape = step.inputShape(0), case .int64(let indices)? = step.inputValue(1) else {
+            return try routeBack(self, step)
+        }
+        let (a, idx, outer, inner) = try geometry(shape, indices)
+        let extent = shape[a], g = try step.grad()
+        guard g.count == outer * idx.count * inner else { throw KernelError("gradient of \(g.shape) for a gather from \(shape)") }
+        var out = [Float](repeating: 0, count: shape.elementCount)
+        out.withUnsafeMutableBufferPointer { po in
+            g.storage.withUnsafeBufferPointer { pg in
+                var k = 0
+                for o in 0..<outer {
+                    for j in idx {
+                        let dst = po.baseAddress! + (o * extent + j) * inner
+                        for i in 0..<inner { dst[i] += pg[k + i] }
+                        k += inner
+                    }
+                }
+            }
+        }
+        return [Tensor(shape: shape, storage: out), nil]
+    }
 }
 
 extension ConcatKernel: ReversibleKernel {
@@ -51,7 +74,28 @@ extension ConcatKernel: ReversibleKernel {
 }
 
 extension SliceKernel: ReversibleKernel {
-    func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] { try routeBack(self, step) }
+    /// The gradient added back where each sliced element came from, in output order (the adds of
+    /// ``routeBack(_:_:)``, a −0 included, without its position probes).
+    func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] {
+        let none = [Tensor<Float>?](repeating: nil, count: step.inputCount)
+        guard step.needs(0), step.inputIsFloat(0), let shape = step.inputShape(0) else { return try routeBack(self, step) }
+        let geometry = try geometry(shape, [nil] + (1..<step.inputCount).map(step.inputValue))
+        let g = try step.grad()
+        guard g.count == geometry.outShape.elementCount else { throw KernelError("gradient of \(g.shape) for a slice of \(geometry.outShape)") }
+        var out = [Float](repeating: 0, count: shape.elementCount)
+        out.withUnsafeMutableBufferPointer { po in
+            g.storage.withUnsafeBufferPointer { pg in
+                var k = 0
+                forEachRun(shape, geometry) { base, begin, stride, count in
+                    for j in 0..<count { po[base + begin + j * stride] += pg[k + j] }
+                    k += count
+                }
+            }
+        }
+        var grads = none
+        grads[0] = Tensor(shape: shape, storage: out)
+        return grads
+    }
 }
 
 extension TransposeKernel: ReversibleKernel {
@@ -60,12 +104,13 @@ extension TransposeKernel: ReversibleKernel {
     /// without its position probes.
     func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] {
         guard step.needs(0) else { return [nil] }
-        let x = try step.input(0), g = try step.grad()
-        let p = perm ?? Array((0..<x.rank).reversed())
-        guard p.count == x.rank, Set(p) == Set(0..<x.rank), g.shape == p.map({ x.shape[$0] }) else { return try routeBack(self, step) }
+        guard let shape = step.inputShape(0) else { return try routeBack(self, step) }
+        let g = try step.grad()
+        let p = perm ?? Array((0..<shape.count).reversed())
+        guard p.count == shape.count, Set(p) == Set(0..<shape.count), g.shape == p.map({ shape[$0] }) else { return try routeBack(self, step) }
         var inverse = [Int](repeating: 0, count: p.count)
         for (k, axis) in p.enumerated() { inverse[axis] = k }
-        return [Tensor(shape: x.shape, storage: permuted(g.storage, shape: g.shape, perm: inverse))]
+        return [Tensor(shape: shape, storage: permuted(g.storage, shape: g.shape, perm: inverse))]
     }
 }
 
