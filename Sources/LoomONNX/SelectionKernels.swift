@@ -23,11 +23,36 @@ struct CompareKernel: Kernel {
     func run(_ inputs: [Value?]) throws -> [Value] {
         let a = try inputs.required(0, "A"), b = try inputs.required(1, "B")
         let shape = try broadcastShape(a.shape, b.shape)
+        if case .float(let x) = a, case .float(let y) = b, let direct = compareInPlace(x, y, shape: shape) { return [.int64(direct)] }
         switch (a, b) {
         case (.int64(let x), .int64(let y)):
             return [.int64(try compare(broadcast(x, to: shape), broadcast(y, to: shape)))]
         default:
             return [.int64(try compare(broadcast(floats(a), to: shape), broadcast(floats(b), to: shape)))]
+        }
+    }
+
+    /// Float operands that need no broadcast copy (each of the result's size, or a single value,
+    /// as a threshold is): compared in place. Nil for any other broadcast.
+    private func compareInPlace(_ x: Tensor<Float>, _ y: Tensor<Float>, shape: [Int]) -> Tensor<Int64>? {
+        let n = shape.elementCount
+        guard x.count == n || x.count == 1, y.count == n || y.count == 1 else { return nil }
+        let (xStep, yStep) = (x.count == n ? 1 : 0, y.count == n ? 1 : 0)
+        func each(_ test: (Float, Float) -> Bool) -> Tensor<Int64> {
+            Tensor(shape: shape) { out in
+                x.storage.withUnsafeBufferPointer { px in
+                    y.storage.withUnsafeBufferPointer { py in
+                        for i in 0..<n { out[i] = test(px[i &* xStep], py[i &* yStep]) ? 1 : 0 }
+                    }
+                }
+            }
+        }
+        switch op {
+        case .greater: return each(>)
+        case .less: return each(<)
+        case .equal: return each(==)
+        case .greaterOrEqual: return each(>=)
+        case .lessOrEqual: return each(<=)
         }
     }
 
@@ -168,7 +193,8 @@ extension WhereKernel: ReversibleKernel {
         let g = try step.grad()
         // The mask as the comparison left it (int64, the gradient's shape), or else as floats broadcast to it.
         let mask: Tensor<Int64>
-        switch try step.inputs.required(0, "condition") {
+        guard let condition = step.inputValue(0) else { throw KernelError("the condition is missing") }
+        switch condition {
         case .int64(let c) where c.shape == g.shape: mask = c
         case let c: mask = Tensor(shape: g.shape, storage: try broadcast(floats(c), to: g.shape).storage.map { $0 != 0 ? 1 : 0 })
         }
@@ -181,7 +207,8 @@ extension WhereKernel: ReversibleKernel {
                     }
                 }
             }
-            return try sumToShape(masked, try step.inputs.required(k, "input \(k)").shape)
+            guard let shape = step.inputShape(k) else { throw KernelError("input \(k) is missing") }
+            return try sumToShape(masked, shape)
         }
         return [nil, try branch(1, taken: true), try branch(2, taken: false)]
     }
