@@ -83,3 +83,44 @@ struct HalfReverseTests {
         #expect(model.halfReverseObstacle(rules) == "a step on X's path does not act row by row")
     }
 }
+
+/// Steps that pass the plan but mix rows at run time send the pass back to the whole batch.
+@Suite("deep-lift-shap: the examples' half falls back to the whole batch")
+struct HalfReverseFallbackTests {
+    @Test("an operator that mixes rows at run time: the whole batch's attributions, bit for bit", arguments: ["softmax0", "reduce0", "transpose"])
+    func fallback(kind: String) throws {
+        let model = try sharedRowModel { b in
+            switch kind {
+            case "softmax0":
+                b.node("Softmax", ["X"], ["t"], [.int("axis", 0)])
+            case "reduce0":
+                b.initializer("axes", shape: [1], ints: [0])
+                b.node("ReduceSum", ["X", "axes"], ["s"], [.int("keepdims", 1)])
+                b.node("Sub", ["X", "s"], ["t"])
+            default:
+                b.node("Transpose", ["X"], ["tt"], [.ints("perm", [1, 0, 2])])
+                b.node("Transpose", ["tt"], ["t"], [.ints("perm", [1, 0, 2])])
+            }
+            b.initializer("f", shape: [2], ints: [0, -1])
+            b.node("Reshape", ["t", "f"], ["flat"])
+            b.initializer("one", shape: [6, 1], values: [Float](repeating: 1, count: 6))
+            b.node("MatMul", ["flat", "one"], ["h"])
+            b.node("Add", ["h", "a"], ["y"])
+        }
+        #expect(model.halfReversePlan != nil, "the plan should take the step for row-wise; only the run-time check can tell")
+        // 2 examples over 5 pairs, then 5 references; the softmax over the batch takes its plain gradient.
+        let shared = Tensor<Float>(shape: [7, 2, 3], storage: noise(42, seed: 3))
+        let rows = [0, 0, 0, 1, 1, 2, 3, 4, 5, 6]
+        let a = Tensor<Float>(shape: [10, 1], storage: (0..<10).map { Float($0) })
+        let rules = try DeepLiftRules(model: model, linear: ["Softmax"])
+        #expect(model.halfReverseObstacle(rules) == nil)
+        let before = model.rowSharingFallbacks
+        let whole = try model.deepLift(shared: shared, rows: rows, others: [a], target: 0, rules: rules, halfReverse: false)
+        let afterWhole = model.rowSharingFallbacks
+        let half = try model.deepLift(shared: shared, rows: rows, others: [a], target: 0, rules: rules, halfReverse: true)
+        // The half run falls back once more than the whole run: its reverse pass, besides the forward pass's sharing.
+        #expect(model.rowSharingFallbacks - afterWhole == afterWhole - before + 1)
+        #expect(half.multipliers.storage.map(\.bitPattern) == whole.multipliers.storage.map(\.bitPattern))
+        #expect(whole.multipliers.storage.contains { $0 != 0 })
+    }
+}
