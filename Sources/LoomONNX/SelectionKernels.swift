@@ -108,6 +108,22 @@ struct WhereKernel: Kernel {
     func run(_ inputs: [Value?]) throws -> [Value] {
         let c = try inputs.required(0, "condition"), x = try inputs.required(1, "X"), y = try inputs.required(2, "Y")
         let shape = try broadcastShape(broadcastShape(c.shape, x.shape), y.shape)
+        // The mask of a comparison choosing between two float tensors of its shape (the dynamo
+        // export's Softplus): one pass, without converting the mask or broadcasting.
+        if case .int64(let m) = c, case .float(let p) = x, case .float(let q) = y, m.shape == shape, p.shape == shape, q.shape == shape {
+            return [
+                .float(
+                    Tensor(shape: shape) { out in
+                        m.storage.withUnsafeBufferPointer { pm in
+                            p.storage.withUnsafeBufferPointer { pp in
+                                q.storage.withUnsafeBufferPointer { pq in
+                                    for i in 0..<out.count { out[i] = pm[i] != 0 ? pp[i] : pq[i] }
+                                }
+                            }
+                        }
+                    })
+            ]
+        }
         let cond = try broadcast(floats(c), to: shape)
         switch (x, y) {
         case (.int64(let p), .int64(let q)):
