@@ -216,6 +216,22 @@ struct SoftmaxKernel: Kernel {
             .float(
                 Tensor(shape: x.shape) { out in
                     x.storage.withUnsafeBufferPointer { p in
+                        if inner == 1 && length < 64 {
+                            // Short rows (attention over a few positions): the exponentials of every
+                            // row in one call, between per-row passes (the same lanes, the same bits).
+                            for o in 0..<outer {
+                                let row = p.baseAddress! + o * length, dst = out.baseAddress! + o * length
+                                let m = VectorMath.maximum(row, length)
+                                for k in 0..<length { dst[k] = row[k] - m }
+                            }
+                            VectorMath.apply(.exp, UnsafeBufferPointer(out), into: out)
+                            for o in 0..<outer {
+                                let dst = out.baseAddress! + o * length
+                                let sum = VectorMath.sum(dst, length)
+                                for k in 0..<length { dst[k] /= sum }
+                            }
+                            return
+                        }
                         if inner == 1 {
                             // The last axis: each row's exponentials eight at a time (VectorMath.exp).
                             for o in 0..<outer {
