@@ -10,10 +10,12 @@ import LoomTensor
 // halves' gradients. So, on a model whose path from X acts row by row and takes no such rule,
 // the reverse pass runs over P rows in place of 2P, with the same values:
 //
-// - a step without a rule runs backwards on its inputs' and outputs' first P rows;
-// - a step with a rule (and a multi-node module) reads both halves of its forward values, so it
-//   runs on the whole batch with the examples' gradient given to both halves, and keeps the
-//   first P rows of what it returns.
+// - a step without a rule runs backwards on its inputs' and outputs' first P rows, fetched as
+//   the rule reads them (``ReverseStep``);
+// - a rule that compares an example with its reference (the rescale rule, and a multi-node
+//   module's) reads both rows in place (``PairedRows``) and returns the example's gradient;
+// - any other rule (Softmax's, LayerNorm's) runs on the whole batch with the examples' gradient
+//   given to both halves, and keeps the first P rows of what it returns.
 //
 // Which rows are the examples' is known where every value on X's path keeps the batch on axis
 // 0: ``ONNXModel/halfReversePlan`` follows every input's rows with the row-sharing analysis
