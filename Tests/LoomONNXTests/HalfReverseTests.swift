@@ -6,31 +6,41 @@ import Testing
 @testable import LoomONNX
 
 /// deep-lift-shap's reverse pass over the examples' half: on models whose path from X acts row
-/// by row and takes no rule that sums both halves' gradients (tangermeme's MaxPool rule), the
-/// reverse pass runs over P rows in place of 2P, and gives the attributions the whole batch gives.
+/// by row, the reverse pass runs over P rows in place of 2P below the lowest rule that sums both
+/// halves' gradients (tangermeme's MaxPool rule), everywhere on a model without one, and gives
+/// the attributions the whole batch gives.
 @Suite("deep-lift-shap: the reverse pass over the examples' half")
 struct HalfReverseTests {
-    /// Models whose reverse pass runs over the examples' half (no MaxPool rule, every step on X's path row by row).
+    /// Models whose reverse pass runs over the examples' half throughout (no MaxPool rule, every step on X's path row by row).
     static let halfModels = ["basenji", "mixed_modules", "mixed_functional", "bpnet_counts", "chrombpnet_counts"]
-    /// Models with a MaxPool rule, which sums the two halves: their reverse pass takes the whole batch.
-    static let wholeModels = ["basset", "deepsea", "danq", "transformer", "cellstate_late", "cellstate_early"]
+    /// Models with a MaxPool rule: the whole batch from it on, the examples' half below it (their first convolution).
+    static let belowPoolModels = ["basset", "deepsea", "cellstate_late", "cellstate_early"]
+    /// Models whose path from X moves the batch axis (DanQ's LSTM, the transformer's attention): the whole batch.
+    static let wholeModels = ["danq", "transformer"]
 
     static func family(_ name: String) -> String? {
-        (halfModels + wholeModels).first { name.hasPrefix("zoo_\($0)_") }
+        (halfModels + belowPoolModels + wholeModels).first { name.hasPrefix("zoo_\($0)_") }
     }
 
     @Test("every zoo deep-lift-shap model is listed as half or whole")
     func listed() {
         #expect(DeepLiftSharingTests.cases.count >= 18)
-        for name in DeepLiftSharingTests.cases { #expect(Self.family(name) != nil, "\(name) is in neither list") }
+        for name in DeepLiftSharingTests.cases { #expect(Self.family(name) != nil, "\(name) is in no list") }
     }
 
     @Test("the examples' half gives the whole batch's attributions, bit for bit", arguments: DeepLiftSharingTests.cases)
     func sameBits(_ name: String) throws {
         let (model, shared, rows, others) = try DeepLiftSharingTests.batch(Repository.conformanceDirectory + "/" + name)
         let rules = try DeepLiftRules(model: model)
-        let expectHalf = Self.halfModels.contains { name.hasPrefix("zoo_\($0)_") }
-        #expect((model.halfReverseObstacle(rules) == nil) == expectHalf, "obstacle: \(model.halfReverseObstacle(rules) ?? "none")")
+        let family = try #require(Self.family(name))
+        let start = model.halfReverseStart(rules)
+        let expectHalf = !Self.wholeModels.contains(family)
+        if Self.halfModels.contains(family) { #expect(start == model.steps.count) }
+        if Self.belowPoolModels.contains(family) {
+            let s = try #require(start)
+            #expect(s > 0 && s < model.steps.count && model.steps[s].op == "MaxPool", "starts at \(s)")
+        }
+        if Self.wholeModels.contains(family) { #expect(start == nil) }
         let whole = try model.deepLift(shared: shared, rows: rows, others: others, target: 0, rules: rules, halfReverse: false)
         let before = model.rowSharingFallbacks
         let half = try model.deepLift(shared: shared, rows: rows, others: others, target: 0, rules: rules, halfReverse: true)
@@ -47,9 +57,9 @@ struct HalfReverseTests {
         let name = try #require(DeepLiftSharingTests.cases.first { $0.hasPrefix("zoo_basset_") })
         let (model, shared, rows, others) = try DeepLiftSharingTests.batch(Repository.conformanceDirectory + "/" + name)
         let ruled = try DeepLiftRules(model: model)
-        #expect(model.halfReverseObstacle(ruled)?.contains("MaxPool") == true)
+        #expect(model.halfReverseStart(ruled).map { model.steps[$0].op } == "MaxPool")
         let rules = try DeepLiftRules(model: model, linear: ["MaxPool"])
-        #expect(model.halfReverseObstacle(rules) == nil)
+        #expect(model.halfReverseStart(rules) == model.steps.count)
         let whole = try model.deepLift(shared: shared, rows: rows, others: others, target: 0, rules: rules, halfReverse: false)
         let before = model.rowSharingFallbacks
         let half = try model.deepLift(shared: shared, rows: rows, others: others, target: 0, rules: rules, halfReverse: true)
@@ -80,7 +90,7 @@ struct HalfReverseTests {
         let model = try ONNXModel(path: Repository.conformanceDirectory + "/" + name + "/model.onnx")
         #expect(model.halfReversePlan == nil)
         let rules = try DeepLiftRules(model: model, linear: ["MaxPool"])
-        #expect(model.halfReverseObstacle(rules) == "a step on X's path does not act row by row")
+        #expect(model.halfReverseStart(rules) == nil)
     }
 }
 
@@ -113,7 +123,7 @@ struct HalfReverseFallbackTests {
         let rows = [0, 0, 0, 1, 1, 2, 3, 4, 5, 6]
         let a = Tensor<Float>(shape: [10, 1], storage: (0..<10).map { Float($0) })
         let rules = try DeepLiftRules(model: model, linear: ["Softmax"])
-        #expect(model.halfReverseObstacle(rules) == nil)
+        #expect(model.halfReverseStart(rules) == model.steps.count)
         let before = model.rowSharingFallbacks
         let whole = try model.deepLift(shared: shared, rows: rows, others: [a], target: 0, rules: rules, halfReverse: false)
         let afterWhole = model.rowSharingFallbacks

@@ -186,28 +186,32 @@ extension ONNXModel {
                 file: path, kind: .inputMismatch, detail: "--target \(target) is out of range: the model has \(columns) output\(columns == 1 ? "" : "s")")
         }
         let outputs = (0..<rows).map { y.storage[$0 * columns + target] }
-        if halfReverse, let plan = halfReversePlan, halfReverseObstacle(rules) == nil, rows % 2 == 0 {
+        if halfReverse, let plan = halfReversePlan, let start = halfReverseStart(rules), start > 0, rows % 2 == 0 {
             let half = HalfValues(full: env, plan: plan, steps: steps, rows: rows / 2)
             do {
-                let m = try reversePass(env: env, half: half, y: y, target: target, rules: rules, xShape: xShape)
+                let m = try reversePass(env: env, half: half, halfBelow: start, y: y, target: target, rules: rules, xShape: xShape)
                 return DeepLiftPass(outputs: outputs, multipliers: m)
             } catch let e as NotRowWise {
                 sharingFallbacks.add(1, ordering: .relaxed)
                 if getenv("LOOM_DEBUG_SHARING") != nil { Console.error("loom: the reverse pass over the examples' half fell back at \(e.step)\n") }
             }
         }
-        let m = try reversePass(env: env, half: nil, y: y, target: target, rules: rules, xShape: xShape)
+        let m = try reversePass(env: env, half: nil, halfBelow: 0, y: y, target: target, rules: rules, xShape: xShape)
         return DeepLiftPass(outputs: outputs, multipliers: m)
     }
 
     /// Runs the reverse pass from the attributed output to X and returns the examples' multipliers, (P, ...).
     ///
-    /// With `half`, over the examples' rows alone (ONNXModel+HalfReverse.swift); it throws
-    /// ``NotRowWise`` if a step turns out not to act row by row.
+    /// With `half`, the steps below `halfBelow` run over the examples' rows alone
+    /// (ONNXModel+HalfReverse.swift), the gradients cut to those rows as the pass reaches them;
+    /// it throws ``NotRowWise`` if a step turns out not to act row by row.
     private func reversePass(
-        env: ForwardValues, half: HalfValues?, y: Tensor<Float>, target: Int, rules: DeepLiftRules, xShape: [Int]
+        env: ForwardValues, half: HalfValues?, halfBelow: Int, y: Tensor<Float>, target: Int, rules: DeepLiftRules, xShape: [Int]
     ) throws -> Tensor<Float> {
-        let rows = half?.rows ?? xShape[0]
+        let examples = xShape[0] / 2
+        // Whether the gradients hold the examples' rows alone yet.
+        var halved = half != nil && halfBelow >= steps.count
+        let rows = halved ? examples : xShape[0]
         let columns = y.shape[1]
         let dependent = xDependentSlots()
         // Backward from d(sum of y[:, target]) / dy.
@@ -268,7 +272,7 @@ extension ONNXModel {
             }
             for (k, slot) in step.inputs.enumerated() {
                 guard let slot, needs[k], k < inputGrads.count, let g = inputGrads[k] else { continue }
-                try accumulate(slot, paired ? try g.firstRows(rows) : g, into: &grads, at: step)
+                try accumulate(slot, paired ? try g.firstRows(examples) : g, into: &grads, at: step)
             }
             // The gradients of this step's outputs are spent.
             for s in step.outputs { grads[s] = nil }
@@ -282,6 +286,12 @@ extension ONNXModel {
             inRegion.formUnion(region.steps)
         }
         for index in steps.indices.reversed() {
+            let half = index < halfBelow ? half : nil
+            if half != nil && !halved {
+                // Below the lowest rule that sums the halves: the examples' rows from here on.
+                for s in grads.indices { grads[s] = try grads[s].map { try $0.firstRows(examples) } }
+                halved = true
+            }
             if let region = regionAt[index] {
                 guard let gOut = grads[region.output] else { continue }
                 let g: Tensor<Float>
@@ -302,11 +312,8 @@ extension ONNXModel {
             if inRegion.contains(index) { continue }
             try reverse(index, useRule: rules.useRule[index], grads: &grads, needed: dependent.contains, half: half)
         }
-        let gx = grads[inputSlots[0]] ?? Tensor(shape: [rows] + xShape.dropFirst(), repeating: 0)
-        guard half == nil else { return gx }
-        let halfRows = rows / 2
-        let rowSize = Array(xShape.dropFirst()).elementCount
-        return Tensor<Float>(shape: [halfRows] + Array(xShape.dropFirst()), storage: Array(gx.storage[0..<(halfRows * rowSize)]))
+        let gx = grads[inputSlots[0]] ?? Tensor(shape: [halved ? examples : xShape[0]] + xShape.dropFirst(), repeating: 0)
+        return halved ? gx : try gx.firstRows(examples)
     }
 
     /// tangermeme's `_nonlinear` over a whole module: `g · Δout/Δin` per example/reference pair,

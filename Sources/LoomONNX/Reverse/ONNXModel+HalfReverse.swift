@@ -17,6 +17,10 @@ import LoomTensor
 // - any other rule (Softmax's, LayerNorm's) runs on the whole batch with the examples' gradient
 //   given to both halves, and keeps the first P rows of what it returns.
 //
+// A model with a MaxPool rule runs the steps from its lowest such step on over the whole batch,
+// then the steps below it over the examples' half (its first convolutions, say): below the
+// lowest rule that sums the halves, nothing reads the references' gradients.
+//
 // Which rows are the examples' is known where every value on X's path keeps the batch on axis
 // 0: ``ONNXModel/halfReversePlan`` follows every input's rows with the row-sharing analysis
 // (``SharedRowPlan``), and each step is checked at run time as a shared step is. A step that
@@ -36,16 +40,16 @@ extension ONNXModel {
         return plan
     }
 
-    /// Why a pass over `rules` cannot run backwards over the examples' half alone, or nil if it can.
-    func halfReverseObstacle(_ rules: DeepLiftRules) -> String? {
-        guard halfReversePlan != nil else { return "a step on X's path does not act row by row" }
+    /// The step index below which a pass over `rules` runs backwards over the examples' half:
+    /// ``steps``' count when every step can, the lowest step whose rule sums both halves'
+    /// gradients otherwise (it and the steps after it take the whole batch), nil without a plan.
+    func halfReverseStart(_ rules: DeepLiftRules) -> Int? {
+        guard halfReversePlan != nil else { return nil }
         let dependent = xDependentSlots()
         for (i, step) in steps.enumerated() where step.outputs.contains(where: dependent.contains) {
-            if let kernel = step.kernel.reversible, kernel.mixesGradientHalves(useRule: rules.useRule[i]) {
-                return "\(step.op) '\(step.name)' takes a rule that sums both halves' gradients"
-            }
+            if let kernel = step.kernel.reversible, kernel.mixesGradientHalves(useRule: rules.useRule[i]) { return i }
         }
-        return nil
+        return steps.count
     }
 }
 
