@@ -220,10 +220,10 @@ struct SplitKernel: Kernel {
 
 extension PadKernel: ReversibleKernel {
     func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] {
-        guard step.needs(0) else { return step.inputs.map { _ in nil } }
+        guard step.needs(0) else { return step.noGradients }
         let x = try step.input(0)
         let (begin, end, _) = try pads(step.inputs, rank: x.rank)
-        return [try map(x.shape, begin: begin, end: end).scatterAdd(try step.grad(), inputShape: x.shape)] + step.inputs.dropFirst().map { _ in nil }
+        return [try map(x.shape, begin: begin, end: end).scatterAdd(try step.grad(), inputShape: x.shape)] + step.noGradients.dropFirst()
     }
 }
 
@@ -245,7 +245,7 @@ extension TileKernel: ReversibleKernel {
 /// The gradients of the parts, side by side again (zero where none flows).
 extension SplitKernel: ReversibleKernel {
     func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] {
-        guard step.needs(0) else { return step.inputs.map { _ in nil } }
+        guard step.needs(0) else { return step.noGradients }
         let x = try step.input(0)
         let a = try normalizeAxis(axis, rank: x.rank)
         let strides = x.shape.rowMajorStrides
@@ -263,7 +263,7 @@ extension SplitKernel: ReversibleKernel {
             }
             for o in 0..<g.count { out[map.source[o]] += g.storage[o] }
         }
-        return [Tensor(shape: x.shape, storage: out)] + step.inputs.dropFirst().map { _ in nil }
+        return [Tensor(shape: x.shape, storage: out)] + step.noGradients.dropFirst()
     }
 }
 

@@ -70,11 +70,11 @@ extension LayerNormKernel: ReversibleKernel {
     /// The gradient of x: `inv/D · (D·h − Σh − x̂·Σ(h·x̂))` per row, with h = g·scale and x̂ the normalized x.
     /// Gradients reach X only through Y; the statistics outputs are taken as constants.
     func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] {
-        guard step.needs(0) else { return step.inputs.map { _ in nil } }
+        guard step.needs(0) else { return step.noGradients }
         let x = try step.input(0), g = try step.grad(0)
         let (rows, length, a) = try layout(x)
         let scale = try perElement(try step.input(1), length: length, shape: x.shape[a...], fill: 1, "Scale")
-        if step.useRule { return [try deepLiftRule(x, g, rows: rows, length: length, scale: scale)] + step.inputs.dropFirst().map { _ in nil } }
+        if step.useRule { return [try deepLiftRule(x, g, rows: rows, length: length, scale: scale)] + step.noGradients.dropFirst() }
         let dx = Tensor<Float>(shape: x.shape) { out in
             x.storage.withUnsafeBufferPointer { p in
                 g.storage.withUnsafeBufferPointer { q in
@@ -96,7 +96,7 @@ extension LayerNormKernel: ReversibleKernel {
                 }
             }
         }
-        return [dx] + step.inputs.dropFirst().map { _ in nil }
+        return [dx] + step.noGradients.dropFirst()
     }
 }
 

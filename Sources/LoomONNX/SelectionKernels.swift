@@ -196,11 +196,11 @@ struct ModKernel: Kernel {
 
 /// Comparisons and logic have no gradient: nothing flows back through a mask.
 extension CompareKernel: ReversibleKernel {
-    func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] { step.inputs.map { _ in nil } }
+    func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] { step.noGradients }
 }
 
 extension LogicKernel: ReversibleKernel {
-    func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] { step.inputs.map { _ in nil } }
+    func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] { step.noGradients }
 }
 
 /// The gradient goes to the branch that was taken, summed back to its shape.

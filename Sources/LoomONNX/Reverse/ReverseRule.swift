@@ -58,8 +58,12 @@ struct ReverseStep {
         }
     }
 
-    /// The node's forward inputs (nil where absent).
+    /// The node's forward inputs (nil where absent). Over the examples' half each is sliced when
+    /// read: a rule that needs a shape reads ``inputShape(_:)``, and one that needs a count ``inputCount``.
     var inputs: [Value?] { (0..<inputCount).map(inputValue) }
+
+    /// A nil gradient for every input.
+    var noGradients: [Tensor<Float>?] { [Tensor<Float>?](repeating: nil, count: inputCount) }
 
     /// The node's forward outputs.
     var outputs: [Value] {

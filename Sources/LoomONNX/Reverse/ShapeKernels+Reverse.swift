@@ -77,7 +77,6 @@ extension SliceKernel: ReversibleKernel {
     /// The gradient added back where each sliced element came from, in output order (the adds of
     /// ``routeBack(_:_:)``, a −0 included, without its position probes).
     func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] {
-        let none = [Tensor<Float>?](repeating: nil, count: step.inputCount)
         guard step.needs(0), step.inputIsFloat(0), let shape = step.inputShape(0) else { return try routeBack(self, step) }
         let geometry = try geometry(shape, [nil] + (1..<step.inputCount).map(step.inputValue))
         let g = try step.grad()
@@ -92,7 +91,7 @@ extension SliceKernel: ReversibleKernel {
                 }
             }
         }
-        var grads = none
+        var grads = step.noGradients
         grads[0] = Tensor(shape: shape, storage: out)
         return grads
     }
