@@ -160,7 +160,7 @@ struct ActivationKernel: Kernel {
 
 extension ActivationKernel: ReversibleKernel {
     func reverse(_ step: ReverseStep) throws -> [Tensor<Float>?] {
-        let rest = [Tensor<Float>?](repeating: nil, count: max(0, step.inputCount - 1))
+        let rest = Array(step.noGradients.dropFirst())
         guard step.needs(0) else { return [nil] + rest }
         let f = try resolved([nil] + (1..<max(1, step.inputCount)).map(step.inputValue))
         if step.useRule && step.examplesOnly { return [try rescale(step, what: "the input of \(function)") { Self.derivative(f, $1, $2) }] + rest }

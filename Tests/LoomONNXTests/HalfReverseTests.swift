@@ -99,24 +99,7 @@ struct HalfReverseTests {
 struct HalfReverseFallbackTests {
     @Test("an operator that mixes rows at run time: the whole batch's attributions, bit for bit", arguments: ["softmax0", "reduce0", "transpose"])
     func fallback(kind: String) throws {
-        let model = try sharedRowModel { b in
-            switch kind {
-            case "softmax0":
-                b.node("Softmax", ["X"], ["t"], [.int("axis", 0)])
-            case "reduce0":
-                b.initializer("axes", shape: [1], ints: [0])
-                b.node("ReduceSum", ["X", "axes"], ["s"], [.int("keepdims", 1)])
-                b.node("Sub", ["X", "s"], ["t"])
-            default:
-                b.node("Transpose", ["X"], ["tt"], [.ints("perm", [1, 0, 2])])
-                b.node("Transpose", ["tt"], ["t"], [.ints("perm", [1, 0, 2])])
-            }
-            b.initializer("f", shape: [2], ints: [0, -1])
-            b.node("Reshape", ["t", "f"], ["flat"])
-            b.initializer("one", shape: [6, 1], values: [Float](repeating: 1, count: 6))
-            b.node("MatMul", ["flat", "one"], ["h"])
-            b.node("Add", ["h", "a"], ["y"])
-        }
+        let model = try rowMixingModel(kind)
         #expect(model.halfReversePlan != nil, "the plan should take the step for row-wise; only the run-time check can tell")
         // 2 examples over 5 pairs, then 5 references; the softmax over the batch takes its plain gradient.
         let shared = Tensor<Float>(shape: [7, 2, 3], storage: noise(42, seed: 3))

@@ -16,6 +16,37 @@ func sharedRowModel(_ build: (inout ONNXBuilder) -> Void) throws -> ONNXModel {
     return try ONNXModel(path: dir.file("m.onnx"))
 }
 
+/// A model whose X-only part mixes rows in a way only the values at run time show (`kind`:
+/// softmax0, reduce0, transpose, constReshape or bigConstant), flattened and summed, plus the arg.
+func rowMixingModel(_ kind: String) throws -> ONNXModel {
+    try sharedRowModel { b in
+        switch kind {
+        case "softmax0":
+            b.node("Softmax", ["X"], ["t"], [.int("axis", 0)])
+        case "reduce0":
+            b.initializer("axes", shape: [1], ints: [0])
+            b.node("ReduceSum", ["X", "axes"], ["s"], [.int("keepdims", 1)])
+            b.node("Sub", ["X", "s"], ["t"])
+        case "transpose":
+            b.node("Transpose", ["X"], ["tt"], [.ints("perm", [1, 0, 2])])
+            b.node("Transpose", ["tt"], ["t"], [.ints("perm", [1, 0, 2])])
+        case "constReshape":
+            // A reshape with the batch size written in: only correct for a batch of 5.
+            b.initializer("shape", shape: [3], ints: [5, 2, 3])
+            b.node("Reshape", ["X", "shape"], ["t"])
+        default:
+            // A constant with a batch-sized leading axis broadcast against X.
+            b.initializer("k", shape: [5, 2, 3], values: noise(30, seed: 6))
+            b.node("Mul", ["X", "k"], ["t"])
+        }
+        b.initializer("f", shape: [2], ints: [0, -1])
+        b.node("Reshape", ["t", "f"], ["flat"])
+        b.initializer("one", shape: [6, 1], values: [Float](repeating: 1, count: 6))
+        b.node("MatMul", ["flat", "one"], ["h"])
+        b.node("Add", ["h", "a"], ["y"])
+    }
+}
+
 /// Runs a model both ways on 2 distinct sequences spread over 5 examples; returns (shared, expanded) outputs.
 func bothWays(_ model: ONNXModel) throws -> ([Float], [Float]) {
     let x = Tensor<Float>(shape: [2, 2, 3], storage: noise(12, seed: 9))
@@ -72,32 +103,7 @@ struct SharedRowTests {
         "operators that mix rows fall back to the plain run, with the same result",
         arguments: ["softmax0", "reduce0", "transpose", "constReshape", "bigConstant"])
     func fallbacks(kind: String) throws {
-        let m = try sharedRowModel { b in
-            switch kind {
-            case "softmax0":
-                b.node("Softmax", ["X"], ["t"], [.int("axis", 0)])
-            case "reduce0":
-                b.initializer("axes", shape: [1], ints: [0])
-                b.node("ReduceSum", ["X", "axes"], ["s"], [.int("keepdims", 1)])
-                b.node("Sub", ["X", "s"], ["t"])
-            case "transpose":
-                b.node("Transpose", ["X"], ["tt"], [.ints("perm", [1, 0, 2])])
-                b.node("Transpose", ["tt"], ["t"], [.ints("perm", [1, 0, 2])])
-            case "constReshape":
-                // A reshape with the batch size written in: only correct for a batch of 5.
-                b.initializer("shape", shape: [3], ints: [5, 2, 3])
-                b.node("Reshape", ["X", "shape"], ["t"])
-            default:
-                // A constant with a batch-sized leading axis broadcast against X.
-                b.initializer("k", shape: [5, 2, 3], values: noise(30, seed: 6))
-                b.node("Mul", ["X", "k"], ["t"])
-            }
-            b.initializer("f", shape: [2], ints: [0, -1])
-            b.node("Reshape", ["t", "f"], ["flat"])
-            b.initializer("one", shape: [6, 1], values: [Float](repeating: 1, count: 6))
-            b.node("MatMul", ["flat", "one"], ["h"])
-            b.node("Add", ["h", "a"], ["y"])
-        }
+        let m = try rowMixingModel(kind)
         let (s, p) = try bothWays(m)
         #expect(s == p, "the fallback is the plain run itself")
         #expect(m.rowSharingFallbacks == 1, "the batch was recomputed the plain way")

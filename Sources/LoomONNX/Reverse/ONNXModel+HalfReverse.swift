@@ -78,12 +78,13 @@ final class HalfValues {
     /// Slot `slot`'s value over the examples' rows.
     func value(_ slot: Int) throws -> Value? {
         if let v = values[slot] { return v }
-        let v: Value?
         switch plan.worlds[slot] {
         case .constant, .batch:
             return full[slot]
         case .sharedData:
-            v = try full.firstRows(slot, rows)
+            let v = try full.firstRows(slot, rows)
+            values[slot] = v
+            return v
         case .sharedMeta:
             guard let p = producer[slot] else { return full[slot] }
             let step = steps[p]
@@ -91,8 +92,6 @@ final class HalfValues {
             for (s, r) in zip(step.outputs, results) { values[s] = r }
             return values[slot]
         }
-        values[slot] = v
-        return v
     }
 
     /// Slot `slot`'s shape over the examples' rows, without slicing it.
@@ -130,14 +129,6 @@ final class HalfValues {
             throw NotRowWise(step: "\(step.op) '\(step.name)'")
         }
     }
-}
-
-extension ForwardValues {
-    /// Whether the shared forward pass computed `slot` on distinct rows.
-    func heldDistinct(_ slot: Int) -> Bool { sharedSlots.contains(slot) }
-
-    /// Slot `slot`'s shape on the batch, without gathering it.
-    func shape(_ slot: Int) -> [Int]? { facts(slot)?.shape }
 }
 
 extension Value {
