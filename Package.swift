@@ -23,7 +23,10 @@ let package = Package(
         .target(name: "CZeroMQ", linkerSettings: [.linkedLibrary("dl")]),
         // libcrypto (SHA-256) too (Sources/COpenSSL/include/COpenSSL.h): apt libssl-dev to build, libssl3 to run.
         .target(name: "COpenSSL", linkerSettings: [.linkedLibrary("dl")]),
-        .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
+        // Threads, child processes and C formatting, without Foundation (whose ICU data would
+        // double the binary and slow every process's start).
+        .target(name: "LoomSystem", dependencies: ["CLoomSystem"]),
+        .target(name: "ZeroMQ", dependencies: ["CZeroMQ", "LoomSystem"]),
         // Data path: tensors and .npy files -> ONNX runtime -> tangermeme functions -> product engine.
         .systemLibrary(name: "CLoomSystem"),
         .target(name: "LoomTensor", dependencies: ["COpenSSL", "CLoomSystem"]),
@@ -36,9 +39,11 @@ let package = Package(
         .target(name: "LoomFunctions", dependencies: ["LoomTensor", "LoomONNX"]),
         .target(
             name: "LoomProduct",
-            dependencies: ["LoomTensor", "LoomONNX", "LoomFunctions", "LoomGenome", .product(name: "CoreMetrics", package: "swift-metrics")]),
+            dependencies: [
+                "LoomTensor", "LoomONNX", "LoomFunctions", "LoomGenome", "LoomSystem", .product(name: "CoreMetrics", package: "swift-metrics"),
+            ]),
         .target(name: "LoomCluster", dependencies: [
-            "LoomTensor", "LoomONNX", "LoomFunctions", "LoomGenome", "LoomProduct", "ZeroMQ",
+            "LoomTensor", "LoomONNX", "LoomFunctions", "LoomGenome", "LoomProduct", "ZeroMQ", "LoomSystem",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The deterministic simulation: the real cores in a seeded, simulated cluster.
@@ -52,7 +57,7 @@ let package = Package(
             "LoomFuzz", "LoomCluster", "ZeroMQ", "LoomTestSupport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "loom", dependencies: [
-            "LoomTensor", "LoomONNX", "LoomFunctions", "LoomGenome", "LoomProduct", "LoomCluster", "CLoomSystem",
+            "LoomTensor", "LoomONNX", "LoomFunctions", "LoomGenome", "LoomProduct", "LoomCluster", "CLoomSystem", "LoomSystem",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Prometheus", package: "swift-prometheus"),
@@ -65,6 +70,7 @@ let package = Package(
         .testTarget(name: "LoomProductTests", dependencies: ["LoomProduct", "LoomGenome", "LoomFunctions", "LoomONNX", "LoomTensor", "LoomTestSupport"]),
         .testTarget(name: "LoomCLITests", dependencies: ["LoomTensor", "LoomTestSupport", "LoomCluster", "LoomFuzz", "ZeroMQ"]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
+        .testTarget(name: "LoomSystemTests", dependencies: ["LoomSystem"]),
         .testTarget(name: "LoomClusterTests", dependencies: ["LoomCluster", "LoomProduct", "LoomSimulation", "LoomTestSupport"]),
     ]
 )

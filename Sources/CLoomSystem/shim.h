@@ -32,4 +32,31 @@ static inline int loom_keep_heap(void) {
     return 0;
 #endif
 }
+
+#include <spawn.h>
+#include <pthread.h>
+#ifdef __linux__
+int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *actions, int from);
+int pthread_setname_np(pthread_t thread, const char *name);
+#endif
+
+// Has a spawned child close every descriptor from `from` up (glibc 2.34's closefrom action).
+// Returns 0, or an errno (ENOSYS off Linux).
+static inline int loom_spawn_close_from(posix_spawn_file_actions_t *actions, int from) {
+#ifdef __linux__
+    return posix_spawn_file_actions_addclosefrom_np(actions, from);
+#else
+    (void)actions; (void)from;
+    return ENOSYS;
+#endif
+}
+
+// Names the calling thread (at most 15 bytes show), for ps, top and debuggers.
+static inline void loom_name_thread(const char *name) {
+#ifdef __linux__
+    pthread_setname_np(pthread_self(), name);
+#else
+    (void)name;
+#endif
+}
 #endif

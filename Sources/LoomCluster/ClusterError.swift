@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import LoomSystem
 
 /// Why a distributed job, or one of its roles, stopped.
 ///
@@ -76,7 +77,7 @@ public enum ClusterError: Error, CustomStringConvertible, Sendable, Equatable {
         case .endpointFileInvalid(let path, let content):
             "--endpoint-file \(path) holds \"\(content.prefix(80))\", not an endpoint (tcp://ADDRESS:PORT)"
         case .noEndpointFile(let path, let maxWait):
-            "no coordinator: --endpoint-file \(path) did not appear within --max-wait \(String(format: "%g", maxWait ?? 0)) s"
+            "no coordinator: --endpoint-file \(path) did not appear within --max-wait \(String(cFormat: "%g", maxWait ?? 0)) s"
         case .cannotJoin(let job, let reason):
             "cannot join job \(job.prefix(12)): \(reason)"
         case .ended(let reason), .jobFailed(let reason), .collectorFailed(let reason):

@@ -1,7 +1,8 @@
-import Foundation
+import FoundationEssentials
 import Logging
 import LoomONNX
 import LoomProduct
+import LoomSystem
 import LoomTensor
 import Synchronization
 import ZeroMQ
@@ -318,7 +319,7 @@ public final class Coordinator {
 /// The in-process collector on a thread of its own (it owns its socket there).
 final class CollectorThread: @unchecked Sendable {
     let collector: Collector
-    private let lock = NSCondition()
+    private let lock = ConditionLock()
     private var endpoint: String? = nil
     private var error: (any Error)? = nil
     private var done = false
@@ -327,7 +328,7 @@ final class CollectorThread: @unchecked Sendable {
 
     /// Starts the thread and waits until the collector is bound; returns its endpoint.
     func start() throws -> String {
-        let thread = Thread { [self] in
+        try OSThread.start(name: "loom-collector") { [self] in
             do {
                 try collector.run { ep in
                     self.lock.lock(); self.endpoint = ep; self.lock.broadcast(); self.lock.unlock()
@@ -337,8 +338,6 @@ final class CollectorThread: @unchecked Sendable {
             }
             lock.lock(); done = true; lock.broadcast(); lock.unlock()
         }
-        thread.name = "loom-collector"
-        thread.start()
         lock.lock()
         defer { lock.unlock() }
         while endpoint == nil && error == nil && !done { lock.wait() }
@@ -354,11 +353,16 @@ final class CollectorThread: @unchecked Sendable {
     }
 
     /// Waits for the collector to finish (it returns after publishing or on `end`).
-    func join(timeout: TimeInterval = 30) {
+    func join(timeout: Double = 30) {
         lock.lock()
         defer { lock.unlock() }
-        let deadline = Date().addingTimeInterval(timeout)
-        while !done && lock.wait(until: deadline) {}
+        let start = ContinuousClock.now
+        while !done {
+            let waited = start.duration(to: .now).components
+            let left = timeout - (Double(waited.seconds) + Double(waited.attoseconds) * 1e-18)
+            guard left > 0 else { return }
+            lock.wait(seconds: left)
+        }
     }
 }
 

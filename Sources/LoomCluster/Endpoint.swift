@@ -1,4 +1,9 @@
-import Foundation
+import FoundationEssentials
+import LoomSystem
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// ZeroMQ endpoints as Loom's roles hand them to each other across hosts.
 ///
@@ -139,7 +144,7 @@ public enum EndpointFile {
         var nextNote = 10.0
         while true {
             if let data = FileManager.default.contents(atPath: path) {
-                let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                let text = String(decoding: data, as: UTF8.self).trimmingWhitespace
                 if !text.isEmpty {
                     guard text.hasPrefix("tcp://") || text.hasPrefix("ipc://"), !text.contains("\n") else {
                         throw ClusterError.endpointFileInvalid(path: path, content: text)

@@ -1,6 +1,10 @@
-import Foundation
+import FoundationEssentials
 import LoomTensor
 import ZeroMQ
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A key file that cannot be used, and why.
 public struct KeyError: Error, CustomStringConvertible, Sendable, Equatable {

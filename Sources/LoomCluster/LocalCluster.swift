@@ -1,9 +1,14 @@
-import Foundation
+import FoundationEssentials
 import Logging
 import LoomProduct
+import LoomSystem
 import LoomTensor
 import Synchronization
 import ZeroMQ
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Set by SIGINT or SIGTERM while a local cluster runs.
 nonisolated(unsafe) private var interruptedBySignal: Int32 = 0
@@ -31,7 +36,7 @@ public enum LocalCluster {
                 var buffer = [UInt8](repeating: 0, count: 32)
                 let n = read(fd, &buffer, buffer.count)
                 close(fd)
-                guard n > 0, let pid = Int32(String(decoding: buffer[..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)),
+                guard n > 0, let pid = Int32(String(decoding: buffer[..<n], as: UTF8.self).trimmingWhitespace),
                     pid > 0, kill(pid, 0) != 0, errno == ESRCH
                 else { continue }
             } else {
@@ -65,20 +70,15 @@ public enum LocalCluster {
         options.progress = progress
         configure(&options)
         let coordinator = Coordinator(job: job, options: options, context: context, logger: logger)
-        var children: [Process] = []
+        var children: [ChildProcess] = []
         defer { stop(children) }
         var endpoint = ""
         func spawn() throws {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: Self.executablePath)
-            p.arguments = [
+            let arguments = [
                 "worker", "--connect", endpoint, "--parent-pid", "\(getpid())", "--log-level", logLevel.rawValue, "--log-format", Console.format.rawValue,
                 "--heartbeat", "\(options.settings.heartbeat)", "--liveness", "\(options.settings.liveness)"
             ]
-            p.standardInput = FileHandle.nullDevice
-            p.standardOutput = FileHandle.nullDevice
-            try p.run()
-            children.append(p)
+            children.append(try ChildProcess(executable: Self.executablePath, arguments: arguments))
         }
         coordinator.onBound = { bound in
             endpoint = bound
@@ -101,15 +101,15 @@ public enum LocalCluster {
             // Replace every worker process that has exited. One killed from outside (SIGKILL: the OOM
             // killer, an operator, a fault test) is simply replaced; exits and crashes of its own are
             // counted, so that a worker that cannot run at all does not restart forever.
-            for p in children where !p.isRunning && !handled.contains(p.processIdentifier) {
-                handled.insert(p.processIdentifier)
-                let killed = p.terminationReason == .uncaughtSignal && p.terminationStatus == SIGKILL
+            for p in children where !p.isRunning && !handled.contains(p.pid) {
+                handled.insert(p.pid)
+                let killed = p.termination == .signalled(SIGKILL)
                 if !killed { failures += 1 }
                 if failures > maxFailures {
-                    let statuses = children.filter { !$0.isRunning }.suffix(5).map { "\($0.terminationStatus)" }.joined(separator: ", ")
-                    return "worker processes keep failing (\(failures) exits or crashes, last exit statuses \(statuses)); see their messages above"
+                    let statuses = children.compactMap(\.termination).suffix(5).map(\.description).joined(separator: ", ")
+                    return "worker processes keep failing (\(failures) exits or crashes, the last: \(statuses)); see their messages above"
                 }
-                logger.warning("a worker process exited; starting a replacement", metadata: ["status": "\(p.terminationStatus)"])
+                logger.warning("a worker process exited; starting a replacement", metadata: ["status": "\(p.termination.map(\.description) ?? "?")"])
                 do { try spawn() } catch { return "cannot start a replacement worker: \(error)" }
             }
             return nil
@@ -127,11 +127,11 @@ public enum LocalCluster {
     }
 
     /// Stops worker processes: SIGTERM, then SIGKILL for any still running after two seconds.
-    static func stop(_ children: [Process]) {
-        for p in children where p.isRunning { kill(p.processIdentifier, SIGTERM) }
-        let deadline = Date().addingTimeInterval(2)
-        while children.contains(where: \.isRunning) && Date() < deadline { usleep(10_000) }
-        for p in children where p.isRunning { kill(p.processIdentifier, SIGKILL) }
+    static func stop(_ children: [ChildProcess]) {
+        for p in children where p.isRunning { p.send(SIGTERM) }
+        let deadline = ContinuousClock.now + .seconds(2)
+        while children.contains(where: \.isRunning) && ContinuousClock.now < deadline { usleep(10_000) }
+        for p in children where p.isRunning { p.send(SIGKILL) }
         for p in children { p.waitUntilExit() }
     }
 }

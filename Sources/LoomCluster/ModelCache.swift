@@ -1,6 +1,10 @@
-import Foundation
+import FoundationEssentials
 import LoomONNX
 import LoomTensor
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Models a worker has received, by sha256, so a worker that serves many jobs fetches each model once.
 ///
@@ -18,7 +22,7 @@ public struct ModelCache: Sendable {
         } else if let xdg = env["XDG_CACHE_HOME"], !xdg.isEmpty {
             self.root = xdg + "/loom/models"
         } else {
-            self.root = (env["HOME"] ?? NSTemporaryDirectory()) + "/.cache/loom/models"
+            self.root = (env["HOME"] ?? "/tmp") + "/.cache/loom/models"
         }
     }
 

@@ -1,10 +1,15 @@
-import Foundation
+import FoundationEssentials
 import LoomFunctions
 import LoomONNX
 import LoomProduct
+import LoomSystem
 import LoomTensor
 import Synchronization
 import ZeroMQ
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The worker's compute thread: runs shards in order, sends results to the collector, and tells
 /// the main thread how much credit to announce.
@@ -23,7 +28,7 @@ final class ComputeThread: @unchecked Sendable {
     let routingID: String
     /// Seconds without a connection to the collector after which the thread says so (then every minute).
     let unreachableWarning: Double = 5
-    private let finished = NSCondition()
+    private let finished = ConditionLock()
     private var isDone = false
     /// Set by `stop`: the thread drops the shards still queued for it and returns.
     private let cancelled = Atomic<Bool>(false)
@@ -52,14 +57,12 @@ final class ComputeThread: @unchecked Sendable {
 
     /// Starts the thread and waits until its sockets are connected.
     func start() throws {
-        let t = Thread { [self] in
+        try OSThread.start(name: "loom-compute") { [self] in
             do { try loop() } catch {
                 finished.lock(); startError = startError ?? error; finished.unlock()
             }
             finished.lock(); isDone = true; started = true; finished.broadcast(); finished.unlock()
         }
-        t.name = "loom-compute"
-        t.start()
         finished.lock()
         while !started { finished.wait() }
         let e = startError
@@ -81,7 +84,7 @@ final class ComputeThread: @unchecked Sendable {
             finished.unlock()
             while (try? pair.receive(dontWait: true)) != nil {}
             finished.lock()
-            if !isDone { _ = finished.wait(until: Date().addingTimeInterval(0.01)) }
+            if !isDone { finished.wait(seconds: 0.01) }
         }
         finished.unlock()
     }

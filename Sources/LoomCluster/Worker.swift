@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Logging
 import LoomFunctions
 import LoomONNX
@@ -6,6 +6,10 @@ import LoomProduct
 import LoomTensor
 import Synchronization
 import ZeroMQ
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A worker process: joins a coordinator, receives the job and the model, computes shards and
 /// sends their outputs to the collector. Job-agnostic: everything comes from the coordinator.

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import LoomTensor
 
 /// deep-lift-shap references given by the user: for each sequence of X, S one-hot references.

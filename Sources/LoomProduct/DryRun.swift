@@ -1,5 +1,6 @@
-import Foundation
+import FoundationEssentials
 import LoomFunctions
+import LoomSystem
 import LoomTensor
 
 #if canImport(Glibc)
@@ -49,8 +50,8 @@ public struct DryRun: Sendable {
 
     /// Free bytes on the filesystem that holds `path` (or its nearest existing parent); nil if unknown.
     public static func freeBytes(at path: String) -> Int? {
-        var dir = (path as NSString).standardizingPath
-        while !FileIO.exists(dir).exists && dir != "/" && !dir.isEmpty { dir = (dir as NSString).deletingLastPathComponent }
+        var dir = path
+        while !FileIO.exists(dir).exists && dir != "/" && !dir.isEmpty { dir = PathText.parent(dir) }
         var s = statvfs()
         guard statvfs(dir.isEmpty ? "." : dir, &s) == 0 else { return nil }
         let (free, overflow) = Int(s.f_bavail).multipliedReportingOverflow(by: Int(s.f_frsize))
@@ -62,7 +63,7 @@ public struct DryRun: Sendable {
         let units = ["bytes", "kB", "MB", "GB", "TB", "PB"]
         var v = Double(bytes), u = 0
         while v >= 1000 && u < units.count - 1 { v /= 1000; u += 1 }
-        return u == 0 ? "\(bytes) bytes" : String(format: v < 10 ? "%.1f %@" : "%.0f %@", v, units[u])
+        return u == 0 ? "\(bytes) bytes" : String(cFormat: v < 10 ? "%.1f" : "%.0f", v) + " " + units[u]
     }
 
     /// "3 h 20 min", "4 min 10 s", "12 s".
@@ -70,6 +71,6 @@ public struct DryRun: Sendable {
         let s = Int(seconds.rounded())
         if s >= 3600 { return "\(s / 3600) h \(s % 3600 / 60) min" }
         if s >= 60 { return "\(s / 60) min \(s % 60) s" }
-        return seconds < 1 ? String(format: "%.2f s", seconds) : "\(s) s"
+        return seconds < 1 ? String(cFormat: "%.2f s", seconds) : "\(s) s"
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import LoomTensor
 
 #if canImport(Glibc)

@@ -1,8 +1,12 @@
-import Foundation
+import FoundationEssentials
 import LoomFunctions
 import LoomGenome
 import LoomONNX
 import LoomTensor
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The `manifest.json` of an `--out` folder, written last, once every result file is complete.
 public struct Manifest: Codable, Sendable, Equatable {

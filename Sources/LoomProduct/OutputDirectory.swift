@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import LoomTensor
 
 /// The `--out` folder's lifecycle: claim it for a job, and publish the manifest last.

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import LoomSystem
 import LoomTensor
 
 #if canImport(Glibc)
@@ -78,7 +79,7 @@ public final class ProgressReporter {
     }
 
     static func format(_ rate: Double) -> String {
-        rate >= 1000 ? String(format: "%.0f", rate) : String(format: "%.1f", rate)
+        rate >= 1000 ? String(cFormat: "%.0f", rate) : String(cFormat: "%.1f", rate)
     }
 
     static func duration(_ seconds: Double) -> String {

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import LoomTensor
 
 /// A job's figures, published as they change: `--status-file PATH` (JSON, rewritten atomically every
@@ -65,7 +65,7 @@ public final class StatusReporter {
     public func status(state: String, job: String, shardsTotal: Int, shardsDone: Int, examplesTotal: Int, examplesDone: Int) -> Status {
         let elapsed = self.elapsed
         return Status(
-            state: state, job: job, updatedAt: ISO8601DateFormatter().string(from: Date()), elapsedSeconds: (elapsed * 1000).rounded() / 1000,
+            state: state, job: job, updatedAt: isoNowString(), elapsedSeconds: (elapsed * 1000).rounded() / 1000,
             shardsTotal: shardsTotal, shardsDone: shardsDone, examplesTotal: examplesTotal, examplesDone: examplesDone,
             examplesPerSecond: elapsed > 0 ? (Double(examplesDone) / elapsed).rounded() : 0)
     }

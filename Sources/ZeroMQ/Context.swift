@@ -1,5 +1,6 @@
 import CZeroMQ
-import Foundation
+import Dispatch
+import LoomSystem
 import Synchronization
 
 /// A libzmq context: owns the I/O threads. Thread-safe; share one per process.
@@ -26,11 +27,16 @@ public final class Context: @unchecked Sendable {
         guard !terminated.exchange(true, ordering: .sequentiallyConsistent) else { return }
         let done = DispatchSemaphore(value: 0)
         let h = UInt(bitPattern: handle)
-        Thread.detachNewThread {
-            let p = UnsafeMutableRawPointer(bitPattern: h)!
-            while zmq_ctx_term(p) != 0 && zmq_errno() == EINTR {}
-            done.signal()
-        }
+        // Without a thread to wait on, the process exits without the wait (and may drop last words).
+        guard
+            (try? OSThread.start(
+                name: "loom-zmq-term",
+                {
+                    let p = UnsafeMutableRawPointer(bitPattern: h)!
+                    while zmq_ctx_term(p) != 0 && zmq_errno() == EINTR {}
+                    done.signal()
+                })) != nil
+        else { return }
         _ = done.wait(timeout: .now() + seconds)
     }
 

@@ -1,5 +1,6 @@
 import CZeroMQ
-import Foundation
+import Dispatch
+import LoomSystem
 import Synchronization
 
 /// ZeroMQ's authentication handler (ZAP, RFC 27) for the CURVE servers of one context.
@@ -26,9 +27,12 @@ public final class ZAPHandler: @unchecked Sendable {
     ) throws {
         allowed = Mutex(allow)
         self.onRefusal = onRefusal
-        let thread = Thread { [self] in serve(context) }
-        thread.name = "loom-zap"
-        thread.start()
+        do {
+            try OSThread.start(name: "loom-zap") { [self] in serve(context) }
+        } catch {
+            stopFlag.store(true, ordering: .sequentiallyConsistent) // no thread to wait for
+            throw error
+        }
         ready.wait()
         if let startError { throw startError }
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import LoomSimulation
 
 /// Runs the deterministic simulation over many seeds, or one seed to reproduce a failure.

@@ -14,7 +14,7 @@ func reportingErrors(_ body: () throws -> Void) throws {
     } catch let e as ExitCode {
         throw e
     } catch {
-        let text = String(describing: error).replacingOccurrences(of: "\n", with: " ")
+        let text = String(describing: error).replacing("\n", with: " ")
         Console.log(level: "error", text)
         throw ExitCode(1)
     }

@@ -1,10 +1,14 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import LoomCluster
 import LoomONNX
 import LoomProduct
 import LoomTensor
 import ZeroMQ
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// `loom coordinator`: serve one job to workers over ZeroMQ.
 struct CoordinatorCommand: ParsableCommand {
@@ -310,7 +314,7 @@ struct FaultOptions: ParsableArguments {
     func startMetrics() throws -> JobMetrics? {
         guard let metrics else { return nil }
         let server = try MetricsServer(metrics)
-        server.start()
+        try server.start()
         Console.log(level: "notice", "metrics at http://\(server.address)/metrics")
         return server.metrics
     }

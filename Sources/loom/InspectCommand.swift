@@ -48,7 +48,7 @@ struct Inspect: ParsableCommand {
             for key in order {
                 let node = file.nodes.first { ($0.domain.isEmpty || $0.domain == "ai.onnx" ? $0.opType : "\($0.domain).\($0.opType)") == key }!
                 let ok = OpRegistry.isSupported(opType: node.opType, domain: node.domain)
-                print("  \(key.padding(toLength: 20, withPad: " ", startingAt: 0)) x\(counts[key]!)  \(ok ? "supported" : "NOT SUPPORTED")")
+                print("  \(key + String(repeating: " ", count: max(0, 20 - key.count))) x\(counts[key]!)  \(ok ? "supported" : "NOT SUPPORTED")")
             }
             let bad = file.unsupportedNodes
             if bad.isEmpty {

@@ -1,9 +1,13 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import Logging
 import LoomCluster
 import Synchronization
 import ZeroMQ
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// `loom keygen NAME`: a CURVE key pair, as NAME.key (secret, 0600) and NAME.pub.
 struct KeygenCommand: ParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import LoomProduct
+import LoomSystem
 import LoomTensor
 import Prometheus
 
@@ -75,8 +76,8 @@ final class MetricsServer: @unchecked Sendable {
     }
 
     /// Serves on a thread of its own until the process exits.
-    func start() {
-        let thread = Thread { [self] in
+    func start() throws {
+        try OSThread.start(name: "loom-metrics") { [self] in
             while true {
                 let client = accept(fd, nil, nil)
                 if client < 0 {
@@ -87,8 +88,6 @@ final class MetricsServer: @unchecked Sendable {
                 close(client)
             }
         }
-        thread.name = "loom-metrics"
-        thread.start()
     }
 
     private func serve(_ client: Int32) {

@@ -1,8 +1,9 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import LoomFunctions
 import LoomGenome
 import LoomProduct
+import LoomSystem
 import LoomTensor
 
 /// `loom show`: print a `.npy` result (or any supported `.npy`) as nested rows.
@@ -43,7 +44,7 @@ struct Show: ParsableCommand {
 
     /// The job in one line: the function, the mode over which inputs, and what the leading axes are.
     static func describe(_ m: Manifest) -> String {
-        let names = m.inputs.map { ($0.path as NSString).lastPathComponent }
+        let names = m.inputs.map { PathText.lastComponent($0.path) }
         let args = names.dropFirst()
         let axes: [String]
         switch m.mode {
@@ -59,9 +60,9 @@ struct Show: ParsableCommand {
         let w = s.windows
         let first = (0..<min(3, w.count)).map { "row \($0) = \(w.chrom[$0]):\(w.start[$0])-\(w.end[$0])" }.joined(separator: ", ")
         let what =
-            s.regions.map { "\(s.length)-bp windows of \(($0 as NSString).lastPathComponent)'s regions\(s.summits ? " (on summits)" : "")" }
+            s.regions.map { "\(s.length)-bp windows of \(PathText.lastComponent($0))'s regions\(s.summits ? " (on summits)" : "")" }
             ?? "the records' \(s.length)-bp windows"
-        return "X's rows are \(what) in \((s.fasta as NSString).lastPathComponent): \(first)\(w.count > 3 ? ", …" : "")"
+        return "X's rows are \(what) in \(PathText.lastComponent(s.fasta)): \(first)\(w.count > 3 ? ", …" : "")"
             + (s.dropped.count > 0 ? "; \(s.dropped.count) regions dropped" : "") + " (all in manifest.json's sequences.windows)"
     }
 
@@ -78,14 +79,14 @@ struct Show: ParsableCommand {
 
     /// Formats a tensor as nested bracketed rows, numpy-style.
     static func format(_ t: Tensor<Float>, limit: Int) -> String {
-        if t.shape.isEmpty { return t.storage.first.map { String(format: "%.6g", $0) } ?? "[]" }
+        if t.shape.isEmpty { return t.storage.first.map { String(cFormat: "%.6g", $0) } ?? "[]" }
         var out = ""
         var printed = 0
         func emit(_ axis: Int, _ offset: Int, _ indent: String) {
             let n = t.shape[axis]
             let stride = Array(t.shape[(axis + 1)...]).elementCount
             if axis == t.rank - 1 {
-                let vals = (0..<n).prefix(max(0, limit - printed)).map { String(format: "% .6g", t.storage[offset + $0]) }
+                let vals = (0..<n).prefix(max(0, limit - printed)).map { String(cFormat: "% .6g", t.storage[offset + $0]) }
                 printed += vals.count
                 out += "[" + vals.joined(separator: " ") + (vals.count < n ? " ..." : "") + "]"
                 return
