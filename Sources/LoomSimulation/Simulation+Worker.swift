@@ -59,7 +59,7 @@ extension Simulation {
         for d in directives where workers[i].session == session {
             switch d {
             case .sendHello:
-                toCoordinator(i, .hello(.init(worker: "w\(i)", pid: i, host: "sim", cachedModels: workers[i].modelCached ? [modelSha] : [])))
+                toCoordinator(i, .hello(.init(worker: workers[i].name, pid: i, host: "sim", cachedModels: workers[i].modelCached ? [modelSha] : [])))
             case .sendHeartbeat:
                 toCoordinator(i, .heartbeat(job: ""))
             case .takeJob:
@@ -146,11 +146,12 @@ extension Simulation {
             // It crashes the worker process; its launcher starts another.
             count("poison crash")
             workers[i].alive = false
+            workers[i].incarnation += 1
             endSession(i, restartIn: 1)
             return
         }
         workers[i].computing = nil
-        let result = WireMessage.result(jobId: jobId, worker: "w\(i)", shards: [.init(shard: shard, leaves: [.init(index: [0], shape: [1])])])
+        let result = WireMessage.result(jobId: jobId, worker: workers[i].name, shards: [.init(shard: shard, leaves: [.init(index: [0], shape: [1])])])
         // The liar's results are wrong by one bit (what `--verify` is to catch).
         let value = Self.value(of: shard) ^ (i == config.liar ? 1 : 0)
         send(result, from: .worker(i), to: .collector, worker: i, session: workers[i].session, values: [value])
@@ -171,6 +172,7 @@ extension Simulation {
         if pick < config.crashRate {
             count("worker crash")
             workers[i].alive = false
+            workers[i].incarnation += 1
             endSession(i, restartIn: random.uniform(1...5))
         } else if pick < config.crashRate + config.stallRate {
             count("worker stall")

@@ -142,6 +142,10 @@ public struct Simulation {
         var computing: Int? = nil
         /// Credit granted and not yet used by a shard received.
         var credit = 0
+        /// A new process after each crash: its name (`loom worker`'s host, pid and random tag) is new.
+        var incarnation = 0
+        /// The name the worker gives in `hello` and its results: one per process, kept across its connections.
+        var name: String { incarnation == 0 ? "w\(index)" : "w\(index)#\(incarnation)" }
         var peer: PeerID { PeerID(Array("w\(index).\(session)".utf8)) }
         var computePeer: PeerID { PeerID(Array("w\(index).\(session).c".utf8)) }
         init(index: Int) { self.index = index }

@@ -261,7 +261,9 @@ struct FaultOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Seconds a shard may take on a worker before it is given to another.")
     var lease: Double = Scheduler.Policy().lease
 
-    @Option(parsing: .unconditional, help: "Failed attempts (dead or stalled workers) after which a shard fails the job.")
+    @Option(
+        parsing: .unconditional,
+        help: "Failed attempts (dead or stalled workers) after which a shard fails the job. A worker that comes back as the same process withdraws its charge.")
     var maxFailures: Int = Scheduler.Policy().maxFailures
 
     @Option(parsing: .unconditional, help: "Seconds the whole job may take; it fails after that.")

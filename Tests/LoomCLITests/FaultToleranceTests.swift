@@ -180,7 +180,8 @@ struct FaultToleranceTests {
         let deadline = Date().addingTimeInterval(10)
         while box.data.isEmpty && Date() < deadline { usleep(10_000) }
         let err = String(decoding: box.data, as: UTF8.self)
-        #expect(err.contains("shard 3 (examples 30..<40) failed 3 times"), "\(err)")
+        // Three failures hold the shard for its verdict; a copy still running elsewhere may crash a fourth worker meanwhile.
+        #expect(err.contains("shard 3 (examples 30..<40) failed 3 times") || err.contains("shard 3 (examples 30..<40) failed 4 times"), "\(err)")
         #expect(Date().timeIntervalSince(started) < 60)
         #expect(!FileManager.default.fileExists(atPath: job.s.out + "/manifest.json"))
         #expect(job.workers(of: p).isEmpty)

@@ -118,6 +118,26 @@ struct MultiHostTests {
         #expect(ws.allSatisfy { !$0.isRunning && $0.terminationStatus == 0 }, "every worker was told the job is over")
     }
 
+    @Test("--max-failures 1 and a partition: the workers cut off come back as the same processes, their shards are uncharged, no poison")
+    func partitionIsNotPoison() throws {
+        let job = try CrossHostJob(hosts: 2); defer { job.remove() }
+        let reference = try job.reference()
+        let (a, b) = (job.lab.hosts[0], job.lab.hosts[1])
+        // One failed attempt would make a shard poison; a shard held for its verdict waits 10 s.
+        let c = try job.coordinator(on: a, port: 5555, extra: ["--out", job.out, "--max-failures", "1"])
+        let ws = try job.workers(2, on: b, coordinator: "tcp://\(a.address):5555")
+        #expect(job.waitUntilUnderWay())
+        try job.lab.partition(a, from: [b])
+        sleep(3) // longer than the 1.5-s liveness: the workers are declared dead, their running shards charged
+        try job.lab.heal()
+        #expect(try job.finish(c, workers: ws))
+        #expect(try resultBytes(job.out) == reference)
+        let log = job.logText("coordinator")
+        #expect(log.contains("worker lost"), "the partition was felt")
+        #expect(log.contains("did not crash on its shard, which is uncharged"), "\(log.suffix(3000))")
+        #expect(!log.contains("may crash or hang every worker"))
+    }
+
     @Test("1 % of packets dropped at random on both hosts: the same bits")
     func randomLoss() throws {
         let job = try CrossHostJob(hosts: 2); defer { job.remove() }

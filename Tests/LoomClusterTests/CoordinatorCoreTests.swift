@@ -69,6 +69,42 @@ struct CoordinatorCoreTests {
         #expect(sent(.rejoin, to: w1, in: core.handle(.worker(w1, .heartbeat(job: "")), now: 5.3)))
     }
 
+    @Test("a worker declared dead that is heard again, or joins anew under the same name, withdraws its shard's charge")
+    func deadWorkerAlive() throws {
+        var core = try readyCore(shards: 4)
+        _ = core.handle(.worker(w1, hello("one")), now: 0)
+        _ = core.handle(.worker(w2, hello("two")), now: 0)
+        _ = core.handle(.worker(w3, hello("three")), now: 0)
+        #expect(shardsSent(core.handle(.worker(w1, .ready(jobId: "job", credit: 1, computed: [])), now: 0.1)) == [0])
+        #expect(shardsSent(core.handle(.worker(w2, .ready(jobId: "job", credit: 1, computed: [])), now: 0.1)) == [1])
+        for t in stride(from: 1.0, through: 5.0, by: 1) {
+            _ = core.handle(.worker(w3, .heartbeat(job: "")), now: t)
+            _ = core.handle(.collector(.heartbeat(job: "job")), now: t)
+            _ = core.handle(.tick, now: t)
+        }
+        #expect(core.workerCount == 1, "one and two went silent and were declared lost")
+        #expect(core.scheduler.failureCount(0) == 1 && core.scheduler.failureCount(1) == 1)
+        // One's connection speaks again (it was stalled): alive, so shard 0 is uncharged.
+        let stalled = core.handle(.worker(w1, .heartbeat(job: "")), now: 5.2)
+        #expect(stalled.contains { if case .log(.notice, _, let m) = $0 { m["shard"] == "0" } else { false } })
+        #expect(core.scheduler.failureCount(0) == 0)
+        // Two comes back on a new connection (its old one was cut): the same process, so shard 1 is uncharged.
+        let w4 = PeerID(Array("w4".utf8))
+        _ = core.handle(.worker(w4, hello("two")), now: 5.3)
+        #expect(core.scheduler.failureCount(1) == 0)
+        // A new process (another name) proves nothing about the old one.
+        #expect(shardsSent(core.handle(.worker(w3, .ready(jobId: "job", credit: 1, computed: [])), now: 5.4), to: w3).count == 1)
+        for t in stride(from: 6.0, through: 9.0, by: 1) {
+            _ = core.handle(.worker(w4, .heartbeat(job: "")), now: t)
+            _ = core.handle(.collector(.heartbeat(job: "job")), now: t)
+            _ = core.handle(.tick, now: t)
+        }
+        let charged = (0..<4).filter { core.scheduler.failureCount($0) == 1 }
+        #expect(charged.count == 1, "three's shard, charged when three went silent")
+        _ = core.handle(.worker(PeerID(Array("w5".utf8)), hello("three, restarted")), now: 10)
+        #expect((0..<4).filter { core.scheduler.failureCount($0) == 1 } == charged)
+    }
+
     @Test("a worker that sends what only other roles send, or asks for the model over and over, is dropped; the job goes on")
     func hostileWorker() throws {
         var core = try readyCore()

@@ -3,6 +3,13 @@ import Testing
 
 let w1 = PeerID(Array("w1".utf8)), w2 = PeerID(Array("w2".utf8)), w3 = PeerID(Array("w3".utf8))
 
+/// `value`, changed by `change`.
+func with<T>(_ value: T, _ change: (inout T) -> Void) -> T {
+    var v = value
+    change(&v)
+    return v
+}
+
 func assigned(_ d: [Scheduler.Directive]) -> [(Int, PeerID)] {
     d.compactMap { if case .assign(let s, let w) = $0 { (s, w) } else { nil } }
 }
@@ -108,7 +115,7 @@ struct SchedulerTests {
         #expect(s.isComplete)
     }
 
-    @Test("a shard that kills three workers fails the job, naming the shard")
+    @Test("a shard that kills three workers fails the job, naming the shard, once its verdict delay has passed")
     func poison() {
         var s = Scheduler(shardCount: 5)
         var d: [Scheduler.Directive] = []
@@ -117,7 +124,67 @@ struct SchedulerTests {
             #expect(assigned(d).first?.0 == 0, "shard 0 goes out first each time")
             d = s.leave(w, now: Double(i) + 0.5)
         }
-        #expect(d.first == .poison(shard: 0, failures: 3, cause: "the worker running it died or went silent"))
+        #expect(!d.contains { if case .poison = $0 { true } else { false } }, "held, not yet failed")
+        #expect(s.heldForVerdict == [0])
+        let w4 = PeerID(Array("w4".utf8))
+        #expect(!assigned(s.grant(w4, 5, now: 3)).map(\.0).contains(0), "a held shard is given to no one")
+        #expect(!s.tick(now: 2.5 + 9.9).contains { if case .poison = $0 { true } else { false } })
+        #expect(s.tick(now: 2.5 + 10).first == .poison(shard: 0, failures: 3, cause: "the worker running it died or went silent"))
+        var at = Scheduler(shardCount: 1, policy: with(Scheduler.Policy()) { $0.verdictDelay = 0 })
+        for w in [w1, w2] {
+            _ = at.grant(w, 1)
+            _ = at.leave(w)
+        }
+        _ = at.grant(w3, 1)
+        #expect(at.leave(w3).first == .poison(shard: 0, failures: 3, cause: "the worker running it died or went silent"), "no delay: at once")
+    }
+
+    @Test("a dead worker that turns out to be alive withdraws its charge: three deaths, one only a cut, are no verdict")
+    func forgiveness() {
+        var s = Scheduler(shardCount: 3)
+        for (i, w) in [w1, w2, w3].enumerated() {
+            _ = s.grant(w, 1, now: Double(i))
+            _ = s.leave(w, now: Double(i) + 0.5)
+        }
+        #expect(s.failureCount(0) == 3 && s.heldForVerdict == [0])
+        #expect(s.charge(of: w2) == 0)
+        // w2's process comes back: the shard is uncharged and handed out again at once.
+        let w4 = PeerID(Array("w4".utf8))
+        _ = s.grant(w4, 1, now: 4) // shard 1: the held shard 0 is skipped
+        let back = s.forgive(w2, now: 5)
+        #expect(s.failureCount(0) == 2 && s.forgivenCount(0) == 1 && s.heldForVerdict.isEmpty)
+        #expect(s.charge(of: w2) == nil)
+        #expect(back.isEmpty, "w4 has no credit left")
+        #expect(assigned(s.grant(w4, 1, now: 5)).map(\.0) == [0])
+        #expect(!s.tick(now: 20).contains { if case .poison = $0 { true } else { false } })
+        #expect(s.forgive(w2, now: 6).isEmpty && s.failureCount(0) == 2, "a charge is withdrawn once")
+        _ = s.acknowledge([0, 1, 2], now: 7)
+        #expect(s.isComplete)
+    }
+
+    @Test("at most maxFailures charges of a shard are withdrawn: one that keeps cutting workers off still fails")
+    func forgivenessBound() {
+        var s = Scheduler(shardCount: 1)
+        var failed = false
+        for round in 0..<20 where !failed {
+            let w = PeerID(Array("w\(round)".utf8))
+            let t = Double(round) * 20
+            _ = s.grant(w, 1, now: t)
+            failed = s.leave(w, now: t + 1).contains { if case .poison = $0 { true } else { false } }
+            _ = s.forgive(w, now: t + 2)
+            failed = failed || s.tick(now: t + 15).contains { if case .poison = $0 { true } else { false } }
+        }
+        #expect(failed)
+        #expect(s.forgivenCount(0) == 3)
+    }
+
+    @Test("a lease that runs out is charged for good: that worker was alive")
+    func leaseChargeStands() {
+        var s = Scheduler(shardCount: 2, policy: with(Scheduler.Policy()) { $0.lease = 5 })
+        _ = s.grant(w1, 1, now: 0)
+        _ = s.tick(now: 6)
+        #expect(s.failureCount(0) == 1 && s.charge(of: w1) == nil)
+        #expect(s.forgive(w1, now: 7).isEmpty && s.failureCount(0) == 1)
     }
 
     @Test("a shard given to a worker already silent is not charged when that worker is declared dead")

@@ -8,7 +8,8 @@ extension CoordinatorCore {
             // A connection declared lost is heard from again (the worker was stalled, or cut off by a
             // partition, or these are its last words arriving late). Its shards have gone to others:
             // tell it to start over on a new connection, at most once a second, rather than take its
-            // reports for shards it no longer holds.
+            // reports for shards it no longer holds. It is alive: it did not crash on its shard.
+            if let name = buriedNames.removeValue(forKey: w) { withdrawCharge(of: w, name: name, now: now, &out) }
             if now - (buried[w] ?? -.infinity) >= settings.rejoinInterval {
                 if buried[w] == -.infinity { out.append(.log(.notice, "a worker declared lost is back; told to join again", ["worker": "\(w)"])) }
                 buried[w] = now
@@ -37,6 +38,11 @@ extension CoordinatorCore {
             if verification.isQuarantined(h.worker) {
                 out.append(.send(.end(ok: false, reason: "this worker is quarantined: its results differed from two other workers'"), to: w))
                 return
+            }
+            // The same process on a new connection: its old connection, declared dead, was only cut off.
+            for (old, name) in buriedNames where name == h.worker {
+                buriedNames[old] = nil
+                withdrawCharge(of: old, name: name, now: now, &out)
             }
             names[w] = h.worker
             buried[w] = nil
@@ -80,6 +86,19 @@ extension CoordinatorCore {
         }
     }
 
+    /// A worker declared dead is alive after all: the shard charged with its death is uncharged.
+    mutating func withdrawCharge(of w: PeerID, name: String, now: Double, _ out: inout [Directive]) {
+        guard let shard = scheduler.charge(of: w) else { return }
+        let before = scheduler.failureCount(shard)
+        let directives = scheduler.forgive(w, now: now)
+        guard scheduler.failureCount(shard) < before else { return }
+        out.append(
+            .log(
+                .notice, "a worker declared dead is alive: it did not crash on its shard, which is uncharged",
+                ["worker": "\(name)", "shard": "\(shard)", "failures": "\(scheduler.failureCount(shard))"]))
+        apply(directives, now: now, &out)
+    }
+
     mutating func sendJob(_ w: PeerID, now: Double, _ out: inout [Directive]) {
         jobSent[w] = now
         out.append(.sendJob(to: w))
@@ -93,9 +112,15 @@ extension CoordinatorCore {
         modelSends[w] = nil
         waiting.removeAll { $0 == w }
         buried[w] = -.infinity
+        if dead { buriedNames[w] = name }
         let checking = verification.checkSince(w)
         verification.lost(w)
         out.append(.log(.warning, "worker lost", ["worker": "\(name)", "why": "\(why)"]))
         apply(scheduler.leave(w, now: now, dead: dead, busySince: checking), now: now, &out)
+        // The same process already joined again on a new connection: this one was only cut off.
+        if dead, names.values.contains(name) {
+            buriedNames[w] = nil
+            withdrawCharge(of: w, name: name, now: now, &out)
+        }
     }
 }

@@ -113,6 +113,9 @@ public struct CoordinatorCore: Sendable {
     var waiting: [PeerID] = []
     /// Connections declared lost, and when each was last told to rejoin.
     var buried: [PeerID: Double] = [:]
+    /// The worker names of connections declared dead: if the same worker is heard from again, it
+    /// did not crash, and the shard it was charged with is uncharged (``Scheduler/forgive(_:now:)``).
+    var buriedNames: [PeerID: String] = [:]
     public internal(set) var everJoined: Set<PeerID> = []
     var collector = CollectorState.claiming
     var collectorSeen = 0.0
@@ -136,7 +139,11 @@ public struct CoordinatorCore: Sendable {
         self.plan = plan
         self.settings = settings
         self.collectorName = collectorName
-        scheduler = Scheduler(shardCount: plan.shardCount, policy: settings.policy)
+        var policy = settings.policy
+        // A worker cut off comes back within its own liveness window (it notices, then reconnects):
+        // a verdict waits for three such windows.
+        if policy.verdictDelay > 0 { policy.verdictDelay = max(policy.verdictDelay, 3 * settings.silence) }
+        scheduler = Scheduler(shardCount: plan.shardCount, policy: policy)
         scheduler.paused = true
         verification = Verification(fraction: settings.verify, jobId: jobId, shardCount: plan.shardCount)
     }

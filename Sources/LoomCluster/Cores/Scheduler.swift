@@ -28,7 +28,9 @@ public struct PeerID: Hashable, Sendable, CustomStringConvertible {
 ///   that one is the likeliest to be still waiting behind another on its worker: at the end of a
 ///   job, an idle worker takes over the shard queued behind its neighbour's running one.
 /// - **Poison shards.** A shard whose attempts have ended in `maxFailures` dead workers or
-///   expired leases fails the job.
+///   expired leases fails the job, after `verdictDelay` seconds out of the queue: a worker
+///   charged with it that turns out to be alive (``forgive(_:now:)``: its connection heard again,
+///   or the same process joining anew) did not crash on it, and its charge is withdrawn.
 ///
 /// Time is a number of seconds passed in by the caller, so tests drive it directly.
 public struct Scheduler: Sendable {
@@ -61,6 +63,10 @@ public struct Scheduler: Sendable {
         /// Seconds a shard reported computed may wait for the collector's acknowledgement before
         /// its result is taken as lost and the shard is computed again.
         public var collectTimeout: Double = 10
+        /// Seconds a shard that reached `maxFailures` waits, out of the queue, before it fails the
+        /// job: time for a worker charged with it that was only cut off or stalled to come back
+        /// and withdraw its charge (0: fail at once). A further failure meanwhile fails it at once.
+        public var verdictDelay: Double = 10
         public init() {}
     }
 
@@ -96,6 +102,14 @@ public struct Scheduler: Sendable {
     private var issued: [(sequence: Int, shard: Int)] = []
     private var inFlight: [Int: [Assignment]] = [:]
     private var failures: [Int: Int] = [:]
+    /// The shard each dead worker was charged with, so that its charge can be withdrawn if the
+    /// worker turns out to be alive (``forgive(_:now:)``).
+    private var charges: [PeerID: Int] = [:]
+    /// Charges withdrawn per shard: at most `maxFailures`, so that a shard that keeps cutting its
+    /// workers off without killing them still fails the job in the end.
+    private var forgiven: [Int: Int] = [:]
+    /// Shards that reached `maxFailures`, held out of the queue until their verdict (when, and why).
+    private var verdicts: [Int: (due: Double, cause: String)] = [:]
     private var speculated: Set<Int> = []
     /// Shards that were on a worker that died or stalled. They travel one per message from then on,
     /// so that a worker that batches its results never holds one back with a shard that crashes it,
@@ -253,7 +267,10 @@ public struct Scheduler: Sendable {
         }
         if dead { careful.formUnion(lost); careful.formUnion(running.map { [$0] } ?? []) }
         held[worker] = nil
-        if dead, let running, let fail = countFailure(running, why: "the worker running it died or went silent") { return [fail] }
+        if dead, let running {
+            charges[worker] = running
+            if let fail = countFailure(running, why: "the worker running it died or went silent", now: now) { return [fail] }
+        }
         queue.insert(contentsOf: lost.sorted().filter { !done[$0] }, at: 0)
         reissued += lost.count
         return dispatch(now: now)
@@ -290,8 +307,9 @@ public struct Scheduler: Sendable {
             if live.isEmpty { expired.append(s) }
         }
         for s in charged.sorted() {
-            if let fail = countFailure(s, why: "its lease of \(Int(policy.lease)) s ran out") { return [fail] }
+            if let fail = countFailure(s, why: "its lease of \(Int(policy.lease)) s ran out", now: now) { return [fail] }
         }
+        if let fail = dueVerdict(now: now) { return [fail] }
         careful.formUnion(expired)
         careful.formUnion(charged)
         queue.insert(contentsOf: expired.sorted().filter { !done[$0] }, at: 0)
@@ -337,13 +355,58 @@ public struct Scheduler: Sendable {
         return lost.keys.sorted { $0.description < $1.description }.map { .uncollected(worker: $0, shards: lost[$0]!.sorted()) }
     }
 
-    /// Counts a failed attempt; returns a failure directive once the shard is poison.
-    private mutating func countFailure(_ shard: Int, why: String) -> Directive? {
+    /// Counts a failed attempt; returns a failure directive once the shard is poison. A shard that
+    /// reaches `maxFailures` is first held for `verdictDelay` seconds (``forgive(_:now:)``).
+    private mutating func countFailure(_ shard: Int, why: String, now: Double) -> Directive? {
         failures[shard, default: 0] += 1
         guard failures[shard]! >= policy.maxFailures else { return nil }
+        if policy.verdictDelay > 0 && verdicts[shard] == nil && failures[shard]! == policy.maxFailures {
+            verdicts[shard] = (now + policy.verdictDelay, why)
+            return nil
+        }
         finished = true
         return .poison(shard: shard, failures: failures[shard]!, cause: why)
     }
+
+    /// The first held shard whose verdict is due and that is still poison; held shards whose charges
+    /// were withdrawn, or that were completed meanwhile, go back to the queue or are dropped.
+    private mutating func dueVerdict(now: Double) -> Directive? {
+        for s in verdicts.keys.sorted() where verdicts[s]!.due <= now {
+            let cause = verdicts.removeValue(forKey: s)!.cause
+            guard !done[s] else { continue }
+            if failures[s, default: 0] >= policy.maxFailures {
+                finished = true
+                return .poison(shard: s, failures: failures[s]!, cause: cause)
+            }
+            queue.insert(s, at: 0)
+        }
+        return nil
+    }
+
+    /// A worker declared dead is alive after all (its connection was heard again, or the same
+    /// process joined anew): it was cut off or stalled, not crashed, so the shard it was charged
+    /// with is uncharged. At most `maxFailures` charges of a shard are withdrawn. A held shard
+    /// that falls below `maxFailures` goes back to the queue at once.
+    public mutating func forgive(_ worker: PeerID, now: Double) -> [Directive] {
+        guard let s = charges.removeValue(forKey: worker), !done[s], let n = failures[s], n > 0,
+            forgiven[s, default: 0] < policy.maxFailures
+        else { return [] }
+        failures[s] = n - 1
+        forgiven[s, default: 0] += 1
+        guard verdicts[s] != nil, n - 1 < policy.maxFailures else { return [] }
+        verdicts[s] = nil
+        queue.insert(s, at: 0)
+        return dispatch(now: now)
+    }
+
+    /// The shard a dead worker was charged with, until the charge is withdrawn.
+    public func charge(of worker: PeerID) -> Int? { charges[worker] }
+
+    /// Shards held out of the queue until their verdict.
+    public var heldForVerdict: [Int] { verdicts.keys.sorted() }
+
+    /// Charges withdrawn from a shard so far.
+    public func forgivenCount(_ shard: Int) -> Int { forgiven[shard] ?? 0 }
 
     /// How many attempts of a shard have failed.
     public func failureCount(_ shard: Int) -> Int { failures[shard] ?? 0 }
@@ -351,7 +414,7 @@ public struct Scheduler: Sendable {
     private mutating func nextShard() -> Int? {
         while !queue.isEmpty {
             let s = queue.removeFirst()
-            if !done[s] && inFlight[s] == nil { return s }
+            if !done[s] && inFlight[s] == nil && verdicts[s] == nil { return s }
         }
         while next < shardCount {
             let s = next
