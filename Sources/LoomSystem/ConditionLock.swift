@@ -34,14 +34,16 @@ public final class ConditionLock: @unchecked Sendable {
     /// Waits for a ``broadcast()``, the lock held on entry and on return. It may return spuriously: test the state again.
     public func wait() { pthread_cond_wait(condition, mutex) }
 
-    /// Waits for a ``broadcast()`` or until `seconds` have passed; false once they have.
-    /// The lock is held on entry and on return. It may return spuriously: test the state again.
+    /// Waits for a ``broadcast()`` or until `seconds` have passed (at most a billion: longer is
+    /// for ever in practice); false once they have. The lock is held on entry and on return. It
+    /// may return spuriously: test the state again.
     @discardableResult
     public func wait(seconds: Double) -> Bool {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
-        let whole = seconds.rounded(.down)
-        var deadline = timespec(tv_sec: now.tv_sec + Int(whole), tv_nsec: now.tv_nsec + Int((seconds - whole) * 1e9))
+        let bounded = seconds.isNaN ? 0 : min(max(seconds, 0), 1e9)
+        let whole = bounded.rounded(.down)
+        var deadline = timespec(tv_sec: now.tv_sec + Int(whole), tv_nsec: now.tv_nsec + Int((bounded - whole) * 1e9))
         if deadline.tv_nsec >= 1_000_000_000 {
             deadline.tv_sec += 1
             deadline.tv_nsec -= 1_000_000_000

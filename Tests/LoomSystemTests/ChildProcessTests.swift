@@ -90,6 +90,11 @@ struct OSThreadTests {
         #expect(!woken)
         let waited = start.duration(to: .now)
         #expect(waited >= .milliseconds(50) && waited < .seconds(5))
+        // Odd times are bounded, not trapped on: past ones return at once.
+        lock.withLock {
+            #expect(!lock.wait(seconds: -1))
+            #expect(!lock.wait(seconds: .nan))
+        }
     }
 }
 
