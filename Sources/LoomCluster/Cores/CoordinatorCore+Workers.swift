@@ -112,15 +112,17 @@ extension CoordinatorCore {
         modelSends[w] = nil
         waiting.removeAll { $0 == w }
         buried[w] = -.infinity
-        if dead { buriedNames[w] = name }
         let checking = verification.checkSince(w)
         verification.lost(w)
         out.append(.log(.warning, "worker lost", ["worker": "\(name)", "why": "\(why)"]))
         apply(scheduler.leave(w, now: now, dead: dead, busySince: checking), now: now, &out)
-        // The same process already joined again on a new connection: this one was only cut off.
-        if dead, names.values.contains(name) {
-            buriedNames[w] = nil
+        // Remembered only if its death charged a shard: that charge is withdrawn if the worker turns
+        // out to be alive, at once if the same process already joined again on a new connection.
+        guard dead, scheduler.charge(of: w) != nil else { return }
+        if names.values.contains(name) {
             withdrawCharge(of: w, name: name, now: now, &out)
+        } else {
+            buriedNames[w] = name
         }
     }
 }
