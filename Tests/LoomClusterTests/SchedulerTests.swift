@@ -125,6 +125,7 @@ struct SchedulerTests {
             d = s.leave(w, now: Double(i) + 0.5)
         }
         #expect(!d.contains { if case .poison = $0 { true } else { false } }, "held, not yet failed")
+        #expect(d.contains(.held(shard: 0, failures: 3, seconds: 10)), "and the shell is told, to say so")
         #expect(s.heldForVerdict == [0])
         let w4 = PeerID(Array("w4".utf8))
         #expect(!assigned(s.grant(w4, 5, now: 3)).map(\.0).contains(0), "a held shard is given to no one")

@@ -264,6 +264,11 @@ public struct CoordinatorCore: Sendable {
                 return fail(
                     "\(plan.describe(shard)) failed \(failures) times, last because \(cause); it may crash or hang every worker that runs it, so the job stops (--max-failures sets the limit)",
                     &out)
+            case .held(let shard, let failures, let seconds):
+                out.append(
+                    .log(
+                        .warning, "a shard failed as often as --max-failures allows; held before failing the job, in case its workers come back",
+                        ["shard": "\(plan.describe(shard))", "failures": "\(failures)", "seconds": "\(Int(seconds.rounded()))"]))
             case .uncollected(let w, let shards):
                 out.append(
                     .log(

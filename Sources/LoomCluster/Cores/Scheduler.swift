@@ -42,6 +42,9 @@ public struct Scheduler: Sendable {
         case finish
         /// A shard failed `failures` times (`cause`: the last failure): the job cannot succeed.
         case poison(shard: Int, failures: Int, cause: String)
+        /// A shard reached `maxFailures` and is held out of the queue for `seconds` before its
+        /// verdict, for workers charged with it to come back (``Scheduler/forgive(_:now:)``).
+        case held(shard: Int, failures: Int, seconds: Double)
         /// `worker` reported these shards computed more than `Policy.collectTimeout` ago and the
         /// collector never acknowledged them: their results were lost on the way (a partition, a
         /// collector the worker cannot reach). They are back in the queue, uncharged; the shell says so.
@@ -267,13 +270,17 @@ public struct Scheduler: Sendable {
         }
         if dead { careful.formUnion(lost); careful.formUnion(running.map { [$0] } ?? []) }
         held[worker] = nil
+        var notices: [Directive] = []
         if dead, let running {
             charges[worker] = running
-            if let fail = countFailure(running, why: "the worker running it died or went silent", now: now) { return [fail] }
+            if let d = countFailure(running, why: "the worker running it died or went silent", now: now) {
+                guard case .held = d else { return [d] }
+                notices.append(d)
+            }
         }
         queue.insert(contentsOf: lost.sorted().filter { !done[$0] }, at: 0)
         reissued += lost.count
-        return dispatch(now: now)
+        return notices + dispatch(now: now)
     }
 
     /// The collector was lost: results in flight to it may be gone, so every shard in flight
@@ -306,15 +313,19 @@ public struct Scheduler: Sendable {
             inFlight[s] = live.isEmpty ? nil : live
             if live.isEmpty { expired.append(s) }
         }
+        var notices: [Directive] = []
         for s in charged.sorted() {
-            if let fail = countFailure(s, why: "its lease of \(Int(policy.lease)) s ran out", now: now) { return [fail] }
+            if let d = countFailure(s, why: "its lease of \(Int(policy.lease)) s ran out", now: now) {
+                guard case .held = d else { return [d] }
+                notices.append(d)
+            }
         }
         if let fail = dueVerdict(now: now) { return [fail] }
         careful.formUnion(expired)
         careful.formUnion(charged)
         queue.insert(contentsOf: expired.sorted().filter { !done[$0] }, at: 0)
         reissued += expired.count
-        return uncollected + dispatch(now: now)
+        return notices + uncollected + dispatch(now: now)
     }
 
     /// The shard a worker was given first among those it has not reported computed: the one it is computing.
@@ -355,14 +366,14 @@ public struct Scheduler: Sendable {
         return lost.keys.sorted { $0.description < $1.description }.map { .uncollected(worker: $0, shards: lost[$0]!.sorted()) }
     }
 
-    /// Counts a failed attempt; returns a failure directive once the shard is poison. A shard that
-    /// reaches `maxFailures` is first held for `verdictDelay` seconds (``forgive(_:now:)``).
+    /// Counts a failed attempt; returns `.poison` once the shard is poison, or `.held` when it
+    /// reaches `maxFailures` and is first held for `verdictDelay` seconds (``forgive(_:now:)``).
     private mutating func countFailure(_ shard: Int, why: String, now: Double) -> Directive? {
         failures[shard, default: 0] += 1
         guard failures[shard]! >= policy.maxFailures else { return nil }
         if policy.verdictDelay > 0 && verdicts[shard] == nil && failures[shard]! == policy.maxFailures {
             verdicts[shard] = (now + policy.verdictDelay, why)
-            return nil
+            return .held(shard: shard, failures: failures[shard]!, seconds: policy.verdictDelay)
         }
         finished = true
         return .poison(shard: shard, failures: failures[shard]!, cause: why)
