@@ -105,10 +105,14 @@ struct LoomFuzzCommand: ParsableCommand {
             ] + job.argv, cwd: job.directory, log: dir + "/coordinator.log")
         if target == .worker {
             let (offered, workerSignals, hangs, growth) = try fuzzWorker(dir: dir, messages: messages)
-            let ended = wait(coordinator, seconds: 120) { printSockets(ports: [cport, kport]) }
-            _ = wait(collector, seconds: 10)
+            let ended = wait(coordinator, seconds: 120) {
+                printSockets(ports: [cport, kport])
+                printThreads(["coordinator": coordinator, "collector": collector])
+            }
+            let collectorEnded = wait(collector, seconds: 10)
             for w in workers { _ = wait(w, seconds: 10) }
-            let signals = workerSignals + [coordinator, collector].filter { $0.terminationReason == .uncaughtSignal }.count
+            // A signal counts when the process died of one by itself, not when this harness had to stop it.
+            let signals = workerSignals + [(coordinator, ended), (collector, collectorEnded)].filter { $0.1 && $0.0.terminationReason == .uncaughtSignal }.count
             let same = ended && coordinator.terminationStatus == 0 && (try? job.results(dir + "/out")) == reference
             let row =
                 "\(target.rawValue.padding(toLength: 34, withPad: " ", startingAt: 0)) \(String(offered).leftPad(7))  \(String(signals).leftPad(7))  \(String(hangs + (ended ? 0 : 1)).leftPad(5))  \(growth.leftPad(10))  \(same ? "identical" : "DIFFERS")"
@@ -317,6 +321,25 @@ func printSockets(ports: [Int]) {
     p.waitUntilExit()
     let lines = text.split(separator: "\n").filter { line in ports.contains { line.contains(":\($0) ") } }
     FileHandle.standardError.write("--- sockets on ports \(ports) (ss -tanp):\n\(lines.joined(separator: "\n"))\n".data(using: .utf8)!)
+}
+
+/// Every thread's stack in each process (`gdb -batch`, where gdb is installed), for a real job that
+/// hung: whether the collector's ZAP handler and the coordinator's loop are alive, and where they wait.
+func printThreads(_ processes: [String: Process]) {
+    guard FileManager.default.isExecutableFile(atPath: "/usr/bin/gdb") else { return }
+    for (name, process) in processes.sorted(by: { $0.key < $1.key }) where process.isRunning {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/gdb")
+        p.arguments = ["-q", "-batch", "-p", "\(process.processIdentifier)", "-ex", "thread apply all bt 12"]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { continue }
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        let lines = text.split(separator: "\n").filter { $0.hasPrefix("Thread ") || $0.hasPrefix("#") }.map { String($0.prefix(200)) }
+        FileHandle.standardError.write("--- threads of the \(name) (pid \(process.processIdentifier)):\n\(lines.joined(separator: "\n"))\n".data(using: .utf8)!)
+    }
 }
 
 /// The last lines of the real job's logs (coordinator, collector, workers), for a target that failed.
