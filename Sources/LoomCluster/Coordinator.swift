@@ -117,6 +117,10 @@ public final class Coordinator {
         try toCollector.dropSilentPeers(interval: settings.heartbeat, timeout: settings.silence)
         let collectorKey = options.collector == nil ? options.security.keys?.publicKey : options.security.collectorKey
         try options.security.connect(toCollector, to: collectorKey, what: "collector")
+        // Started before connecting: a refused handshake is said in one line, not as a silent wait.
+        let collectorMonitor = try toCollector.monitorConnections(in: context)
+        defer { toCollector.stopMonitoring(); collectorMonitor.close() }
+        var collectorWatch = CollectorConnectionWatch(endpoint: collectorEndpoint)
         try toCollector.connect(collectorEndpoint)
         let descriptorJSON = Array(try JSONEncoder().encode(descriptor))
 
@@ -223,8 +227,13 @@ public final class Coordinator {
             for e in events {
                 if let o = try perform(core.handle(e, now: now())) { return try finish(o) }
             }
-            let ready = try poll([router, toCollector] + (monitor.map { [$0] } ?? []), timeoutMilliseconds: 200)
-            if let monitor, ready[2] {
+            let ready = try poll([router, toCollector, collectorMonitor] + (monitor.map { [$0] } ?? []), timeoutMilliseconds: 200)
+            if ready[2] {
+                while let frames = try collectorMonitor.receive(dontWait: true) {
+                    if let event = Socket.connectionEvent(frames), let warning = collectorWatch.handle(event, now: now()) { logger.warning("\(warning)") }
+                }
+            }
+            if let monitor, ready[3] {
                 while let frames = try monitor.receive(dontWait: true) {
                     guard let event = Socket.connectionEvent(frames), event != .linked, event != .unlinked, now() - lastHandshakeWarning >= 10 else { continue }
                     lastHandshakeWarning = now()

@@ -155,4 +155,37 @@ struct SecurityTests {
         #expect(waitOrKill(late, timeout: 10) && late.terminationStatus == 0)
         for log in ["keyless.log", "pinned.log"] { #expect(!text(d.file(log)).contains("] job\n"), "\(log) still got no job") }
     }
+
+    @Test("a coordinator pinning another collector key, or one the collector does not let in, says which in one line")
+    func refusedCoordinator() throws {
+        let c = try longCase()
+        let d = TemporaryDirectory()
+        defer { d.remove() }
+        for name in ["coordinator", "collector", "impostor", "workers"] { #expect(try runLoom(["keygen", name, "--dir", d.path]).status == 0) }
+        // The collector lets in the workers only: not this coordinator.
+        try FileManager.default.copyItem(atPath: d.file("workers.pub"), toPath: d.file("allow"))
+        let (cport, kport) = (freePort(), freePort())
+        let collector = try startProcess(
+            Repository.loomBinary,
+            [
+                "collector", "--bind", "tcp://127.0.0.1:\(kport)", "--out", d.file("out"), "--key", d.file("collector.key"),
+                "--allow", d.file("allow"), "--coordinator-key", d.file("coordinator.pub"), "--log-level", "info"
+            ], stderrPath: d.file("collector.log"))
+        defer { if collector.isRunning { collector.terminate() } }
+        for (pinned, log, expected) in [
+            ("impostor.pub", "wrong.log", "the collector does not hold the key --collector-key names"),
+            ("collector.pub", "refused.log", "the collector refused this coordinator's key")
+        ] {
+            let coordinator = try startProcess(
+                Repository.loomBinary,
+                [
+                    "coordinator", "--bind", "tcp://127.0.0.1:\(cport)", "--collector", "tcp://127.0.0.1:\(kport)", "--collector-key", d.file(pinned),
+                    "--key", d.file("coordinator.key"), "--allow", d.file("allow"), "--quiet", "--log-level", "info"
+                ] + c.argv,
+                cwd: c.directory, stderrPath: d.file(log))
+            #expect(eventually(20) { text(d.file(log)).contains(expected) }, "\(log): \(text(d.file(log)))")
+            coordinator.terminate()
+            #expect(waitOrKill(coordinator, timeout: 10))
+        }
+    }
 }
