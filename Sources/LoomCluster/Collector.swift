@@ -66,6 +66,11 @@ public final class Collector {
         try socket.set(SocketOption.routerHandover, 1)
         try socket.dropSilentPeers(interval: heartbeat, timeout: heartbeat * Double(liveness))
         try security.serve(socket)
+        // With keys, handshakes that fail before the ZAP handler is asked (a coordinator or worker
+        // pinning another collector key, a peer without keys) are logged too.
+        let monitor = security.keys != nil ? try socket.monitorConnections(in: context) : nil
+        defer { if let monitor { socket.stopMonitoring(); monitor.close() } }
+        var handshakeWarnings = HandshakeWarnings(role: "collector")
         try socket.bind(bind)
         boundEndpoint = socket.lastEndpoint
         onBound?(socket.lastEndpoint)
@@ -149,7 +154,14 @@ public final class Collector {
 
         while true {
             let wait = core.untilCommit(now: now()).map { max(1, Int(($0 * 1000).rounded(.up))) } ?? 200
-            _ = try poll([socket], timeoutMilliseconds: wait)
+            _ = try poll([socket] + (monitor.map { [$0] } ?? []), timeoutMilliseconds: wait)
+            if let monitor {
+                while let frames = try monitor.receive(dontWait: true) {
+                    if let m = handshakeWarnings.warning(for: frames, now: now()) {
+                        logger.warning("a connection failed its CURVE handshake", metadata: m.mapValues { "\($0)" })
+                    }
+                }
+            }
             var budget = 512
             while budget > 0, let frames = try socket.receive(dontWait: true) {
                 budget -= 1

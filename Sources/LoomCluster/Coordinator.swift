@@ -217,7 +217,7 @@ public final class Coordinator {
         // With keys, handshakes that fail before the ZAP handler is asked (a worker without keys) are logged too.
         let monitor = options.security.keys != nil ? try router.monitorConnections(in: context) : nil
         defer { if let monitor { router.stopMonitoring(); monitor.close() } }
-        var lastHandshakeWarning = -Double.infinity
+        var handshakeWarnings = HandshakeWarnings(role: "coordinator")
         if let o = try perform(core.start(now: now())) { return try finish(o) }
         while true {
             var events: [CoordinatorCore.Event] = [.tick]
@@ -235,17 +235,9 @@ public final class Coordinator {
             }
             if let monitor, ready[3] {
                 while let frames = try monitor.receive(dontWait: true) {
-                    guard let event = Socket.connectionEvent(frames), event != .linked, event != .unlinked, now() - lastHandshakeWarning >= 10 else { continue }
-                    lastHandshakeWarning = now()
-                    let address = frames.count > 1 ? String(decoding: frames[1].bytes, as: UTF8.self) : "?"
-                    let why =
-                        switch event {
-                        case .mechanismMismatch: "it has no CURVE key (a worker without --key?)"
-                        case .wrongServerKey: "it expects another coordinator key (a worker whose --coordinator-key is another coordinator's)"
-                        case .keyRefused: "its key is not in --allow"
-                        default: "\(event)"
-                        }
-                    logger.warning("a connection failed its CURVE handshake", metadata: ["endpoint": "\(address)", "why": "\(why)"])
+                    if let m = handshakeWarnings.warning(for: frames, now: now()) {
+                        logger.warning("a connection failed its CURVE handshake", metadata: m.mapValues { "\($0)" })
+                    }
                 }
             }
             // Bounded drains: heartbeats and timers must be serviced even under a flood of messages.

@@ -187,5 +187,8 @@ struct SecurityTests {
             coordinator.terminate()
             #expect(waitOrKill(coordinator, timeout: 10))
         }
+        // The collector says so too: the first handshake failed before its ZAP handler was asked, the second in it.
+        #expect(text(d.file("collector.log")).contains("it pinned another collector key"), "\(text(d.file("collector.log")))")
+        #expect(text(d.file("collector.log")).contains("refused a connection"))
     }
 }
