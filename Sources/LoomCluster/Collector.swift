@@ -25,6 +25,9 @@ public final class Collector {
     public var security = Security.none
     /// Called on the collector's thread at least every 200 ms (SIGHUP's reload of `--allow`).
     public var tick: (() -> Void)? = nil
+    /// Asked at least every 200 ms: true makes ``run(onBound:)`` return at once, its journal as of
+    /// its last commit (shards written since are computed again on resume). For SIGINT and SIGTERM.
+    public var shouldStop: (() -> Bool)? = nil
     /// Seconds between libzmq's pings to each peer, and the silences (in pings) after which a
     /// peer's connection is dropped: a worker cut off by a partition then reconnects as soon as
     /// the network is back, instead of keeping a dead connection for minutes.
@@ -211,6 +214,7 @@ public final class Collector {
                 if try perform(core.handle(event, now: now())) { return }
             }
             tick?()
+            if shouldStop?() == true { return }
             if try perform(core.handle(.tick, now: now())) { return }
         }
     }

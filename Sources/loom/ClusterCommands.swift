@@ -244,7 +244,11 @@ struct CollectorCommand: ParsableCommand {
             let c = Collector(context: context, bind: bindEndpoint, out: out, overwrite: overwrite, logger: logger)
             c.security = security
             c.tick = { AllowReload.serve() }
+            // SIGINT and SIGTERM stop it in one line, exit 75, also when a parent started it with them blocked.
+            Interruption.install()
+            c.shouldStop = { Interruption.caught != 0 }
             try c.run()
+            if Interruption.caught != 0 { throw Interruption.exit(out: out) }
         }
     }
 }

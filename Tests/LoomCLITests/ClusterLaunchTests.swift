@@ -75,6 +75,22 @@ struct ClusterLaunchTests {
 
 @Suite("interruption: SIGTERM ends a job cleanly, exit 75, resumable (real processes)", .serialized)
 struct InterruptionTests {
+    @Test("a stand-alone collector sent SIGTERM, even one started with it blocked, stops in one line, exit 75")
+    func collectorSigterm() throws {
+        let s = TemporaryDirectory(); defer { s.remove() }
+        // The test runner's threads may block SIGTERM, and a child inherits that mask: the collector must unblock it.
+        let collector = try startProcess(
+            Repository.loomBinary, ["collector", "--bind", "ipc://\(s.file("k"))", "--out", s.file("out"), "--log-level", "info"],
+            stderrPath: s.file("k.log"))
+        let log = { (try? String(contentsOfFile: s.file("k.log"), encoding: .utf8)) ?? "" }
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline && !log().contains("listening") { usleep(20_000) }
+        kill(collector.processIdentifier, SIGTERM)
+        #expect(waitOrKill(collector, timeout: 10), "it stops")
+        #expect(collector.terminationReason == .exit && collector.terminationStatus == 75, "\(log())")
+        #expect(log().contains("interrupted by SIGTERM") && log().contains("run the same command to resume"), "\(log())")
+    }
+
     @Test("a coordinator sent SIGTERM mid-job tells its workers (they exit 0), exits 75 in one line; the same command resumes to the same bits")
     func sigtermResumes() throws {
         let s = TemporaryDirectory(); defer { s.remove() }
