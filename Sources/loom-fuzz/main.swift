@@ -310,16 +310,8 @@ struct JobCase {
 /// The TCP sockets on `ports` (`ss -tanp`), for a real job that hung: whether the coordinator's
 /// connection to its collector exists, and in which state.
 func printSockets(ports: [Int]) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = ["ss", "-tanp"]
-    let pipe = Pipe()
-    p.standardOutput = pipe
-    p.standardError = FileHandle.nullDevice
-    guard (try? p.run()) != nil else { return }
-    let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    p.waitUntilExit()
-    let lines = text.split(separator: "\n").filter { line in ports.contains { line.contains(":\($0) ") } }
+    guard let r = try? runProcess("/usr/bin/env", ["ss", "-tanp"], timeout: 30) else { return }
+    let lines = r.stdout.split(separator: "\n").filter { line in ports.contains { line.contains(":\($0) ") } }
     FileHandle.standardError.write("--- sockets on ports \(ports) (ss -tanp):\n\(lines.joined(separator: "\n"))\n".data(using: .utf8)!)
 }
 
@@ -328,17 +320,10 @@ func printSockets(ports: [Int]) {
 func printThreads(_ processes: [String: Process]) {
     guard FileManager.default.isExecutableFile(atPath: "/usr/bin/gdb") else { return }
     for (name, process) in processes.sorted(by: { $0.key < $1.key }) where process.isRunning {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/gdb")
-        p.arguments = ["-q", "-batch", "-p", "\(process.processIdentifier)", "-ex", "thread apply all bt 12"]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { continue }
-        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        let lines = text.split(separator: "\n").filter { $0.hasPrefix("Thread ") || $0.hasPrefix("#") }.map { String($0.prefix(200)) }
-        FileHandle.standardError.write("--- threads of the \(name) (pid \(process.processIdentifier)):\n\(lines.joined(separator: "\n"))\n".data(using: .utf8)!)
+        let pid = process.processIdentifier
+        guard let r = try? runProcess("/usr/bin/gdb", ["-q", "-batch", "-p", "\(pid)", "-ex", "thread apply all bt 12"], timeout: 30) else { continue }
+        let lines = r.stdout.split(separator: "\n").filter { $0.hasPrefix("Thread ") || $0.hasPrefix("#") }.map { String($0.prefix(200)) }
+        FileHandle.standardError.write("--- threads of the \(name) (pid \(pid)):\n\(lines.joined(separator: "\n"))\n".data(using: .utf8)!)
     }
 }
 
