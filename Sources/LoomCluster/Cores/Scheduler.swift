@@ -1,20 +1,3 @@
-/// A peer's ZeroMQ routing id.
-public struct PeerID: Hashable, Sendable, CustomStringConvertible {
-    public let bytes: [UInt8]
-    public init(_ bytes: [UInt8]) { self.bytes = bytes }
-    /// Hashes the id's bytes in one call (the synthesized hash feeds them one at a time, on every message).
-    public func hash(into hasher: inout Hasher) {
-        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
-    }
-    public static func == (a: PeerID, b: PeerID) -> Bool { a.bytes == b.bytes }
-    public var description: String {
-        let text = String(decoding: bytes, as: UTF8.self)
-        if !text.isEmpty && text.allSatisfy({ $0.isASCII && !$0.isNewline && $0 != "\0" }) { return text }
-        let hex = Array("0123456789abcdef")
-        return String(bytes.flatMap { [hex[Int($0 >> 4)], hex[Int($0 & 15)]] })
-    }
-}
-
 /// The coordinator's scheduling logic, free of sockets and clocks: events in, directives out.
 ///
 /// - **Credit.** A worker grants credit (how many more shards it may hold) and is never sent
@@ -90,7 +73,7 @@ public struct Scheduler: Sendable {
     public let shardCount: Int
     public let policy: Policy
     private var next = 0
-    private var queue: [Int] = []
+    var queue: [Int] = []
     private var order: [PeerID] = []
     private var credit: [PeerID: Int] = [:]
     /// Workers with credit, in turn: dispatch takes the first, so its cost per shard does not
@@ -104,24 +87,24 @@ public struct Scheduler: Sendable {
     /// eligible, dropping the rest from the end.
     private var issued: [(sequence: Int, shard: Int)] = []
     private var inFlight: [Int: [Assignment]] = [:]
-    private var failures: [Int: Int] = [:]
+    var failures: [Int: Int] = [:]
     /// The shard each dead worker was charged with, so that its charge can be withdrawn if the
     /// worker turns out to be alive (``forgive(_:now:)``).
-    private var charges: [PeerID: Int] = [:]
+    var charges: [PeerID: Int] = [:]
     /// Charges withdrawn per shard: at most `maxFailures`, so that a shard that keeps cutting its
     /// workers off without killing them still fails the job in the end.
-    private var forgiven: [Int: Int] = [:]
+    var forgiven: [Int: Int] = [:]
     /// Shards that reached `maxFailures`, held out of the queue until their verdict (when, and why).
-    private var verdicts: [Int: (due: Double, cause: String)] = [:]
+    var verdicts: [Int: (due: Double, cause: String)] = [:]
     private var speculated: Set<Int> = []
     /// Shards that were on a worker that died or stalled. They travel one per message from then on,
     /// so that a worker that batches its results never holds one back with a shard that crashes it,
     /// and a crash is charged to the shard that caused it.
     public private(set) var careful: Set<Int> = []
-    private var done: [Bool]
+    var done: [Bool]
     private var sequence = 0
     private var lastHeard: [PeerID: Double] = [:]
-    private var finished = false
+    var finished = false
     /// While paused (no collector to take results), nothing is handed out.
     public var paused = false
     /// Shards acknowledged so far.
@@ -366,62 +349,6 @@ public struct Scheduler: Sendable {
         return lost.keys.sorted { $0.description < $1.description }.map { .uncollected(worker: $0, shards: lost[$0]!.sorted()) }
     }
 
-    /// Counts a failed attempt; returns `.poison` once the shard is poison, or `.held` when it
-    /// reaches `maxFailures` and is first held for `verdictDelay` seconds (``forgive(_:now:)``).
-    private mutating func countFailure(_ shard: Int, why: String, now: Double) -> Directive? {
-        failures[shard, default: 0] += 1
-        guard failures[shard]! >= policy.maxFailures else { return nil }
-        if policy.verdictDelay > 0 && verdicts[shard] == nil && failures[shard]! == policy.maxFailures {
-            verdicts[shard] = (now + policy.verdictDelay, why)
-            return .held(shard: shard, failures: failures[shard]!, seconds: policy.verdictDelay)
-        }
-        finished = true
-        return .poison(shard: shard, failures: failures[shard]!, cause: why)
-    }
-
-    /// The first held shard whose verdict is due and that is still poison; held shards whose charges
-    /// were withdrawn, or that were completed meanwhile, go back to the queue or are dropped.
-    private mutating func dueVerdict(now: Double) -> Directive? {
-        for s in verdicts.keys.sorted() where verdicts[s]!.due <= now {
-            let cause = verdicts.removeValue(forKey: s)!.cause
-            guard !done[s] else { continue }
-            if failures[s, default: 0] >= policy.maxFailures {
-                finished = true
-                return .poison(shard: s, failures: failures[s]!, cause: cause)
-            }
-            queue.insert(s, at: 0)
-        }
-        return nil
-    }
-
-    /// A worker declared dead is alive after all (its connection was heard again, or the same
-    /// process joined anew): it was cut off or stalled, not crashed, so the shard it was charged
-    /// with is uncharged. At most `maxFailures` charges of a shard are withdrawn. A held shard
-    /// that falls below `maxFailures` goes back to the queue at once.
-    public mutating func forgive(_ worker: PeerID, now: Double) -> [Directive] {
-        guard let s = charges.removeValue(forKey: worker), !done[s], let n = failures[s], n > 0,
-            forgiven[s, default: 0] < policy.maxFailures
-        else { return [] }
-        failures[s] = n - 1
-        forgiven[s, default: 0] += 1
-        guard verdicts[s] != nil, n - 1 < policy.maxFailures else { return [] }
-        verdicts[s] = nil
-        queue.insert(s, at: 0)
-        return dispatch(now: now)
-    }
-
-    /// The shard a dead worker was charged with, until the charge is withdrawn.
-    public func charge(of worker: PeerID) -> Int? { charges[worker] }
-
-    /// Shards held out of the queue until their verdict.
-    public var heldForVerdict: [Int] { verdicts.keys.sorted() }
-
-    /// Charges withdrawn from a shard so far.
-    public func forgivenCount(_ shard: Int) -> Int { forgiven[shard] ?? 0 }
-
-    /// How many attempts of a shard have failed.
-    public func failureCount(_ shard: Int) -> Int { failures[shard] ?? 0 }
-
     private mutating func nextShard() -> Int? {
         while !queue.isEmpty {
             let s = queue.removeFirst()
@@ -447,7 +374,7 @@ public struct Scheduler: Sendable {
         return nil
     }
 
-    private mutating func dispatch(now: Double) -> [Directive] {
+    mutating func dispatch(now: Double) -> [Directive] {
         var out: [Directive] = []
         guard !order.isEmpty, !finished, !paused else { return out }
         // Workers that already hold the one shard left to speculate on wait for the next round.
